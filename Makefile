@@ -1,0 +1,81 @@
+# The one entry point: make, make test, make demo, make bench.
+SHELL := /bin/bash
+DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper \
+  python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
+  python3-pytest python3-msgpack
+BUILD := _cmake
+ASAN_BUILD := _cmake_asan
+JOBS ?= 2
+ERL_SOURCES := $(wildcard erlang_src/*.erl)
+ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
+TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
+CT_LOGDIR := _build/ct_logs
+
+.PHONY: all deps cpp erlang test test-cpp test-eunit test-ct test-python test-asan demo bench clean format
+
+all: deps cpp erlang
+
+# Install the Debian packages that are missing (only when running as root).
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing missing Debian packages:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Missing Debian packages (run as root to install):" $$missing; exit 1; fi; \
+	fi
+
+cpp: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+erlang: $(ERL_BEAMS) ebin/erlang_python.app
+
+ebin/%.beam: erlang_src/%.erl $(wildcard erlang_src/*.hrl)
+	@mkdir -p ebin
+	erlc +debug_info -I erlang_src -o ebin $<
+
+ebin/erlang_python.app: erlang_src/erlang_python.app.src
+	@mkdir -p ebin
+	cp $< $@
+
+_build/test/%.beam: test/erlang/%.erl
+	@mkdir -p _build/test
+	erlc +debug_info -I erlang_src -I /usr/lib/erlang/lib/proper-*/include -pa ebin -o _build/test $<
+
+test: all test-cpp test-python test-eunit test-ct test-asan
+	@echo "make test: every suite passed"
+
+test-cpp: cpp
+	@cd $(BUILD) && ctest --output-on-failure
+
+test-python: cpp
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider test/python
+
+test-eunit: all $(patsubst test/erlang/%.erl,_build/test/%.beam,$(filter %_tests.erl,$(TEST_ERL_SOURCES)))
+	erl -noshell -pa ebin _build/test -eval \
+	  'case eunit:test([list_to_atom(filename:basename(F, ".beam")) || F <- filelib:wildcard("_build/test/*_tests.beam")], [verbose]) of ok -> halt(0); _ -> halt(1) end.'
+
+test-ct: all
+	@mkdir -p $(CT_LOGDIR)
+	ct_run -noshell -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src $(CT_ARGS)
+
+# The Erlang suites once more, against the port program built with ASan + UBSan.
+test-asan: all
+	@cmake -S . -B $(ASAN_BUILD) -DEP_SANITIZE=ON -DEP_TESTS=OFF -DEP_PRIV_DIR=$(CURDIR)/$(ASAN_BUILD)/priv >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target erlang_python_port
+	@mkdir -p $(CT_LOGDIR)
+	EP_PORT_PROGRAM=$(CURDIR)/$(ASAN_BUILD)/priv/erlang_python_port ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  ct_run -noshell -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src -label asan $(CT_ARGS)
+
+demo: all
+	erl -noshell -pa ebin -s py_demo main
+
+bench: all
+	erl -noshell -pa ebin bench -eval 'code:add_patha("bench"), make:files(filelib:wildcard("bench/*.erl"), [{outdir, "bench"}]), py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port"]).'
+
+format:
+	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp test/cpp/*.cpp bench/*.cpp
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) ebin _build priv/erlang_python_port

@@ -1,0 +1,460 @@
+%% @doc The erlang_python benchmark (`make bench`).
+%%
+%% Measures a raw baseline (a minimal C++ {packet,4} echo port program,
+%% bench/echo_port.cpp) and the `py' API side by side, and prints one Markdown
+%% table with the ratios ours / raw next to the targets.
+%%
+%% Adding a benchmark: write a section function `fun(Env) -> #{Key => Value}'
+%% (use measure_seq/1, measure_concurrent/3, ms_stats/1 for the figures), list it
+%% in sections/0 with the keys it produces, and add one row per figure to rows/0.
+%% Each section runs in its own process with a time limit; a section that
+%% crashes or times out marks its figures as errors and the run goes on.
+-module(py_bench).
+
+-export([main/1]).
+
+%% Sequential figures: warm-up calls, then up to ?SEQ_N timed calls (each call
+%% timed on its own), but no longer than ?SEQ_MAX_MS.
+-define(SEQ_WARMUP, 2000).
+-define(SEQ_N, 20000).
+-define(SEQ_MAX_MS, 4000).
+%% Concurrent figures: ?CALLERS processes call in a loop; calls completed in
+%% the ?CONC_MS after a ?CONC_WARMUP_MS warm-up are counted.
+-define(CALLERS, 8).
+-define(CONC_WARMUP_MS, 300).
+-define(CONC_MS, 2000).
+%% Start-up: runs (median reported) and the pause after each stop.
+-define(STARTUP_RUNS, 5).
+-define(STARTUP_PAUSE_MS, 200).
+-define(SECTION_TIMEOUT_MS, 30000).
+
+-define(APP, erlang_python).
+-define(SMALL_PAYLOAD, 32).
+-define(LARGE_PAYLOAD, 1024).
+
+%% Env: #{echo_port := string(), bench_dir := string()}.
+%% Figure values: {us, Stats} | {rate, CallsPerSecond} | {ms, Stats}
+%%              | {na, Why :: string()} | {error, Why :: string()}.
+
+%%====================================================================
+%% Entry point
+%%====================================================================
+
+main([EchoPort]) ->
+    main([EchoPort, default_bench_dir()]);
+main([EchoPort, BenchDir]) ->
+    ok = io:setopts([{encoding, unicode}]),
+    ok = io:setopts(standard_error, [{encoding, unicode}]),
+    try
+        Env = #{echo_port => to_list(EchoPort), bench_dir => to_list(BenchDir)},
+        T0 = now_ns(),
+        Figures = run_sections(sections(), Env),
+        Header = header(),
+        io:format("~n~ts~n~n", [Header]),
+        print_table(rows(), Figures),
+        io:format("~nSequential: median / mean over up to ~b round trips after ~b warm-up ones "
+                  "(one caller, timed per call).~n"
+                  "Concurrent: ~b callers, calls completed in ~b ms after ~b ms warm-up.~n"
+                  "Start-up: median of ~b runs of application start + first py:call.~n"
+                  "Total bench time: ~.1f s.~n",
+                  [?SEQ_N, ?SEQ_WARMUP, ?CALLERS, ?CONC_MS, ?CONC_WARMUP_MS, ?STARTUP_RUNS,
+                   (now_ns() - T0) / 1.0e9]),
+        halt(0)
+    catch
+        Class:Reason:Stack ->
+            io:format(standard_error, "py_bench crashed: ~p:~p~n~p~n", [Class, Reason, Stack]),
+            halt(1)
+    end.
+
+default_bench_dir() ->
+    %% The directory this module was compiled from (bench/).
+    case proplists:get_value(source, ?MODULE:module_info(compile)) of
+        Src when is_list(Src) -> filename:dirname(Src);
+        _ -> filename:absname("bench")
+    end.
+
+%%====================================================================
+%% What is measured and shown
+%%====================================================================
+
+%% {Name, NeedsApp, Keys, Fun}: Fun(Env) returns #{Key => Value} for its Keys.
+sections() ->
+    [{"raw baseline: sequential echo", false, [raw_seq_32, raw_seq_1k], fun raw_sequential/1},
+     {"raw baseline: 8 concurrent callers", false, [raw_conc], fun raw_concurrent/1},
+     {"py: start-up", true, [startup], fun ours_startup/1},
+     {"py: sequential calls", true, [call, ident_1k, eval], fun ours_sequential/1},
+     {"py: 8 concurrent callers", true, [conc], fun ours_concurrent/1}].
+
+%% One row per figure: the `py' figure, the raw figure it is compared with and
+%% the target on ours / raw (or on the absolute value).
+rows() ->
+    [#{label => "sequential py:call(operator, add, [1, 2]), µs median / mean",
+       raw_label => "echo 32 B", raw => raw_seq_32, ours => call, target => {max_ratio, 1.3}},
+     #{label => "sequential py:call(bench_helpers, ident, [1 KiB str]), µs median / mean",
+       raw_label => "echo 1 KiB", raw => raw_seq_1k, ours => ident_1k, target => none},
+     #{label => "sequential py:eval(<<\"1+1\">>), µs median / mean",
+       raw_label => "echo 32 B", raw => raw_seq_32, ours => eval, target => {max_ratio, 1.5}},
+     #{label => "8 callers py:call(operator, add, [1, 2]), calls/s",
+       raw_label => "echo 32 B, 8 callers", raw => raw_conc, ours => conc,
+       target => {min_ratio, 0.6}},
+     #{label => "start-up: app start to first result, ms median (min–max)",
+       raw_label => "", raw => none, ours => startup, target => {max_abs, 170}}].
+
+%%====================================================================
+%% Sections: raw baseline
+%%====================================================================
+
+raw_sequential(#{echo_port := Path}) ->
+    Port = open_echo(Path),
+    Fun = fun(Payload) ->
+                  fun() ->
+                          true = erlang:port_command(Port, Payload),
+                          receive {Port, {data, _}} -> ok end
+                  end
+          end,
+    Small = measure_seq(Fun(payload(?SMALL_PAYLOAD))),
+    Large = measure_seq(Fun(payload(?LARGE_PAYLOAD))),
+    port_close(Port),
+    #{raw_seq_32 => Small, raw_seq_1k => Large}.
+
+%% Each caller writes its own request with port_command; one owner process
+%% holds the port, reads the 8-byte request ID at the start of each echoed
+%% payload and forwards the payload, untouched, to that caller.
+%% Request ID = <<CallerIndex:16, Seq:48>>.
+raw_concurrent(#{echo_port := Path}) ->
+    Parent = self(),
+    Owner = spawn_link(fun() ->
+                               Port = open_echo(Path),
+                               Parent ! {echo_port, self(), Port},
+                               receive {callers, Callers} -> echo_owner(Port, Callers) end
+                       end),
+    Port = receive {echo_port, Owner, P} -> P end,
+    Pad = payload(?SMALL_PAYLOAD - 8),
+    MakeCall = fun(I) ->
+                       fun(Seq) ->
+                               true = erlang:port_command(Port, <<I:16, Seq:48, Pad/binary>>),
+                               receive {echo_reply, <<I:16, Seq:48, _/binary>>} -> ok end
+                       end
+               end,
+    Rate = measure_concurrent(?CALLERS, MakeCall,
+                              fun(Pids) -> Owner ! {callers, list_to_tuple(Pids)} end),
+    unlink(Owner),
+    exit(Owner, kill),
+    #{raw_conc => Rate}.
+
+echo_owner(Port, Callers) ->
+    receive
+        {Port, {data, <<Id:64, _/binary>> = Payload}} ->
+            element((Id bsr 48) + 1, Callers) ! {echo_reply, Payload},
+            echo_owner(Port, Callers)
+    end.
+
+open_echo(Path) ->
+    open_port({spawn_executable, Path}, [{packet, 4}, binary, use_stdio]).
+
+%%====================================================================
+%% Sections: the py API
+%%====================================================================
+
+ours_startup(Env) ->
+    Samples = [startup_once(Env) || _ <- lists:seq(1, ?STARTUP_RUNS)],
+    #{startup => ms_stats(Samples)}.
+
+startup_once(Env) ->
+    _ = application:stop(?APP),
+    timer:sleep(?STARTUP_PAUSE_MS),
+    ok = configure_app(Env),
+    T0 = now_ns(),
+    {ok, _} = application:ensure_all_started(?APP),
+    {ok, 3} = py:call(operator, add, [1, 2]),
+    (now_ns() - T0) / 1.0e6.
+
+ours_sequential(Env) ->
+    ok = start_app(Env),
+    Call = measure_seq(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end),
+    Bin = binary:copy(<<"a">>, ?LARGE_PAYLOAD),
+    Ident = case ident_fun() of
+                {ok, IdentFun} -> measure_seq(fun() -> {ok, Bin} = IdentFun(Bin) end);
+                {error, Why} -> {error, Why}
+            end,
+    Eval = measure_seq(fun() -> {ok, 2} = py:eval(<<"1+1">>) end),
+    #{call => Call, ident_1k => Ident, eval => Eval}.
+
+%% bench/bench_helpers.py, importable through the app env python_path; else an
+%% ident defined in context 1's namespace.
+ident_fun() ->
+    Bin = <<"probe">>,
+    case catch py:call(bench_helpers, ident, [Bin]) of
+        {ok, Bin} ->
+            {ok, fun(X) -> py:call(bench_helpers, ident, [X]) end};
+        Other ->
+            case erlang:function_exported(py, context, 1) of
+                true ->
+                    Ctx = case py:context(1) of
+                              {ok, C} -> C;
+                              C -> C
+                          end,
+                    {ok, _} = py:exec(Ctx, <<"def ident(x): return x">>),
+                    {ok, fun(X) -> py:call(Ctx, '__main__', ident, [X]) end};
+                false ->
+                    {error, flat("bench_helpers not importable: ~0p", [Other])}
+            end
+    end.
+
+ours_concurrent(Env) ->
+    ok = start_app(Env),
+    MakeCall = fun(_I) -> fun(_Seq) -> {ok, 3} = py:call(operator, add, [1, 2]) end end,
+    #{conc => measure_concurrent(?CALLERS, MakeCall, fun(_) -> ok end)}.
+
+start_app(Env) ->
+    case lists:keymember(?APP, 1, application:which_applications()) of
+        true ->
+            ok;
+        false ->
+            ok = configure_app(Env),
+            {ok, _} = application:ensure_all_started(?APP),
+            ok
+    end.
+
+%% Puts bench/ on Python's sys.path (for bench_helpers.py). The app is loaded
+%% first so that its .app defaults do not overwrite the setting.
+configure_app(#{bench_dir := Dir}) ->
+    case application:load(?APP) of
+        ok -> ok;
+        {error, {already_loaded, ?APP}} -> ok
+    end,
+    application:set_env(?APP, python_path, [Dir]).
+
+%%====================================================================
+%% Running sections
+%%====================================================================
+
+run_sections(Sections, Env) ->
+    AppBuilt = code:which(py) =/= non_existing,
+    lists:foldl(fun(Section, Acc) -> maps:merge(Acc, run_section(Section, Env, AppBuilt)) end,
+                #{}, Sections).
+
+run_section({_Name, true, Keys, _Fun}, _Env, false) ->
+    maps:from_list([{K, {na, "(app not built)"}} || K <- Keys]);
+run_section({Name, _NeedsApp, Keys, Fun}, Env, _AppBuilt) ->
+    io:format(standard_error, "~ts ...", [Name]),
+    T0 = now_ns(),
+    {Pid, Ref} = spawn_monitor(fun() -> exit({section_result, Fun(Env)}) end),
+    Result = receive
+                 {'DOWN', Ref, process, Pid, {section_result, Map}} when is_map(Map) ->
+                     Map;
+                 {'DOWN', Ref, process, Pid, Reason} ->
+                     error_figures(Keys, flat("crashed: ~0P", [Reason, 12]))
+             after ?SECTION_TIMEOUT_MS ->
+                     exit(Pid, kill),
+                     receive {'DOWN', Ref, process, Pid, _} -> ok end,
+                     error_figures(Keys, "timed out")
+             end,
+    io:format(standard_error, " ~.1f s~n", [(now_ns() - T0) / 1.0e9]),
+    maps:merge(maps:from_list([{K, {na, "not measured"}} || K <- Keys]), Result).
+
+error_figures(Keys, Why) ->
+    io:format(standard_error, " ~ts", [Why]),
+    maps:from_list([{K, {error, Why}} || K <- Keys]).
+
+%%====================================================================
+%% Measuring
+%%====================================================================
+
+%% Times each call of Fun on its own; returns {us, Stats}.
+measure_seq(Fun) ->
+    repeat(Fun, ?SEQ_WARMUP, now_ns() + ?SEQ_MAX_MS * 1000000 div 4),
+    Samples = seq_loop(Fun, ?SEQ_N, now_ns() + ?SEQ_MAX_MS * 1000000, []),
+    {us, stats([S / 1000 || S <- Samples])}.
+
+repeat(_Fun, 0, _Deadline) ->
+    ok;
+repeat(Fun, N, Deadline) ->
+    Fun(),
+    case now_ns() > Deadline of
+        true -> ok;
+        false -> repeat(Fun, N - 1, Deadline)
+    end.
+
+seq_loop(_Fun, 0, _Deadline, Acc) ->
+    Acc;
+seq_loop(Fun, N, Deadline, Acc) ->
+    T0 = now_ns(),
+    Fun(),
+    T1 = now_ns(),
+    case T1 > Deadline of
+        true -> [T1 - T0 | Acc];
+        false -> seq_loop(Fun, N - 1, Deadline, [T1 - T0 | Acc])
+    end.
+
+%% N callers; MakeCall(Index) runs in caller Index (0-based) and returns
+%% fun(Seq) making one call. BeforeGo(Pids) runs once all callers exist.
+%% Returns {rate, CallsPerSecond}.
+measure_concurrent(N, MakeCall, BeforeGo) ->
+    Parent = self(),
+    Pids = [spawn_link(fun() ->
+                               Call = MakeCall(I),
+                               receive
+                                   {go, WarmEnd, End} ->
+                                       Parent ! {calls, self(), caller_loop(Call, 0, WarmEnd, End, 0)}
+                               end
+                       end)
+            || I <- lists:seq(0, N - 1)],
+    BeforeGo(Pids),
+    WarmEnd = now_ns() + ?CONC_WARMUP_MS * 1000000,
+    End = WarmEnd + ?CONC_MS * 1000000,
+    [P ! {go, WarmEnd, End} || P <- Pids],
+    Total = lists:sum([receive {calls, P, C} -> C end || P <- Pids]),
+    {rate, Total / (?CONC_MS / 1000)}.
+
+caller_loop(Call, Seq, WarmEnd, End, Count) ->
+    Call(Seq),
+    Now = now_ns(),
+    if
+        Now >= End -> Count;
+        Now >= WarmEnd -> caller_loop(Call, Seq + 1, WarmEnd, End, Count + 1);
+        true -> caller_loop(Call, Seq + 1, WarmEnd, End, Count)
+    end.
+
+ms_stats(Samples) ->
+    {ms, stats(Samples)}.
+
+stats(Samples) ->
+    Sorted = lists:sort(Samples),
+    N = length(Sorted),
+    #{n => N,
+      median => median(Sorted, N),
+      mean => lists:sum(Sorted) / N,
+      min => hd(Sorted),
+      max => lists:last(Sorted),
+      p99 => lists:nth(max(1, ceil(N * 0.99)), Sorted)}.
+
+median(Sorted, N) when N rem 2 =:= 1 ->
+    lists:nth(N div 2 + 1, Sorted);
+median(Sorted, N) ->
+    (lists:nth(N div 2, Sorted) + lists:nth(N div 2 + 1, Sorted)) / 2.
+
+now_ns() ->
+    erlang:monotonic_time(nanosecond).
+
+payload(Size) ->
+    binary:copy(<<"x">>, Size).
+
+%%====================================================================
+%% Output
+%%====================================================================
+
+header() ->
+    {ok, Host} = inet:gethostname(),
+    Nproc = string:trim(os:cmd("nproc")),
+    Cpu = cpu_model(),
+    Otp = erlang:system_info(otp_release),
+    Erts = erlang:system_info(version),
+    flat("erlang_python bench on ~ts: nproc ~ts~ts, OTP ~ts (erts ~ts, ~b schedulers), "
+         "Python ~ts",
+         [Host, Nproc, Cpu, Otp, Erts, erlang:system_info(schedulers_online),
+          python_version()]).
+
+cpu_model() ->
+    case file:read_file("/proc/cpuinfo") of
+        {ok, Info} ->
+            case re:run(Info, "^model name\\s*:\\s*(.*)$", [multiline, {capture, [1], binary}]) of
+                {match, [Model]} -> flat(" (~ts)", [Model]);
+                nomatch -> ""
+            end;
+        _ ->
+            ""
+    end.
+
+python_version() ->
+    case code:ensure_loaded(py) of
+        {module, py} ->
+            case erlang:function_exported(py, version, 0) of
+                true ->
+                    case catch py:version() of
+                        {ok, V} -> to_text(V);
+                        V when is_binary(V); is_list(V) -> to_text(V);
+                        Other -> flat("unknown (py:version() -> ~0p)", [Other])
+                    end;
+                false ->
+                    "unknown (no py:version/0)"
+            end;
+        _ ->
+            "unknown (app not built)"
+    end.
+
+print_table(Rows, Figures) ->
+    Head = ["figure", "raw baseline", "raw", "ours", "ours / raw", "target", "met"],
+    Lines = [table_row(Row, Figures) || Row <- Rows],
+    Widths = [lists:max([string:length(Cell) || Cell <- Col]) || Col <- transpose([Head | Lines])],
+    Fmt = fun(Cells) ->
+                  ["|", [[" ", string:pad(C, W), " |"] || {C, W} <- lists:zip(Cells, Widths)], "\n"]
+          end,
+    io:format("~ts", [Fmt(Head)]),
+    io:format("~ts", [["|", [[lists:duplicate(W + 2, $-), "|"] || W <- Widths], "\n"]]),
+    [io:format("~ts", [Fmt(L)]) || L <- Lines],
+    ok.
+
+table_row(#{label := Label, raw_label := RawLabel, raw := RawKey, ours := OursKey,
+            target := Target}, Figures) ->
+    Raw = case RawKey of
+              none -> none;
+              _ -> maps:get(RawKey, Figures, {na, "not measured"})
+          end,
+    Ours = maps:get(OursKey, Figures, {na, "not measured"}),
+    Ratio = ratio(Ours, Raw),
+    [Label, RawLabel, fmt_value(Raw), fmt_value(Ours), fmt_ratio(Ratio), fmt_target(Target),
+     verdict(Target, Ratio, Ours)].
+
+ratio({us, #{median := O}}, {us, #{median := R}}) -> O / R;
+ratio({rate, O}, {rate, R}) when R > 0 -> O / R;
+ratio(_, _) -> none.
+
+verdict({max_ratio, Max}, Ratio, _) when is_number(Ratio) -> yes_no(Ratio =< Max);
+verdict({min_ratio, Min}, Ratio, _) when is_number(Ratio) -> yes_no(Ratio >= Min);
+verdict({max_abs, Max}, _, {ms, #{median := V}}) -> yes_no(V =< Max);
+verdict(_, _, _) -> "".
+
+yes_no(true) -> "yes";
+yes_no(false) -> "NO".
+
+fmt_value(none) -> "—";
+fmt_value({us, #{median := M, mean := A}}) -> flat("~.1f / ~.1f", [float(M), float(A)]);
+fmt_value({rate, R}) -> thousands(round(R));
+fmt_value({ms, #{median := M, min := Lo, max := Hi}}) ->
+    flat("~.1f (~.1f–~.1f)", [float(M), float(Lo), float(Hi)]);
+fmt_value({na, Why}) -> Why;
+fmt_value({error, Why}) -> "error: " ++ Why.
+
+fmt_ratio(none) -> "—";
+fmt_ratio(R) -> flat("~.2f×", [float(R)]).
+
+fmt_target(none) -> "—";
+fmt_target({max_ratio, X}) -> flat("≤ ~s×", [num(X)]);
+fmt_target({min_ratio, X}) -> flat("≥ ~s×", [num(X)]);
+fmt_target({max_abs, X}) -> flat("≤ ~s ms", [num(X)]).
+
+num(X) when is_integer(X) -> integer_to_list(X);
+num(X) -> float_to_list(X, [{decimals, 2}, compact]).
+
+thousands(N) ->
+    Digits = integer_to_list(N),
+    Groups = group3(lists:reverse(Digits)),
+    lists:reverse(lists:flatten(lists:join($,, Groups))).
+
+group3([A, B, C | Rest]) when Rest =/= [] -> [[A, B, C] | group3(Rest)];
+group3(Rest) -> [Rest].
+
+transpose([[] | _]) -> [];
+transpose(Rows) -> [[hd(R) || R <- Rows] | transpose([tl(R) || R <- Rows])].
+
+flat(Fmt, Args) ->
+    unicode:characters_to_list(io_lib:format(Fmt, Args)).
+
+to_text(V) when is_binary(V) -> unicode:characters_to_list(V);
+to_text(V) when is_list(V) -> V;
+to_text(V) -> flat("~0p", [V]).
+
+to_list(V) when is_binary(V) -> binary_to_list(V);
+to_list(V) when is_atom(V) -> atom_to_list(V);
+to_list(V) -> V.

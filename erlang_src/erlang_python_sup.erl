@@ -1,0 +1,21 @@
+%% @doc Top supervisor: the pools supervisor, then the default pool.
+-module(erlang_python_sup).
+-behaviour(supervisor).
+
+-export([start_link/0, init/1]).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init([]) ->
+    py_pool:init_tables(),
+    Pools = #{id => py_pools_sup,
+              start => {py_pools_sup, start_link, []},
+              type => supervisor},
+    Default = #{id => default_pool,
+                start => {py_pool, start_default, []},
+                restart => transient,
+                type => worker},
+    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10}, [Pools, Default]}}.

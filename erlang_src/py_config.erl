@@ -1,0 +1,48 @@
+%% @doc Where things are and how a port program is started.
+-module(py_config).
+
+-export([port_program/0, python_pkg_dir/0, port_args/2, call_timeout/0]).
+
+%% @doc The port program: app env `port_program', else $EP_PORT_PROGRAM, else
+%% priv/erlang_python_port next to this application's ebin.
+-spec port_program() -> file:filename().
+port_program() ->
+    case application:get_env(erlang_python, port_program) of
+        {ok, Path} -> Path;
+        undefined ->
+            case os:getenv("EP_PORT_PROGRAM") of
+                false -> filename:join([app_root(), "priv", "erlang_python_port"]);
+                Path -> Path
+            end
+    end.
+
+%% @doc The directory holding the Python package `erlang'.
+-spec python_pkg_dir() -> file:filename().
+python_pkg_dir() ->
+    Source = filename:join(app_root(), "python_pkg"),
+    case filelib:is_dir(Source) of
+        true -> Source;
+        false -> filename:join([app_root(), "priv", "python"])
+    end.
+
+%% @doc Command-line arguments of a port program hosting `Contexts' contexts.
+-spec port_args(pos_integer(), [file:filename_all()]) -> [string()].
+port_args(Contexts, PythonPath) ->
+    Paths = [python_pkg_dir() | [to_list(P) || P <- PythonPath]],
+    ["--contexts", integer_to_list(Contexts)]
+        ++ lists:append([["--python-path", P] || P <- Paths])
+        ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20)),
+            "--spin-us", integer_to_list(application:get_env(erlang_python, spin_us, 50))].
+
+%% @doc Default timeout of py:call/eval/exec, in milliseconds.
+-spec call_timeout() -> timeout().
+call_timeout() ->
+    application:get_env(erlang_python, call_timeout, 30000).
+
+%% The application's root: code:lib_dir/1 needs the directory to be named after
+%% the application, which a git checkout need not be.
+app_root() ->
+    filename:dirname(filename:dirname(code:which(?MODULE))).
+
+to_list(P) when is_binary(P) -> binary_to_list(P);
+to_list(P) -> P.

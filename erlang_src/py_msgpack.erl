@@ -1,0 +1,458 @@
+%% @doc The msgpack codec of the erlang_python wire protocol.
+%%
+%% Implements the type mapping and canonical encoding rules of
+%% `spec/PROTOCOL.md':
+%%
+%% <table>
+%%   <tr><th>Erlang</th><th>msgpack</th></tr>
+%%   <tr><td>integer in [-2^63, 2^64)</td><td>int / uint, shortest form</td></tr>
+%%   <tr><td>other integer</td><td>ext 5 (bigint)</td></tr>
+%%   <tr><td>float</td><td>float64 (float32 accepted on input)</td></tr>
+%%   <tr><td>binary</td><td>str</td></tr>
+%%   <tr><td>`{bytes, Binary}'</td><td>bin (decodes to a plain binary)</td></tr>
+%%   <tr><td>`true', `false'</td><td>bool</td></tr>
+%%   <tr><td>`none', `nil', `undefined'</td><td>nil (decodes to `none')</td></tr>
+%%   <tr><td>other atom</td><td>ext 1 (atom)</td></tr>
+%%   <tr><td>proper list</td><td>array</td></tr>
+%%   <tr><td>tuple</td><td>ext 2 (payload: msgpack array of the elements)</td></tr>
+%%   <tr><td>map</td><td>map, in `maps:to_list/1' order</td></tr>
+%%   <tr><td>pid</td><td>ext 3</td></tr>
+%%   <tr><td>reference</td><td>ext 4</td></tr>
+%%   <tr><td>anything else (funs, ports, improper lists, bitstrings)</td>
+%%       <td>ext 7 (opaque term)</td></tr>
+%% </table>
+%%
+%% Ext 3, 4 and 7 carry the external term format without the leading
+%% version byte 131. It is produced with `{minor_version, 2}' (UTF-8 atoms,
+%% the default from OTP 26 on) so that the bytes do not depend on the OTP
+%% release.
+%%
+%% Every term can be encoded. Decoding never raises on malformed input: it
+%% returns `{error, Reason}'. Decoding stops with `{error, too_deep}' when
+%% containers (arrays, maps, tuples) are nested more than 10,000 levels deep;
+%% encoding has no depth limit.
+%%
+%% Encoding returns iodata built head-first; decoding uses binary matching
+%% and builds lists head-first with counted body recursion.
+-module(py_msgpack).
+
+-export([encode/1, decode/1, decode_all/1, decode_reply/1]).
+
+-export_type([decode_error/0]).
+
+-type decode_error() ::
+    truncated
+    | too_deep
+    | trailing_bytes
+    | {invalid_byte, byte()}
+    | {unknown_ext, integer()}
+    | {bad_ext, integer()}
+    | {bad_reply, binary()}
+    | {malformed, term()}.
+%% Why a decode failed: `truncated' (the input ends inside a value),
+%% `too_deep' (nesting deeper than 10,000), `trailing_bytes' (only from
+%% {@link decode_all/1}), `{invalid_byte, 16#c1}' (the reserved byte),
+%% `{unknown_ext, Type}', `{bad_ext, Type}' (a known ext type whose payload
+%% is invalid), `{bad_reply, Prefix}' (only from {@link decode_reply/1}: the
+%% message is not an array of at least two elements starting with a
+%% positive fixint; `Prefix' is its first bytes).
+
+-define(MAX_DEPTH, 10000).
+-define(T2B_OPTS, [{minor_version, 2}]).
+
+-compile({inline, [enc_str/1, enc_bin/1, enc_int/1, enc_atom/1, enc_opaque/2,
+                   arr_hdr/1, arr_hdr_size/1, map_hdr/1, map_hdr_size/1,
+                   ext_hdr/2, ext_hdr_size/1, iosize/1, t2b/1,
+                   dec_str/2, dec_ext/4]}).
+
+%%====================================================================
+%% Encoding
+%%====================================================================
+
+%% @doc Encodes `Term' as one msgpack value in canonical form.
+%%
+%% Never fails: terms with no msgpack counterpart are encoded as ext 7
+%% (opaque term).
+-spec encode(term()) -> iodata().
+encode(Term) ->
+    case enc(Term) of
+        Byte when is_integer(Byte) -> [Byte];
+        IoData -> IoData
+    end.
+
+%% enc/1 returns an iolist element: a byte, a binary or an iolist
+%% (possibly with a binary tail).
+enc(B) when is_binary(B) -> enc_str(B);
+enc(I) when is_integer(I) -> enc_int(I);
+enc([]) -> 16#90;
+enc(L) when is_list(L) ->
+    try length(L) of
+        N -> [arr_hdr(N) | enc_elems(L)]
+    catch
+        error:badarg -> enc_opaque(7, L)
+    end;
+enc(A) when is_atom(A) -> enc_atom(A);
+enc(M) when is_map(M) ->
+    [map_hdr(map_size(M)) | enc_pairs(maps:to_list(M))];
+enc({bytes, B}) when is_binary(B) -> enc_bin(B);
+enc(T) when is_tuple(T) ->
+    {Payload, Size} = tuple_payload(T),
+    [ext_hdr(2, Size) | Payload];
+enc(F) when is_float(F) -> <<16#cb, F/float>>;
+enc(P) when is_pid(P) -> enc_opaque(3, P);
+enc(R) when is_reference(R) -> enc_opaque(4, R);
+enc(X) -> enc_opaque(7, X).
+
+enc_elems([H | T]) -> [enc(H) | enc_elems(T)];
+enc_elems([]) -> [].
+
+enc_pairs([{K, V} | T]) -> [enc(K), enc(V) | enc_pairs(T)];
+enc_pairs([]) -> [].
+
+enc_str(B) ->
+    case byte_size(B) of
+        N when N < 32 -> [16#a0 + N | B];
+        N when N < 256 -> [16#d9, N | B];
+        N when N < 16#10000 -> [<<16#da, N:16>> | B];
+        N -> [<<16#db, N:32>> | B]
+    end.
+
+enc_bin(B) ->
+    case byte_size(B) of
+        N when N < 256 -> [16#c4, N | B];
+        N when N < 16#10000 -> [<<16#c5, N:16>> | B];
+        N -> [<<16#c6, N:32>> | B]
+    end.
+
+enc_int(I) when I >= 0 ->
+    if
+        I < 16#80 -> I;
+        I < 16#100 -> <<16#cc, I>>;
+        I < 16#10000 -> <<16#cd, I:16>>;
+        I < 16#100000000 -> <<16#ce, I:32>>;
+        I < 16#10000000000000000 -> <<16#cf, I:64>>;
+        true -> enc_bigint(0, I)
+    end;
+enc_int(I) ->
+    if
+        I >= -32 -> I + 256;
+        I >= -16#80 -> <<16#d0, I:8>>;
+        I >= -16#8000 -> <<16#d1, I:16>>;
+        I >= -16#80000000 -> <<16#d2, I:32>>;
+        I >= -16#8000000000000000 -> <<16#d3, I:64>>;
+        true -> enc_bigint(1, -I)
+    end.
+
+enc_bigint(Sign, Magnitude) ->
+    Payload = <<Sign, (binary:encode_unsigned(Magnitude))/binary>>,
+    [ext_hdr(5, byte_size(Payload)) | Payload].
+
+enc_atom(true) -> 16#c3;
+enc_atom(false) -> 16#c2;
+enc_atom(none) -> 16#c0;
+enc_atom(nil) -> 16#c0;
+enc_atom(undefined) -> 16#c0;
+enc_atom(A) ->
+    Name = atom_to_binary(A, utf8),
+    [ext_hdr(1, byte_size(Name)) | Name].
+
+enc_opaque(Type, X) ->
+    Payload = t2b(X),
+    [ext_hdr(Type, byte_size(Payload)) | Payload].
+
+t2b(X) ->
+    <<131, Payload/binary>> = term_to_binary(X, ?T2B_OPTS),
+    Payload.
+
+%% The payload of a tuple ext (an array of the elements) and its size.
+%% Everything below a tuple is encoded by es/1, which also returns the
+%% size, so that nested tuples cost linear time.
+tuple_payload(T) ->
+    N = tuple_size(T),
+    {Elems, Size} = es_telems(1, N, T),
+    {[arr_hdr(N) | Elems], Size + arr_hdr_size(N)}.
+
+es_telems(I, N, T) when I =< N ->
+    {E, S} = es(element(I, T)),
+    {Rest, RestSize} = es_telems(I + 1, N, T),
+    {[E | Rest], S + RestSize};
+es_telems(_, _, _) ->
+    {[], 0}.
+
+%% Sized encoding: {IoData, byte size}.
+es(B) when is_binary(B) ->
+    N = byte_size(B),
+    if
+        N < 32 -> {[16#a0 + N | B], N + 1};
+        N < 256 -> {[16#d9, N | B], N + 2};
+        N < 16#10000 -> {[<<16#da, N:16>> | B], N + 3};
+        true -> {[<<16#db, N:32>> | B], N + 5}
+    end;
+es([]) -> {16#90, 1};
+es(L) when is_list(L) ->
+    try length(L) of
+        N ->
+            {Elems, Size} = es_elems(L),
+            {[arr_hdr(N) | Elems], Size + arr_hdr_size(N)}
+    catch
+        error:badarg -> es_scalar(L)
+    end;
+es(M) when is_map(M) ->
+    N = map_size(M),
+    {Pairs, Size} = es_pairs(maps:to_list(M)),
+    {[map_hdr(N) | Pairs], Size + map_hdr_size(N)};
+es({bytes, B}) when is_binary(B) -> es_scalar({bytes, B});
+es(T) when is_tuple(T) ->
+    {Payload, Size} = tuple_payload(T),
+    {[ext_hdr(2, Size) | Payload], Size + ext_hdr_size(Size)};
+es(X) -> es_scalar(X).
+
+es_scalar(X) ->
+    E = enc(X),
+    {E, iosize(E)}.
+
+es_elems([H | T]) ->
+    {E, S} = es(H),
+    {Rest, RestSize} = es_elems(T),
+    {[E | Rest], S + RestSize};
+es_elems([]) ->
+    {[], 0}.
+
+es_pairs([{K, V} | T]) ->
+    {EK, SK} = es(K),
+    {EV, SV} = es(V),
+    {Rest, RestSize} = es_pairs(T),
+    {[EK, EV | Rest], SK + SV + RestSize};
+es_pairs([]) ->
+    {[], 0}.
+
+iosize(B) when is_integer(B) -> 1;
+iosize(IoData) -> iolist_size(IoData).
+
+arr_hdr(N) when N < 16 -> 16#90 + N;
+arr_hdr(N) when N < 16#10000 -> <<16#dc, N:16>>;
+arr_hdr(N) -> <<16#dd, N:32>>.
+
+arr_hdr_size(N) when N < 16 -> 1;
+arr_hdr_size(N) when N < 16#10000 -> 3;
+arr_hdr_size(_) -> 5.
+
+map_hdr(N) when N < 16 -> 16#80 + N;
+map_hdr(N) when N < 16#10000 -> <<16#de, N:16>>;
+map_hdr(N) -> <<16#df, N:32>>.
+
+map_hdr_size(N) -> arr_hdr_size(N).
+
+ext_hdr(Type, 1) -> <<16#d4, Type>>;
+ext_hdr(Type, 2) -> <<16#d5, Type>>;
+ext_hdr(Type, 4) -> <<16#d6, Type>>;
+ext_hdr(Type, 8) -> <<16#d7, Type>>;
+ext_hdr(Type, 16) -> <<16#d8, Type>>;
+ext_hdr(Type, N) when N < 16#100 -> <<16#c7, N, Type>>;
+ext_hdr(Type, N) when N < 16#10000 -> <<16#c8, N:16, Type>>;
+ext_hdr(Type, N) -> <<16#c9, N:32, Type>>.
+
+ext_hdr_size(N) when N =:= 1; N =:= 2; N =:= 4; N =:= 8; N =:= 16 -> 2;
+ext_hdr_size(N) when N < 16#100 -> 3;
+ext_hdr_size(N) when N < 16#10000 -> 4;
+ext_hdr_size(_) -> 6.
+
+%%====================================================================
+%% Decoding
+%%====================================================================
+
+%% @doc Decodes one msgpack value from the front of `Binary'.
+%%
+%% Returns the term and the bytes that follow it.
+-spec decode(binary()) -> {ok, term(), binary()} | {error, decode_error()}.
+decode(Bin) when is_binary(Bin) ->
+    try dec(Bin, 0) of
+        {Term, Rest} -> {ok, Term, Rest}
+    catch
+        throw:Reason -> {error, Reason};
+        error:Reason -> {error, {malformed, Reason}}
+    end.
+
+%% @doc Decodes `Binary', which must hold exactly one msgpack value.
+-spec decode_all(binary()) -> {ok, term()} | {error, decode_error()}.
+decode_all(Bin) when is_binary(Bin) ->
+    case decode(Bin) of
+        {ok, Term, <<>>} -> {ok, Term};
+        {ok, _, _} -> {error, trailing_bytes};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Splits a message without decoding its body.
+%%
+%% `Message' is a whole message (a msgpack array whose first element is the
+%% message type, a positive fixint). Only the type and the second element
+%% (the request id of replies) are decoded; `Rest' holds the bytes of the
+%% remaining elements, undecoded.
+-spec decode_reply(binary()) ->
+    {Type :: 0..127, ReqId :: term(), Rest :: binary()} | {error, decode_error()}.
+decode_reply(<<H, Type, Rest/binary>>) when H >= 16#92, H =< 16#9f, Type < 16#80 ->
+    reply_id(Type, Rest);
+decode_reply(<<16#dc, N:16, Type, Rest/binary>>) when N >= 2, Type < 16#80 ->
+    reply_id(Type, Rest);
+decode_reply(<<16#dd, N:32, Type, Rest/binary>>) when N >= 2, Type < 16#80 ->
+    reply_id(Type, Rest);
+decode_reply(Bin) when is_binary(Bin) ->
+    {error, {bad_reply, binary:part(Bin, 0, min(byte_size(Bin), 16))}}.
+
+reply_id(Type, Bin) ->
+    try dec(Bin, 1) of
+        {ReqId, Rest} -> {Type, ReqId, Rest}
+    catch
+        throw:Reason -> {error, Reason};
+        error:Reason -> {error, {malformed, Reason}}
+    end.
+
+%% dec(Bin, Depth) -> {Term, Rest}; throws a decode_error() on bad input.
+%% Depth is the number of containers around the value.
+dec(<<B, R/binary>>, D) -> dec(B, R, D);
+dec(<<>>, _) -> throw(truncated).
+
+dec(B, R, _) when B < 16#80 -> {B, R};
+dec(B, R, _) when B >= 16#e0 -> {B - 256, R};
+dec(B, R, _) when B >= 16#a0, B < 16#c0 -> dec_str(B - 16#a0, R);
+dec(B, R, D) when B >= 16#90, B < 16#a0 -> dec_array(B - 16#90, R, D);
+dec(B, R, D) when B >= 16#80, B < 16#90 -> dec_map(B - 16#80, R, D);
+dec(16#c0, R, _) -> {none, R};
+dec(16#c2, R, _) -> {false, R};
+dec(16#c3, R, _) -> {true, R};
+dec(16#cc, R, _) -> case R of <<I, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#cd, R, _) -> case R of <<I:16, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#ce, R, _) -> case R of <<I:32, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#cf, R, _) -> case R of <<I:64, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#d0, R, _) -> case R of <<I:8/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#d1, R, _) -> case R of <<I:16/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#d2, R, _) -> case R of <<I:32/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#d3, R, _) -> case R of <<I:64/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(16#cb, R, _) ->
+    case R of
+        <<F:64/float, T/binary>> -> {F, T};
+        <<_:64, _/binary>> -> throw({malformed, float64});
+        _ -> throw(truncated)
+    end;
+dec(16#ca, R, _) ->
+    case R of
+        <<F:32/float, T/binary>> -> {F, T};
+        <<_:32, _/binary>> -> throw({malformed, float32});
+        _ -> throw(truncated)
+    end;
+dec(16#d9, R, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(16#da, R, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(16#db, R, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(16#c4, R, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(16#c5, R, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(16#c6, R, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(16#dc, R, D) -> case R of <<N:16, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
+dec(16#dd, R, D) -> case R of <<N:32, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
+dec(16#de, R, D) -> case R of <<N:16, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
+dec(16#df, R, D) -> case R of <<N:32, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
+dec(16#d4, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 1, T, D); _ -> throw(truncated) end;
+dec(16#d5, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 2, T, D); _ -> throw(truncated) end;
+dec(16#d6, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 4, T, D); _ -> throw(truncated) end;
+dec(16#d7, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 8, T, D); _ -> throw(truncated) end;
+dec(16#d8, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 16, T, D); _ -> throw(truncated) end;
+dec(16#c7, R, D) -> case R of <<N, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
+dec(16#c8, R, D) -> case R of <<N:16, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
+dec(16#c9, R, D) -> case R of <<N:32, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
+dec(16#c1, _, _) -> throw({invalid_byte, 16#c1}).
+
+dec_str(N, R) ->
+    case R of
+        <<S:N/binary, Rest/binary>> -> {S, Rest};
+        _ -> throw(truncated)
+    end.
+
+dec_array(0, R, D) when D < ?MAX_DEPTH -> {[], R};
+dec_array(N, R, D) when D < ?MAX_DEPTH -> dec_elems(N, R, D + 1);
+dec_array(_, _, _) -> throw(too_deep).
+
+dec_elems(0, R, _) -> {[], R};
+dec_elems(N, R, D) ->
+    {H, R1} = dec(R, D),
+    {T, R2} = dec_elems(N - 1, R1, D),
+    {[H | T], R2}.
+
+dec_map(0, R, D) when D < ?MAX_DEPTH -> {#{}, R};
+dec_map(N, R, D) when D < ?MAX_DEPTH ->
+    {Pairs, Rest} = dec_pairs(N, R, D + 1),
+    {maps:from_list(Pairs), Rest};
+dec_map(_, _, _) -> throw(too_deep).
+
+dec_pairs(0, R, _) -> {[], R};
+dec_pairs(N, R, D) ->
+    {K, R1} = dec(R, D),
+    {V, R2} = dec(R1, D),
+    {T, R3} = dec_pairs(N - 1, R2, D),
+    {[{K, V} | T], R3}.
+
+dec_ext(Type, N, R, D) ->
+    case R of
+        <<Payload:N/binary, Rest/binary>> -> {ext_term(Type, Payload, D), Rest};
+        _ -> throw(truncated)
+    end.
+
+ext_term(1, Name, _) ->
+    try binary_to_atom(Name, utf8)
+    catch error:_ -> throw({bad_ext, 1})
+    end;
+ext_term(2, Payload, D) when D < ?MAX_DEPTH ->
+    {N, Elems} =
+        case Payload of
+            <<H, E/binary>> when H >= 16#90, H < 16#a0 -> {H - 16#90, E};
+            <<16#dc, Len:16, E/binary>> -> {Len, E};
+            <<16#dd, Len:32, E/binary>> -> {Len, E};
+            _ -> throw({bad_ext, 2})
+        end,
+    case dec_tuple_elems(N, Elems, D + 1) of
+        {List, <<>>} -> list_to_tuple(List);
+        _ -> throw({bad_ext, 2})
+    end;
+ext_term(2, _, _) ->
+    throw(too_deep);
+ext_term(3, Payload, _) ->
+    case b2t(Payload) of
+        {ok, Pid} when is_pid(Pid) -> Pid;
+        _ -> throw({bad_ext, 3})
+    end;
+ext_term(4, Payload, _) ->
+    case b2t(Payload) of
+        {ok, Ref} when is_reference(Ref) -> Ref;
+        _ -> throw({bad_ext, 4})
+    end;
+ext_term(5, <<Sign, Magnitude/binary>>, _) when Sign =< 1, Magnitude =/= <<>> ->
+    case binary:decode_unsigned(Magnitude) of
+        I when Sign =:= 0 -> I;
+        I -> -I
+    end;
+ext_term(5, _, _) ->
+    throw({bad_ext, 5});
+ext_term(7, Payload, _) ->
+    case b2t(Payload) of
+        {ok, Term} -> Term;
+        error -> throw({bad_ext, 7})
+    end;
+ext_term(Type, _, _) ->
+    throw({unknown_ext, Type}).
+
+%% A truncated element inside a tuple payload is a bad payload, not a
+%% truncated input.
+dec_tuple_elems(N, Elems, D) ->
+    try
+        dec_elems(N, Elems, D)
+    catch
+        throw:truncated -> throw({bad_ext, 2})
+    end.
+
+%% The whole payload must be one term in external format.
+b2t(Payload) ->
+    Size = byte_size(Payload) + 1,
+    try binary_to_term(<<131, Payload/binary>>, [used]) of
+        {Term, Size} -> {ok, Term};
+        _ -> error
+    catch
+        error:_ -> error
+    end.

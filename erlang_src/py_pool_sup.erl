@@ -1,0 +1,19 @@
+%% @doc One pool: a py_port_sup per port program.
+-module(py_pool_sup).
+-behaviour(supervisor).
+
+-export([start_link/2, init/1]).
+
+-spec start_link(atom(), py_pool:spec()) -> {ok, pid()} | {error, term()}.
+start_link(Pool, Spec) ->
+    supervisor:start_link(?MODULE, {Pool, Spec}).
+
+-spec init({atom(), py_pool:spec()}) ->
+          {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init({Pool, #{ports := Ports} = Spec}) ->
+    Children = [#{id => {port, I},
+                  start => {py_port_sup, start_link, [Pool, I, Spec]},
+                  type => supervisor} || I <- lists:seq(0, length(Ports) - 1)],
+    %% A crashing Python is restarted; only a port program that cannot start at
+    %% all (bad path, broken interpreter) exhausts this and fails the pool.
+    {ok, {#{strategy => one_for_one, intensity => 50, period => 10}, Children}}.

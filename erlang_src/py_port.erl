@@ -1,0 +1,153 @@
+%% @doc Owner of one port program. It stays off the call path's critical work:
+%% callers write their own requests with port_command/2, and for each reply the
+%% owner reads only the request ID (a process alias) and forwards the rest, still
+%% encoded, to the caller. When the port program dies the owner exits, and every
+%% caller waiting on it learns at once through its monitor.
+-module(py_port).
+-behaviour(gen_server).
+
+-export([start_link/4, info/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-record(state, {pool :: atom(),
+                index :: non_neg_integer(),
+                port :: port() | undefined,
+                os_pid :: integer() | undefined,
+                info = #{} :: map()}).
+
+-define(PROTOCOL_VERSION, 1).
+
+%% @doc Starts port program `Index' of `Pool', hosting `Contexts' contexts.
+-spec start_link(atom(), non_neg_integer(), pos_integer(), py_pool:spec()) ->
+          {ok, pid()} | {error, term()}.
+start_link(Pool, Index, Contexts, Spec) ->
+    gen_server:start_link(?MODULE, {Pool, Index, Contexts, Spec}, []).
+
+%% @doc What the port program said in its hello, plus its OS pid.
+-spec info(pid()) -> map().
+info(Owner) ->
+    gen_server:call(Owner, info).
+
+%% gen_server callbacks
+
+-spec init({atom(), non_neg_integer(), pos_integer(), py_pool:spec()}) ->
+          {ok, #state{}} | {stop, term()}.
+init({Pool, Index, Contexts, Spec}) ->
+    process_flag(trap_exit, true),
+    Program = py_config:port_program(),
+    Options = [{packet, 4}, binary, exit_status, use_stdio,
+               {args, py_config:port_args(Contexts, maps:get(python_path, Spec, []))},
+               {env, maps:get(env, Spec, [])}],
+    try open_port({spawn_executable, Program}, Options) of
+        Port ->
+            %% Requests may follow at once: they wait in the pipe while Python starts.
+            true = port_command(Port, py_msgpack:encode([0, ?PROTOCOL_VERSION, #{}])),
+            {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+            ets:insert(py_ports, {{Pool, Index}, self(), Port}),
+            {ok, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid}}
+    catch
+        error:Reason -> {stop, {port_program, Program, Reason}}
+    end.
+
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call(info, _From, #state{info = Info, os_pid = OsPid} = State) ->
+    {reply, Info#{os_pid => OsPid}, State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
+handle_info({Port, {data, Data}}, #state{port = Port} = State) ->
+    case Data of
+        <<16#93, 4, Rest/binary>> -> forward(Rest, ok, Data), {noreply, State};
+        <<16#95, 5, Rest/binary>> -> forward(Rest, error, Data), {noreply, State};
+        _ -> handle_message(Data, State)
+    end;
+handle_info({Port, {exit_status, Status}}, #state{port = Port} = State) ->
+    logger:error("Python port program ~p of pool ~p exited with status ~p",
+                 [State#state.os_pid, State#state.pool, Status], #{domain => [python]}),
+    {stop, {shutdown, {python_died, Status}}, State#state{port = undefined}};
+handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
+    {stop, {shutdown, {python_died, Reason}}, State#state{port = undefined}};
+handle_info(_Other, State) ->
+    {noreply, State}.
+
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid}) ->
+    ets:delete_object(py_ports, {{Pool, Index}, self(), Port}),
+    case Port of
+        undefined -> ok;
+        _ -> shut_down(Port, OsPid)
+    end.
+
+%% Internal
+
+%% The request ID is a reference (ext 4), almost always in an ext8 header.
+forward(<<16#c7, Len, 4, RefBytes:Len/binary, Payload/binary>>, Tag, _Whole) ->
+    Ref = binary_to_term(<<131, RefBytes/binary>>),
+    Ref ! {Ref, Tag, Payload},
+    ok;
+forward(_, Tag, Whole) ->
+    case py_msgpack:decode_reply(Whole) of
+        {_Type, Ref, Payload} when is_reference(Ref) -> Ref ! {Ref, Tag, Payload}, ok;
+        _ -> ok  % a cast's reply or an ID we never issued: nobody waits for it
+    end.
+
+handle_message(Data, State) ->
+    case py_msgpack:decode_all(Data) of
+        {ok, [0, ?PROTOCOL_VERSION, Info]} ->
+            {noreply, State#state{info = Info}};
+        {ok, [0, Version | _]} ->
+            {stop, {shutdown, {protocol_version, Version}}, State};
+        {ok, [6, Stream, Ctx, Text]} ->
+            log_output(Stream, Ctx, Text, State),
+            {noreply, State};
+        {ok, [7, Level, Logger, Message, Meta]} ->
+            logger:log(log_level(Level), "~ts", [Message],
+                       #{domain => [python], py_logger => Logger, py_meta => Meta}),
+            {noreply, State};
+        {ok, [14, Reason]} ->
+            logger:error("Python port program protocol error: ~ts", [Reason],
+                         #{domain => [python]}),
+            {noreply, State};
+        Other ->
+            logger:warning("unexpected message from the Python port program: ~p", [Other],
+                           #{domain => [python]}),
+            {noreply, State}
+    end.
+
+log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
+    Context = case Ctx of
+                  none -> undefined;
+                  _ -> case ets:match(py_contexts, {'$1', Port, '_', Ctx}) of
+                           [[Pid]] -> Pid;
+                           _ -> undefined
+                       end
+              end,
+    {Level, Name} = case Stream of
+                        1 -> {notice, stdout};
+                        _ -> {warning, stderr}
+                    end,
+    logger:log(Level, "python ~s: ~ts", [Name, string:trim(Text, trailing, "\n")],
+               #{domain => [python], stream => Name, py_context => Context, pool => Pool}).
+
+log_level(L) when L >= 50 -> critical;
+log_level(L) when L >= 40 -> error;
+log_level(L) when L >= 30 -> warning;
+log_level(L) when L >= 20 -> info;
+log_level(_) -> debug.
+
+%% Asks the port program to finish (running requests get up to 1 s), then makes
+%% sure the OS process is gone before the owner is.
+shut_down(Port, OsPid) ->
+    catch port_command(Port, py_msgpack:encode([15])),
+    receive
+        {Port, {exit_status, _}} -> ok
+    after 2000 ->
+        _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        catch port_close(Port),
+        ok
+    end.

@@ -1,0 +1,96 @@
+%% @doc The call path: the caller encodes its own request, writes it to the port
+%% itself, and waits in its own mailbox. The request ID is a process alias tied to
+%% a monitor of the port owner: a reply after a timeout is dropped by the runtime,
+%% and a dying port program wakes every waiter at once.
+-module(py_request).
+
+-export([send/3, cast/2, wait/2, failed/1]).
+
+-type builder() :: fun((ReqId :: reference() | none, Local :: non_neg_integer()) -> list()).
+-export_type([builder/0]).
+
+%% @doc Sends a request to context `Ctx'; `Build' makes the message from the
+%% request ID and the context's number in its port program.
+-spec send(pid(), builder(), timeout()) -> {ok, reference()} | {error, term()}.
+send(Ctx, Build, _Timeout) ->
+    case ets:lookup(py_contexts, Ctx) of
+        [{_, Port, Owner, Local}] ->
+            Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
+            try erlang:port_command(Port, py_msgpack:encode(Build(Ref, Local))) of
+                true -> {ok, Ref}
+            catch
+                error:badarg ->
+                    erlang:demonitor(Ref, [flush]),
+                    {error, {python_died, port_closed}}
+            end;
+        [] ->
+            {error, {no_context, Ctx}}
+    end.
+
+%% @doc Sends a request whose reply nobody wants.
+-spec cast(pid(), builder()) -> ok | {error, term()}.
+cast(Ctx, Build) ->
+    case ets:lookup(py_contexts, Ctx) of
+        [{_, Port, _Owner, Local}] ->
+            try erlang:port_command(Port, py_msgpack:encode(Build(none, Local))) of
+                true -> ok
+            catch
+                error:badarg -> {error, {python_died, port_closed}}
+            end;
+        [] ->
+            {error, {no_context, Ctx}}
+    end.
+
+%% @doc Waits for the reply to request `Ref'.
+-spec wait(reference(), timeout()) -> {ok, term()} | {error, term()}.
+wait(Ref, Timeout) ->
+    receive
+        {Ref, ok, Payload} ->
+            case py_msgpack:decode_all(Payload) of
+                {ok, Value} -> {ok, Value};
+                {error, Reason} -> {error, {bad_reply, Reason}}
+            end;
+        {Ref, error, Payload} ->
+            python_error(Payload);
+        {Ref, failed, Reason} ->
+            {error, Reason};
+        {'DOWN', Ref, process, _, Reason} ->
+            {error, {python_died, died_reason(Reason)}}
+    after Timeout ->
+        erlang:demonitor(Ref, [flush]),
+        %% A reply sent before the alias was deactivated may already be here.
+        receive {Ref, _, _} -> ok after 0 -> ok end,
+        {error, timeout}
+    end.
+
+%% @doc A reference whose wait/2 returns `{error, Reason}' (for spawn_call/3
+%% when the request could not even be sent).
+-spec failed(term()) -> reference().
+failed(Reason) ->
+    Ref = make_ref(),
+    self() ! {Ref, failed, Reason},
+    Ref.
+
+%% Internal
+
+python_error(Payload) ->
+    case decode3(Payload) of
+        {ok, Class, Message, Traceback} ->
+            put('$py_last_traceback', Traceback),
+            {error, {binary_to_atom(Class, utf8), Message}};
+        error ->
+            {error, {bad_reply, Payload}}
+    end.
+
+decode3(B0) ->
+    maybe_decode(py_msgpack:decode(B0), fun(A, B1) ->
+        maybe_decode(py_msgpack:decode(B1), fun(B, B2) ->
+            maybe_decode(py_msgpack:decode(B2), fun(C, _) -> {ok, A, B, C} end)
+        end)
+    end).
+
+maybe_decode({ok, Term, Rest}, Next) when is_binary(Term) -> Next(Term, Rest);
+maybe_decode(_, _) -> error.
+
+died_reason({shutdown, {python_died, Status}}) -> Status;
+died_reason(Reason) -> Reason.

@@ -1,0 +1,291 @@
+#include "core/context.hpp"
+
+#include <chrono>
+
+#include "core/msgpack_reader.hpp"
+#include "core/msgpack_writer.hpp"
+#include "core/output.hpp"
+#include "core/protocol.hpp"
+#include "core/runtime.hpp"
+#include "core/term_codec.hpp"
+
+namespace ep {
+namespace {
+
+constexpr size_t kCodeCacheLimit = 512;
+
+PyRef py_str(std::string_view s) {
+  return PyRef::steal(PyUnicode_DecodeUTF8(s.data(), s.size(), "strict"));
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+Context::Context(int id, const ContextOptions& options) : id_(id), options_(options) {
+  Runtime& rt = Runtime::instance();
+  {
+    GilEnsure gil;
+    globals_ = PyRef::steal(PyDict_New());
+    PyDict_SetItemString(globals_.get(), "__builtins__", rt.builtins());
+    PyDict_SetItemString(globals_.get(), "__name__", PyRef::steal(PyUnicode_FromString("__main__")).get());
+    PyDict_SetItemString(globals_.get(), "erlang", rt.erlang_module());
+  }
+  thread_ = std::make_unique<NativeThread>([this] { run(); });
+}
+
+Context::~Context() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.reset();
+}
+
+void Context::post(Request&& request) {
+  bool wake;
+  {
+    std::lock_guard lk(mu_);
+    queue_.push_back(std::move(request));
+    pending_.fetch_add(1, std::memory_order_release);
+    wake = sleeping_;
+  }
+  if (wake) cv_.notify_one();
+}
+
+bool Context::take(std::deque<Request>& batch) {
+  if (options_.spin_us > 0 && pending_.load(std::memory_order_acquire) == 0) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.spin_us);
+    for (unsigned i = 1; pending_.load(std::memory_order_acquire) == 0; ++i) {
+      cpu_relax();
+      if ((i & 63) == 0 && std::chrono::steady_clock::now() > deadline) break;
+    }
+  }
+  std::unique_lock lk(mu_);
+  if (queue_.empty() && !stop_) {
+    sleeping_ = true;
+    cv_.wait(lk, [this] { return !queue_.empty() || stop_; });
+    sleeping_ = false;
+  }
+  if (queue_.empty()) return false;
+  batch.swap(queue_);
+  return true;
+}
+
+void Context::run() {
+  thread_state_ = PyThreadState_New(Runtime::instance().interpreter());
+  output::set_current_context(id_);
+  std::deque<Request> batch;
+  while (take(batch)) {
+    {
+      GilHold gil(thread_state_);
+      for (const Request& request : batch) {
+        execute(request);
+        pending_.fetch_sub(1, std::memory_order_release);
+      }
+      output::flush_all();
+    }
+    batch.clear();
+  }
+  {
+    GilHold gil(thread_state_);
+    PyThreadState_Clear(thread_state_);
+  }
+  PyThreadState_Delete(thread_state_);
+  thread_state_ = nullptr;
+}
+
+void Context::execute(const Request& request) {
+  MsgpackReader in(request.body());
+  PyRef result;
+  try {
+    switch (request.type) {
+      case protocol::kCall:
+        result = call(in);
+        break;
+      case protocol::kEval:
+        result = eval(in);
+        break;
+      default:
+        result = exec(in);
+        break;
+    }
+  } catch (const MsgpackError& e) {
+    PyErr_Clear();
+    reply_error(request, "ProtocolError", e.what(), "");
+    return;
+  }
+  if (result && PyCoro_CheckExact(result.get())) {
+    result = PyRef::steal(PyObject_CallOneArg(Runtime::instance().run_coroutine(), result.get()));
+  }
+  if (!result) {
+    reply_python_error(request);
+    return;
+  }
+  if (!request.wants_reply()) return;
+  begin_message(reply_);
+  MsgpackWriter w(reply_);
+  w.array_header(3);
+  w.int64(protocol::kReplyOk);
+  w.raw(request.reqid());
+  if (!encode_term(w, result.get(), Runtime::instance().types())) {
+    result = PyRef();
+    reply_python_error(request);
+    return;
+  }
+  Runtime::instance().sink().send(reply_);
+}
+
+PyObject* Context::module(std::string_view name) {
+  if (auto it = modules_.find(name); it != modules_.end()) return it->second.get();
+  PyRef py_name = py_str(name);
+  if (!py_name) return nullptr;
+  PyRef mod = PyRef::steal(PyImport_Import(py_name.get()));
+  if (!mod) return nullptr;
+  PyObject* borrowed = mod.get();
+  modules_.emplace(std::string(name), std::move(mod));
+  return borrowed;
+}
+
+PyRef Context::call(MsgpackReader& in) {
+  const TermTypes& types = Runtime::instance().types();
+  std::string_view mod_name = in.str();
+  std::string_view fn_name = in.str();
+  PyRef target;
+  size_t dot = fn_name.find('.');
+  std::string_view first = fn_name.substr(0, dot);
+  if (mod_name == "__main__") {
+    PyRef key = py_str(first);
+    if (!key) return {};
+    PyObject* found = PyDict_GetItemWithError(globals_.get(), key.get());
+    if (!found) {
+      if (!PyErr_Occurred()) {
+        PyErr_Format(PyExc_NameError, "name '%U' is not defined", key.get());
+      }
+      return {};
+    }
+    target = PyRef::borrow(found);
+  } else {
+    PyObject* mod = module(mod_name);
+    if (!mod) return {};
+    PyRef key = py_str(first);
+    if (!key) return {};
+    target = PyRef::steal(PyObject_GetAttr(mod, key.get()));
+  }
+  // A dotted function name walks attributes: ("os", "path.join").
+  while (target && dot != std::string_view::npos) {
+    fn_name.remove_prefix(dot + 1);
+    dot = fn_name.find('.');
+    PyRef key = py_str(fn_name.substr(0, dot));
+    if (!key) return {};
+    target = PyRef::steal(PyObject_GetAttr(target.get(), key.get()));
+  }
+  if (!target) return {};
+  PyRef args = decode_args(in, types);
+  if (!args) return {};
+  PyRef kwargs = decode_kwargs(in, types);
+  if (!kwargs) return {};
+  return PyRef::steal(
+      PyObject_Call(target.get(), args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
+}
+
+const Context::Compiled* Context::compiled(std::string_view code, bool eval_mode) {
+  StringMap<Compiled>& cache = eval_mode ? eval_cache_ : exec_cache_;
+  if (auto it = cache.find(code); it != cache.end()) return &it->second;
+  PyRef source = py_str(code);
+  if (!source) return nullptr;
+  Compiled entry;
+  Runtime& rt = Runtime::instance();
+  if (eval_mode) {
+    PyRef pair = PyRef::steal(PyObject_CallOneArg(rt.compile_eval(), source.get()));
+    if (!pair) return nullptr;
+    PyObject* head = PyTuple_GET_ITEM(pair.get(), 0);
+    PyObject* tail = PyTuple_GET_ITEM(pair.get(), 1);
+    if (head != Py_None) entry.head = PyRef::borrow(head);
+    if (tail != Py_None) entry.tail = PyRef::borrow(tail);
+  } else {
+    entry.head = PyRef::steal(PyObject_CallOneArg(rt.compile_exec(), source.get()));
+    if (!entry.head) return nullptr;
+  }
+  if (cache.size() >= kCodeCacheLimit) cache.clear();
+  return &cache.emplace(std::string(code), std::move(entry)).first->second;
+}
+
+PyRef Context::eval(MsgpackReader& in) {
+  std::string_view code = in.str();
+  const Compiled* c = compiled(code, true);
+  if (!c) return {};
+  // With no locals the code runs in the context's namespace (state persists);
+  // with locals they form a scope of their own, as in Python's eval().
+  PyRef locals = decode_kwargs(in, Runtime::instance().types());
+  if (!locals) return {};
+  PyObject* scope = locals.get() == Py_None ? globals_.get() : locals.get();
+  if (c->head) {
+    PyRef r = PyRef::steal(PyEval_EvalCode(c->head.get(), globals_.get(), scope));
+    if (!r) return {};
+  }
+  if (!c->tail) return PyRef::borrow(Py_None);
+  return PyRef::steal(PyEval_EvalCode(c->tail.get(), globals_.get(), scope));
+}
+
+PyRef Context::exec(MsgpackReader& in) {
+  std::string_view code = in.str();
+  const Compiled* c = compiled(code, false);
+  if (!c) return {};
+  return PyRef::steal(PyEval_EvalCode(c->head.get(), globals_.get(), globals_.get()));
+}
+
+void Context::reply_error(const Request& request, std::string_view cls, std::string_view message,
+                          std::string_view traceback) {
+  if (!request.wants_reply()) {
+    std::string text = std::string(cls) + ": " + std::string(message) + "\n" + std::string(traceback);
+    output::write(protocol::kStderr, text);
+    output::flush(protocol::kStderr);
+    return;
+  }
+  begin_message(reply_);
+  MsgpackWriter w(reply_);
+  w.array_header(5);
+  w.int64(protocol::kReplyError);
+  w.raw(request.reqid());
+  w.str(cls);
+  w.str(message);
+  w.str(traceback);
+  Runtime::instance().sink().send(reply_);
+}
+
+void Context::reply_python_error(const Request& request) {
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  PyRef t = PyRef::steal(type), v = PyRef::steal(value), trace = PyRef::steal(tb);
+  if (!t) {
+    reply_error(request, "SystemError", "error return without exception set", "");
+    return;
+  }
+  if (v && trace) PyException_SetTraceback(v.get(), trace.get());
+  auto utf8 = [](PyObject* o) -> std::string {
+    if (!o) return {};
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s) {
+      PyErr_Clear();
+      return {};
+    }
+    return std::string(s, n);
+  };
+  PyRef name = PyRef::steal(PyType_GetName(reinterpret_cast<PyTypeObject*>(t.get())));
+  PyRef message = PyRef::steal(v ? PyObject_Str(v.get()) : PyUnicode_FromString(""));
+  PyRef formatted = v ? PyRef::steal(PyObject_CallOneArg(Runtime::instance().format_exception(),
+                                                         v.get()))
+                      : PyRef();
+  PyErr_Clear();
+  reply_error(request, utf8(name.get()), utf8(message.get()), utf8(formatted.get()));
+}
+
+}  // namespace ep

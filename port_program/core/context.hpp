@@ -1,0 +1,86 @@
+// A context: one Python namespace and the executor thread that runs its requests
+// in order. Requests arrive from the I/O thread through post(); replies go
+// straight to the sink from the executor, with no hop back through the I/O thread.
+#pragma once
+
+#include <Python.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/native_thread.hpp"
+#include "core/py_ref.hpp"
+#include "core/request.hpp"
+
+namespace ep {
+
+class MsgpackReader;
+class MsgpackWriter;
+
+struct ContextOptions {
+  // How long an idle executor spins before it sleeps: a request that arrives
+  // within it costs no thread wake-up. 0 disables spinning.
+  unsigned spin_us = 0;
+};
+
+class Context {
+ public:
+  Context(int id, const ContextOptions& options);
+  ~Context();  // stops the executor after the queued requests
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  int id() const { return id_; }
+  // Called from the I/O thread.
+  void post(Request&& request);
+  // True when nothing is queued or running (used by an orderly shutdown).
+  bool idle() const { return pending_.load(std::memory_order_acquire) == 0; }
+
+ private:
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct Compiled {
+    PyRef head;  // statements before the last expression (may be null)
+    PyRef tail;  // the last expression (may be null)
+  };
+  template <class V>
+  using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+  void run();
+  bool take(std::deque<Request>& batch);
+  void execute(const Request& request);
+  PyRef call(MsgpackReader& in);
+  PyRef eval(MsgpackReader& in);
+  PyRef exec(MsgpackReader& in);
+  PyObject* module(std::string_view name);
+  const Compiled* compiled(std::string_view code, bool eval_mode);
+  void reply_error(const Request& request, std::string_view cls, std::string_view message,
+                   std::string_view traceback);
+  void reply_python_error(const Request& request);
+
+  const int id_;
+  const ContextOptions options_;
+  PyThreadState* thread_state_ = nullptr;
+  PyRef globals_;
+  StringMap<PyRef> modules_;
+  StringMap<Compiled> eval_cache_, exec_cache_;
+  std::string reply_;  // reused reply buffer
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Request> queue_;
+  bool sleeping_ = false;
+  bool stop_ = false;
+  std::atomic<uint32_t> pending_{0};
+  std::unique_ptr<NativeThread> thread_;  // last: starts after every member exists
+};
+
+}  // namespace ep

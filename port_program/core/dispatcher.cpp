@@ -1,0 +1,131 @@
+#include "core/dispatcher.hpp"
+
+#include <unistd.h>
+
+#include <string>
+
+#include "core/msgpack_reader.hpp"
+#include "core/msgpack_writer.hpp"
+#include "core/protocol.hpp"
+#include "core/runtime.hpp"
+
+namespace ep {
+
+void send_hello(int contexts) {
+  Runtime& rt = Runtime::instance();
+  std::string msg;
+  begin_message(msg);
+  MsgpackWriter w(msg);
+  w.array_header(3);
+  w.int64(protocol::kHello);
+  w.int64(protocol::kVersion);
+  w.map_header(3);
+  w.str("python");
+  w.str(rt.python_version());
+  w.str("pid");
+  w.int64(getpid());
+  w.str("contexts");
+  w.int64(contexts);
+  rt.sink().send(msg);
+}
+
+void Dispatcher::protocol_error(std::string_view reason) {
+  std::string msg;
+  begin_message(msg);
+  MsgpackWriter w(msg);
+  w.array_header(2);
+  w.int64(protocol::kProtocolError);
+  w.str(reason);
+  Runtime::instance().sink().send(msg);
+}
+
+void Dispatcher::error_reply(std::string_view reqid, std::string_view reason) {
+  std::string msg;
+  begin_message(msg);
+  MsgpackWriter w(msg);
+  w.array_header(5);
+  w.int64(protocol::kReplyError);
+  w.raw(reqid);
+  w.str("ProtocolError");
+  w.str(reason);
+  w.str("");
+  Runtime::instance().sink().send(msg);
+}
+
+void Dispatcher::on_frame(std::string_view message) {
+  MsgpackReader in(message);
+  std::string_view reqid;
+  try {
+    uint32_t n = in.array_header();
+    if (n == 0) throw MsgpackError("empty message");
+    MsgpackInt type = in.integer();
+    if (type.negative || type.magnitude > 255) throw MsgpackError("bad message type");
+    switch (type.magnitude) {
+      case protocol::kHello: {
+        MsgpackInt version = in.integer();
+        if (version.negative || version.magnitude != protocol::kVersion) {
+          protocol_error("unsupported protocol version");
+        }
+        return;
+      }
+      case protocol::kShutdown:
+        shutdown_ = true;
+        return;
+      case protocol::kCall:
+      case protocol::kEval:
+      case protocol::kExec: {
+        size_t reqid_off = in.offset();
+        reqid = in.raw_object();
+        if (n < 4) throw MsgpackError("request has too few elements");
+        MsgpackInt ctx = in.integer();
+        if (ctx.negative || ctx.magnitude >= contexts_.size()) {
+          error_reply(reqid, "no context " + std::to_string(ctx.magnitude));
+          return;
+        }
+        Request request;
+        request.type = static_cast<uint8_t>(type.magnitude);
+        request.bytes.assign(message);
+        request.reqid_off = static_cast<uint32_t>(reqid_off);
+        request.reqid_len = static_cast<uint32_t>(reqid.size());
+        request.body_off = static_cast<uint32_t>(in.offset());
+        contexts_[ctx.magnitude]->post(std::move(request));
+        return;
+      }
+      default:
+        if (n >= 2) {
+          reqid = in.raw_object();
+          error_reply(reqid, "unknown message type " + std::to_string(type.magnitude));
+        } else {
+          protocol_error("unknown message type " + std::to_string(type.magnitude));
+        }
+        return;
+    }
+  } catch (const MsgpackError& e) {
+    std::string reason = std::string("malformed message: ") + e.what();
+    if (!reqid.empty()) {
+      error_reply(reqid, reason);
+    } else {
+      protocol_error(reason);
+    }
+  }
+}
+
+void Dispatcher::on_oversized(std::string_view head, uint64_t declared_len, size_t max_frame) {
+  std::string reason = "frame of " + std::to_string(declared_len) +
+                       " bytes exceeds the maximum of " + std::to_string(max_frame);
+  try {
+    MsgpackReader in(head);
+    if (in.array_header() >= 2) {
+      in.integer();
+      std::string_view reqid = in.raw_object();
+      error_reply(reqid, reason);
+      return;
+    }
+  } catch (const MsgpackError&) {
+  }
+  protocol_error(reason);
+}
+
+void Dispatcher::on_truncated() { protocol_error("truncated frame at end of input"); }
+
+}  // namespace ep

@@ -1,0 +1,36 @@
+// Reads each incoming message's header and routes it: requests to their
+// context's executor, control messages handled here. Runs on the I/O thread and
+// never touches Python.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "core/context.hpp"
+
+namespace ep {
+
+class Dispatcher {
+ public:
+  explicit Dispatcher(std::vector<std::unique_ptr<Context>>& contexts) : contexts_(contexts) {}
+
+  void on_frame(std::string_view message);
+  void on_oversized(std::string_view head, uint64_t declared_len, size_t max_frame);
+  void on_truncated();
+
+  bool shutdown_requested() const { return shutdown_; }
+
+ private:
+  void protocol_error(std::string_view reason);
+  void error_reply(std::string_view reqid, std::string_view reason);
+
+  std::vector<std::unique_ptr<Context>>& contexts_;
+  bool shutdown_ = false;
+};
+
+// Builds and sends the port program's hello.
+void send_hello(int contexts);
+
+}  // namespace ep

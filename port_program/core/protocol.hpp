@@ -1,0 +1,39 @@
+// Message and ext type numbers of spec/PROTOCOL.md.
+#pragma once
+
+#include <cstdint>
+
+namespace ep::protocol {
+
+inline constexpr int kVersion = 1;
+inline constexpr size_t kMaxDepth = 10000;
+
+enum MessageType : uint8_t {
+  kHello = 0,
+  kCall = 1,
+  kEval = 2,
+  kExec = 3,
+  kReplyOk = 4,
+  kReplyError = 5,
+  kOutput = 6,
+  kLog = 7,
+  kProtocolError = 14,
+  kShutdown = 15,
+  kCallback = 16,
+  kSend = 17,
+  kCallbackOk = 20,
+  kCallbackError = 21,
+};
+
+enum ExtType : int8_t {
+  kExtAtom = 1,
+  kExtTuple = 2,
+  kExtPid = 3,
+  kExtRef = 4,
+  kExtBigint = 5,
+  kExtOpaque = 7,
+};
+
+enum Stream : uint8_t { kStdout = 1, kStderr = 2 };
+
+}  // namespace ep::protocol

@@ -1,0 +1,23 @@
+// One request as the dispatcher hands it to a context: the whole message, with
+// the offsets of the parts the executor needs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ep {
+
+struct Request {
+  uint8_t type = 0;
+  std::string bytes;       // the message, owned (the read buffer is reused)
+  uint32_t reqid_off = 0;  // request ID bytes, copied verbatim into the reply
+  uint32_t reqid_len = 0;
+  uint32_t body_off = 0;  // first element after the context number
+
+  std::string_view reqid() const { return std::string_view(bytes).substr(reqid_off, reqid_len); }
+  std::string_view body() const { return std::string_view(bytes).substr(body_off); }
+  bool wants_reply() const { return !(reqid_len == 1 && bytes[reqid_off] == '\xc0'); }
+};
+
+}  // namespace ep

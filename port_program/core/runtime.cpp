@@ -1,0 +1,88 @@
+#include "core/runtime.hpp"
+
+#include <cstdio>
+
+#include "core/erlang_module.hpp"
+
+namespace ep {
+namespace {
+
+PyRef attr(PyObject* module, const char* name) {
+  return PyRef::steal(PyObject_GetAttrString(module, name));
+}
+
+bool check(PyStatus status) {
+  if (!PyStatus_Exception(status)) return true;
+  std::fprintf(stderr, "erlang_python: Python start failed: %s\n",
+               status.err_msg ? status.err_msg : "unknown error");
+  return false;
+}
+
+}  // namespace
+
+Runtime& Runtime::instance() {
+  static Runtime runtime;
+  return runtime;
+}
+
+bool Runtime::start(const RuntimeOptions& options, MessageSink& sink) {
+  sink_ = &sink;
+  if (PyImport_AppendInittab("_erlang", &init_erlang_module) < 0) return false;
+
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  config.install_signal_handlers = 0;  // signals belong to the port program
+  config.parse_argv = 0;
+  config.buffered_stdio = 0;
+  wchar_t* argv[] = {const_cast<wchar_t*>(L"erlang_python")};
+  bool ok = check(PyConfig_SetArgv(&config, 1, argv)) &&
+            check(PyConfig_SetBytesString(&config, &config.executable, EP_PYTHON_EXECUTABLE)) &&
+            check(Py_InitializeFromConfig(&config));
+  PyConfig_Clear(&config);
+  if (!ok) return false;
+
+  PyObject* sys_path = PySys_GetObject("path");  // borrowed
+  for (auto it = options.python_path.rbegin(); it != options.python_path.rend(); ++it) {
+    PyRef entry = PyRef::steal(PyUnicode_DecodeFSDefault(it->c_str()));
+    if (!entry || PyList_Insert(sys_path, 0, entry.get()) < 0) return false;
+  }
+  python_version_ = Py_GetVersion();
+  python_version_ = python_version_.substr(0, python_version_.find(' '));
+  if (!load_package()) {
+    PyErr_Print();
+    return false;
+  }
+  interp_ = PyInterpreterState_Get();
+  PyEval_SaveThread();
+  return true;
+}
+
+bool Runtime::load_package() {
+  erlang_module_ = PyRef::steal(PyImport_ImportModule("erlang"));
+  PyRef runtime = PyRef::steal(PyImport_ImportModule("erlang._runtime"));
+  PyRef io = PyRef::steal(PyImport_ImportModule("erlang._io"));
+  builtins_ = PyRef::steal(PyImport_ImportModule("builtins"));
+  if (!erlang_module_ || !runtime || !io || !builtins_) return false;
+  types_.atom = attr(erlang_module_.get(), "Atom");
+  types_.pid = attr(erlang_module_.get(), "Pid");
+  types_.ref = attr(erlang_module_.get(), "Ref");
+  types_.opaque = attr(erlang_module_.get(), "OpaqueTerm");
+  types_.atom_cache = PyRef::steal(PyDict_New());
+  compile_eval_ = attr(runtime.get(), "compile_eval");
+  compile_exec_ = attr(runtime.get(), "compile_exec");
+  format_exception_ = attr(runtime.get(), "format_exception");
+  run_coroutine_ = attr(runtime.get(), "run_coroutine");
+  if (!types_.atom || !types_.pid || !types_.ref || !types_.opaque || !types_.atom_cache ||
+      !compile_eval_ || !compile_exec_ || !format_exception_ || !run_coroutine_) {
+    return false;
+  }
+  // sys.stdout / sys.stderr become streams whose lines reach the Erlang logger.
+  PyRef stream_cls = attr(io.get(), "OutputStream");
+  if (!stream_cls) return false;
+  PyRef out = PyRef::steal(PyObject_CallFunction(stream_cls.get(), "is", 1, "<stdout>"));
+  PyRef err = PyRef::steal(PyObject_CallFunction(stream_cls.get(), "is", 2, "<stderr>"));
+  return out && err && PySys_SetObject("stdout", out.get()) == 0 &&
+         PySys_SetObject("stderr", err.get()) == 0;
+}
+
+}  // namespace ep

@@ -1,0 +1,88 @@
+#include "io/port_loop.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/output.hpp"
+#include "core/protocol.hpp"
+
+namespace ep {
+
+PortLoop::PortLoop(Fd protocol_in, Fd stdout_read, Fd stderr_read, size_t max_frame,
+                   std::vector<std::unique_ptr<Context>>& contexts)
+    : contexts_(contexts), dispatcher_(contexts), frames_(max_frame) {
+  uv_loop_init(&loop_);
+  protocol_.on_data = [this](std::string_view bytes) {
+    frames_.feed(
+        bytes, [this](std::string_view message) { dispatcher_.on_frame(message); },
+        [this](std::string_view head, uint64_t len) {
+          dispatcher_.on_oversized(head, len, frames_.max_frame());
+        });
+    if (dispatcher_.shutdown_requested()) begin_shutdown();
+  };
+  protocol_.on_eof = [this] {
+    if (frames_.has_partial()) dispatcher_.on_truncated();
+    exit_now();
+  };
+  stdout_.on_data = [](std::string_view b) { output::send_raw(protocol::kStdout, -1, b); };
+  stderr_.on_data = [](std::string_view b) { output::send_raw(protocol::kStderr, -1, b); };
+  stdout_.on_eof = stderr_.on_eof = [] {};
+  open(protocol_, std::move(protocol_in));
+  open(stdout_, std::move(stdout_read));
+  open(stderr_, std::move(stderr_read));
+}
+
+void PortLoop::open(Reader& reader, Fd fd) {
+  reader.loop = this;
+  uv_pipe_init(&loop_, &reader.pipe, 0);
+  reader.pipe.data = &reader;
+  if (uv_pipe_open(&reader.pipe, fd.get()) != 0) {
+    std::fprintf(stderr, "erlang_python: cannot watch fd %d\n", fd.get());
+    std::_Exit(3);
+  }
+  fd.release();  // the handle owns it now
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&reader.pipe),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* self = static_cast<Reader*>(h->data)->loop;
+        *buf = uv_buf_init(self->read_buffer_.data(), self->read_buffer_.size());
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* r = static_cast<Reader*>(s->data);
+        if (n > 0) {
+          r->on_data(std::string_view(buf->base, static_cast<size_t>(n)));
+        } else if (n < 0) {
+          uv_read_stop(s);
+          r->on_eof();
+        }
+      });
+}
+
+void PortLoop::begin_shutdown() {
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&protocol_.pipe));
+  shutdown_deadline_ = uv_now(&loop_) + 1000;
+  uv_timer_init(&loop_, &shutdown_timer_);
+  shutdown_timer_.data = this;
+  uv_timer_start(
+      &shutdown_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<PortLoop*>(t->data);
+        bool idle = true;
+        for (auto& c : self->contexts_) idle = idle && c->idle();
+        if (idle || uv_now(&self->loop_) >= self->shutdown_deadline_) exit_now();
+      },
+      0, 5);
+}
+
+void PortLoop::exit_now() {
+  // Python may be stuck in a loop on an executor: no joins, no finalisation.
+  std::fflush(nullptr);
+  std::_Exit(0);
+}
+
+void PortLoop::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  exit_now();
+}
+
+}  // namespace ep

@@ -1,0 +1,113 @@
+// erlang_python_port: the port program. Moves the protocol onto private
+// descriptors, starts CPython and the contexts, then runs the I/O loop.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/context.hpp"
+#include "core/dispatcher.hpp"
+#include "core/output.hpp"
+#include "core/runtime.hpp"
+#include "io/fd.hpp"
+#include "io/pipe_writer.hpp"
+#include "io/port_loop.hpp"
+
+namespace {
+
+struct Options {
+  int contexts = 1;
+  size_t max_frame = 64u << 20;
+  ep::RuntimeOptions runtime;
+  ep::ContextOptions context;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "erlang_python_port: %s\n"
+               "usage: erlang_python_port [--contexts N] [--python-path DIR]... "
+               "[--max-frame BYTES] [--spin-us N]\n",
+               why);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
+    const char* value = argv[++i];
+    if (arg == "--contexts") {
+      o.contexts = std::atoi(value);
+      if (o.contexts < 1 || o.contexts > 4096) usage("--contexts must be 1..4096");
+    } else if (arg == "--python-path") {
+      o.runtime.python_path.emplace_back(value);
+    } else if (arg == "--max-frame") {
+      o.max_frame = std::strtoull(value, nullptr, 10);
+      if (o.max_frame < 64) usage("--max-frame too small");
+    } else if (arg == "--spin-us") {
+      o.context.spin_us = static_cast<unsigned>(std::atoi(value));
+    } else {
+      usage(("unknown option " + arg).c_str());
+    }
+  }
+  return o;
+}
+
+ep::Fd dup_private(int fd) { return ep::Fd(fcntl(fd, F_DUPFD_CLOEXEC, 3)); }
+
+// Points `target` (1 or 2) at a new pipe and returns the pipe's read end.
+ep::Fd capture(int target) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return ep::Fd();
+  dup2(p[1], target);
+  close(p[1]);
+  return ep::Fd(p[0]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options = parse(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+
+  ep::Fd protocol_in = dup_private(0);
+  ep::Fd protocol_out = dup_private(1);
+  if (!protocol_in || !protocol_out) usage("cannot move the protocol descriptors");
+  ep::Fd stdout_read = capture(1);
+  ep::Fd stderr_read = capture(2);
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull >= 0) {
+    dup2(devnull, 0);
+    close(devnull);
+  }
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  ep::PipeWriter writer(std::move(protocol_out));
+  ep::Runtime& runtime = ep::Runtime::instance();
+  if (!runtime.start(options.runtime, writer)) {
+    // Forward the Python error that start() printed, then give up: the owner
+    // sees the port exit with status 1 and logs the text.
+    std::fflush(nullptr);
+    fcntl(stderr_read.get(), F_SETFL, O_NONBLOCK);
+    char buf[65536];
+    ssize_t n = read(stderr_read.get(), buf, sizeof buf);
+    if (n > 0) ep::output::send_raw(2, -1, std::string_view(buf, static_cast<size_t>(n)));
+    return 1;
+  }
+
+  std::vector<std::unique_ptr<ep::Context>> contexts;
+  for (int i = 0; i < options.contexts; ++i) {
+    contexts.push_back(std::make_unique<ep::Context>(i, options.context));
+  }
+  ep::send_hello(options.contexts);
+  ep::PortLoop loop(std::move(protocol_in), std::move(stdout_read), std::move(stderr_read),
+                    options.max_frame, contexts);
+  loop.run();
+}
