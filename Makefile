@@ -68,11 +68,13 @@ test-asan: all
 	EP_PORT_PROGRAM=$(CURDIR)/$(ASAN_BUILD)/priv/erlang_python_port ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  ct_run -noshell -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src -label asan $(CT_ARGS)
 
-demo: all
-	erl -noshell -pa ebin -s py_demo main
+demo: all _build/test/py_demo.beam
+	erl -noshell -pa ebin _build/test -s py_demo main
 
 bench: all
-	erl -noshell -pa ebin bench -eval 'code:add_patha("bench"), make:files(filelib:wildcard("bench/*.erl"), [{outdir, "bench"}]), py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port"]).'
+	@mkdir -p _build/bench
+	erlc -o _build/bench bench/*.erl
+	erl -noshell -pa ebin _build/bench -eval 'py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port", "$(CURDIR)/bench"]).'
 
 format:
 	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp test/cpp/*.cpp bench/*.cpp

@@ -45,6 +45,8 @@ main([EchoPort]) ->
 main([EchoPort, BenchDir]) ->
     ok = io:setopts([{encoding, unicode}]),
     ok = io:setopts(standard_error, [{encoding, unicode}]),
+    %% The start-up bench stops the app: keep its "exited: stopped" reports out.
+    ok = logger:set_module_level(application_controller, warning),
     try
         Env = #{echo_port => to_list(EchoPort), bench_dir => to_list(BenchDir)},
         T0 = now_ns(),

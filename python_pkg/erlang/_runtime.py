@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import ast
-import asyncio
-import traceback
 from types import CodeType
-from typing import Any, Optional, Tuple
 
 
-def compile_eval(source: str) -> Tuple[Optional[CodeType], Optional[CodeType]]:
+def compile_eval(source: str) -> tuple[CodeType | None, CodeType | None]:
     """Split ``source`` into (statements, last expression).
 
     ``py:eval`` returns the value of the last expression statement, so that
@@ -20,6 +16,8 @@ def compile_eval(source: str) -> Tuple[Optional[CodeType], Optional[CodeType]]:
         return None, compile(source, "<eval>", "eval")
     except SyntaxError:
         pass
+    import ast  # imported on first use: start-up time matters
+
     tree = ast.parse(source, "<eval>", "exec")
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
@@ -33,9 +31,13 @@ def compile_exec(source: str) -> CodeType:
 
 
 def format_exception(exc: BaseException) -> str:
+    import traceback
+
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def run_coroutine(coro: Any) -> Any:
+def run_coroutine(coro: object) -> object:
     """A called function that returned a coroutine: run it to completion."""
+    import asyncio
+
     return asyncio.run(coro)

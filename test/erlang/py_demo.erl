@@ -1,0 +1,47 @@
+%% @doc `make demo': a short tour of the main job.
+-module(py_demo).
+-export([main/0]).
+
+-spec main() -> no_return().
+main() ->
+    %% Python's output is logged with domain [python]; OTP's default handler
+    %% only shows domain-less and OTP events unless told otherwise.
+    ok = logger:add_handler_filter(default, python_output,
+                                   {fun logger_filters:domain/2, {log, sub, [python]}}),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    {ok, Version} = py:version(),
+    say("Python ~s, running in ~p port programs", [Version, py_pool:num_contexts(default)]),
+    show("py:call(math, sqrt, [16])", py:call(math, sqrt, [16])),
+    show("py:call(json, dumps, [#{name => <<\"Alice\">>}], #{sort_keys => true})",
+         py:call(json, dumps, [#{name => <<"Alice">>}], #{sort_keys => true})),
+    show("py:eval(<<\"x * y\">>, #{x => 6, y => 7})", py:eval(<<"x * y">>, #{x => 6, y => 7})),
+    show("py:eval(<<\"2 ** 100\">>)", py:eval(<<"2 ** 100">>)),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def greet(name):\n    print(f'hello, {name}!')\n    return len(name)">>),
+    show("py:call(Ctx, '__main__', greet, [<<\"Erlang\">>])  (print goes to the logger)",
+         py:call(Ctx, '__main__', greet, [<<"Erlang">>])),
+    show("py:call(operator, truediv, [1, 0])", py:call(operator, truediv, [1, 0])),
+    {ok, #{os_pid := OsPid}} = {ok, py_port:info(owner(Ctx))},
+    say("Crashing the Python process ~p with a segfault (ctypes.string_at(0))...", [OsPid]),
+    show("py:call(Ctx, ctypes, string_at, [0])", py:call(Ctx, ctypes, string_at, [0])),
+    New = wait_for_new_context(Ctx, 100),
+    {ok, #{os_pid := NewOsPid}} = {ok, py_port:info(owner(New))},
+    say("The supervisor restarted it as OS process ~p; the node never noticed.", [NewOsPid]),
+    show("py:call(math, factorial, [20])", py:call(math, factorial, [20])),
+    ok = application:stop(erlang_python),
+    say("Done.", []),
+    halt(0).
+
+owner(Ctx) ->
+    {ok, _Port, Owner, _Local} = py_context:lookup(Ctx),
+    Owner.
+
+wait_for_new_context(Old, 0) -> error({no_restart, Old});
+wait_for_new_context(Old, N) ->
+    case py:context(1) of
+        New when is_pid(New), New =/= Old -> New;
+        _ -> receive after 20 -> wait_for_new_context(Old, N - 1) end
+    end.
+
+show(Expr, Result) -> say("~ts~n    -> ~p", [Expr, Result]).
+say(Format, Args) -> io:format(Format ++ "~n", Args).
