@@ -26,7 +26,7 @@
 %% Start-up: runs (median reported) and the pause after each stop.
 -define(STARTUP_RUNS, 5).
 -define(STARTUP_PAUSE_MS, 200).
--define(SECTION_TIMEOUT_MS, 30000).
+-define(SECTION_TIMEOUT_MS, 20000).
 
 -define(APP, erlang_python).
 -define(SMALL_PAYLOAD, 32).
