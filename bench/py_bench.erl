@@ -124,13 +124,10 @@ raw_sequential(#{echo_port := Path}) ->
 %% payload and forwards the payload, untouched, to that caller.
 %% Request ID = <<CallerIndex:16, Seq:48>>.
 raw_concurrent(#{echo_port := Path}) ->
-    Parent = self(),
-    Owner = spawn_link(fun() ->
-                               Port = open_echo(Path),
-                               Parent ! {echo_port, self(), Port},
-                               receive {callers, Callers} -> echo_owner(Port, Callers) end
-                       end),
-    Port = receive {echo_port, Owner, P} -> P end,
+    Port = open_echo(Path),
+    Owner = spawn_link(fun() -> receive {callers, Callers} -> echo_owner(Port, Callers) end end),
+    true = erlang:port_connect(Port, Owner),
+    unlink(Port),
     Pad = payload(?SMALL_PAYLOAD - 8),
     MakeCall = fun(I) ->
                        fun(Seq) ->
@@ -167,19 +164,23 @@ startup_once(Env) ->
     timer:sleep(?STARTUP_PAUSE_MS),
     ok = configure_app(Env),
     T0 = now_ns(),
-    {ok, _} = application:ensure_all_started(?APP),
+    ok = ensure_started(),
     {ok, 3} = py:call(operator, add, [1, 2]),
     (now_ns() - T0) / 1.0e6.
 
 ours_sequential(Env) ->
     ok = start_app(Env),
-    Call = measure_seq(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end),
+    Add = fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end,
+    Call = figure(fun() -> measure_seq(Add) end),
     Bin = binary:copy(<<"a">>, ?LARGE_PAYLOAD),
-    Ident = case ident_fun() of
-                {ok, IdentFun} -> measure_seq(fun() -> {ok, Bin} = IdentFun(Bin) end);
-                {error, Why} -> {error, Why}
-            end,
-    Eval = measure_seq(fun() -> {ok, 2} = py:eval(<<"1+1">>) end),
+    Ident = figure(fun() ->
+                           case ident_fun() of
+                               {ok, IdentFun} ->
+                                   measure_seq(fun() -> {ok, Bin} = IdentFun(Bin) end);
+                               {error, Why} -> {error, Why}
+                           end
+                   end),
+    Eval = figure(fun() -> measure_seq(fun() -> {ok, 2} = py:eval(<<"1+1">>) end) end),
     #{call => Call, ident_1k => Ident, eval => Eval}.
 
 %% bench/bench_helpers.py, importable through the app env python_path; else an
@@ -214,8 +215,13 @@ start_app(Env) ->
             ok;
         false ->
             ok = configure_app(Env),
-            {ok, _} = application:ensure_all_started(?APP),
-            ok
+            ensure_started()
+    end.
+
+ensure_started() ->
+    case application:ensure_all_started(?APP) of
+        {ok, _} -> ok;
+        {error, Reason} -> error({app_start_failed, Reason})
     end.
 
 %% Puts bench/ on Python's sys.path (for bench_helpers.py). The app is loaded
@@ -241,23 +247,41 @@ run_section({_Name, true, Keys, _Fun}, _Env, false) ->
 run_section({Name, _NeedsApp, Keys, Fun}, Env, _AppBuilt) ->
     io:format(standard_error, "~ts ...", [Name]),
     T0 = now_ns(),
-    {Pid, Ref} = spawn_monitor(fun() -> exit({section_result, Fun(Env)}) end),
+    {Pid, Ref} = spawn_monitor(fun() ->
+                                       exit(try {section_result, Fun(Env)}
+                                            catch C:R:St -> {section_crash, {C, R}, St}
+                                            end)
+                               end),
     Result = receive
                  {'DOWN', Ref, process, Pid, {section_result, Map}} when is_map(Map) ->
                      Map;
+                 {'DOWN', Ref, process, Pid, {section_crash, {Class, Reason}, Stack}} ->
+                     io:format(standard_error, " crashed: ~0P~n  ~0P~n",
+                               [{Class, Reason}, 20, Stack, 20]),
+                     error_figures(Keys, cell_reason(Reason));
                  {'DOWN', Ref, process, Pid, Reason} ->
-                     error_figures(Keys, flat("crashed: ~0P", [Reason, 12]))
+                     io:format(standard_error, " died: ~0P~n", [Reason, 20]),
+                     error_figures(Keys, "died: " ++ cell_reason(short_reason(Reason)))
              after ?SECTION_TIMEOUT_MS ->
                      exit(Pid, kill),
                      receive {'DOWN', Ref, process, Pid, _} -> ok end,
+                     io:format(standard_error, " timed out", []),
                      error_figures(Keys, "timed out")
              end,
     io:format(standard_error, " ~.1f s~n", [(now_ns() - T0) / 1.0e9]),
     maps:merge(maps:from_list([{K, {na, "not measured"}} || K <- Keys]), Result).
 
 error_figures(Keys, Why) ->
-    io:format(standard_error, " ~ts", [Why]),
     maps:from_list([{K, {error, Why}} || K <- Keys]).
+
+%% The reason without the stack trace, for a table cell.
+short_reason({Reason, [{M, F, _, _} | _]}) when is_atom(M), is_atom(F) ->
+    Reason;
+short_reason(Reason) ->
+    Reason.
+
+cell_reason({app_start_failed, _}) -> "app failed to start (see stderr)";
+cell_reason(Reason) -> flat("~0P", [Reason, 8]).
 
 %%====================================================================
 %% Measuring
@@ -298,7 +322,8 @@ measure_concurrent(N, MakeCall, BeforeGo) ->
                                Call = MakeCall(I),
                                receive
                                    {go, WarmEnd, End} ->
-                                       Parent ! {calls, self(), caller_loop(Call, 0, WarmEnd, End, 0)}
+                                       Count = caller_loop(Call, 0, WarmEnd, End, 0),
+                                       Parent ! {calls, self(), Count}
                                end
                        end)
             || I <- lists:seq(0, N - 1)],
@@ -316,6 +341,18 @@ caller_loop(Call, Seq, WarmEnd, End, Count) ->
         Now >= End -> Count;
         Now >= WarmEnd -> caller_loop(Call, Seq + 1, WarmEnd, End, Count + 1);
         true -> caller_loop(Call, Seq + 1, WarmEnd, End, Count)
+    end.
+
+%% Runs Fun() (which returns a figure); a crash becomes {error, Why}, so that
+%% one failing figure does not lose the others of its section.
+figure(Fun) ->
+    try
+        Fun()
+    catch
+        Class:Reason:Stack ->
+            io:format(standard_error, "~n  figure failed: ~0P~n  ~0P~n",
+                      [{Class, Reason}, 20, Stack, 20]),
+            {error, cell_reason(Reason)}
     end.
 
 ms_stats(Samples) ->
@@ -376,7 +413,7 @@ python_version() ->
                     case catch py:version() of
                         {ok, V} -> to_text(V);
                         V when is_binary(V); is_list(V) -> to_text(V);
-                        Other -> flat("unknown (py:version() -> ~0p)", [Other])
+                        _ -> "unknown (py:version() failed)"
                     end;
                 false ->
                     "unknown (no py:version/0)"

@@ -1,4 +1,4 @@
-%% @doc Top supervisor: the pools supervisor, then the default pool.
+%% @doc Top supervisor: callback handlers, the pools, then the default pool.
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
@@ -11,6 +11,9 @@ start_link() ->
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     py_pool:init_tables(),
+    Callbacks = #{id => py_callback_sup,
+                  start => {py_callback_sup, start_link, []},
+                  type => supervisor},
     Pools = #{id => py_pools_sup,
               start => {py_pools_sup, start_link, []},
               type => supervisor},
@@ -18,4 +21,4 @@ init([]) ->
                 start => {py_pool, start_default, []},
                 restart => transient,
                 type => worker},
-    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10}, [Pools, Default]}}.
+    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10}, [Callbacks, Pools, Default]}}.

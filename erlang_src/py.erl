@@ -12,7 +12,8 @@
 
 -export([call/3, call/4, call/5, eval/1, eval/2, eval/3, eval/4, exec/1, exec/2, exec/3,
          cast/3, cast/4, spawn_call/3, spawn_call/4, await/1, await/2,
-         context/1, version/0, last_traceback/0]).
+         context/1, version/0, last_traceback/0,
+         register_function/2, register_function/3, unregister_function/1]).
 
 -type context() :: pid().
 -type pool() :: atom().
@@ -78,7 +79,7 @@ eval(Code, Locals, Timeout) ->
 -spec eval(context() | pool(), iodata(), map(), timeout()) -> result().
 eval(Target, Code, Locals, Timeout) ->
     case {code(Code), Locals} of
-        {{ok, Bin}, #{}} -> request(Target, fun(Ref, Ctx) -> [2, Ref, Ctx, Bin, Locals] end,
+        {{ok, Bin}, #{}} -> request(Target, fun(Ctx) -> fun(Ref) -> [2, Ref, Ctx, Bin, Locals] end end,
                                     Timeout);
         {{ok, _}, _} -> {error, {badarg, Locals}};
         {Error, _} -> Error
@@ -99,7 +100,7 @@ exec(Target, Code) ->
 exec(Target, Code, Timeout) ->
     case code(Code) of
         {ok, Bin} ->
-            case request(Target, fun(Ref, Ctx) -> [3, Ref, Ctx, Bin] end, Timeout) of
+            case request(Target, fun(Ctx) -> fun(Ref) -> [3, Ref, Ctx, Bin] end end, Timeout) of
                 {ok, _} -> ok;
                 Error -> Error
             end;
@@ -151,6 +152,21 @@ context(N) ->
 version() ->
     call(platform, python_version, []).
 
+%% @doc Makes `Fun' callable from Python: `erlang.call(Name, *Args)' calls
+%% `Fun(Args)'. Registration is node-wide and seen by every context at once.
+-spec register_function(atom() | binary(), fun((list()) -> term())) -> ok | {error, term()}.
+register_function(Name, Fun) ->
+    py_callback:register_function(Name, Fun).
+
+%% @doc `erlang.call(Name, *Args)' calls `Module:Function(Args)'.
+-spec register_function(atom() | binary(), module(), atom()) -> ok | {error, term()}.
+register_function(Name, Module, Function) ->
+    py_callback:register_function(Name, {Module, Function}).
+
+-spec unregister_function(atom() | binary()) -> ok | {error, term()}.
+unregister_function(Name) ->
+    py_callback:unregister_function(Name).
+
 %% @doc The formatted traceback of the last Python exception this process got.
 -spec last_traceback() -> binary() | undefined.
 last_traceback() ->
@@ -159,8 +175,8 @@ last_traceback() ->
 %% Internal
 
 request(Target, Build, Timeout) when is_function(Build) ->
-    case send(Target, Build) of
-        {ok, Ref} -> py_request:wait(Ref, Timeout);
+    case context_of(Target) of
+        Ctx when is_pid(Ctx) -> py_request:call(Ctx, Build, Timeout);
         Error -> Error
     end;
 request(_Target, Error, _Timeout) ->
@@ -185,7 +201,7 @@ target(_Module, _Function) ->
 call_msg(Module, Function, Args, Kwargs) ->
     case {name(Module), name(Function)} of
         {{ok, M}, {ok, F}} when is_list(Args), is_map(Kwargs) ->
-            fun(Ref, Ctx) -> [1, Ref, Ctx, M, F, Args, Kwargs] end;
+            fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end;
         {{ok, _}, {ok, _}} when is_list(Args) ->
             {error, {badarg, Kwargs}};
         {{ok, _}, {ok, _}} ->

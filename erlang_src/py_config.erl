@@ -32,7 +32,7 @@ port_args(Contexts, PythonPath) ->
     ["--contexts", integer_to_list(Contexts)]
         ++ lists:append([["--python-path", P] || P <- Paths])
         ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20)),
-            "--spin-us", integer_to_list(application:get_env(erlang_python, spin_us, 50))].
+            "--spin-us", integer_to_list(application:get_env(erlang_python, spin_us, 0))].
 
 %% @doc Default timeout of py:call/eval/exec, in milliseconds.
 -spec call_timeout() -> timeout().

@@ -63,7 +63,7 @@
 -compile({inline, [enc_str/1, enc_bin/1, enc_int/1, enc_atom/1, enc_opaque/2,
                    arr_hdr/1, arr_hdr_size/1, map_hdr/1, map_hdr_size/1,
                    ext_hdr/2, ext_hdr_size/1, iosize/1, t2b/1,
-                   dec_str/2, dec_ext/4]}).
+                   dec_str/2]}).
 
 %%====================================================================
 %% Encoding
@@ -309,89 +309,128 @@ reply_id(Type, Bin) ->
 
 %% dec(Bin, Depth) -> {Term, Rest}; throws a decode_error() on bad input.
 %% Depth is the number of containers around the value.
-dec(<<B, R/binary>>, D) -> dec(B, R, D);
-dec(<<>>, _) -> throw(truncated).
-
-dec(B, R, _) when B < 16#80 -> {B, R};
-dec(B, R, _) when B >= 16#e0 -> {B - 256, R};
-dec(B, R, _) when B >= 16#a0, B < 16#c0 -> dec_str(B - 16#a0, R);
-dec(B, R, D) when B >= 16#90, B < 16#a0 -> dec_array(B - 16#90, R, D);
-dec(B, R, D) when B >= 16#80, B < 16#90 -> dec_map(B - 16#80, R, D);
-dec(16#c0, R, _) -> {none, R};
-dec(16#c2, R, _) -> {false, R};
-dec(16#c3, R, _) -> {true, R};
-dec(16#cc, R, _) -> case R of <<I, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#cd, R, _) -> case R of <<I:16, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#ce, R, _) -> case R of <<I:32, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#cf, R, _) -> case R of <<I:64, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#d0, R, _) -> case R of <<I:8/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#d1, R, _) -> case R of <<I:16/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#d2, R, _) -> case R of <<I:32/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#d3, R, _) -> case R of <<I:64/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(16#cb, R, _) ->
+%%
+%% Every clause matches `<<Byte, R/binary>>' so that the first byte is
+%% read once and dispatched on; the helpers start by matching their binary
+%% argument so that the compiler can hand them the match context instead
+%% of a new sub-binary.
+dec(<<B, R/binary>>, _) when B < 16#80 -> {B, R};
+dec(<<B, R/binary>>, _) when B >= 16#e0 -> {B - 256, R};
+dec(<<B, R/binary>>, _) when B >= 16#a0, B < 16#c0 -> dec_str(B - 16#a0, R);
+dec(<<B, R/binary>>, D) when B >= 16#90, B < 16#a0 -> dec_array(B - 16#90, R, D);
+dec(<<B, R/binary>>, D) when B >= 16#80, B < 16#90 -> dec_map(B - 16#80, R, D);
+dec(<<16#c0, R/binary>>, _) -> {none, R};
+dec(<<16#c2, R/binary>>, _) -> {false, R};
+dec(<<16#c3, R/binary>>, _) -> {true, R};
+dec(<<16#cc, R/binary>>, _) -> case R of <<I, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#cd, R/binary>>, _) -> case R of <<I:16, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#ce, R/binary>>, _) -> case R of <<I:32, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#cf, R/binary>>, _) -> case R of <<I:64, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d0, R/binary>>, _) -> case R of <<I:8/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d1, R/binary>>, _) -> case R of <<I:16/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d2, R/binary>>, _) -> case R of <<I:32/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d3, R/binary>>, _) -> case R of <<I:64/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#cb, R/binary>>, _) ->
     case R of
         <<F:64/float, T/binary>> -> {F, T};
         <<_:64, _/binary>> -> throw({malformed, float64});
         _ -> throw(truncated)
     end;
-dec(16#ca, R, _) ->
+dec(<<16#ca, R/binary>>, _) ->
     case R of
         <<F:32/float, T/binary>> -> {F, T};
         <<_:32, _/binary>> -> throw({malformed, float32});
         _ -> throw(truncated)
     end;
-dec(16#d9, R, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(16#da, R, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(16#db, R, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(16#c4, R, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(16#c5, R, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(16#c6, R, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(16#dc, R, D) -> case R of <<N:16, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
-dec(16#dd, R, D) -> case R of <<N:32, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
-dec(16#de, R, D) -> case R of <<N:16, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
-dec(16#df, R, D) -> case R of <<N:32, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
-dec(16#d4, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 1, T, D); _ -> throw(truncated) end;
-dec(16#d5, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 2, T, D); _ -> throw(truncated) end;
-dec(16#d6, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 4, T, D); _ -> throw(truncated) end;
-dec(16#d7, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 8, T, D); _ -> throw(truncated) end;
-dec(16#d8, R, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 16, T, D); _ -> throw(truncated) end;
-dec(16#c7, R, D) -> case R of <<N, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
-dec(16#c8, R, D) -> case R of <<N:16, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
-dec(16#c9, R, D) -> case R of <<N:32, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
-dec(16#c1, _, _) -> throw({invalid_byte, 16#c1}).
+dec(<<16#d9, R/binary>>, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#da, R/binary>>, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#db, R/binary>>, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#c4, R/binary>>, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#c5, R/binary>>, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#c6, R/binary>>, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#dc, R/binary>>, D) -> case R of <<N:16, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
+dec(<<16#dd, R/binary>>, D) -> case R of <<N:32, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
+dec(<<16#de, R/binary>>, D) -> case R of <<N:16, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
+dec(<<16#df, R/binary>>, D) -> case R of <<N:32, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
+dec(<<16#d4, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 1, T, D); _ -> throw(truncated) end;
+dec(<<16#d5, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 2, T, D); _ -> throw(truncated) end;
+dec(<<16#d6, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 4, T, D); _ -> throw(truncated) end;
+dec(<<16#d7, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 8, T, D); _ -> throw(truncated) end;
+dec(<<16#d8, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 16, T, D); _ -> throw(truncated) end;
+dec(<<16#c7, R/binary>>, D) -> case R of <<N, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
+dec(<<16#c8, R/binary>>, D) -> case R of <<N:16, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
+dec(<<16#c9, R/binary>>, D) -> case R of <<N:32, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
+dec(<<16#c1, _/binary>>, _) -> throw({invalid_byte, 16#c1});
+dec(<<>>, _) -> throw(truncated).
 
 dec_str(N, R) ->
     case R of
-        <<S:N/binary, Rest/binary>> -> {S, Rest};
+        <<S:N/binary, T/binary>> -> {S, T};
         _ -> throw(truncated)
     end.
 
-dec_array(0, R, D) when D < ?MAX_DEPTH -> {[], R};
 dec_array(N, R, D) when D < ?MAX_DEPTH -> dec_elems(N, R, D + 1);
 dec_array(_, _, _) -> throw(too_deep).
 
-dec_elems(0, R, _) -> {[], R};
-dec_elems(N, R, D) ->
-    {H, R1} = dec(R, D),
-    {T, R2} = dec_elems(N - 1, R1, D),
-    {[H | T], R2}.
+%% Body recursion builds the list head-first. The common scalars are
+%% decoded in place, so that the match context runs on without making a
+%% sub-binary per element.
+dec_elems(N, <<B, R/binary>>, D) when N > 0, B < 16#80 ->
+    {T, Rest} = dec_elems(N - 1, R, D),
+    {[B | T], Rest};
+dec_elems(N, <<B, R0/binary>>, D) when N > 0, B >= 16#a0, B < 16#c0 ->
+    L = B - 16#a0,
+    case R0 of
+        <<S:L/binary, R/binary>> ->
+            {T, Rest} = dec_elems(N - 1, R, D),
+            {[S | T], Rest};
+        _ ->
+            throw(truncated)
+    end;
+dec_elems(0, R, _) ->
+    {[], R};
+dec_elems(N, R0, D) ->
+    {H, R} = dec(R0, D),
+    {T, Rest} = dec_elems(N - 1, R, D),
+    {[H | T], Rest}.
 
-dec_map(0, R, D) when D < ?MAX_DEPTH -> {#{}, R};
 dec_map(N, R, D) when D < ?MAX_DEPTH ->
     {Pairs, Rest} = dec_pairs(N, R, D + 1),
     {maps:from_list(Pairs), Rest};
 dec_map(_, _, _) -> throw(too_deep).
 
-dec_pairs(0, R, _) -> {[], R};
-dec_pairs(N, R, D) ->
-    {K, R1} = dec(R, D),
-    {V, R2} = dec(R1, D),
-    {T, R3} = dec_pairs(N - 1, R2, D),
-    {[{K, V} | T], R3}.
+dec_pairs(N, <<B, R0/binary>>, D) when N > 0, B >= 16#a0, B < 16#c0 ->
+    L = B - 16#a0,
+    case R0 of
+        <<K:L/binary, R/binary>> -> dec_value(K, N, R, D);
+        _ -> throw(truncated)
+    end;
+dec_pairs(0, R, _) ->
+    {[], R};
+dec_pairs(N, R0, D) ->
+    {K, R} = dec(R0, D),
+    dec_value(K, N, R, D).
+
+dec_value(K, N, <<B, R/binary>>, D) when B < 16#80 ->
+    {T, Rest} = dec_pairs(N - 1, R, D),
+    {[{K, B} | T], Rest};
+dec_value(K, N, <<B, R0/binary>>, D) when B >= 16#a0, B < 16#c0 ->
+    L = B - 16#a0,
+    case R0 of
+        <<V:L/binary, R/binary>> ->
+            {T, Rest} = dec_pairs(N - 1, R, D),
+            {[{K, V} | T], Rest};
+        _ ->
+            throw(truncated)
+    end;
+dec_value(K, N, R0, D) ->
+    {V, R} = dec(R0, D),
+    {T, Rest} = dec_pairs(N - 1, R, D),
+    {[{K, V} | T], Rest}.
 
 dec_ext(Type, N, R, D) ->
     case R of
-        <<Payload:N/binary, Rest/binary>> -> {ext_term(Type, Payload, D), Rest};
+        <<Payload:N/binary, T/binary>> -> {ext_term(Type, Payload, D), T};
         _ -> throw(truncated)
     end.
 

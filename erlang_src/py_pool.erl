@@ -20,7 +20,7 @@
 -spec init_tables() -> ok.
 init_tables() ->
     Opts = [named_table, public, set, {read_concurrency, true}],
-    _ = [ets:new(T, Opts) || T <- [?POOLS, ?SLOTS, py_contexts, py_ports],
+    _ = [ets:new(T, Opts) || T <- [?POOLS, ?SLOTS, py_contexts, py_ports, py_functions],
                              ets:info(T) =:= undefined],
     ok.
 

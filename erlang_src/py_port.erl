@@ -13,6 +13,7 @@
                 index :: non_neg_integer(),
                 port :: port() | undefined,
                 os_pid :: integer() | undefined,
+                handlers = #{} :: #{integer() => pid()},
                 info = #{} :: map()}).
 
 -define(PROTOCOL_VERSION, 1).
@@ -64,6 +65,7 @@ handle_info({Port, {data, Data}}, #state{port = Port} = State) ->
     case Data of
         <<16#93, 4, Rest/binary>> -> forward(Rest, ok, Data), {noreply, State};
         <<16#95, 5, Rest/binary>> -> forward(Rest, error, Data), {noreply, State};
+        <<16#95, 16, Rest/binary>> -> {noreply, callback(Rest, State)};
         _ -> handle_message(Data, State)
     end;
 handle_info({Port, {exit_status, Status}}, #state{port = Port} = State) ->
@@ -72,6 +74,8 @@ handle_info({Port, {exit_status, Status}}, #state{port = Port} = State) ->
     {stop, {shutdown, {python_died, Status}}, State#state{port = undefined}};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
     {stop, {shutdown, {python_died, Reason}}, State#state{port = undefined}};
+handle_info({'EXIT', Pid, _Reason}, #state{handlers = Handlers} = State) ->
+    {noreply, State#state{handlers = maps:filter(fun(_, H) -> H =/= Pid end, Handlers)}};
 handle_info(_Other, State) ->
     {noreply, State}.
 
@@ -109,6 +113,9 @@ handle_message(Data, State) ->
             logger:log(log_level(Level), "~ts", [Message],
                        #{domain => [python], py_logger => Logger, py_meta => Meta}),
             {noreply, State};
+        {ok, [17, Pid, Term]} when is_pid(Pid) ->
+            Pid ! Term,
+            {noreply, State};
         {ok, [14, Reason]} ->
             logger:error("Python port program protocol error: ~ts", [Reason],
                          #{domain => [python]}),
@@ -117,6 +124,41 @@ handle_message(Data, State) ->
             logger:warning("unexpected message from the Python port program: ~p", [Other],
                            #{domain => [python]}),
             {noreply, State}
+    end.
+
+%% A callback request `[16, Id, HandlerKey, Name, Args]': the handler key names
+%% the Python thread (and nesting depth); `none' (async calls) runs on its own.
+callback(Bin, #state{port = Port, handlers = Handlers} = State) ->
+    case py_msgpack:decode(Bin) of
+        {ok, Id, Rest0} when is_integer(Id) ->
+            case py_msgpack:decode(Rest0) of
+                {ok, none, Request} ->
+                    proc_lib:spawn_link(py_callback, run, [Port, Id, Request]),
+                    State;
+                {ok, Key, Request} ->
+                    case handler(Key, State) of
+                        {ok, Handler, State1} ->
+                            Handler ! {py_callback, Id, Request},
+                            State1;
+                        error ->
+                            py_callback:run(Port, Id, <<16#a0, 16#90>>),
+                            State
+                    end;
+                _ -> State
+            end;
+        _ ->
+            logger:warning("malformed callback request from Python", #{domain => [python]}),
+            State#state{handlers = Handlers}
+    end.
+
+handler(Key, #state{handlers = Handlers, port = Port} = State) ->
+    case Handlers of
+        #{Key := Pid} -> {ok, Pid, State};
+        _ ->
+            case py_callback_sup:start_handler(self(), Port) of
+                {ok, Pid} -> {ok, Pid, State#state{handlers = Handlers#{Key => Pid}}};
+                _ -> error
+            end
     end.
 
 log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->

@@ -4,27 +4,53 @@
 %% and a dying port program wakes every waiter at once.
 -module(py_request).
 
--export([send/3, cast/2, wait/2, failed/1]).
+-export([call/3, send/3, cast/2, wait/2, failed/1]).
 
--type builder() :: fun((ReqId :: reference() | none, Local :: non_neg_integer()) -> list()).
+%% Makes a request message from the context's number in its port program, then
+%% the request ID.
+-type builder() :: fun((Local :: non_neg_integer()) -> fun((ReqId :: reference() | none) -> list())).
 -export_type([builder/0]).
+
+%% @doc Sends a request and waits for its reply. On timeout the port program is
+%% told, so that the request is dropped if it has not started, and an
+%% `erlang.call' it is blocked in raises instead of waiting on.
+-spec call(pid(), builder(), timeout()) -> {ok, term()} | {error, term()}.
+call(Ctx, Build, Timeout) ->
+    case ets:lookup(py_contexts, Ctx) of
+        [{_, Port, Owner, Local}] ->
+            case send_to(Port, Owner, Build(Local)) of
+                {ok, Ref} ->
+                    case wait(Ref, Timeout) of
+                        {error, timeout} = Error ->
+                            catch erlang:port_command(Port, py_msgpack:encode([8, Ref, Local])),
+                            Error;
+                        Reply ->
+                            Reply
+                    end;
+                Error ->
+                    Error
+            end;
+        [] ->
+            {error, {no_context, Ctx}}
+    end.
 
 %% @doc Sends a request to context `Ctx'; `Build' makes the message from the
 %% request ID and the context's number in its port program.
 -spec send(pid(), builder(), timeout()) -> {ok, reference()} | {error, term()}.
 send(Ctx, Build, _Timeout) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, Owner, Local}] ->
-            Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
-            try erlang:port_command(Port, py_msgpack:encode(Build(Ref, Local))) of
-                true -> {ok, Ref}
-            catch
-                error:badarg ->
-                    erlang:demonitor(Ref, [flush]),
-                    {error, {python_died, port_closed}}
-            end;
-        [] ->
-            {error, {no_context, Ctx}}
+        [{_, Port, Owner, Local}] -> send_to(Port, Owner, Build(Local));
+        [] -> {error, {no_context, Ctx}}
+    end.
+
+send_to(Port, Owner, Build) ->
+    Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
+    try erlang:port_command(Port, py_msgpack:encode(Build(Ref))) of
+        true -> {ok, Ref}
+    catch
+        error:badarg ->
+            erlang:demonitor(Ref, [flush]),
+            {error, {python_died, port_closed}}
     end.
 
 %% @doc Sends a request whose reply nobody wants.
@@ -32,7 +58,7 @@ send(Ctx, Build, _Timeout) ->
 cast(Ctx, Build) ->
     case ets:lookup(py_contexts, Ctx) of
         [{_, Port, _Owner, Local}] ->
-            try erlang:port_command(Port, py_msgpack:encode(Build(none, Local))) of
+            try erlang:port_command(Port, py_msgpack:encode((Build(Local))(none))) of
                 true -> ok
             catch
                 error:badarg -> {error, {python_died, port_closed}}

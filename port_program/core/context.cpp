@@ -47,6 +47,12 @@ Context::~Context() {
   thread_.reset();
 }
 
+namespace {
+thread_local Context* tl_current = nullptr;
+}
+
+Context* Context::current() { return tl_current; }
+
 void Context::post(Request&& request) {
   bool wake;
   {
@@ -58,14 +64,51 @@ void Context::post(Request&& request) {
   if (wake) cv_.notify_one();
 }
 
-bool Context::take(std::deque<Request>& batch) {
-  if (options_.spin_us > 0 && pending_.load(std::memory_order_acquire) == 0) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.spin_us);
-    for (unsigned i = 1; pending_.load(std::memory_order_acquire) == 0; ++i) {
-      cpu_relax();
-      if ((i & 63) == 0 && std::chrono::steady_clock::now() > deadline) break;
+void Context::post_callback_reply(uint64_t id, CallbackReply reply) {
+  Request item;
+  item.type = reply.kind == CallbackReply::Kind::kOk ? protocol::kCallbackOk
+                                                       : protocol::kCallbackError;
+  item.callback_id = id;
+  item.bytes = std::move(reply.payload);
+  post(std::move(item));
+}
+
+void Context::cancel(std::string_view reqid) {
+  {
+    std::lock_guard lk(mu_);
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if (it->type <= protocol::kExec && it->reqid() == reqid) {
+        queue_.erase(it);
+        pending_.fetch_sub(1, std::memory_order_release);
+        return;
+      }
     }
   }
+  Request item;
+  item.type = protocol::kCancel;
+  item.bytes.assign(reqid);
+  post(std::move(item));
+}
+
+void Context::spin() {
+  if (options_.spin_us == 0 || pending_.load(std::memory_order_acquire) != 0) return;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.spin_us);
+  for (unsigned i = 1; pending_.load(std::memory_order_acquire) == 0; ++i) {
+    cpu_relax();
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() > deadline) break;
+  }
+}
+
+bool Context::try_pop(Request& out) {
+  std::lock_guard lk(mu_);
+  if (queue_.empty()) return false;
+  out = std::move(queue_.front());
+  queue_.pop_front();
+  return true;
+}
+
+bool Context::wait_pop(Request& out) {
+  spin();
   std::unique_lock lk(mu_);
   if (queue_.empty() && !stop_) {
     sleeping_ = true;
@@ -73,24 +116,22 @@ bool Context::take(std::deque<Request>& batch) {
     sleeping_ = false;
   }
   if (queue_.empty()) return false;
-  batch.swap(queue_);
+  out = std::move(queue_.front());
+  queue_.pop_front();
   return true;
 }
 
 void Context::run() {
+  tl_current = this;
   thread_state_ = PyThreadState_New(Runtime::instance().interpreter());
   output::set_current_context(id_);
-  std::deque<Request> batch;
-  while (take(batch)) {
-    {
-      GilHold gil(thread_state_);
-      for (const Request& request : batch) {
-        execute(request);
-        pending_.fetch_sub(1, std::memory_order_release);
-      }
-      output::flush_all();
-    }
-    batch.clear();
+  Request item;
+  while (wait_pop(item)) {
+    GilHold gil(thread_state_);
+    do {
+      dispatch(item);
+    } while (try_pop(item));
+    output::flush_all();
   }
   {
     GilHold gil(thread_state_);
@@ -98,6 +139,42 @@ void Context::run() {
   }
   PyThreadState_Delete(thread_state_);
   thread_state_ = nullptr;
+}
+
+void Context::dispatch(Request& item) {
+  if (item.type <= protocol::kExec) {
+    active_.push_back(item.reqid());
+    execute(item);
+    active_.pop_back();
+  }
+  // Otherwise a cancellation or callback reply for a wait that is over.
+  pending_.fetch_sub(1, std::memory_order_release);
+}
+
+
+CallbackReply Context::wait_callback(uint64_t id) {
+  Request item;
+  while (true) {
+    if (!try_pop(item)) {
+      GilRelease nogil;
+      if (!wait_pop(item)) return {CallbackReply::Kind::kStopped, {}};
+    }
+    bool is_reply = item.type == protocol::kCallbackOk || item.type == protocol::kCallbackError;
+    if (is_reply && item.callback_id == id) {
+      pending_.fetch_sub(1, std::memory_order_release);
+      return {item.type == protocol::kCallbackOk ? CallbackReply::Kind::kOk
+                                                 : CallbackReply::Kind::kError,
+              std::move(item.bytes)};
+    }
+    if (item.type == protocol::kCancel) {
+      pending_.fetch_sub(1, std::memory_order_release);
+      for (std::string_view reqid : active_) {
+        if (reqid == item.bytes) return {CallbackReply::Kind::kCancelled, {}};
+      }
+      continue;
+    }
+    dispatch(item);  // a nested request, or a stale reply
+  }
 }
 
 void Context::execute(const Request& request) {

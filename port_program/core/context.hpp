@@ -13,7 +13,9 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
+#include "core/callbacks.hpp"
 #include "core/native_thread.hpp"
 #include "core/py_ref.hpp"
 #include "core/request.hpp"
@@ -37,8 +39,19 @@ class Context {
   Context& operator=(const Context&) = delete;
 
   int id() const { return id_; }
+  // The context whose executor is the calling thread, or null.
+  static Context* current();
+
   // Called from the I/O thread.
   void post(Request&& request);
+  void post_callback_reply(uint64_t id, CallbackReply reply);
+  // The caller of request `reqid` gave up: drop it if still queued, otherwise
+  // interrupt its erlang.call waits.
+  void cancel(std::string_view reqid);
+
+  // On the executor thread, GIL held: waits for callback `id`'s reply, running
+  // the requests that arrive meanwhile (Erlang calling back into this context).
+  CallbackReply wait_callback(uint64_t id);
   // True when nothing is queued or running (used by an orderly shutdown).
   bool idle() const { return pending_.load(std::memory_order_acquire) == 0; }
 
@@ -55,7 +68,10 @@ class Context {
   using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
   void run();
-  bool take(std::deque<Request>& batch);
+  bool wait_pop(Request& out);  // blocks; false when stopping
+  bool try_pop(Request& out);
+  void spin();
+  void dispatch(Request& item);
   void execute(const Request& request);
   PyRef call(MsgpackReader& in);
   PyRef eval(MsgpackReader& in);
@@ -73,6 +89,7 @@ class Context {
   StringMap<PyRef> modules_;
   StringMap<Compiled> eval_cache_, exec_cache_;
   std::string reply_;  // reused reply buffer
+  std::vector<std::string_view> active_;  // IDs of the requests running, outermost first
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -71,6 +71,24 @@ void Dispatcher::on_frame(std::string_view message) {
       case protocol::kShutdown:
         shutdown_ = true;
         return;
+      case protocol::kCallbackOk:
+      case protocol::kCallbackError: {
+        MsgpackInt id = in.integer();
+        if (id.negative || n != 3) throw MsgpackError("bad callback reply");
+        CallbackReply reply{type.magnitude == protocol::kCallbackOk ? CallbackReply::Kind::kOk
+                                                                     : CallbackReply::Kind::kError,
+                            std::string(in.raw_object())};
+        Runtime::instance().callbacks().deliver(id.magnitude, std::move(reply));
+        return;
+      }
+      case protocol::kCancel: {
+        reqid = in.raw_object();
+        MsgpackInt ctx = in.integer();
+        if (!ctx.negative && ctx.magnitude < contexts_.size()) {
+          contexts_[ctx.magnitude]->cancel(reqid);
+        }
+        return;
+      }
       case protocol::kCall:
       case protocol::kEval:
       case protocol::kExec: {

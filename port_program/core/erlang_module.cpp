@@ -1,8 +1,14 @@
 #include "core/erlang_module.hpp"
 
+#include <string>
 #include <string_view>
 
+#include "core/context.hpp"
+#include "core/msgpack_writer.hpp"
 #include "core/output.hpp"
+#include "core/protocol.hpp"
+#include "core/runtime.hpp"
+#include "core/term_codec.hpp"
 
 namespace ep {
 namespace {
@@ -28,8 +34,208 @@ PyObject* flush_output(PyObject*, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
+// Handler key of a callback: nested calls on one thread get handlers of their
+// own (depth in the high bits), so an outer handler can wait for an inner one.
+constexpr uint32_t kDepthShift = 24;
+constexpr uint32_t kMaxDepth = 64;
+
+bool encode_request(std::string& msg, uint64_t id, PyObject* handler_key, PyObject* name,
+                    PyObject* const* args, Py_ssize_t nargs) {
+  const TermTypes& types = Runtime::instance().types();
+  begin_message(msg);
+  MsgpackWriter w(msg);
+  w.array_header(5);
+  w.int64(protocol::kCallback);
+  w.uint64(id);
+  if (!encode_term(w, handler_key, types)) return false;
+  Py_ssize_t len = 0;
+  const char* s = PyUnicode_AsUTF8AndSize(name, &len);
+  if (!s) return false;
+  w.str({s, static_cast<size_t>(len)});
+  w.array_header(static_cast<uint32_t>(nargs));
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    if (!encode_term(w, args[i], types)) return false;
+  }
+  return true;
+}
+
+bool check_name(PyObject* name, const char* fn) {
+  if (PyUnicode_Check(name)) return true;
+  PyErr_Format(PyExc_TypeError, "%s: the function name must be str, not %.100s", fn,
+               Py_TYPE(name)->tp_name);
+  return false;
+}
+
+// The reply of a callback as a Python value, or a RuntimeError naming the function.
+PyObject* reply_value(PyObject* name, CallbackReply& reply) {
+  switch (reply.kind) {
+    case CallbackReply::Kind::kOk: {
+      MsgpackReader in(reply.payload);
+      try {
+        return decode_term(in, Runtime::instance().types()).release();
+      } catch (const MsgpackError& e) {
+        PyErr_Format(PyExc_RuntimeError, "erlang.call('%U'): malformed reply: %s", name, e.what());
+        return nullptr;
+      }
+    }
+    case CallbackReply::Kind::kError: {
+      std::string reason;
+      try {
+        MsgpackReader in(reply.payload);
+        reason = std::string(in.str());
+      } catch (const MsgpackError&) {
+        reason = "unknown error";
+      }
+      PyErr_Format(PyExc_RuntimeError, "erlang.call('%U') failed: %s", name, reason.c_str());
+      return nullptr;
+    }
+    case CallbackReply::Kind::kCancelled:
+      PyErr_Format(PyExc_RuntimeError,
+                   "erlang.call('%U') cancelled: the Erlang caller of this Python call gave up",
+                   name);
+      return nullptr;
+    case CallbackReply::Kind::kStopped:
+      break;
+  }
+  PyErr_Format(PyExc_RuntimeError, "erlang.call('%U'): the port program is stopping", name);
+  return nullptr;
+}
+
+PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1) {
+    PyErr_SetString(PyExc_TypeError, "call(name, *args) needs a function name");
+    return nullptr;
+  }
+  PyObject* name = args[0];
+  if (!check_name(name, "erlang.call")) return nullptr;
+  Runtime& rt = Runtime::instance();
+  CallbackWaiter& waiter = rt.callbacks().this_thread();
+  if (waiter.depth >= kMaxDepth) {
+    PyErr_SetString(PyExc_RecursionError, "erlang.call nested too deeply");
+    return nullptr;
+  }
+  uint64_t id = waiter.next_id();
+  PyRef key = PyRef::steal(PyLong_FromUnsignedLong(waiter.slot() | (waiter.depth << kDepthShift)));
+  std::string msg;
+  if (!key || !encode_request(msg, id, key.get(), name, args + 1, nargs - 1)) return nullptr;
+  ++waiter.depth;
+  CallbackReply reply;
+  if (Context* ctx = Context::current()) {
+    rt.sink().send(msg);
+    reply = ctx->wait_callback(id);
+  } else {
+    waiter.arm(id);
+    rt.sink().send(msg);
+    GilRelease nogil;
+    reply = waiter.wait();
+  }
+  --waiter.depth;
+  return reply_value(name, reply);
+}
+
+// call_async(name, args, fd, token): the reply is queued for `fd`, an eventfd.
+PyObject* call_async(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  unsigned long long token = 0;
+  int fd = -1;
+  if (nargs != 4 || !check_name(args[0], "erlang.async_call") || !PyTuple_Check(args[1]) ||
+      (fd = PyLong_AsLong(args[2])) < 0 || (token = PyLong_AsUnsignedLongLong(args[3]), PyErr_Occurred())) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "call_async(name, args, fd, token)");
+    return nullptr;
+  }
+  Runtime& rt = Runtime::instance();
+  uint64_t id = rt.callbacks().register_async(fd, token);
+  std::string msg;
+  if (!encode_request(msg, id, Py_None, args[0], PySequence_Fast_ITEMS(args[1]),
+                      PyTuple_GET_SIZE(args[1]))) {
+    rt.callbacks().drop_async(id);
+    return nullptr;
+  }
+  rt.sink().send(msg);
+  Py_RETURN_NONE;
+}
+
+// async_results(fd) -> [(token, ok, value_or_reason)]
+PyObject* async_results(PyObject*, PyObject* arg) {
+  long fd = PyLong_AsLong(arg);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  auto results = Runtime::instance().callbacks().take_async(static_cast<int>(fd));
+  PyRef list = PyRef::steal(PyList_New(0));
+  if (!list) return nullptr;
+  for (auto& r : results) {
+    PyRef value;
+    bool ok = r.reply.kind == CallbackReply::Kind::kOk;
+    if (ok) {
+      MsgpackReader in(r.reply.payload);
+      try {
+        value = decode_term(in, Runtime::instance().types());
+      } catch (const MsgpackError& e) {
+        PyErr_SetString(PyExc_ValueError, e.what());
+      }
+      if (!value) {
+        ok = false;
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        value = PyRef::steal(v ? PyObject_Str(v) : PyUnicode_FromString("bad reply"));
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+      }
+    } else {
+      std::string reason = "the port program is stopping";
+      if (r.reply.kind == CallbackReply::Kind::kError) {
+        try {
+          MsgpackReader in(r.reply.payload);
+          reason = std::string(in.str());
+        } catch (const MsgpackError&) {
+          reason = "unknown error";
+        }
+      }
+      value = PyRef::steal(PyUnicode_DecodeUTF8(reason.data(), reason.size(), "replace"));
+    }
+    PyRef item = PyRef::steal(Py_BuildValue("(KOO)", static_cast<unsigned long long>(r.token),
+                                            ok ? Py_True : Py_False, value.get()));
+    if (!item || PyList_Append(list.get(), item.get()) < 0) return nullptr;
+  }
+  return list.release();
+}
+
+PyObject* async_forget(PyObject*, PyObject* arg) {
+  long fd = PyLong_AsLong(arg);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  Runtime::instance().callbacks().forget_async(static_cast<int>(fd));
+  Py_RETURN_NONE;
+}
+
+// send(pid, term): a message to an Erlang process, no reply.
+PyObject* send(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  Runtime& rt = Runtime::instance();
+  const TermTypes& types = rt.types();
+  if (nargs != 2 || Py_TYPE(args[0]) != reinterpret_cast<PyTypeObject*>(types.pid.get())) {
+    PyErr_SetString(PyExc_TypeError, "send(pid, term): pid must be an erlang.Pid");
+    return nullptr;
+  }
+  std::string msg;
+  begin_message(msg);
+  MsgpackWriter w(msg);
+  w.array_header(3);
+  w.int64(protocol::kSend);
+  if (!encode_term(w, args[0], types) || !encode_term(w, args[1], types)) return nullptr;
+  rt.sink().send(msg);
+  Py_RETURN_NONE;
+}
+
+template <class F>
+PyCFunction fastcall(F f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
+
 PyMethodDef kMethods[] = {
-    {"write_output", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(write_output)),
+    {"call", fastcall(call), METH_FASTCALL, "call(name, *args): call a registered Erlang function."},
+    {"call_async", fastcall(call_async), METH_FASTCALL, "Start a callback completed through an eventfd."},
+    {"async_results", async_results, METH_O, "Take the completed async callbacks of an eventfd."},
+    {"async_forget", async_forget, METH_O, "Drop what is pending for an eventfd."},
+    {"send", fastcall(send), METH_FASTCALL, "send(pid, term): send a message to an Erlang process."},
+    {"write_output", fastcall(write_output),
      METH_FASTCALL, "Forward text written to sys.stdout/sys.stderr to Erlang."},
     {"flush_output", flush_output, METH_O, "Send the buffered partial line of a stream."},
     {nullptr, nullptr, 0, nullptr},

@@ -17,6 +17,7 @@ enum MessageType : uint8_t {
   kReplyError = 5,
   kOutput = 6,
   kLog = 7,
+  kCancel = 8,
   kProtocolError = 14,
   kShutdown = 15,
   kCallback = 16,

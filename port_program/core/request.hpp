@@ -8,8 +8,13 @@
 
 namespace ep {
 
+// Besides call/eval/exec, the same queue carries what an executor waiting in
+// erlang.call must see: callback replies (type kCallbackOk / kCallbackError,
+// `bytes` = the payload, `callback_id` set) and cancellations (type kCancel,
+// `bytes` = the request ID of the request whose caller gave up).
 struct Request {
   uint8_t type = 0;
+  uint64_t callback_id = 0;
   std::string bytes;       // the message, owned (the read buffer is reused)
   uint32_t reqid_off = 0;  // request ID bytes, copied verbatim into the reply
   uint32_t reqid_len = 0;

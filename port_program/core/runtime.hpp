@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/callbacks.hpp"
 #include "core/message_sink.hpp"
 #include "core/py_ref.hpp"
 #include "core/term_codec.hpp"
@@ -27,6 +28,7 @@ class Runtime {
   bool start(const RuntimeOptions& options, MessageSink& sink);
 
   MessageSink& sink() { return *sink_; }
+  CallbackRegistry& callbacks() { return callbacks_; }
   const TermTypes& types() const { return types_; }
   PyInterpreterState* interpreter() const { return interp_; }
   const std::string& python_version() const { return python_version_; }
@@ -44,6 +46,7 @@ class Runtime {
   bool load_package();
 
   MessageSink* sink_ = nullptr;
+  CallbackRegistry callbacks_;
   PyInterpreterState* interp_ = nullptr;
   std::string python_version_;
   TermTypes types_;

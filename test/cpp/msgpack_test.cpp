@@ -314,7 +314,9 @@ TEST_CASE("writer: str, bin and ext headers match msgpack-c at every boundary") 
 TEST_CASE("writer: fixext for payloads of 1, 2, 4, 8 and 16 bytes") {
   const std::pair<size_t, unsigned char> fixed[] = {
       {1, 0xd4}, {2, 0xd5}, {4, 0xd6}, {8, 0xd7}, {16, 0xd8}};
-  for (auto [n, tag] : fixed) {
+  for (const auto& entry : fixed) {
+    size_t n = entry.first;
+    unsigned char tag = entry.second;
     std::string got = ours([&](MsgpackWriter& w) { w.ext(5, filler(n)); });
     CHECK(static_cast<unsigned char>(got[0]) == tag);
     CHECK(got[1] == 5);

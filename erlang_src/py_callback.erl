@@ -1,0 +1,113 @@
+%% @doc Python calling Erlang: registered functions, and the handler processes
+%% that run them.
+%%
+%% Each Python thread that calls `erlang.call' has its own handler process
+%% (started on its first call, kept while the port program lives, reused when
+%% the port program reuses the thread's slot), so a slow function blocks only
+%% the thread that called it. Handlers are linked to the port owner: when the
+%% port program dies they go with it. `erlang.async_call' requests run in
+%% short-lived processes, so that many of them run concurrently.
+-module(py_callback).
+
+-export([register_function/2, unregister_function/1, lookup/1]).
+-export([start_link/2, run/3, init/2]).
+
+-define(TABLE, py_functions).
+
+-type callable() :: fun((list()) -> term()) | {module(), atom()}.
+-export_type([callable/0]).
+
+%% @doc Makes `Callable' callable from Python as `erlang.call(Name, ...)'. It is
+%% given the list of arguments.
+-spec register_function(atom() | binary(), callable()) -> ok | {error, term()}.
+register_function(Name, Callable) ->
+    case {key(Name), Callable} of
+        {{ok, Key}, Fun} when is_function(Fun, 1) ->
+            ets:insert(?TABLE, {Key, Fun}), ok;
+        {{ok, Key}, {M, F}} when is_atom(M), is_atom(F) ->
+            ets:insert(?TABLE, {Key, {M, F}}), ok;
+        {{ok, _}, _} ->
+            {error, {badarg, Callable}};
+        {Error, _} ->
+            Error
+    end.
+
+-spec unregister_function(atom() | binary()) -> ok | {error, term()}.
+unregister_function(Name) ->
+    case key(Name) of
+        {ok, Key} -> ets:delete(?TABLE, Key), ok;
+        Error -> Error
+    end.
+
+-spec lookup(binary()) -> {ok, callable()} | error.
+lookup(Key) ->
+    case ets:lookup(?TABLE, Key) of
+        [{_, Callable}] -> {ok, Callable};
+        [] -> error
+    end.
+
+%% @doc Starts a handler serving callbacks of the port program owned by `Owner'.
+-spec start_link(pid(), port()) -> {ok, pid()}.
+start_link(Owner, Port) ->
+    proc_lib:start_link(?MODULE, init, [Owner, Port]).
+
+%% @doc Runs one callback (`Request' is the still-encoded name and arguments)
+%% and writes the reply to `Port'.
+-spec run(port(), non_neg_integer(), binary()) -> ok.
+run(Port, Id, Request) ->
+    Reply = case decode_request(Request) of
+                {ok, Name, Args} -> invoke(Name, Args);
+                error -> {error, <<"malformed callback request">>}
+            end,
+    Frame = case Reply of
+                {ok, Value} -> py_msgpack:encode([20, Id, Value]);
+                {error, Reason} -> py_msgpack:encode([21, Id, Reason])
+            end,
+    catch erlang:port_command(Port, Frame),
+    ok.
+
+%% @private
+-spec init(pid(), port()) -> no_return().
+init(Owner, Port) ->
+    link(Owner),
+    proc_lib:init_ack({ok, self()}),
+    loop(Port).
+
+%% Internal
+
+loop(Port) ->
+    receive
+        {py_callback, Id, Request} ->
+            run(Port, Id, Request),
+            loop(Port)
+    end.
+
+decode_request(Bin) ->
+    case py_msgpack:decode(Bin) of
+        {ok, Name, Rest} when is_binary(Name) ->
+            case py_msgpack:decode_all(Rest) of
+                {ok, Args} when is_list(Args) -> {ok, Name, Args};
+                _ -> error
+            end;
+        _ ->
+            error
+    end.
+
+invoke(Name, Args) ->
+    case lookup(Name) of
+        {ok, Callable} ->
+            try {ok, apply_callable(Callable, Args)}
+            catch
+                Class:Reason ->
+                    {error, iolist_to_binary(io_lib:format("~p:~0tp", [Class, Reason]))}
+            end;
+        error ->
+            {error, <<"function '", Name/binary, "' is not registered">>}
+    end.
+
+apply_callable(Fun, Args) when is_function(Fun, 1) -> Fun(Args);
+apply_callable({M, F}, Args) -> M:F(Args).
+
+key(Name) when is_atom(Name) -> {ok, atom_to_binary(Name, utf8)};
+key(Name) when is_binary(Name) -> {ok, Name};
+key(Name) -> {error, {badarg, Name}}.

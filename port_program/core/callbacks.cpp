@@ -1,0 +1,126 @@
+#include "core/callbacks.hpp"
+
+#include <unistd.h>
+
+#include <memory>
+
+#include "core/context.hpp"
+
+namespace ep {
+
+void CallbackWaiter::arm(uint64_t id) {
+  std::lock_guard lk(mu_);
+  armed_ = id;
+  reply_.reset();
+}
+
+CallbackReply CallbackWaiter::wait() {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [this] { return reply_.has_value(); });
+  armed_ = 0;
+  return std::move(*reply_);
+}
+
+void CallbackWaiter::deliver(uint64_t id, CallbackReply reply) {
+  {
+    std::lock_guard lk(mu_);
+    if (id != armed_ || reply_) return;  // a reply nobody waits for any more
+    reply_ = std::move(reply);
+  }
+  cv_.notify_one();
+}
+
+// Owns the calling thread's waiter; gives its slot back when the thread exits.
+struct ThreadSlot {
+  CallbackRegistry* registry = nullptr;
+  std::unique_ptr<CallbackWaiter> waiter;
+  ~ThreadSlot() {
+    if (registry && waiter) registry->release(waiter->slot());
+  }
+};
+
+namespace {
+thread_local ThreadSlot tl_slot;
+}
+
+CallbackWaiter& CallbackRegistry::this_thread() {
+  if (tl_slot.waiter) return *tl_slot.waiter;
+  std::lock_guard lk(mu_);
+  uint32_t slot;
+  if (!free_.empty()) {
+    slot = free_.back();
+    free_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(nullptr);
+  }
+  tl_slot.registry = this;
+  tl_slot.waiter = std::make_unique<CallbackWaiter>(slot);
+  slots_[slot] = tl_slot.waiter.get();
+  if (Context* ctx = Context::current()) executors_[slot] = ctx;
+  return *tl_slot.waiter;
+}
+
+void CallbackRegistry::release(uint32_t slot) {
+  std::lock_guard lk(mu_);
+  slots_[slot] = nullptr;
+  executors_.erase(slot);
+  free_.push_back(slot);
+}
+
+uint64_t CallbackRegistry::register_async(int fd, uint64_t token) {
+  std::lock_guard lk(mu_);
+  uint64_t id = kAsyncBit | ++async_sequence_;
+  async_targets_.emplace(id, std::make_pair(fd, token));
+  return id;
+}
+
+std::vector<CallbackRegistry::AsyncResult> CallbackRegistry::take_async(int fd) {
+  std::lock_guard lk(mu_);
+  std::vector<AsyncResult> out;
+  if (auto it = async_results_.find(fd); it != async_results_.end()) out.swap(it->second);
+  return out;
+}
+
+void CallbackRegistry::forget_async(int fd) {
+  std::lock_guard lk(mu_);
+  async_results_.erase(fd);
+  std::erase_if(async_targets_, [fd](const auto& kv) { return kv.second.first == fd; });
+}
+
+void CallbackRegistry::drop_async(uint64_t id) {
+  std::lock_guard lk(mu_);
+  async_targets_.erase(id);
+}
+
+void CallbackRegistry::deliver(uint64_t id, CallbackReply reply) {
+  if (id & kAsyncBit) {
+    int fd = -1;
+    {
+      std::lock_guard lk(mu_);
+      auto it = async_targets_.find(id);
+      if (it == async_targets_.end()) return;
+      fd = it->second.first;
+      async_results_[fd].push_back({it->second.second, std::move(reply)});
+      async_targets_.erase(it);
+    }
+    uint64_t one = 1;
+    ssize_t n = ::write(fd, &one, sizeof one);
+    (void)n;  // an eventfd write fails only on overflow, which a pending read clears
+    return;
+  }
+  uint32_t slot = static_cast<uint32_t>(id >> 32);
+  std::unique_lock lk(mu_);
+  if (slot >= slots_.size() || slots_[slot] == nullptr) return;
+  if (auto it = executors_.find(slot); it != executors_.end()) {
+    Context* ctx = it->second;
+    lk.unlock();
+    ctx->post_callback_reply(id, std::move(reply));
+    return;
+  }
+  CallbackWaiter* waiter = slots_[slot];
+  // Delivery under the registry lock: the waiter cannot be released meanwhile.
+  waiter->deliver(id, std::move(reply));
+}
+
+}  // namespace ep

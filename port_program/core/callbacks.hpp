@@ -1,0 +1,85 @@
+// Python -> Erlang calls: who waits for which reply.
+//
+// Every Python thread that calls erlang.call gets a slot (reused after the thread
+// exits, so thread churn does not grow anything). A callback ID is
+// (slot << 32 | sequence); the I/O thread routes a reply by its slot. A context's
+// executor thread waits through its context queue instead, so that requests
+// arriving meanwhile (Erlang calling back into the same context) still run.
+// Async calls (erlang.async_call) are completed through an eventfd that the
+// asyncio loop watches, so the loop thread never blocks.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace ep {
+
+class Context;
+
+struct CallbackReply {
+  enum class Kind { kOk, kError, kCancelled, kStopped } kind = Kind::kStopped;
+  std::string payload;  // msgpack: the value (kOk) or the reason str (kError)
+};
+
+class CallbackWaiter {
+ public:
+  explicit CallbackWaiter(uint32_t slot) : slot_(slot) {}
+  uint32_t slot() const { return slot_; }
+  uint64_t next_id() { return (uint64_t{slot_} << 32) | (++sequence_ & 0xffffffffu); }
+  // Nesting depth of erlang.call on this thread: nested calls are handled by
+  // their own Erlang handler, so the outer one can wait for them.
+  uint32_t depth = 0;
+
+  void arm(uint64_t id);
+  CallbackReply wait();  // blocks (the caller has released the GIL)
+  void deliver(uint64_t id, CallbackReply reply);
+
+ private:
+  const uint32_t slot_;
+  uint32_t sequence_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t armed_ = 0;
+  std::optional<CallbackReply> reply_;
+};
+
+class CallbackRegistry {
+ public:
+  static constexpr uint64_t kAsyncBit = uint64_t{1} << 63;
+
+  // The calling thread's waiter, created on first use, released at thread exit.
+  CallbackWaiter& this_thread();
+
+  // An async call: its reply is queued for `fd` and `fd` (an eventfd) signalled.
+  uint64_t register_async(int fd, uint64_t token);
+  struct AsyncResult {
+    uint64_t token;
+    CallbackReply reply;
+  };
+  std::vector<AsyncResult> take_async(int fd);
+  void forget_async(int fd);
+  void drop_async(uint64_t id);  // a call that could not be sent
+
+  // From the I/O thread: a reply arrived.
+  void deliver(uint64_t id, CallbackReply reply);
+
+ private:
+  friend struct ThreadSlot;
+  void release(uint32_t slot);
+
+  std::mutex mu_;
+  std::vector<CallbackWaiter*> slots_;
+  std::vector<uint32_t> free_;
+  std::unordered_map<uint32_t, Context*> executors_;  // slot -> context of an executor thread
+  uint64_t async_sequence_ = 0;
+  std::unordered_map<uint64_t, std::pair<int, uint64_t>> async_targets_;  // id -> (fd, token)
+  std::unordered_map<int, std::vector<AsyncResult>> async_results_;
+};
+
+}  // namespace ep

@@ -1,0 +1,81 @@
+"""erlang.async_call: an awaitable Erlang call that never blocks the event loop.
+
+The port program completes async calls by queueing the reply and signalling an
+eventfd; each event loop watches its own eventfd with add_reader, so the reply
+is picked up by the loop thread itself, on any asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import weakref
+from typing import Any
+
+try:
+    import _erlang
+except ImportError:  # plain Python
+    _erlang = None
+
+
+class _Bridge:
+    """The eventfd of one event loop and the futures waiting on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.futures: dict[int, asyncio.Future[Any]] = {}
+        self._tokens = itertools.count(1)
+        loop.add_reader(self.fd, self._drain)
+        weakref.finalize(loop, _close, self.fd)
+
+    def start(self, loop: asyncio.AbstractEventLoop, name: str, args: tuple) -> asyncio.Future[Any]:
+        future = loop.create_future()
+        token = next(self._tokens)
+        self.futures[token] = future
+        try:
+            _erlang.call_async(name, args, self.fd, token)
+        except BaseException:
+            del self.futures[token]
+            raise
+        return future
+
+    def _drain(self) -> None:
+        try:
+            os.eventfd_read(self.fd)
+        except BlockingIOError:
+            pass
+        for token, ok, value in _erlang.async_results(self.fd):
+            future = self.futures.pop(token, None)
+            if future is None or future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(RuntimeError(f"erlang.async_call failed: {value}"))
+
+
+def _close(fd: int) -> None:
+    if _erlang is not None:
+        _erlang.async_forget(fd)
+    os.close(fd)
+
+
+_bridges: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge]" = weakref.WeakKeyDictionary()
+
+
+def async_call(name: str, *args: Any) -> "asyncio.Future[Any]":
+    """Call the registered Erlang function `name`; await the result.
+
+    Must be called with a running event loop (from a coroutine). Errors raise
+    RuntimeError when awaited.
+    """
+    if _erlang is None:
+        raise RuntimeError("erlang.async_call needs the erlang_python port program")
+    if not isinstance(name, str):
+        raise TypeError(f"async_call: the function name must be str, not {type(name).__name__}")
+    loop = asyncio.get_running_loop()
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _Bridge(loop)
+    return bridge.start(loop, name, args)
