@@ -13,7 +13,8 @@
 -export([call/3, call/4, call/5, eval/1, eval/2, eval/3, eval/4, exec/1, exec/2, exec/3,
          cast/3, cast/4, spawn_call/3, spawn_call/4, await/1, await/2,
          context/1, version/0, last_traceback/0,
-         register_function/2, register_function/3, unregister_function/1]).
+         register_function/2, register_function/3, unregister_function/1,
+         register_pool/2, unregister_pool/1]).
 
 -type context() :: pid().
 -type pool() :: atom().
@@ -167,6 +168,15 @@ register_function(Name, Module, Function) ->
 unregister_function(Name) ->
     py_callback:unregister_function(Name).
 
+%% @doc Routes calls of `Module' (or of one `{Module, Function}') to `Pool'.
+-spec register_pool(pool(), module() | {module(), atom()}) -> ok | {error, term()}.
+register_pool(Pool, Target) ->
+    py_context_router:register_pool(Pool, Target).
+
+-spec unregister_pool(module() | {module(), atom()}) -> ok.
+unregister_pool(Target) ->
+    py_context_router:unregister_pool(Target).
+
 %% @doc The formatted traceback of the last Python exception this process got.
 -spec last_traceback() -> binary() | undefined.
 last_traceback() ->
@@ -194,7 +204,10 @@ context_of(Ctx) when is_pid(Ctx) -> Ctx;
 context_of(Pool) when is_atom(Pool) -> py_pool:get_context(Pool);
 context_of(Other) -> {error, {badarg, Other}}.
 
-%% The pool serving Module.Function (routing by registration builds on this).
+%% The pool serving Module.Function: registration routing.
+target(Module, Function) when (is_atom(Module) orelse is_binary(Module)),
+                              (is_atom(Function) orelse is_binary(Function)) ->
+    py_context_router:lookup_pool(Module, Function);
 target(_Module, _Function) ->
     default.
 

@@ -20,20 +20,23 @@
 -spec init_tables() -> ok.
 init_tables() ->
     Opts = [named_table, public, set, {read_concurrency, true}],
-    _ = [ets:new(T, Opts) || T <- [?POOLS, ?SLOTS, py_contexts, py_ports, py_functions],
+    _ = [ets:new(T, Opts) || T <- [?POOLS, ?SLOTS, py_contexts, py_ports, py_functions, py_pool_routes],
                              ets:info(T) =:= undefined],
     ok.
 
-%% @doc Starts the `default' pool from the application environment; `ignore'
+%% @doc Starts the `default' and `io' pools from the application environment; `ignore'
 %% keeps the supervisor child slot so a restart of the pools recreates it.
 -spec start_default() -> ignore | {error, term()}.
 start_default() ->
-    Size = application:get_env(erlang_python, default_pool_size,
-                               erlang:system_info(schedulers)),
-    Mode = application:get_env(erlang_python, default_pool_mode, process),
-    case start_pool(default, Size, #{mode => Mode}) of
-        {ok, _} -> ignore;
-        {error, _} = Error -> Error
+    Env = fun(K, D) -> application:get_env(erlang_python, K, D) end,
+    Default = py_context_router:start_pool(
+                default, Env(default_pool_size, erlang:system_info(schedulers)),
+                Env(default_pool_mode, auto)),
+    IO = py_context_router:start_pool(io, Env(io_pool_size, 10), Env(io_pool_mode, auto)),
+    case {Default, IO} of
+        {{ok, _}, {ok, _}} -> ignore;
+        {{error, _} = Error, _} -> Error;
+        {_, Error} -> Error
     end.
 
 %% @doc Starts pool `Pool' of `Size' contexts.

@@ -1,0 +1,143 @@
+%% @doc Pools of contexts and the routing of calls to them.
+%%
+%% Two pools start with the application: `default' (CPU work, one port program
+%% per context so Python runs on every core) and `io' (slow I/O, contexts as
+%% threads of one port program). `py:call/3,4,5' without a pool goes to the pool
+%% registered for the function, else for its module, else `default'. Every
+%% lookup here is ETS or atomics: no message to a server on the call path.
+-module(py_context_router).
+
+-export([start_pool/2, start_pool/3, stop_pool/1, pool_started/1,
+         get_context/0, get_context/1, num_contexts/1, contexts/1,
+         register_pool/2, register_pool/3, unregister_pool/1, unregister_pool/2,
+         lookup_pool/2, list_pool_registrations/0]).
+
+-define(ROUTES, py_pool_routes).  %% {{ModuleBin, FuncBin | '_'}, Pool, {Module, Func | '_'}}
+
+-type pool() :: atom().
+-type mode() :: auto | process | worker | subinterp.
+-type pool_opts() :: #{mode => mode(),
+                       python_path => [file:filename_all()],
+                       venv => file:filename_all(),
+                       env => #{atom() | string() | binary() => string() | binary()},
+                       max_memory => pos_integer()}.
+-export_type([pool/0, mode/0, pool_opts/0]).
+
+%% @doc Starts a pool of `Size' contexts in the pool's default mode.
+-spec start_pool(pool(), pos_integer()) -> {ok, [pid()]} | {error, term()}.
+start_pool(Pool, Size) ->
+    start_pool(Pool, Size, auto).
+
+%% @doc Starts a pool; the third argument is a mode or an options map.
+-spec start_pool(pool(), pos_integer(), mode() | pool_opts()) -> {ok, [pid()]} | {error, term()}.
+start_pool(Pool, Size, Mode) when is_atom(Mode) ->
+    start_pool(Pool, Size, #{mode => Mode});
+start_pool(Pool, Size, Opts) when is_map(Opts) ->
+    py_pool:start_pool(Pool, Size, Opts#{mode => resolve_mode(Pool, maps:get(mode, Opts, auto))});
+start_pool(Pool, Size, Other) ->
+    {error, {badarg, {Pool, Size, Other}}}.
+
+%% @doc Stops a pool; calls routed to it get `{error, {pool_not_started, Pool}}'.
+-spec stop_pool(pool()) -> ok.
+stop_pool(Pool) ->
+    py_pool:stop_pool(Pool).
+
+-spec pool_started(pool()) -> boolean().
+pool_started(Pool) ->
+    py_pool:pool_started(Pool).
+
+%% @doc A context of the default pool.
+-spec get_context() -> pid() | {error, term()}.
+get_context() ->
+    get_context(default).
+
+%% @doc A context of `Pool', chosen without messaging any process.
+-spec get_context(pool()) -> pid() | {error, term()}.
+get_context(Pool) ->
+    py_pool:get_context(Pool).
+
+-spec num_contexts(pool()) -> non_neg_integer().
+num_contexts(Pool) ->
+    py_pool:num_contexts(Pool).
+
+-spec contexts(pool()) -> [pid()].
+contexts(Pool) ->
+    py_pool:contexts(Pool).
+
+%% @doc Routes every function of `Module' (or one `{Module, Function}') to `Pool'.
+-spec register_pool(pool(), module() | {module(), atom()}) -> ok | {error, term()}.
+register_pool(Pool, {Module, Function}) ->
+    register_pool(Pool, Module, Function);
+register_pool(Pool, Module) ->
+    put_route(Pool, Module, '_').
+
+-spec register_pool(pool(), module(), atom()) -> ok | {error, term()}.
+register_pool(Pool, Module, Function) ->
+    put_route(Pool, Module, Function).
+
+-spec unregister_pool(module() | {module(), atom()}) -> ok.
+unregister_pool({Module, Function}) ->
+    unregister_pool(Module, Function);
+unregister_pool(Module) ->
+    unregister_pool(Module, '_').
+
+-spec unregister_pool(module(), atom()) -> ok.
+unregister_pool(Module, Function) ->
+    case route_key(Module, Function) of
+        {ok, Key} -> ets:delete(?ROUTES, Key), ok;
+        _ -> ok
+    end.
+
+%% @doc The pool a call to `Module.Function' goes to: a function registration
+%% wins over its module's; unregistered calls go to `default'.
+-spec lookup_pool(atom() | binary(), atom() | binary()) -> pool().
+lookup_pool(Module, Function) ->
+    case ets:info(?ROUTES, size) of
+        0 -> default;
+        _ ->
+            M = name(Module),
+            case ets:lookup(?ROUTES, {M, name(Function)}) of
+                [{_, Pool, _}] -> Pool;
+                [] ->
+                    case ets:lookup(?ROUTES, {M, '_'}) of
+                        [{_, Pool, _}] -> Pool;
+                        [] -> default
+                    end
+            end
+    end.
+
+-spec list_pool_registrations() -> [{{atom() | binary(), atom() | binary()}, pool()}].
+list_pool_registrations() ->
+    lists:sort([{Orig, Pool} || {_, Pool, Orig} <- ets:tab2list(?ROUTES)]).
+
+%% Internal
+
+put_route(Pool, Module, Function) when is_atom(Pool) ->
+    case route_key(Module, Function) of
+        {ok, Key} -> ets:insert(?ROUTES, {Key, Pool, {Module, Function}}), ok;
+        Error -> Error
+    end;
+put_route(Pool, _, _) ->
+    {error, {badarg, Pool}}.
+
+route_key(Module, '_') when is_atom(Module); is_binary(Module) ->
+    {ok, {name(Module), '_'}};
+route_key(Module, Function) when (is_atom(Module) orelse is_binary(Module)),
+                                 (is_atom(Function) orelse is_binary(Function)) ->
+    {ok, {name(Module), name(Function)}};
+route_key(Module, Function) ->
+    {error, {badarg, {Module, Function}}}.
+
+name(N) when is_atom(N) -> atom_to_binary(N, utf8);
+name(N) -> N.
+
+%% `auto': CPU work must use the cores (one port program per context); I/O
+%% work shares one. Sub-interpreters with their own GIL need Python 3.12+: on
+%% the embedded 3.11 `subinterp' runs as `worker'.
+resolve_mode(default, auto) -> process;
+resolve_mode(_, auto) -> worker;
+resolve_mode(_, subinterp) ->
+    logger:notice("erlang_python: the embedded CPython has no per-interpreter GIL; "
+                  "subinterp pools run in worker mode", #{domain => [python]}),
+    worker;
+resolve_mode(_, Mode) -> Mode.
