@@ -1,7 +1,7 @@
 %% @doc Where things are and how a port program is started.
 -module(py_config).
 
--export([port_program/0, python_pkg_dir/0, port_args/2, call_timeout/0]).
+-export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0]).
 
 %% @doc The port program: app env `port_program', else $EP_PORT_PROGRAM, else
 %% priv/erlang_python_port next to this application's ebin.
@@ -28,6 +28,18 @@ python_pkg_dir() ->
 %% @doc Command-line arguments of a port program hosting `Contexts' contexts.
 -spec port_args(pos_integer(), [file:filename_all()]) -> [string()].
 port_args(Contexts, PythonPath) ->
+    port_args(Contexts, PythonPath, undefined).
+
+%% @doc The same, with resident memory capped at `MaxMemory' bytes.
+-spec port_args(pos_integer(), [file:filename_all()], pos_integer() | undefined) -> [string()].
+port_args(Contexts, PythonPath, MaxMemory) ->
+    Cap = case MaxMemory of
+              N when is_integer(N), N > 0 -> ["--max-memory", integer_to_list(N)];
+              _ -> []
+          end,
+    Cap ++ base_args(Contexts, PythonPath).
+
+base_args(Contexts, PythonPath) ->
     Paths = [python_pkg_dir() | [to_list(P) || P <- PythonPath]],
     ["--contexts", integer_to_list(Contexts)]
         ++ lists:append([["--python-path", P] || P <- Paths])

@@ -11,6 +11,7 @@
                   mode := mode(),
                   ports := [[non_neg_integer()]],
                   python_path := [file:filename_all()],
+                  max_memory := pos_integer() | undefined,
                   env := [{string(), string() | false}]}.
 
 -define(POOLS, py_pools).        %% {Pool, Size, Counter, Spec}
@@ -125,8 +126,15 @@ make_spec(Size, Opts) ->
       mode => Mode,
       ports => Ports,
       python_path => maps:get(python_path, Opts,
-                              application:get_env(erlang_python, python_path, [])),
+                              application:get_env(erlang_python, python_path, []))
+                     ++ venv_site_packages(maps:get(venv, Opts, undefined)),
+      max_memory => maps:get(max_memory, Opts, undefined),
       env => [{to_list(K), to_list(V)} || {K, V} <- maps:to_list(maps:get(env, Opts, #{}))]}.
+
+%% A virtualenv's packages are its lib/pythonX.Y/site-packages.
+venv_site_packages(undefined) -> [];
+venv_site_packages(Venv) ->
+    filelib:wildcard(filename:join([to_list(Venv), "lib", "python3*", "site-packages"])).
 
 to_list(false) -> false;
 to_list(V) when is_binary(V) -> binary_to_list(V);

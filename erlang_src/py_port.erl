@@ -37,7 +37,8 @@ init({Pool, Index, Contexts, Spec}) ->
     process_flag(trap_exit, true),
     Program = py_config:port_program(),
     Options = [{packet, 4}, binary, exit_status, use_stdio,
-               {args, py_config:port_args(Contexts, maps:get(python_path, Spec, []))},
+               {args, py_config:port_args(Contexts, maps:get(python_path, Spec, []),
+                                          maps:get(max_memory, Spec, undefined))},
                {env, maps:get(env, Spec, [])}],
     try open_port({spawn_executable, Program}, Options) of
         Port ->

@@ -24,6 +24,7 @@ namespace {
 struct Options {
   int contexts = 1;
   size_t max_frame = 64u << 20;
+  size_t max_memory = 0;  // bytes of resident memory; 0: no cap
   ep::RuntimeOptions runtime;
   ep::ContextOptions context;
 };
@@ -32,7 +33,7 @@ struct Options {
   std::fprintf(stderr,
                "erlang_python_port: %s\n"
                "usage: erlang_python_port [--contexts N] [--python-path DIR]... "
-               "[--max-frame BYTES] [--spin-us N]\n",
+               "[--max-frame BYTES] [--spin-us N] [--max-memory BYTES]\n",
                why);
   std::exit(2);
 }
@@ -51,6 +52,8 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--max-frame") {
       o.max_frame = std::strtoull(value, nullptr, 10);
       if (o.max_frame < 64) usage("--max-frame too small");
+    } else if (arg == "--max-memory") {
+      o.max_memory = std::strtoull(value, nullptr, 10);
     } else if (arg == "--spin-us") {
       o.context.spin_us = static_cast<unsigned>(std::atoi(value));
     } else {
@@ -109,5 +112,6 @@ int main(int argc, char** argv) {
   ep::send_hello(options.contexts);
   ep::PortLoop loop(std::move(protocol_in), std::move(stdout_read), std::move(stderr_read),
                     options.max_frame, contexts);
+  if (options.max_memory > 0) loop.cap_memory(options.max_memory);
   loop.run();
 }

@@ -1,5 +1,8 @@
 #include "io/port_loop.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -72,6 +75,39 @@ void PortLoop::begin_shutdown() {
         if (idle || uv_now(&self->loop_) >= self->shutdown_deadline_) exit_now();
       },
       0, 5);
+}
+
+namespace {
+
+size_t resident_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+}  // namespace
+
+void PortLoop::cap_memory(size_t bytes) {
+  max_memory_ = bytes;
+  uv_timer_init(&loop_, &memory_timer_);
+  memory_timer_.data = this;
+  uv_timer_start(
+      &memory_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<PortLoop*>(t->data);
+        size_t used = resident_bytes();
+        if (used > self->max_memory_) {
+          std::fprintf(stderr, "erlang_python: resident memory %zu bytes exceeds max_memory %zu\n",
+                       used, self->max_memory_);
+          std::fflush(stderr);
+          kill(getpid(), SIGKILL);
+        }
+      },
+      20, 20);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&memory_timer_));
 }
 
 void PortLoop::exit_now() {

@@ -27,6 +27,10 @@ class PortLoop {
   // (exits when the contexts are idle, within 1 s). Never returns normally.
   [[noreturn]] void run();
 
+  // Kills the process (SIGKILL, as the kernel's OOM killer would) when its
+  // resident memory exceeds `bytes`; checked every 20 ms.
+  void cap_memory(size_t bytes);
+
  private:
   // One readable pipe: the uv handle, and what to do with the bytes.
   struct Reader {
@@ -47,6 +51,8 @@ class PortLoop {
   std::array<char, 64 * 1024> read_buffer_;
   Reader protocol_{}, stdout_{}, stderr_{};
   uv_timer_t shutdown_timer_{};
+  uv_timer_t memory_timer_{};
+  size_t max_memory_ = 0;
   uint64_t shutdown_deadline_ = 0;
 };
 
