@@ -20,7 +20,7 @@ start_link(Pool, PortIndex, Slot, Local) ->
 -spec lookup(pid()) -> {ok, port(), pid(), non_neg_integer()} | error.
 lookup(Ctx) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, Owner, Local}] -> {ok, Port, Owner, Local};
+        [{_, Port, Owner, Local, _Load}] -> {ok, Port, Owner, Local};
         [] -> error
     end.
 
@@ -30,7 +30,12 @@ init({Pool, PortIndex, Slot, Local}) ->
     process_flag(trap_exit, true),
     case ets:lookup(py_ports, {Pool, PortIndex}) of
         [{_, Owner, Port}] ->
-            ets:insert(py_contexts, {self(), Port, Owner, Local}),
+            %% In-flight counter of this slot, read by py_pool:get_context/1.
+            Load = case ets:lookup(py_pools, Pool) of
+                       [{_, _, Counters, _}] -> {Counters, Slot + 2};
+                       [] -> none
+                   end,
+            ets:insert(py_contexts, {self(), Port, Owner, Local, Load}),
             ets:insert(py_pool_slots, {{Pool, Slot}, self()}),
             {ok, #state{pool = Pool, slot = Slot}};
         [] ->

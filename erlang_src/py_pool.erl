@@ -48,7 +48,9 @@ start_pool(Pool, Size, Opts) when is_atom(Pool), is_integer(Size), Size > 0, is_
             {error, {already_started, Pool}};
         false ->
             Spec = make_spec(Size, Opts),
-            ets:insert(?POOLS, {Pool, Size, atomics:new(1, []), Spec}),
+            %% Counters: 1 is the round-robin position, Slot + 2 the calls in
+            %% flight on that slot.
+            ets:insert(?POOLS, {Pool, Size, atomics:new(Size + 1, []), Spec}),
             case py_pools_sup:start_pool(Pool, Spec) of
                 {ok, _} ->
                     {ok, contexts(Pool)};
@@ -72,18 +74,30 @@ stop_pool(Pool) ->
 pool_started(Pool) ->
     ets:member(?POOLS, Pool).
 
-%% @doc A context of the pool, spreading calls round-robin.
+%% @doc A context of the pool: round-robin, skipping to an idle context when
+%% the next one in turn has calls in flight.
 -spec get_context(atom()) -> pid() | {error, term()}.
 get_context(Pool) ->
     case ets:lookup(?POOLS, Pool) of
-        [{_, Size, Counter, _}] ->
-            Slot = atomics:add_get(Counter, 1, 1) rem Size,
+        [{_, Size, Counters, _}] ->
+            Start = atomics:add_get(Counters, 1, 1) rem Size,
+            Slot = idle_slot(Counters, Start, Size, 0, min(Size, 4)),
             case ets:lookup(?SLOTS, {Pool, Slot}) of
                 [{_, Pid}] -> Pid;
                 [] -> {error, {context_starting, Pool}}
             end;
         [] ->
             {error, {pool_not_started, Pool}}
+    end.
+
+%% The first of up to `Probes' slots from `Start' with no call in flight.
+idle_slot(_Counters, Start, _Size, Probes, Probes) ->
+    Start;
+idle_slot(Counters, Start, Size, I, Probes) ->
+    Slot = (Start + I) rem Size,
+    case atomics:get(Counters, Slot + 2) of
+        0 -> Slot;
+        _ -> idle_slot(Counters, Start, Size, I + 1, Probes)
     end.
 
 %% @doc The context in slot `N' (1-based) of the pool.

@@ -165,7 +165,7 @@ handler(Key, #state{handlers = Handlers, port = Port} = State) ->
 log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
     Context = case Ctx of
                   none -> undefined;
-                  _ -> case ets:match(py_contexts, {'$1', Port, '_', Ctx}) of
+                  _ -> case ets:match(py_contexts, {'$1', Port, '_', Ctx, '_'}) of
                            [[Pid]] -> Pid;
                            _ -> undefined
                        end

@@ -17,19 +17,23 @@
 -spec call(pid(), builder(), timeout()) -> {ok, term()} | {error, term()}.
 call(Ctx, Build, Timeout) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, Owner, Local}] ->
-            case send_to(Port, Owner, Build(Local)) of
-                {ok, Ref} ->
-                    case wait(Ref, Timeout) of
-                        {error, timeout} = Error ->
-                            catch erlang:port_command(Port, py_msgpack:encode([8, Ref, Local])),
-                            Error;
-                        Reply ->
-                            Reply
-                    end;
-                Error ->
-                    Error
-            end;
+        [{_, Port, Owner, Local, Load}] ->
+            busy(Load, 1),
+            Result = case send_to(Port, Owner, Build(Local)) of
+                         {ok, Ref} ->
+                             case wait(Ref, Timeout) of
+                                 {error, timeout} = Error ->
+                                     catch erlang:port_command(
+                                             Port, py_msgpack:encode([8, Ref, Local])),
+                                     Error;
+                                 Reply ->
+                                     Reply
+                             end;
+                         Error ->
+                             Error
+                     end,
+            busy(Load, -1),
+            Result;
         [] ->
             {error, {no_context, Ctx}}
     end.
@@ -39,9 +43,12 @@ call(Ctx, Build, Timeout) ->
 -spec send(pid(), builder(), timeout()) -> {ok, reference()} | {error, term()}.
 send(Ctx, Build, _Timeout) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, Owner, Local}] -> send_to(Port, Owner, Build(Local));
+        [{_, Port, Owner, Local, _}] -> send_to(Port, Owner, Build(Local));
         [] -> {error, {no_context, Ctx}}
     end.
+
+busy({Counters, Index}, N) -> atomics:add(Counters, Index, N);
+busy(none, _) -> ok.
 
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
@@ -57,7 +64,7 @@ send_to(Port, Owner, Build) ->
 -spec cast(pid(), builder()) -> ok | {error, term()}.
 cast(Ctx, Build) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, _Owner, Local}] ->
+        [{_, Port, _Owner, Local, _}] ->
             try erlang:port_command(Port, py_msgpack:encode((Build(Local))(none))) of
                 true -> ok
             catch

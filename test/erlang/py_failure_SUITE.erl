@@ -71,7 +71,7 @@ init_per_testcase(_Case, Config) ->
 
 end_per_testcase(_Case, _Config) ->
     _ = logger:remove_handler(test_capture),
-    erlang:trace_pattern({py_request, wait, 2}, false, [global]),
+    untrace_port_commands(),
     %% leave a working application behind for the next test
     case whereis(erlang_python_sup) of
         undefined -> {ok, _} = application:ensure_all_started(erlang_python);
@@ -118,7 +118,7 @@ crash_with_calls_in_flight(Crash, Action, ExpectedStatus) ->
                         "    time.sleep(30)\n">>),
     {ok, GatePort} = py:eval(Ctx, <<"_gate.getsockname()[1]">>),
     OwnerRef = monitor(process, Owner),
-    1 = erlang:trace_pattern({py_request, wait, 2}, true, [global]),
+    true = trace_port_commands() >= 1,
     First = start_callers(Ctx, [{'__main__', blocker, [Action]}]),
     Rest = start_callers(Ctx, lists:duplicate(?CALLERS - 1, {time, sleep, [30]})),
     Callers = First ++ Rest,
@@ -160,7 +160,8 @@ is_died({error, {python_died, Status}}, Status) -> true;
 is_died(_, _) -> false.
 
 %% Starts one caller per {M, F, A} and returns once each has written its
-%% request to the port (it has entered py_request:wait/2: traced, not polled).
+%% request to the port: callers write their own requests with
+%% erlang:port_command/2, and its return is traced (an event, not polling).
 start_callers(Ctx, Calls) ->
     Parent = self(),
     Pids = [begin
@@ -175,10 +176,24 @@ start_callers(Ctx, Calls) ->
                 Pid
             end || {M, F, A} <- Calls],
     [receive
-         {trace, Pid, call, {py_request, wait, _}} -> ok
+         {trace, Pid, return_from, {erlang, port_command, _}, true} -> ok
      after 10000 -> ct:fail({request_not_sent, Pid})
      end || Pid <- Pids],
     Pids.
+
+trace_port_commands() ->
+    erlang:trace_pattern({erlang, port_command, '_'}, [{'_', [], [{return_trace}]}],
+                         [global]).
+
+untrace_port_commands() ->
+    erlang:trace_pattern({erlang, port_command, '_'}, false, [global]),
+    flush_traces().
+
+flush_traces() ->
+    receive {trace, _, _, _} -> flush_traces();
+            {trace, _, _, _, _} -> flush_traces()
+    after 0 -> ok
+    end.
 
 %%====================================================================
 %% owners and the application stopping
@@ -289,20 +304,29 @@ malformed_frames_are_harmless(_Config) ->
     ok.
 
 %% Frames whose request ID can be read but that are otherwise bad get a
-%% ProtocolError reply to their caller.
+%% ProtocolError reply to their caller (written here straight to the port, with
+%% a process alias as the request ID, as PROTOCOL.md describes).
 bad_requests_get_protocol_errors(_Config) ->
     Ctx = py:context(1),
-    Bad = [fun(Ref, _Local) -> [1, Ref] end,                            % too short
-           fun(Ref, _Local) -> [1, Ref, 9999, <<"operator">>, <<"add">>, [1, 2], #{}] end,
-           fun(Ref, Local) -> [1, Ref, Local, 42, <<"add">>, [1, 2], #{}] end,
-           fun(Ref, Local) -> [2, Ref, Local, 42, #{}] end,
-           fun(Ref, _Local) -> [9, Ref, 0] end],                       % unknown type
+    {ok, Port, _Owner, Local} = py_context:lookup(Ctx),
+    Bad = [fun(Id) -> [1, Id] end,                                          % too short
+           fun(Id) -> [1, Id, 9999, <<"operator">>, <<"add">>, [1, 2], #{}] end,
+           fun(Id) -> [1, Id, -1, <<"operator">>, <<"add">>, [1, 2], #{}] end,
+           fun(Id) -> [1, Id, Local, 42, <<"add">>, [1, 2], #{}] end,     % module not str
+           fun(Id) -> [1, Id, Local, <<"operator">>, <<"add">>, 7, #{}] end,
+           fun(Id) -> [2, Id, Local, 42, #{}] end,                        % code not str
+           fun(Id) -> [13, Id, Local] end],                               % unknown type
     lists:foreach(
       fun(Build) ->
-              {ok, Ref} = py_request:send(Ctx, Build, infinity),
-              case py_request:wait(Ref, 10000) of
-                  {error, {'ProtocolError', Reason}} when is_binary(Reason) -> ok;
-                  Other -> ct:fail({expected_protocol_error, Build, Other})
+              Id = alias(),
+              true = erlang:port_command(Port, py_msgpack:encode(Build(Id))),
+              Reply = py_request:wait(Id, 10000),
+              unalias(Id),
+              case Reply of
+                  {error, {'ProtocolError', Reason}} when is_binary(Reason) ->
+                      ct:pal("~p: ~ts", [Build(id), Reason]);
+                  Other ->
+                      ct:fail({expected_protocol_error, Build(id), Other})
               end
       end, Bad),
     {ok, 3} = py:call(Ctx, operator, add, [1, 2]),
