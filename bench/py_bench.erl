@@ -27,6 +27,19 @@
 -define(STARTUP_RUNS, 5).
 -define(STARTUP_PAUSE_MS, 200).
 -define(SECTION_TIMEOUT_MS, 20000).
+%% Callbacks (Python -> registered Erlang function -> Python): the same counts
+%% and windows as above, but the loops run in Python and are timed there.
+-define(CB_THREADS, 8).
+%% Pools: ?CPU_CALLERS processes make ?CPU_CALLS calls each of a pure-Python
+%% function calibrated to ?CPU_CALL_MS; routing overhead is ?ROUTE_ROUNDS
+%% interleaved rounds of ?CALLERS callers (?ROUTE_WARMUP_MS + ?ROUTE_MS each).
+-define(CPU_CALLERS, 2).
+-define(CPU_CALLS, 80).
+-define(CPU_CALL_MS, 5).
+-define(CPU_ROUNDS, 3).
+-define(ROUTE_ROUNDS, 4).
+-define(ROUTE_WARMUP_MS, 200).
+-define(ROUTE_MS, 800).
 
 -define(APP, erlang_python).
 -define(SMALL_PAYLOAD, 32).
@@ -58,9 +71,17 @@ main([EchoPort, BenchDir]) ->
                   "(one caller, timed per call).~n"
                   "Concurrent: ~b callers, calls completed in ~b ms after ~b ms warm-up.~n"
                   "Start-up: median of ~b runs of application start + first py:call.~n"
+                  "Callbacks: timed in Python with time.perf_counter; sequential as above, "
+                  "from the context's own thread inside one py:call; calls/s from 1 and ~b "
+                  "Python threads of one context, as for concurrent callers.~n"
+                  "Pools, CPU-bound: ~b callers x ~b calls of bench_helpers.spin (~~~b ms each); "
+                  "wall time of the whole batch, ratio = throughput vs one context.~n"
+                  "Pools, routing: ~b callers, mean calls/s of ~b interleaved rounds "
+                  "(~b ms after ~b ms warm-up each).~n"
                   "Total bench time: ~.1f s.~n",
                   [?SEQ_N, ?SEQ_WARMUP, ?CALLERS, ?CONC_MS, ?CONC_WARMUP_MS, ?STARTUP_RUNS,
-                   (now_ns() - T0) / 1.0e9]),
+                   ?CB_THREADS, ?CPU_CALLERS, ?CPU_CALLS, ?CPU_CALL_MS, ?CALLERS, ?ROUTE_ROUNDS,
+                   ?ROUTE_MS, ?ROUTE_WARMUP_MS, (now_ns() - T0) / 1.0e9]),
         halt(0)
     catch
         Class:Reason:Stack ->
@@ -85,7 +106,14 @@ sections() ->
      {"raw baseline: 8 concurrent callers", false, [raw_conc], fun raw_concurrent/1},
      {"py: start-up", true, [startup], fun ours_startup/1},
      {"py: sequential calls", true, [call, ident_1k, eval], fun ours_sequential/1},
-     {"py: 8 concurrent callers", true, [conc], fun ours_concurrent/1}].
+     {"py: 8 concurrent callers", true, [conc], fun ours_concurrent/1},
+     {"py: callbacks (Python calls Erlang)", true, [cb_seq, cb_rate_1, cb_rate_8],
+      fun ours_callbacks/1},
+     {"py: pools, CPU-bound calls", true,
+      [cpu_call, cpu_single, cpu_worker, cpu_process, raw_cpu_1, raw_cpu_2],
+      fun ours_pools_cpu/1},
+     {"py: pools, routing overhead", true, [route_direct, route_pool, route_registered],
+      fun ours_pools_routing/1}].
 
 %% One row per figure: the `py' figure, the raw figure it is compared with and
 %% the target on ours / raw (or on the absolute value).
@@ -99,6 +127,28 @@ rows() ->
      #{label => "8 callers py:call(operator, add, [1, 2]), calls/s",
        raw_label => "echo 32 B, 8 callers", raw => raw_conc, ours => conc,
        target => {min_ratio, 0.6}},
+     #{label => "sequential callback Python → Erlang ident → Python, µs median / mean",
+       raw_label => "echo 32 B", raw => raw_seq_32, ours => cb_seq, target => {max_ratio, 1.25}},
+     #{label => "callbacks/s, 8 Python threads (vs raw echo, 8 callers)",
+       raw_label => "echo 32 B, 8 callers", raw => raw_conc, ours => cb_rate_8, target => none},
+     #{label => "callbacks/s, 8 Python threads (vs 1 Python thread)",
+       raw_label => "1 Python thread", raw => cb_rate_1, ours => cb_rate_8,
+       target => {min_ratio, 3}},
+     #{label => "CPU-bound call bench_helpers.spin (calibrated ~5 ms), µs median / mean",
+       raw_label => "", raw => none, ours => cpu_call, target => none},
+     #{label => "2 callers × 80 CPU-bound calls, 2-context process pool, wall ms (calls/s)",
+       raw_label => "1 context", raw => cpu_single, ours => cpu_process,
+       target => {min_ratio, 1.8}},
+     #{label => "2 callers × 80 CPU-bound calls, 2-context worker pool, wall ms (calls/s)",
+       raw_label => "1 context", raw => cpu_single, ours => cpu_worker, target => none},
+     #{label => "machine ceiling: 2 python3 processes × 80 spin vs 1 × 160, wall ms (calls/s)",
+       raw_label => "1 python3 process", raw => raw_cpu_1, ours => raw_cpu_2, target => none},
+     #{label => "8 callers py:call(default, operator, add, [1, 2]), calls/s",
+       raw_label => "8 callers, context pids", raw => route_direct, ours => route_pool,
+       target => {min_ratio, 0.9}},
+     #{label => "8 callers py:call(operator, add, [1, 2]) with registrations, calls/s",
+       raw_label => "8 callers, context pids", raw => route_direct, ours => route_registered,
+       target => {min_ratio, 0.9}},
      #{label => "start-up: app start to first result, ms median (min–max)",
        raw_label => "", raw => none, ours => startup, target => {max_abs, 170}}].
 
@@ -209,6 +259,199 @@ ours_concurrent(Env) ->
     MakeCall = fun(_I) -> fun(_Seq) -> {ok, 3} = py:call(operator, add, [1, 2]) end end,
     #{conc => measure_concurrent(?CALLERS, MakeCall, fun(_) -> ok end)}.
 
+%% Python calling a registered Erlang identity function. Sequential: one loop
+%% of calls on the context's own thread inside one py:call, each call timed
+%% in Python with time.perf_counter. Rates: N Python threads call in a loop;
+%% the calls completed in the window after the warm-up are counted.
+ours_callbacks(Env) ->
+    ok = start_app(Env),
+    ok = py:register_function(bench_ident, fun([X]) -> X end),
+    Ctx = py:context(1),
+    try
+        ok = py:exec(Ctx, callback_helpers()),
+        Seq = figure(fun() ->
+                             {ok, Samples} =
+                                 py:call(Ctx, '__main__', bench_cb_seq,
+                                         [?SEQ_WARMUP, ?SEQ_N, ?SEQ_MAX_MS / 1000]),
+                             {us, stats(Samples)}
+                     end),
+        Rate = fun(Threads) ->
+                       figure(fun() ->
+                                      {ok, R} = py:call(Ctx, '__main__', bench_cb_rate,
+                                                        [Threads, ?CONC_WARMUP_MS / 1000,
+                                                         ?CONC_MS / 1000]),
+                                      {rate, R}
+                              end)
+               end,
+        One = Rate(1),
+        Eight = Rate(?CB_THREADS),
+        #{cb_seq => Seq, cb_rate_1 => One, cb_rate_8 => Eight}
+    after
+        py:unregister_function(bench_ident)
+    end.
+
+callback_helpers() ->
+    <<"
+import threading
+import time
+
+def bench_cb_seq(warmup, n, max_s):
+    call = erlang.call
+    pc = time.perf_counter
+    for i in range(warmup):
+        call('bench_ident', i)
+    samples = []
+    deadline = pc() + max_s
+    for i in range(n):
+        t0 = pc()
+        call('bench_ident', i)
+        t1 = pc()
+        samples.append((t1 - t0) * 1e6)
+        if t1 > deadline:
+            break
+    return samples
+
+def bench_cb_rate(nthreads, warm_s, window_s):
+    counts = [0] * nthreads
+    go = threading.Barrier(nthreads + 1)
+    window = []
+    def worker(k):
+        call = erlang.call
+        pc = time.perf_counter
+        go.wait()
+        warm_end, end = window
+        c = 0
+        while True:
+            call('bench_ident', k)
+            now = pc()
+            if now >= end:
+                break
+            if now >= warm_end:
+                c += 1
+        counts[k] = c
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(nthreads)]
+    for t in threads:
+        t.start()
+    now = time.perf_counter()
+    window.extend([now + warm_s, now + warm_s + window_s])
+    go.wait()
+    for t in threads:
+        t.join()
+    return sum(counts) / window_s
+">>.
+
+%% CPU-bound pure Python (bench_helpers.spin, calibrated to ?CPU_CALL_MS) from
+%% ?CPU_CALLERS processes: on one context, a 2-context worker pool (one GIL)
+%% and a 2-context process pool (one port program, so one GIL, per context).
+%% The machine's own ceiling: the same loops in 1 and in 2 plain python3
+%% processes (on a shared VM two busy processes rarely get two whole cores).
+%% Rounds interleave the variants; each figure is the median round.
+ours_pools_cpu(#{bench_dir := BenchDir} = Env) ->
+    ok = start_app(Env),
+    Pools = [{bench_single, 1, process}, {bench_worker, 2, worker}, {bench_process, 2, process}],
+    try
+        [{ok, _} = py_context_router:start_pool(P, S, M) || {P, S, M} <- Pools],
+        %% every port program is up and has imported bench_helpers before timing
+        [{ok, 0} = py:call(C, bench_helpers, spin, [1])
+         || {P, _, _} <- Pools, C <- py_context_router:contexts(P)],
+        N = calibrate_spin(bench_single),
+        Spin = fun() -> {ok, _} = py:call(bench_single, bench_helpers, spin, [N]) end,
+        Call = figure(fun() -> measure_few(Spin, 3, 20) end),
+        Python = os:find_executable("python3"),
+        Variants = [{cpu_single, fun() -> cpu_wall(bench_single, N) end},
+                    {cpu_worker, fun() -> cpu_wall(bench_worker, N) end},
+                    {cpu_process, fun() -> cpu_wall(bench_process, N) end},
+                    {raw_cpu_1, fun() -> raw_cpu_wall(Python, BenchDir, N, 1) end},
+                    {raw_cpu_2, fun() -> raw_cpu_wall(Python, BenchDir, N, ?CPU_CALLERS) end}],
+        Rounds = [[{K, figure(Fun)} || {K, Fun} <- Variants] || _ <- lists:seq(1, ?CPU_ROUNDS)],
+        io:format(standard_error, " ~0p",
+                  [[[round(Ms) || {_, {wall, Ms, _}} <- Round] || Round <- Rounds]]),
+        Walls = maps:from_list([{K, median_wall([W || Round <- Rounds, {K2, W} <- Round, K2 =:= K])}
+                                || {K, _} <- Variants]),
+        Walls#{cpu_call => Call}
+    after
+        [py_context_router:stop_pool(P) || {P, _, _} <- Pools]
+    end.
+
+%% The n for which spin(n) takes about ?CPU_CALL_MS (timed in Python).
+calibrate_spin(Pool) ->
+    Probe = 100000,
+    Secs = lists:sort([S || _ <- lists:seq(1, 7),
+                            {ok, S} <- [py:call(Pool, bench_helpers, spin_timed, [Probe])]]),
+    N = max(1000, round(Probe * ?CPU_CALL_MS / 1000 / lists:nth(4, Secs))),
+    io:format(standard_error, " [spin(~b)]", [N]),
+    N.
+
+%% Times Count calls of Fun one by one after Warmup untimed ones.
+measure_few(Fun, Warmup, Count) ->
+    [Fun() || _ <- lists:seq(1, Warmup)],
+    {us, stats([begin T0 = now_ns(), Fun(), (now_ns() - T0) / 1000 end
+                || _ <- lists:seq(1, Count)])}.
+
+median_wall(Walls) ->
+    case lists:sort([W || {wall, _, _} = W <- Walls]) of
+        [] -> hd(Walls);
+        Sorted -> lists:nth((length(Sorted) + 1) div 2, Sorted)
+    end.
+
+%% ?CPU_CALLERS * ?CPU_CALLS spin(N) calls split over Procs python3 processes.
+raw_cpu_wall(false, _BenchDir, _N, _Procs) ->
+    {na, "no python3"};
+raw_cpu_wall(Python, BenchDir, N, Procs) ->
+    Calls = ?CPU_CALLERS * ?CPU_CALLS div Procs,
+    Code = flat("import sys; sys.path.insert(0, ~p); import bench_helpers as b; "
+                "[b.spin(~b) for _ in range(~b)]", [BenchDir, N, Calls]),
+    T0 = now_ns(),
+    Ports = [open_port({spawn_executable, Python}, [{args, ["-c", Code]}, exit_status])
+             || _ <- lists:seq(1, Procs)],
+    [receive {P, {exit_status, 0}} -> ok end || P <- Ports],
+    {wall, (now_ns() - T0) / 1.0e6, Calls * Procs}.
+
+cpu_wall(Pool, N) ->
+    Parent = self(),
+    Callers = [spawn_link(fun() ->
+                                  receive go -> ok end,
+                                  [{ok, _} = py:call(Pool, bench_helpers, spin, [N])
+                                   || _ <- lists:seq(1, ?CPU_CALLS)],
+                                  Parent ! {cpu_done, self()}
+                          end) || _ <- lists:seq(1, ?CPU_CALLERS)],
+    T0 = now_ns(),
+    [P ! go || P <- Callers],
+    [receive {cpu_done, P} -> ok end || P <- Callers],
+    {wall, (now_ns() - T0) / 1.0e6, ?CPU_CALLERS * ?CPU_CALLS}.
+
+%% Small calls through the router vs straight to a context pid: ?CALLERS
+%% callers, caller I bound to context I rem Size of the default pool (direct),
+%% py:call(default, ...) (pool: get_context), and py:call/3 with a few
+%% registrations in place (lookup_pool + get_context). The three are
+%% interleaved over ?ROUTE_ROUNDS rounds, in a rotated order each round, so
+%% that load drifts hit them alike.
+ours_pools_routing(Env) ->
+    ok = start_app(Env),
+    Ctxs = list_to_tuple(py_context_router:contexts(default)),
+    Regs = [{io, json}, {io, {urllib, urlopen}}, {default, {json, dumps}}, {io, requests}],
+    [ok = py:register_pool(P, T) || {P, T} <- Regs],
+    try
+        Direct = fun(I) ->
+                         Ctx = element(I rem tuple_size(Ctxs) + 1, Ctxs),
+                         fun(_) -> {ok, 3} = py:call(Ctx, operator, add, [1, 2]) end
+                 end,
+        Pool = fun(_) -> fun(_) -> {ok, 3} = py:call(default, operator, add, [1, 2]) end end,
+        Routed = fun(_) -> fun(_) -> {ok, 3} = py:call(operator, add, [1, 2]) end end,
+        Variants = [{route_direct, Direct}, {route_pool, Pool}, {route_registered, Routed}],
+        Rotate = fun(L, K) -> {A, B} = lists:split(K rem length(L), L), B ++ A end,
+        Rounds = [lists:sort([{K, measure_concurrent(?CALLERS, Make, fun(_) -> ok end,
+                                                     ?ROUTE_WARMUP_MS, ?ROUTE_MS)}
+                              || {K, Make} <- Rotate(Variants, Round)])
+                  || Round <- lists:seq(0, ?ROUTE_ROUNDS - 1)],
+        io:format(standard_error, " ~0p", [[[round(R) || {_, {rate, R}} <- Rd] || Rd <- Rounds]]),
+        maps:from_list([{K, {rate, lists:sum([R || Rd <- Rounds, {K2, {rate, R}} <- Rd, K2 =:= K])
+                                / ?ROUTE_ROUNDS}}
+                        || {K, _} <- Variants])
+    after
+        [py:unregister_pool(T) || {_, T} <- Regs]
+    end.
+
 start_app(Env) ->
     case lists:keymember(?APP, 1, application:which_applications()) of
         true ->
@@ -317,6 +560,9 @@ seq_loop(Fun, N, Deadline, Acc) ->
 %% fun(Seq) making one call. BeforeGo(Pids) runs once all callers exist.
 %% Returns {rate, CallsPerSecond}.
 measure_concurrent(N, MakeCall, BeforeGo) ->
+    measure_concurrent(N, MakeCall, BeforeGo, ?CONC_WARMUP_MS, ?CONC_MS).
+
+measure_concurrent(N, MakeCall, BeforeGo, WarmupMs, WindowMs) ->
     Parent = self(),
     Pids = [spawn_link(fun() ->
                                Call = MakeCall(I),
@@ -328,11 +574,11 @@ measure_concurrent(N, MakeCall, BeforeGo) ->
                        end)
             || I <- lists:seq(0, N - 1)],
     BeforeGo(Pids),
-    WarmEnd = now_ns() + ?CONC_WARMUP_MS * 1000000,
-    End = WarmEnd + ?CONC_MS * 1000000,
+    WarmEnd = now_ns() + WarmupMs * 1000000,
+    End = WarmEnd + WindowMs * 1000000,
     [P ! {go, WarmEnd, End} || P <- Pids],
     Total = lists:sum([receive {calls, P, C} -> C end || P <- Pids]),
-    {rate, Total / (?CONC_MS / 1000)}.
+    {rate, Total / (WindowMs / 1000)}.
 
 caller_loop(Call, Seq, WarmEnd, End, Count) ->
     Call(Seq),
@@ -447,6 +693,8 @@ table_row(#{label := Label, raw_label := RawLabel, raw := RawKey, ours := OursKe
 
 ratio({us, #{median := O}}, {us, #{median := R}}) -> O / R;
 ratio({rate, O}, {rate, R}) when R > 0 -> O / R;
+%% wall times of batches: the ratio of throughputs (the speed-up)
+ratio({wall, O, NO}, {wall, R, NR}) when O > 0, R > 0 -> (NO / O) / (NR / R);
 ratio(_, _) -> none.
 
 verdict({max_ratio, Max}, Ratio, _) when is_number(Ratio) -> yes_no(Ratio =< Max);
@@ -460,6 +708,8 @@ yes_no(false) -> "NO".
 fmt_value(none) -> "—";
 fmt_value({us, #{median := M, mean := A}}) -> flat("~.1f / ~.1f", [float(M), float(A)]);
 fmt_value({rate, R}) -> thousands(round(R));
+fmt_value({wall, Ms, Calls}) -> flat("~ts ms (~ts calls/s)", [thousands(round(Ms)),
+                                                          thousands(round(Calls * 1000 / Ms))]);
 fmt_value({ms, #{median := M, min := Lo, max := Hi}}) ->
     flat("~.1f (~.1f–~.1f)", [float(M), float(Lo), float(Hi)]);
 fmt_value({na, Why}) -> Why;

@@ -24,8 +24,8 @@
 %%
 %% Ext 3, 4 and 7 carry the external term format without the leading
 %% version byte 131. It is produced with `{minor_version, 2}' (UTF-8 atoms,
-%% the default from OTP 26 on) so that the bytes do not depend on the OTP
-%% release.
+%% the default from OTP 26 on) so that OTP 25 writes the same bytes as later
+%% releases.
 %%
 %% Every term can be encoded. Decoding never raises on malformed input: it
 %% returns `{error, Reason}'. Decoding stops with `{error, too_deep}' when
@@ -97,7 +97,7 @@ enc(M) when is_map(M) ->
 enc({bytes, B}) when is_binary(B) -> enc_bin(B);
 enc(T) when is_tuple(T) ->
     {Payload, Size} = tuple_payload(T),
-    [ext_hdr(2, Size) | Payload];
+    [ext_hdr(2, Size), Payload];
 enc(F) when is_float(F) -> <<16#cb, F/float>>;
 enc(P) when is_pid(P) -> enc_opaque(3, P);
 enc(R) when is_reference(R) -> enc_opaque(4, R);
@@ -111,17 +111,17 @@ enc_pairs([]) -> [].
 
 enc_str(B) ->
     case byte_size(B) of
-        N when N < 32 -> [16#a0 + N | B];
-        N when N < 256 -> [16#d9, N | B];
-        N when N < 16#10000 -> [<<16#da, N:16>> | B];
-        N -> [<<16#db, N:32>> | B]
+        N when N < 32 -> [16#a0 + N, B];
+        N when N < 256 -> [16#d9, N, B];
+        N when N < 16#10000 -> [<<16#da, N:16>>, B];
+        N -> [<<16#db, N:32>>, B]
     end.
 
 enc_bin(B) ->
     case byte_size(B) of
-        N when N < 256 -> [16#c4, N | B];
-        N when N < 16#10000 -> [<<16#c5, N:16>> | B];
-        N -> [<<16#c6, N:32>> | B]
+        N when N < 256 -> [16#c4, N, B];
+        N when N < 16#10000 -> [<<16#c5, N:16>>, B];
+        N -> [<<16#c6, N:32>>, B]
     end.
 
 enc_int(I) when I >= 0 ->
@@ -145,7 +145,7 @@ enc_int(I) ->
 
 enc_bigint(Sign, Magnitude) ->
     Payload = <<Sign, (binary:encode_unsigned(Magnitude))/binary>>,
-    [ext_hdr(5, byte_size(Payload)) | Payload].
+    [ext_hdr(5, byte_size(Payload)), Payload].
 
 enc_atom(true) -> 16#c3;
 enc_atom(false) -> 16#c2;
@@ -154,11 +154,11 @@ enc_atom(nil) -> 16#c0;
 enc_atom(undefined) -> 16#c0;
 enc_atom(A) ->
     Name = atom_to_binary(A, utf8),
-    [ext_hdr(1, byte_size(Name)) | Name].
+    [ext_hdr(1, byte_size(Name)), Name].
 
 enc_opaque(Type, X) ->
     Payload = t2b(X),
-    [ext_hdr(Type, byte_size(Payload)) | Payload].
+    [ext_hdr(Type, byte_size(Payload)), Payload].
 
 t2b(X) ->
     <<131, Payload/binary>> = term_to_binary(X, ?T2B_OPTS),
@@ -183,11 +183,15 @@ es_telems(_, _, _) ->
 es(B) when is_binary(B) ->
     N = byte_size(B),
     if
-        N < 32 -> {[16#a0 + N | B], N + 1};
-        N < 256 -> {[16#d9, N | B], N + 2};
-        N < 16#10000 -> {[<<16#da, N:16>> | B], N + 3};
-        true -> {[<<16#db, N:32>> | B], N + 5}
+        N < 32 -> {[16#a0 + N, B], N + 1};
+        N < 256 -> {[16#d9, N, B], N + 2};
+        N < 16#10000 -> {[<<16#da, N:16>>, B], N + 3};
+        true -> {[<<16#db, N:32>>, B], N + 5}
     end;
+es(I) when is_integer(I) ->
+    E = enc_int(I),
+    {E, iosize(E)};
+es(A) when is_atom(A) -> es_atom(A);
 es([]) -> {16#90, 1};
 es(L) when is_list(L) ->
     try length(L) of
@@ -204,8 +208,19 @@ es(M) when is_map(M) ->
 es({bytes, B}) when is_binary(B) -> es_scalar({bytes, B});
 es(T) when is_tuple(T) ->
     {Payload, Size} = tuple_payload(T),
-    {[ext_hdr(2, Size) | Payload], Size + ext_hdr_size(Size)};
+    {[ext_hdr(2, Size), Payload], Size + ext_hdr_size(Size)};
+es(F) when is_float(F) -> {<<16#cb, F/float>>, 9};
 es(X) -> es_scalar(X).
+
+es_atom(true) -> {16#c3, 1};
+es_atom(false) -> {16#c2, 1};
+es_atom(none) -> {16#c0, 1};
+es_atom(nil) -> {16#c0, 1};
+es_atom(undefined) -> {16#c0, 1};
+es_atom(A) ->
+    Name = atom_to_binary(A, utf8),
+    N = byte_size(Name),
+    {[ext_hdr(1, N), Name], N + ext_hdr_size(N)}.
 
 es_scalar(X) ->
     E = enc(X),
@@ -227,6 +242,7 @@ es_pairs([]) ->
     {[], 0}.
 
 iosize(B) when is_integer(B) -> 1;
+iosize(B) when is_binary(B) -> byte_size(B);
 iosize(IoData) -> iolist_size(IoData).
 
 arr_hdr(N) when N < 16 -> 16#90 + N;
@@ -317,8 +333,12 @@ reply_id(Type, Bin) ->
 dec(<<B, R/binary>>, _) when B < 16#80 -> {B, R};
 dec(<<B, R/binary>>, _) when B >= 16#e0 -> {B - 256, R};
 dec(<<B, R/binary>>, _) when B >= 16#a0, B < 16#c0 -> dec_str(B - 16#a0, R);
-dec(<<B, R/binary>>, D) when B >= 16#90, B < 16#a0 -> dec_array(B - 16#90, R, D);
-dec(<<B, R/binary>>, D) when B >= 16#80, B < 16#90 -> dec_map(B - 16#80, R, D);
+dec(<<B, R/binary>>, D) when B >= 16#91, B < 16#a0, D < ?MAX_DEPTH ->
+    dec_elems(B - 16#90, R, D + 1);
+dec(<<B, R/binary>>, D) when B >= 16#81, B < 16#90, D < ?MAX_DEPTH -> dec_map(B - 16#80, R, D + 1);
+dec(<<16#90, R/binary>>, D) when D < ?MAX_DEPTH -> {[], R};
+dec(<<16#80, R/binary>>, D) when D < ?MAX_DEPTH -> {#{}, R};
+dec(<<B, _/binary>>, _) when B >= 16#80, B < 16#a0 -> throw(too_deep);
 dec(<<16#c0, R/binary>>, _) -> {none, R};
 dec(<<16#c2, R/binary>>, _) -> {false, R};
 dec(<<16#c3, R/binary>>, _) -> {true, R};
@@ -326,10 +346,14 @@ dec(<<16#cc, R/binary>>, _) -> case R of <<I, T/binary>> -> {I, T}; _ -> throw(t
 dec(<<16#cd, R/binary>>, _) -> case R of <<I:16, T/binary>> -> {I, T}; _ -> throw(truncated) end;
 dec(<<16#ce, R/binary>>, _) -> case R of <<I:32, T/binary>> -> {I, T}; _ -> throw(truncated) end;
 dec(<<16#cf, R/binary>>, _) -> case R of <<I:64, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(<<16#d0, R/binary>>, _) -> case R of <<I:8/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(<<16#d1, R/binary>>, _) -> case R of <<I:16/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(<<16#d2, R/binary>>, _) -> case R of <<I:32/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
-dec(<<16#d3, R/binary>>, _) -> case R of <<I:64/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d0, R/binary>>, _) ->
+    case R of <<I:8/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d1, R/binary>>, _) ->
+    case R of <<I:16/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d2, R/binary>>, _) ->
+    case R of <<I:32/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
+dec(<<16#d3, R/binary>>, _) ->
+    case R of <<I:64/signed, T/binary>> -> {I, T}; _ -> throw(truncated) end;
 dec(<<16#cb, R/binary>>, _) ->
     case R of
         <<F:64/float, T/binary>> -> {F, T};
@@ -342,26 +366,76 @@ dec(<<16#ca, R/binary>>, _) ->
         <<_:32, _/binary>> -> throw({malformed, float32});
         _ -> throw(truncated)
     end;
-dec(<<16#d9, R/binary>>, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(<<16#da, R/binary>>, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(<<16#db, R/binary>>, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(<<16#c4, R/binary>>, _) -> case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(<<16#c5, R/binary>>, _) -> case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(<<16#c6, R/binary>>, _) -> case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(<<16#dc, R/binary>>, D) -> case R of <<N:16, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
-dec(<<16#dd, R/binary>>, D) -> case R of <<N:32, T/binary>> -> dec_array(N, T, D); _ -> throw(truncated) end;
-dec(<<16#de, R/binary>>, D) -> case R of <<N:16, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
-dec(<<16#df, R/binary>>, D) -> case R of <<N:32, T/binary>> -> dec_map(N, T, D); _ -> throw(truncated) end;
-dec(<<16#d4, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 1, T, D); _ -> throw(truncated) end;
-dec(<<16#d5, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 2, T, D); _ -> throw(truncated) end;
-dec(<<16#d6, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 4, T, D); _ -> throw(truncated) end;
-dec(<<16#d7, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 8, T, D); _ -> throw(truncated) end;
-dec(<<16#d8, R/binary>>, D) -> case R of <<X:8/signed, T/binary>> -> dec_ext(X, 16, T, D); _ -> throw(truncated) end;
-dec(<<16#c7, R/binary>>, D) -> case R of <<N, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
-dec(<<16#c8, R/binary>>, D) -> case R of <<N:16, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
-dec(<<16#c9, R/binary>>, D) -> case R of <<N:32, X:8/signed, T/binary>> -> dec_ext(X, N, T, D); _ -> throw(truncated) end;
+dec(<<16#d9, R/binary>>, _) ->
+    case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#da, R/binary>>, _) ->
+    case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#db, R/binary>>, _) ->
+    case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#c4, R/binary>>, _) ->
+    case R of <<N, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#c5, R/binary>>, _) ->
+    case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#c6, R/binary>>, _) ->
+    case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
+dec(<<16#dc, R/binary>>, D) when D < ?MAX_DEPTH ->
+    case R of <<N:16, T/binary>> -> dec_array(N, T, D + 1); _ -> throw(truncated) end;
+dec(<<16#dd, R/binary>>, D) when D < ?MAX_DEPTH ->
+    case R of <<N:32, T/binary>> -> dec_array(N, T, D + 1); _ -> throw(truncated) end;
+dec(<<16#de, R/binary>>, D) when D < ?MAX_DEPTH ->
+    case R of <<N:16, T/binary>> -> dec_map_n(N, T, D + 1); _ -> throw(truncated) end;
+dec(<<16#df, R/binary>>, D) when D < ?MAX_DEPTH ->
+    case R of <<N:32, T/binary>> -> dec_map_n(N, T, D + 1); _ -> throw(truncated) end;
+dec(<<B, _/binary>>, _) when B >= 16#dc, B =< 16#df -> throw(too_deep);
+dec(<<16#d4, R/binary>>, D) ->
+    case R of
+        <<X:8/signed, P:1/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
+dec(<<16#d5, R/binary>>, D) ->
+    case R of
+        <<X:8/signed, P:2/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
+dec(<<16#d6, R/binary>>, D) ->
+    case R of
+        <<X:8/signed, P:4/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
+dec(<<16#d7, R/binary>>, D) ->
+    case R of
+        <<X:8/signed, P:8/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
+dec(<<16#d8, R/binary>>, D) ->
+    case R of
+        <<X:8/signed, P:16/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
+dec(<<16#c7, R/binary>>, D) ->
+    case R of
+        <<N, X:8/signed, P:N/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
+dec(<<16#c8, R/binary>>, D) ->
+    case R of
+        <<N:16, X:8/signed, P:N/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
+dec(<<16#c9, R/binary>>, D) ->
+    case R of
+        <<N:32, X:8/signed, P:N/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end;
 dec(<<16#c1, _/binary>>, _) -> throw({invalid_byte, 16#c1});
 dec(<<>>, _) -> throw(truncated).
+
+%% array16/32 and map16/32 may hold zero elements (not canonical, accepted).
+dec_array(0, R, _) -> {[], R};
+dec_array(N, R, D) -> dec_elems(N, R, D).
+
+dec_map_n(0, R, _) -> {#{}, R};
+dec_map_n(N, R, D) -> dec_map(N, R, D).
 
 dec_str(N, R) ->
     case R of
@@ -369,70 +443,98 @@ dec_str(N, R) ->
         _ -> throw(truncated)
     end.
 
-dec_array(N, R, D) when D < ?MAX_DEPTH -> dec_elems(N, R, D + 1);
-dec_array(_, _, _) -> throw(too_deep).
-
-%% Body recursion builds the list head-first. The common scalars are
-%% decoded in place, so that the match context runs on without making a
-%% sub-binary per element.
-dec_elems(N, <<B, R/binary>>, D) when N > 0, B < 16#80 ->
-    {T, Rest} = dec_elems(N - 1, R, D),
-    {[B | T], Rest};
-dec_elems(N, <<B, R0/binary>>, D) when N > 0, B >= 16#a0, B < 16#c0 ->
+%% dec_elems(N, Bin, D): N > 0 elements at depth D. Body recursion builds
+%% the list head-first. The common scalars (positive fixint, fixstr) are
+%% decoded in place so that the match context runs on without a sub-binary
+%% per element; nested fixarrays and fixmaps skip the dispatch of dec/2; and
+%% the last element returns the rest directly instead of recursing once more
+%% on an empty count.
+dec_elems(N, <<B, R/binary>>, D) when B < 16#80 ->
+    if
+        N =:= 1 ->
+            {[B], R};
+        true ->
+            {T, Rest} = dec_elems(N - 1, R, D),
+            {[B | T], Rest}
+    end;
+dec_elems(N, <<B, R0/binary>>, D) when B >= 16#a0, B < 16#c0 ->
     L = B - 16#a0,
     case R0 of
+        <<S:L/binary, R/binary>> when N =:= 1 ->
+            {[S], R};
         <<S:L/binary, R/binary>> ->
             {T, Rest} = dec_elems(N - 1, R, D),
             {[S | T], Rest};
         _ ->
             throw(truncated)
     end;
-dec_elems(0, R, _) ->
-    {[], R};
+dec_elems(N, <<B, R/binary>>, D) when B >= 16#91, B < 16#a0, D < ?MAX_DEPTH ->
+    {H, R1} = dec_elems(B - 16#90, R, D + 1),
+    if
+        N =:= 1 ->
+            {[H], R1};
+        true ->
+            {T, Rest} = dec_elems(N - 1, R1, D),
+            {[H | T], Rest}
+    end;
+dec_elems(N, <<B, R/binary>>, D) when B >= 16#81, B < 16#90, D < ?MAX_DEPTH ->
+    {H, R1} = dec_map(B - 16#80, R, D + 1),
+    if
+        N =:= 1 ->
+            {[H], R1};
+        true ->
+            {T, Rest} = dec_elems(N - 1, R1, D),
+            {[H | T], Rest}
+    end;
+dec_elems(1, R0, D) ->
+    {H, R} = dec(R0, D),
+    {[H], R};
 dec_elems(N, R0, D) ->
     {H, R} = dec(R0, D),
     {T, Rest} = dec_elems(N - 1, R, D),
     {[H | T], Rest}.
 
-dec_map(N, R, D) when D < ?MAX_DEPTH ->
-    {Pairs, Rest} = dec_pairs(N, R, D + 1),
-    {maps:from_list(Pairs), Rest};
-dec_map(_, _, _) -> throw(too_deep).
+%% dec_map(N, Bin, D): N > 0 pairs; D is the depth of the keys and values.
+dec_map(N, R, D) ->
+    {Pairs, Rest} = dec_pairs(N, R, D),
+    {maps:from_list(Pairs), Rest}.
 
-dec_pairs(N, <<B, R0/binary>>, D) when N > 0, B >= 16#a0, B < 16#c0 ->
+dec_pairs(N, <<B, R0/binary>>, D) when B >= 16#a0, B < 16#c0 ->
     L = B - 16#a0,
     case R0 of
         <<K:L/binary, R/binary>> -> dec_value(K, N, R, D);
         _ -> throw(truncated)
     end;
-dec_pairs(0, R, _) ->
-    {[], R};
 dec_pairs(N, R0, D) ->
     {K, R} = dec(R0, D),
     dec_value(K, N, R, D).
 
 dec_value(K, N, <<B, R/binary>>, D) when B < 16#80 ->
-    {T, Rest} = dec_pairs(N - 1, R, D),
-    {[{K, B} | T], Rest};
+    if
+        N =:= 1 ->
+            {[{K, B}], R};
+        true ->
+            {T, Rest} = dec_pairs(N - 1, R, D),
+            {[{K, B} | T], Rest}
+    end;
 dec_value(K, N, <<B, R0/binary>>, D) when B >= 16#a0, B < 16#c0 ->
     L = B - 16#a0,
     case R0 of
+        <<V:L/binary, R/binary>> when N =:= 1 ->
+            {[{K, V}], R};
         <<V:L/binary, R/binary>> ->
             {T, Rest} = dec_pairs(N - 1, R, D),
             {[{K, V} | T], Rest};
         _ ->
             throw(truncated)
     end;
+dec_value(K, 1, R0, D) ->
+    {V, R} = dec(R0, D),
+    {[{K, V}], R};
 dec_value(K, N, R0, D) ->
     {V, R} = dec(R0, D),
     {T, Rest} = dec_pairs(N - 1, R, D),
     {[{K, V} | T], Rest}.
-
-dec_ext(Type, N, R, D) ->
-    case R of
-        <<Payload:N/binary, T/binary>> -> {ext_term(Type, Payload, D), T};
-        _ -> throw(truncated)
-    end.
 
 ext_term(1, Name, _) ->
     try binary_to_atom(Name, utf8)
@@ -481,7 +583,7 @@ ext_term(Type, _, _) ->
 %% truncated input.
 dec_tuple_elems(N, Elems, D) ->
     try
-        dec_elems(N, Elems, D)
+        dec_array(N, Elems, D)
     catch
         throw:truncated -> throw({bad_ext, 2})
     end.

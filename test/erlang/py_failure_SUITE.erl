@@ -142,6 +142,8 @@ crash_with_calls_in_flight(Crash, Action, ExpectedStatus) ->
     end,
     true = wait_os_pid_gone(OsPid, 2000),
     New = wait_new_context(Ctx),
+    true = lists:member(New, py_pool:contexts(default)),
+    false = lists:member(Ctx, py_pool:contexts(default)),
     {ok, 3} = py:call(New, operator, add, [1, 2]),
     {ok, _, NewOwner, _} = py_context:lookup(New),
     #{os_pid := NewOsPid} = py_port:info(NewOwner),
@@ -242,7 +244,8 @@ app_stop_leaves_no_port_program(_Config) ->
     {ok, _} = py_pool:start_pool(failure_workers, 2, #{mode => worker}),
     OsPids = all_port_os_pids(),
     ct:pal("port programs: ~p", [OsPids]),
-    true = length(OsPids) >= 2,
+    %% the default pool's port programs and the extra pool's
+    true = length(OsPids) >= length(py_pool:contexts(default)) + 1,
     true = lists:all(fun os_pid_alive/1, OsPids),
     ok = application:stop(erlang_python),
     [] = [P || P <- OsPids, not wait_os_pid_gone(P, 1000)],
@@ -256,6 +259,10 @@ app_stop_leaves_no_port_program(_Config) ->
 app_stop_while_python_spins(_Config) ->
     Ctx = py:context(1),
     OsPids = all_port_os_pids(),
+    true = length(OsPids) >= 1,
+    {ok, _, Owner, _} = py_context:lookup(Ctx),
+    #{os_pid := CtxOsPid} = py_port:info(Owner),
+    true = lists:member(CtxOsPid, OsPids),
     Spinner = spin(Ctx),
     T0 = erlang:monotonic_time(millisecond),
     ok = application:stop(erlang_python),
@@ -387,9 +394,12 @@ wait_log(Needle, Deadline) ->
 %% helpers
 %%====================================================================
 
-%% OS pids of every port program of every pool.
+%% OS pids of the port programs of the pools the application starts (and of
+%% the pool a test starts).
 all_port_os_pids() ->
-    Owners = lists:usort([Owner || {_, _, Owner, _} <- ets:tab2list(py_contexts)]),
+    Pools = [default, io, failure_workers],
+    Owners = lists:usort([Owner || Pool <- Pools, Ctx <- py_pool:contexts(Pool),
+                                   {ok, _, Owner, _} <- [py_context:lookup(Ctx)]]),
     [maps:get(os_pid, py_port:info(O)) || O <- Owners].
 
 %% A running (not zombie) process with this OS pid exists.

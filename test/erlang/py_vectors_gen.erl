@@ -62,10 +62,12 @@ from_text({'$port', B}) -> binary_to_term(<<131, B/binary>>);
 from_text({'$fun', {M, F, A}}) -> fun M:F/A;
 from_text(L) when is_list(L) -> from_list(L);
 from_text(T) when is_tuple(T) -> list_to_tuple(from_text(tuple_to_list(T)));
-from_text(M) when is_map(M) -> maps:from_list([{from_text(K), from_text(V)} || {K, V} <- maps:to_list(M)]);
+from_text(M) when is_map(M) ->
+    maps:from_list([{from_text(K), from_text(V)} || {K, V} <- maps:to_list(M)]);
 from_text(X) -> X.
 
 from_list([H | T]) -> [from_text(H) | from_list(T)];
+from_list([]) -> [];
 from_list(Tail) -> from_text(Tail).
 
 %% External term format bytes (without 131), UTF-8 atoms as OTP 26+ writes.
@@ -221,7 +223,8 @@ maps() ->
     [value("map_" ++ N, C, M) || {N, C, M} <-
         [{"empty", "fixmap, empty", #{}},
          {"fixmap_max", "fixmap, 15 pairs", maps:from_list([{I, I * I} || I <- lists:seq(1, 15)])},
-         {"map16_min", "map16, 16 pairs", maps:from_list([{text_key(I), I} || I <- lists:seq(1, 16)])},
+         {"map16_min", "map16, 16 pairs",
+          maps:from_list([{text_key(I), I} || I <- lists:seq(1, 16)])},
          {"nested", "nested maps", #{<<"a">> => #{<<"b">> => #{<<"c">> => []}}}},
          {"mixed_keys", "keys of several types, in maps:to_list/1 order",
           #{1 => <<"int">>, -2 => <<"neg">>, 2.5 => <<"float">>, key => <<"atom">>,
@@ -238,7 +241,8 @@ exts() ->
          {"atom_fixext16", "ext 1 atom, fixext 16", fixext_sixteen16},
          {"atom_unicode", "ext 1 atom, UTF-8 name", 'héllo_wörld'},
          {"atom_ext8_max", "ext 1 atom, ext8, 255 bytes", list_to_atom(lists:duplicate(255, $z))},
-         {"atom_ext16", "ext 1 atom, ext16, 255 characters = 510 bytes", list_to_atom(LongUnicode)},
+         {"atom_ext16", "ext 1 atom, ext16, 255 characters = 510 bytes",
+          list_to_atom(LongUnicode)},
          {"tuple_empty", "ext 2 tuple, empty (fixext 1)", {}},
          {"tuple_pair", "ext 2 tuple {ok, 1}", {ok, 1}},
          {"tuple_nested", "ext 2 tuples nested", {a, {b, {c}}, [{}], #{{k} => {v}}}},
@@ -247,7 +251,8 @@ exts() ->
          {"tuple_ext16", "ext 2 tuple, ext16 header", {text(300)}},
          {"pid", "ext 3 pid, local node", pid(?NODE, 85, 0, 0)},
          {"pid_remote", "ext 3 pid, another node", pid("py@example.host", 1234, 7, 1700000000)},
-         {"ref", "ext 4 reference, local node", ref(?NODE, 0, [16#1a2b3, 16#c4d5e6f7, 16#8091a2b3])},
+         {"ref", "ext 4 reference, local node",
+          ref(?NODE, 0, [16#1a2b3, 16#c4d5e6f7, 16#8091a2b3])},
          {"ref_remote", "ext 4 reference, another node",
           ref("py@example.host", 1700000000, [16#3ffff, 16#ffffffff, 16#12345678])},
          {"bigint_pos", "ext 5 bigint 2^64", 1 bsl 64},
