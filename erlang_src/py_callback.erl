@@ -55,9 +55,11 @@ start_link(Owner, Port) ->
 %% and writes the reply to `Port'.
 -spec run(port(), non_neg_integer(), binary()) -> ok.
 run(Port, Id, Request) ->
-    Reply = case decode_request(Request) of
+    Reply = try decode_request(Request) of
                 {ok, Name, Args} -> invoke(Name, Args);
                 error -> {error, <<"malformed callback request">>}
+            catch
+                _:_ -> {error, <<"callback handler failed">>}
             end,
     Frame = case Reply of
                 {ok, Value} -> py_msgpack:encode([20, Id, Value]);
@@ -99,10 +101,16 @@ invoke(Name, Args) ->
             try {ok, apply_callable(Callable, Args)}
             catch
                 Class:Reason ->
-                    {error, iolist_to_binary(io_lib:format("~p:~0tp", [Class, Reason]))}
+                    {error, reason_text(Class, Reason)}
             end;
         error ->
             {error, <<"function '", Name/binary, "' is not registered">>}
+    end.
+
+reason_text(Class, Reason) ->
+    case unicode:characters_to_binary(io_lib:format("~p:~0tp", [Class, Reason])) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> <<"error">>
     end.
 
 apply_callable(Fun, Args) when is_function(Fun, 1) -> Fun(Args);

@@ -33,7 +33,12 @@ start_pool(Pool, Size) ->
 start_pool(Pool, Size, Mode) when is_atom(Mode) ->
     start_pool(Pool, Size, #{mode => Mode});
 start_pool(Pool, Size, Opts) when is_map(Opts) ->
-    py_pool:start_pool(Pool, Size, Opts#{mode => resolve_mode(Pool, maps:get(mode, Opts, auto))});
+    case maps:get(mode, Opts, auto) of
+        Mode when Mode =:= auto; Mode =:= process; Mode =:= worker; Mode =:= subinterp ->
+            py_pool:start_pool(Pool, Size, Opts#{mode => resolve_mode(Pool, Mode)});
+        Mode ->
+            {error, {badarg, {mode, Mode}}}
+    end;
 start_pool(Pool, Size, Other) ->
     {error, {badarg, {Pool, Size, Other}}}.
 

@@ -81,7 +81,7 @@ get_context(Pool) ->
     case ets:lookup(?POOLS, Pool) of
         [{_, Size, Counters, _}] ->
             Start = atomics:add_get(Counters, 1, 1) rem Size,
-            Slot = idle_slot(Counters, Start, Size, 0, min(Size, 4)),
+            Slot = idle_slot(Counters, Start, Size, 0, min(Size, 4), {Start, infinity}),
             case ets:lookup(?SLOTS, {Pool, Slot}) of
                 [{_, Pid}] -> Pid;
                 [] -> {error, {context_starting, Pool}}
@@ -90,14 +90,16 @@ get_context(Pool) ->
             {error, {pool_not_started, Pool}}
     end.
 
-%% The first of up to `Probes' slots from `Start' with no call in flight.
-idle_slot(_Counters, Start, _Size, Probes, Probes) ->
-    Start;
-idle_slot(Counters, Start, Size, I, Probes) ->
+%% The first of up to `Probes' slots from `Start' with no call in flight, else
+%% the least loaded of them.
+idle_slot(_Counters, _Start, _Size, Probes, Probes, {Best, _}) ->
+    Best;
+idle_slot(Counters, Start, Size, I, Probes, {_, BestLoad} = Best) ->
     Slot = (Start + I) rem Size,
     case atomics:get(Counters, Slot + 2) of
         0 -> Slot;
-        _ -> idle_slot(Counters, Start, Size, I + 1, Probes)
+        Load when Load < BestLoad -> idle_slot(Counters, Start, Size, I + 1, Probes, {Slot, Load});
+        _ -> idle_slot(Counters, Start, Size, I + 1, Probes, Best)
     end.
 
 %% @doc The context in slot `N' (1-based) of the pool.

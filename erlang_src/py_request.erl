@@ -19,24 +19,25 @@ call(Ctx, Build, Timeout) ->
     case ets:lookup(py_contexts, Ctx) of
         [{_, Port, Owner, Local, Load}] ->
             busy(Load, 1),
-            Result = case send_to(Port, Owner, Build(Local)) of
-                         {ok, Ref} ->
-                             case wait(Ref, Timeout) of
-                                 {error, timeout} = Error ->
-                                     catch erlang:port_command(
-                                             Port, py_msgpack:encode([8, Ref, Local])),
-                                     Error;
-                                 Reply ->
-                                     Reply
-                             end;
-                         Error ->
-                             Error
-                     end,
-            busy(Load, -1),
-            Result;
+            try send_to(Port, Owner, Build(Local)) of
+                Sent -> await_sent(Sent, Port, Local, Timeout)
+            after
+                busy(Load, -1)
+            end;
         [] ->
             {error, {no_context, Ctx}}
     end.
+
+await_sent({ok, Ref}, Port, Local, Timeout) ->
+    case wait(Ref, Timeout) of
+        {error, timeout} = Error ->
+            catch erlang:port_command(Port, py_msgpack:encode([8, Ref, Local])),
+            Error;
+        Reply ->
+            Reply
+    end;
+await_sent(Error, _Port, _Local, _Timeout) ->
+    Error.
 
 %% @doc Sends a request to context `Ctx'; `Build' makes the message from the
 %% request ID and the context's number in its port program.

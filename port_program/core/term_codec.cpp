@@ -53,12 +53,13 @@ void check_count(const MsgpackReader& in, uint32_t n) {
 PyRef decode(MsgpackReader& in, const TermTypes& types, size_t depth);
 
 PyRef decode_sequence(MsgpackReader& in, const TermTypes& types, size_t depth, bool tuple) {
+  if (depth > kMaxDepth) return too_deep();
   uint32_t n = in.array_header();
   check_count(in, n);
   PyRef seq = PyRef::steal(tuple ? PyTuple_New(n) : PyList_New(n));
   if (!seq) return {};
   for (uint32_t i = 0; i < n; ++i) {
-    PyRef item = decode(in, types, depth + 1);
+    PyRef item = decode(in, types, depth);
     if (!item) return {};
     if (tuple) {
       PyTuple_SET_ITEM(seq.get(), i, item.release());
@@ -70,14 +71,15 @@ PyRef decode_sequence(MsgpackReader& in, const TermTypes& types, size_t depth, b
 }
 
 PyRef decode_map(MsgpackReader& in, const TermTypes& types, size_t depth) {
+  if (depth > kMaxDepth) return too_deep();
   uint32_t n = in.map_header();
   check_count(in, n);
   PyRef dict = PyRef::steal(PyDict_New());
   if (!dict) return {};
   for (uint32_t i = 0; i < n; ++i) {
-    PyRef key = decode(in, types, depth + 1);
+    PyRef key = decode(in, types, depth);
     if (!key) return {};
-    PyRef value = decode(in, types, depth + 1);
+    PyRef value = decode(in, types, depth);
     if (!value || PyDict_SetItem(dict.get(), key.get(), value.get()) < 0) return {};
   }
   return dict;
@@ -108,8 +110,8 @@ PyRef decode_ext(MsgpackReader& in, const TermTypes& types, size_t depth) {
   }
 }
 
+// `depth` counts containers (arrays, maps, tuples) around the value.
 PyRef decode(MsgpackReader& in, const TermTypes& types, size_t depth) {
-  if (depth > kMaxDepth) return too_deep();
   switch (in.peek()) {
     case MsgpackType::Nil:
       in.nil();
@@ -133,11 +135,11 @@ PyRef decode(MsgpackReader& in, const TermTypes& types, size_t depth) {
       return PyRef::steal(PyBytes_FromStringAndSize(b.data(), b.size()));
     }
     case MsgpackType::Array:
-      return decode_sequence(in, types, depth, false);
+      return decode_sequence(in, types, depth + 1, false);
     case MsgpackType::Map:
-      return decode_map(in, types, depth);
+      return decode_map(in, types, depth + 1);
     case MsgpackType::Ext:
-      return decode_ext(in, types, depth);
+      return decode_ext(in, types, depth + 1);
   }
   PyErr_SetString(PyExc_ValueError, "unknown msgpack type");
   return {};
@@ -213,11 +215,15 @@ bool encode_wrapped(MsgpackWriter& out, PyObject* obj, int8_t type) {
 bool encode(MsgpackWriter& out, PyObject* obj, const TermTypes& types, size_t depth);
 
 bool encode_items(MsgpackWriter& out, PyObject* seq, const TermTypes& types, size_t depth) {
+  if (++depth > kMaxDepth) {
+    too_deep();
+    return false;
+  }
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   PyObject** items = PySequence_Fast_ITEMS(seq);
   out.array_header(static_cast<uint32_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
-    if (!encode(out, items[i], types, depth + 1)) return false;
+    if (!encode(out, items[i], types, depth)) return false;
   }
   return true;
 }
@@ -230,11 +236,15 @@ bool encode_tuple(MsgpackWriter& out, PyObject* tuple, const TermTypes& types, s
 }
 
 bool encode_dict(MsgpackWriter& out, PyObject* dict, const TermTypes& types, size_t depth) {
+  if (++depth > kMaxDepth) {
+    too_deep();
+    return false;
+  }
   out.map_header(static_cast<uint32_t>(PyDict_GET_SIZE(dict)));
   Py_ssize_t pos = 0;
   PyObject *key, *value;
   while (PyDict_Next(dict, &pos, &key, &value)) {
-    if (!encode(out, key, types, depth + 1) || !encode(out, value, types, depth + 1)) return false;
+    if (!encode(out, key, types, depth) || !encode(out, value, types, depth)) return false;
   }
   return true;
 }
@@ -247,11 +257,8 @@ bool encode_buffer(MsgpackWriter& out, PyObject* obj) {
   return true;
 }
 
+// `depth` counts the containers the object is in; a container adds one level.
 bool encode(MsgpackWriter& out, PyObject* obj, const TermTypes& types, size_t depth) {
-  if (depth > kMaxDepth) {
-    too_deep();
-    return false;
-  }
   PyTypeObject* t = Py_TYPE(obj);
   // Exact types first: the common case costs one pointer comparison each.
   if (t == &PyLong_Type) return encode_int(out, obj);

@@ -24,7 +24,7 @@ class _Bridge:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.futures: dict[int, asyncio.Future[Any]] = {}
+        self.futures: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._tokens = itertools.count(1)
         loop.add_reader(self.fd, self._drain)
         weakref.finalize(loop, _close, self.fd)
@@ -32,7 +32,7 @@ class _Bridge:
     def start(self, loop: asyncio.AbstractEventLoop, name: str, args: tuple) -> asyncio.Future[Any]:
         future = loop.create_future()
         token = next(self._tokens)
-        self.futures[token] = future
+        self.futures[token] = (name, future)
         try:
             _erlang.call_async(name, args, self.fd, token)
         except BaseException:
@@ -46,13 +46,13 @@ class _Bridge:
         except BlockingIOError:
             pass
         for token, ok, value in _erlang.async_results(self.fd):
-            future = self.futures.pop(token, None)
+            name, future = self.futures.pop(token, (None, None))
             if future is None or future.done():
                 continue
             if ok:
                 future.set_result(value)
             else:
-                future.set_exception(RuntimeError(f"erlang.async_call failed: {value}"))
+                future.set_exception(RuntimeError(f"erlang.async_call('{name}') failed: {value}"))
 
 
 def _close(fd: int) -> None:
