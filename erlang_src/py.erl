@@ -194,7 +194,7 @@ request(_Target, Error, _Timeout) ->
 
 send(Target, Build) when is_function(Build) ->
     case context_of(Target) of
-        Ctx when is_pid(Ctx) -> py_request:send(Ctx, Build, infinity);
+        Ctx when is_pid(Ctx) -> py_request:send(Ctx, Build);
         Error -> Error
     end;
 send(_Target, Error) ->

@@ -129,7 +129,7 @@ handle_message(Data, State) ->
 
 %% A callback request `[16, Id, HandlerKey, Name, Args]': the handler key names
 %% the Python thread (and nesting depth); `none' (async calls) runs on its own.
-callback(Bin, #state{port = Port, handlers = Handlers} = State) ->
+callback(Bin, #state{port = Port} = State) ->
     case py_msgpack:decode(Bin) of
         {ok, Id, Rest0} when is_integer(Id) ->
             case py_msgpack:decode(Rest0) of
@@ -142,14 +142,16 @@ callback(Bin, #state{port = Port, handlers = Handlers} = State) ->
                             Handler ! {py_callback, Id, Request},
                             State1;
                         error ->
-                            py_callback:run(Port, Id, <<16#a0, 16#90>>),
+                            %% No handler could start: fail the call rather than leave it waiting.
+                            catch erlang:port_command(
+                                    Port, py_msgpack:encode([21, Id, <<"no callback handler">>])),
                             State
                     end;
                 _ -> State
             end;
         _ ->
             logger:warning("malformed callback request from Python", #{domain => [python]}),
-            State#state{handlers = Handlers}
+            State
     end.
 
 handler(Key, #state{handlers = Handlers, port = Port} = State) ->

@@ -4,7 +4,7 @@
 %% and a dying port program wakes every waiter at once.
 -module(py_request).
 
--export([call/3, send/3, cast/2, wait/2, failed/1]).
+-export([call/3, send/2, cast/2, wait/2, failed/1]).
 
 %% Makes a request message from the context's number in its port program, then
 %% the request ID.
@@ -41,8 +41,8 @@ await_sent(Error, _Port, _Local, _Timeout) ->
 
 %% @doc Sends a request to context `Ctx'; `Build' makes the message from the
 %% request ID and the context's number in its port program.
--spec send(pid(), builder(), timeout()) -> {ok, reference()} | {error, term()}.
-send(Ctx, Build, _Timeout) ->
+-spec send(pid(), builder()) -> {ok, reference()} | {error, term()}.
+send(Ctx, Build) ->
     case ets:lookup(py_contexts, Ctx) of
         [{_, Port, Owner, Local, _}] -> send_to(Port, Owner, Build(Local));
         [] -> {error, {no_context, Ctx}}
