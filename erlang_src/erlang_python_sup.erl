@@ -1,4 +1,5 @@
-%% @doc Top supervisor: callback handlers, the pools, then the default pool.
+%% @doc Top supervisor: callback handlers, channel servers, the pools, then the
+%% default pool.
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
@@ -14,6 +15,9 @@ init([]) ->
     Callbacks = #{id => py_callback_sup,
                   start => {py_callback_sup, start_link, []},
                   type => supervisor},
+    Channels = #{id => py_channel_sup,
+                 start => {py_channel_sup, start_link, []},
+                 type => supervisor},
     Pools = #{id => py_pools_sup,
               start => {py_pools_sup, start_link, []},
               type => supervisor},
@@ -21,4 +25,4 @@ init([]) ->
                 start => {py_pool, start_default, []},
                 restart => transient,
                 type => worker},
-    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10}, [Callbacks, Pools, Default]}}.
+    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10}, [Callbacks, Channels, Pools, Default]}}.

@@ -14,6 +14,9 @@
                 port :: port() | undefined,
                 os_pid :: integer() | undefined,
                 handlers = #{} :: #{integer() => pid()},
+                %% Channel servers Python used, watched so that Python learns
+                %% when one is gone (closed), whatever the reason.
+                channels = #{} :: #{pid() => {reference(), [pos_integer()]}},
                 info = #{} :: map()}).
 
 -define(PROTOCOL_VERSION, 1).
@@ -75,6 +78,11 @@ handle_info({Port, {exit_status, Status}}, #state{port = Port} = State) ->
     {stop, {shutdown, {python_died, Status}}, State#state{port = undefined}};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
     {stop, {shutdown, {python_died, Reason}}, State#state{port = undefined}};
+handle_info({'DOWN', _Ref, process, Server, _}, #state{channels = Channels, port = Port} = State)
+  when is_map_key(Server, Channels) ->
+    {_, Ids} = maps:get(Server, Channels),
+    [catch port_command(Port, py_msgpack:encode([33, Id])) || Id <- Ids],
+    {noreply, State#state{channels = maps:remove(Server, Channels)}};
 handle_info({'EXIT', Pid, _Reason}, #state{handlers = Handlers} = State) ->
     {noreply, State#state{handlers = maps:filter(fun(_, H) -> H =/= Pid end, Handlers)}};
 handle_info(_Other, State) ->
@@ -117,6 +125,18 @@ handle_message(Data, State) ->
         {ok, [17, Pid, Term]} when is_pid(Pid) ->
             Pid ! Term,
             {noreply, State};
+        {ok, [30, Id, Server, Counters, Count, Bytes, Want]} when is_pid(Server) ->
+            %% Before anything later from this port (a reply saying "drained")
+            %% reaches a sender: the bytes Python took no longer count.
+            Bytes > 0 andalso atomics:sub(Counters, 1, Bytes),
+            Server ! {'$py_ack', State#state.port, Count, Want},
+            {noreply, watch_channel(Server, Id, State)};
+        {ok, [32, Id, Server]} when is_pid(Server) ->
+            Server ! '$py_close',
+            {noreply, watch_channel(Server, Id, State)};
+        {ok, [34, Id, Server, Bin]} when is_pid(Server), is_binary(Bin) ->
+            Server ! {'$py_bytes', Bin},
+            {noreply, watch_channel(Server, Id, State)};
         {ok, [14, Reason]} ->
             logger:error("Python port program protocol error: ~ts", [Reason],
                          #{domain => [python]}),
@@ -162,6 +182,18 @@ handler(Key, #state{handlers = Handlers, port = Port} = State) ->
                 {ok, Pid} -> {ok, Pid, State#state{handlers = Handlers#{Key => Pid}}};
                 _ -> error
             end
+    end.
+
+watch_channel(Server, Id, #state{channels = Channels} = State) ->
+    case Channels of
+        #{Server := {Monitor, Ids}} ->
+            case lists:member(Id, Ids) of
+                true -> State;
+                false -> State#state{channels = Channels#{Server := {Monitor, [Id | Ids]}}}
+            end;
+        _ ->
+            Monitor = erlang:monitor(process, Server),
+            State#state{channels = Channels#{Server => {Monitor, [Id]}}}
     end.
 
 log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->

@@ -152,6 +152,29 @@ void Context::dispatch(Request& item) {
 }
 
 
+void Context::wake() {
+  Request item;
+  item.type = protocol::kWake;
+  post(std::move(item));
+}
+
+Context::WaitResult Context::wait_event() {
+  Request item;
+  if (!try_pop(item)) {
+    GilRelease nogil;
+    if (!wait_pop(item)) return WaitResult::kStopped;
+  }
+  if (item.type == protocol::kCancel) {
+    pending_.fetch_sub(1, std::memory_order_release);
+    for (std::string_view reqid : active_) {
+      if (reqid == item.bytes) return WaitResult::kCancelled;
+    }
+    return WaitResult::kWoken;
+  }
+  dispatch(item);  // a wake, a nested request, or a stale reply
+  return WaitResult::kWoken;
+}
+
 CallbackReply Context::wait_callback(uint64_t id) {
   Request item;
   while (true) {

@@ -52,6 +52,13 @@ class Context {
   // On the executor thread, GIL held: waits for callback `id`'s reply, running
   // the requests that arrive meanwhile (Erlang calling back into this context).
   CallbackReply wait_callback(uint64_t id);
+  // On the executor thread, GIL held: waits until wake() is called, the running
+  // request is cancelled, or a nested request ran (the caller re-checks what it
+  // waits for in every case).
+  enum class WaitResult { kWoken, kCancelled, kStopped };
+  WaitResult wait_event();
+  // Any thread: ends a wait_event() (or the next one).
+  void wake();
   // True when nothing is queued or running (used by an orderly shutdown).
   bool idle() const { return pending_.load(std::memory_order_acquire) == 0; }
 

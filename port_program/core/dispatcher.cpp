@@ -81,6 +81,18 @@ void Dispatcher::on_frame(std::string_view message) {
         Runtime::instance().callbacks().deliver(id.magnitude, std::move(reply));
         return;
       }
+      case protocol::kChannelData: {
+        MsgpackInt id = in.integer();
+        if (id.negative || n < 2) throw MsgpackError("bad channel data");
+        Runtime::instance().channels().deliver(id.magnitude, in, n - 2);
+        return;
+      }
+      case protocol::kChannelClosed: {
+        MsgpackInt id = in.integer();
+        if (id.negative || n != 2) throw MsgpackError("bad channel close");
+        Runtime::instance().channels().closed(id.magnitude);
+        return;
+      }
       case protocol::kCancel: {
         reqid = in.raw_object();
         MsgpackInt ctx = in.integer();

@@ -24,6 +24,16 @@ enum MessageType : uint8_t {
   kSend = 17,
   kCallbackOk = 20,
   kCallbackError = 21,
+  kChannelAck = 30,     // port -> Erlang: messages taken, and maybe a want
+  kChannelData = 31,    // Erlang -> port: messages of one channel
+  kChannelClose = 32,   // port -> Erlang: Python closed the channel
+  kChannelClosed = 33,  // Erlang -> port: closed and drained
+  kChannelBytes = 34,   // port -> Erlang: ByteChannel.send_bytes
+};
+
+// Queue items that never cross the wire.
+enum InternalType : uint8_t {
+  kWake = 250,  // a channel waited on by the executor has news
 };
 
 enum ExtType : int8_t {

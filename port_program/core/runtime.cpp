@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "core/channel_module.hpp"
 #include "core/erlang_module.hpp"
 
 namespace ep {
@@ -28,6 +29,7 @@ Runtime& Runtime::instance() {
 bool Runtime::start(const RuntimeOptions& options, MessageSink& sink) {
   sink_ = &sink;
   if (PyImport_AppendInittab("_erlang", &init_erlang_module) < 0) return false;
+  if (PyImport_AppendInittab("_erlang_channel", &init_channel_module) < 0) return false;
 
   PyConfig config;
   PyConfig_InitPythonConfig(&config);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/callbacks.hpp"
+#include "core/channels.hpp"
 #include "core/message_sink.hpp"
 #include "core/py_ref.hpp"
 #include "core/term_codec.hpp"
@@ -29,6 +30,7 @@ class Runtime {
 
   MessageSink& sink() { return *sink_; }
   CallbackRegistry& callbacks() { return callbacks_; }
+  Channels& channels() { return channels_; }
   const TermTypes& types() const { return types_; }
   PyInterpreterState* interpreter() const { return interp_; }
   const std::string& python_version() const { return python_version_; }
@@ -47,6 +49,7 @@ class Runtime {
 
   MessageSink* sink_ = nullptr;
   CallbackRegistry callbacks_;
+  Channels channels_;
   PyInterpreterState* interp_ = nullptr;
   std::string python_version_;
   TermTypes types_;

@@ -4,6 +4,9 @@ Values from Erlang arrive as ordinary Python values; the few Erlang terms with
 no Python equivalent arrive as :class:`Atom`, :class:`Pid`, :class:`Ref` and
 :class:`OpaqueTerm`.
 
+Channels from ``py_channel`` / ``py_byte_channel`` are read with
+:class:`Channel` and :class:`ByteChannel` (module :mod:`erlang.channel`).
+
 Registered Erlang functions (``py:register_function/2,3``) are called with
 ``erlang.call(name, *args)``, ``await erlang.async_call(name, *args)``, or as
 attributes: ``erlang.my_function(*args)`` and ``from erlang import my_function``.
@@ -27,13 +30,33 @@ except ImportError:  # plain Python: the types are usable, the calls are not
         raise RuntimeError("erlang.send needs the erlang_python port program")
 
 
-__all__ = ["Atom", "OpaqueTerm", "Pid", "Ref", "async_call", "call", "send"]
+__all__ = [
+    "Atom",
+    "ByteChannel",
+    "ByteChannelClosed",
+    "Channel",
+    "ChannelClosed",
+    "OpaqueTerm",
+    "Pid",
+    "Ref",
+    "async_call",
+    "call",
+    "send",
+]
+
+# Imported on first use (start-up time): the names of erlang.channel.
+_CHANNEL_NAMES = frozenset({"ByteChannel", "ByteChannelClosed", "Channel", "ChannelClosed"})
 
 
-def __getattr__(name: str) -> Callable[..., Any]:
+def __getattr__(name: str) -> Any:
     """``erlang.my_function(*args)`` is ``erlang.call('my_function', *args)``."""
     if name.startswith("__"):
         raise AttributeError(name)
+    if name in _CHANNEL_NAMES or name == "channel":
+        import importlib
+
+        channel = importlib.import_module(".channel", __name__)
+        return channel if name == "channel" else getattr(channel, name)
 
     def registered_function(*args: Any) -> Any:
         return call(name, *args)

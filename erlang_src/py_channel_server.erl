@@ -1,0 +1,367 @@
+%% @doc The server of one channel (py_channel or py_byte_channel).
+%%
+%% It holds the messages Erlang sent and hands them to the port programs whose
+%% Python receivers asked for more ("want", see spec/PROTOCOL.md, Channels): a
+%% port gets everything queued at that moment in one frame, so a lagging
+%% consumer is fed in large batches. Messages shipped to a port stay here until
+%% the port acknowledges them; if the port program dies first they are queued
+%% again, in order, ahead of everything else (at-least-once for that case).
+%%
+%% Senders never wait for the server: they reserve their bytes in the atomics
+%% array of the handle (see py_channel.hrl) and send. The port owner subtracts
+%% the bytes Python acknowledged before it forwards the ack here.
+%%
+%% A byte channel also carries bytes the other way: ByteChannel.send_bytes in
+%% Python, py_byte_channel:recv/1,2 in Erlang.
+%%
+%% The server stops once the channel is closed (by either side, or because its
+%% owner died) and nothing it holds can still be delivered.
+-module(py_channel_server).
+-behaviour(gen_server).
+
+-include("py_channel.hrl").
+
+-export([start_link/1, new/2, enqueue/5, close/2, info/3, recv/2, try_recv/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+%% A frame carries at most this much (the port program's default maximum frame
+%% is 64 MiB) and this many messages.
+-define(BATCH_BYTES, 8 * 1024 * 1024).
+-define(BATCH_COUNT, 65536).
+%% Messages a burst gathers from the mailbox before shipping.
+-define(BURST, 4096).
+%% Largest message accepted: it must fit a frame of the default maximum.
+-define(MAX_MESSAGE, 64 * 1024 * 1024 - 4096).
+
+-type kind() :: term | bytes.
+-type item() :: {iodata(), non_neg_integer()}.
+
+-record(port_state, {monitor :: reference(),
+                     in_flight = queue:new() :: queue:queue([item()]),
+                     acked = 0 :: non_neg_integer()}).  % of the first batch in flight
+
+-record(state, {id :: pos_integer(),
+                kind :: kind(),
+                counters :: atomics:atomics_ref(),
+                owner :: reference(),
+                front = [] :: [item()],       % to send first, in order
+                pending = [] :: [item()],     % to send after, newest first
+                ports = #{} :: #{port() => #port_state{}},
+                waiting = [] :: [port()],     % ports with a want outstanding
+                closed = false :: boolean(),
+                inbound = queue:new() :: queue:queue(binary()),
+                readers = queue:new() :: queue:queue({pid(), reference()})}).
+
+%%====================================================================
+%% API (used by py_channel and py_byte_channel)
+%%====================================================================
+
+-spec start_link(map()) -> {ok, pid()} | {error, term()}.
+start_link(Args) ->
+    gen_server:start_link(?MODULE, Args, []).
+
+%% @doc A new channel of `Kind' owned by the calling process.
+-spec new(kind(), map()) ->
+          {ok, {pos_integer(), pid(), atomics:atomics_ref(), pos_integer() | infinity}}
+          | {error, term()}.
+new(Kind, Opts) when is_map(Opts) ->
+    case maps:get(max_size, Opts, infinity) of
+        Max when Max =:= infinity; is_integer(Max), Max > 0 ->
+            Id = erlang:unique_integer([positive]),
+            Counters = atomics:new(2, [{signed, true}]),
+            Args = #{id => Id, kind => Kind, counters => Counters, owner => self()},
+            case py_channel_sup:start_server(Args) of
+                {ok, Server} -> {ok, {Id, Server, Counters, Max}};
+                {error, _} = Error -> Error
+            end;
+        Bad ->
+            {error, {bad_option, {max_size, Bad}}}
+    end;
+new(_Kind, Opts) ->
+    {error, {bad_options, Opts}}.
+
+%% @doc Queues one encoded message of `Size' bytes, in the caller's process.
+-spec enqueue(pid(), atomics:atomics_ref(), pos_integer() | infinity, iodata(),
+              non_neg_integer()) -> ok | busy | {error, closed | {too_large, pos_integer()}}.
+enqueue(_Server, _Counters, _Max, _Item, Size) when Size > ?MAX_MESSAGE ->
+    {error, {too_large, Size}};
+enqueue(Server, Counters, Max, Item, Size) ->
+    case atomics:get(Counters, ?CH_CLOSED) =:= 0 andalso is_process_alive(Server) of
+        true ->
+            case reserve(Counters, Max, Size) of
+                ok -> Server ! {'$py_msg', Item, Size}, ok;
+                busy -> busy
+            end;
+        false ->
+            {error, closed}
+    end.
+
+reserve(Counters, infinity, Size) ->
+    atomics:add(Counters, ?CH_SIZE, Size);
+reserve(Counters, Max, Size) ->
+    Queued = atomics:get(Counters, ?CH_SIZE),
+    if
+        Queued + Size > Max -> busy;
+        true ->
+            case atomics:compare_exchange(Counters, ?CH_SIZE, Queued, Queued + Size) of
+                ok -> ok;
+                _ -> reserve(Counters, Max, Size)
+            end
+    end.
+
+%% @doc Closes the channel: later sends fail, receivers get what was sent, then
+%% the closed error.
+-spec close(pid(), atomics:atomics_ref()) -> ok.
+close(Server, Counters) ->
+    atomics:put(Counters, ?CH_CLOSED, 1),
+    Server ! '$py_close',
+    ok.
+
+-spec info(pid(), atomics:atomics_ref(), pos_integer() | infinity) ->
+          #{size := non_neg_integer(), max_size := pos_integer() | infinity,
+            closed := boolean()}.
+info(Server, Counters, Max) ->
+    #{size => atomics:get(Counters, ?CH_SIZE),
+      max_size => Max,
+      closed => atomics:get(Counters, ?CH_CLOSED) =:= 1 orelse not is_process_alive(Server)}.
+
+%% @doc The next bytes Python sent on a byte channel; waits up to `Timeout'.
+-spec recv(pid(), timeout()) -> {ok, binary()} | {error, closed | timeout}.
+recv(Server, Timeout) ->
+    Tag = erlang:monitor(process, Server),
+    Server ! {'$py_recv', self(), Tag},
+    receive
+        {Tag, Reply} ->
+            erlang:demonitor(Tag, [flush]),
+            Reply;
+        {'DOWN', Tag, process, _, _} ->
+            {error, closed}
+    after Timeout ->
+        %% Withdraw the request; if the server already answered, take that.
+        Withdrawn = (catch gen_server:call(Server, {cancel_recv, Tag})),
+        erlang:demonitor(Tag, [flush]),
+        receive
+            {Tag, Reply} -> Reply
+        after 0 ->
+            case Withdrawn of
+                ok -> {error, timeout};
+                _ -> {error, closed}
+            end
+        end
+    end.
+
+-spec try_recv(pid()) -> {ok, binary()} | {error, empty | closed}.
+try_recv(Server) ->
+    try
+        gen_server:call(Server, try_recv)
+    catch
+        exit:_ -> {error, closed}
+    end.
+
+%%====================================================================
+%% gen_server callbacks
+%%====================================================================
+
+-spec init(map()) -> {ok, #state{}}.
+init(#{id := Id, kind := Kind, counters := Counters, owner := Owner}) ->
+    {ok, #state{id = Id, kind = Kind, counters = Counters,
+                owner = erlang:monitor(process, Owner)}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+          {reply, term(), #state{}} | {stop, normal, term(), #state{}}.
+handle_call(try_recv, _From, #state{inbound = In} = State) ->
+    case queue:out(In) of
+        {{value, Bin}, In1} -> reply_or_stop({ok, Bin}, State#state{inbound = In1});
+        {empty, _} when State#state.closed -> {reply, {error, closed}, State};
+        {empty, _} -> {reply, {error, empty}, State}
+    end;
+handle_call({cancel_recv, Tag}, _From, #state{readers = Readers} = State) ->
+    Left = queue:filter(fun({_, T}) -> T =/= Tag end, Readers),
+    Reply = case queue:len(Left) =:= queue:len(Readers) of
+                true -> answered;
+                false -> ok
+            end,
+    {reply, Reply, State#state{readers = Left}};
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, normal, #state{}}.
+handle_info({'$py_msg', Item, Size}, #state{pending = Pending} = State) ->
+    State1 = State#state{pending = burst([{Item, Size} | Pending], ?BURST)},
+    {noreply, ship(State1)};
+handle_info({'$py_ack', Port, Count, Want}, State) ->
+    State1 = acknowledged(Port, Count, watch(Port, State)),
+    State2 = case Want of
+                 true -> wants(Port, State1);
+                 false -> State1
+             end,
+    maybe_stop(State2);
+handle_info('$py_close', State) ->
+    maybe_stop(closed(State));
+handle_info({'$py_bytes', Bin}, State) ->
+    {noreply, inbound(Bin, State)};
+handle_info({'$py_recv', Pid, Tag}, #state{inbound = In, readers = Readers} = State) ->
+    case queue:out(In) of
+        {{value, Bin}, In1} ->
+            Pid ! {Tag, {ok, Bin}},
+            maybe_stop(State#state{inbound = In1});
+        {empty, _} when State#state.closed ->
+            Pid ! {Tag, {error, closed}},
+            {noreply, State};
+        {empty, _} ->
+            {noreply, State#state{readers = queue:in({Pid, Tag}, Readers)}}
+    end;
+handle_info({'DOWN', Ref, process, _, _}, #state{owner = Ref} = State) ->
+    %% The owner is gone: nobody reads what Python sends back any more.
+    maybe_stop(closed(State#state{inbound = queue:new()}));
+handle_info({'DOWN', _Ref, port, Port, _}, State) ->
+    {noreply, ship(port_down(Port, State))};
+handle_info(_Other, State) ->
+    {noreply, State}.
+
+%%====================================================================
+%% Internal
+%%====================================================================
+
+%% More messages already in the mailbox join the same shipment.
+burst(Acc, 0) -> Acc;
+burst(Acc, N) ->
+    receive
+        {'$py_msg', Item, Size} -> burst([{Item, Size} | Acc], N - 1)
+    after 0 -> Acc
+    end.
+
+watch(Port, #state{ports = Ports} = State) ->
+    case Ports of
+        #{Port := _} -> State;
+        _ ->
+            Monitor = erlang:monitor(port, Port),
+            State#state{ports = Ports#{Port => #port_state{monitor = Monitor}}}
+    end.
+
+%% The port took `Count' more of the messages shipped to it.
+acknowledged(_Port, 0, State) -> State;
+acknowledged(Port, Count, #state{ports = Ports} = State) ->
+    case Ports of
+        #{Port := P} -> State#state{ports = Ports#{Port => drop_acked(Count, P)}};
+        _ -> State
+    end.
+
+drop_acked(Count, #port_state{in_flight = InFlight, acked = Acked} = P) ->
+    case queue:peek(InFlight) of
+        {value, {N, _Items}} when Acked + Count >= N ->
+            drop_acked(Acked + Count - N, P#port_state{in_flight = queue:drop(InFlight), acked = 0});
+        {value, _} ->
+            P#port_state{acked = Acked + Count};
+        empty ->
+            P#port_state{acked = 0}
+    end.
+
+wants(Port, #state{front = [], pending = [], closed = true, id = Id} = State) ->
+    send_closed(Port, Id),
+    State;
+wants(Port, #state{waiting = Waiting} = State) ->
+    Waiting1 = case lists:member(Port, Waiting) of
+                   true -> Waiting;
+                   false -> Waiting ++ [Port]
+               end,
+    ship(State#state{waiting = Waiting1}).
+
+%% Hands what is queued to the waiting ports, spread evenly.
+ship(#state{waiting = []} = State) -> State;
+ship(#state{front = [], pending = []} = State) -> State;
+ship(#state{front = Front, pending = Pending, waiting = Waiting} = State) ->
+    Items = Front ++ lists:reverse(Pending),
+    Share = max(1, length(Items) div length(Waiting)),
+    ship(Items, Share, Waiting, State#state{front = [], pending = []}).
+
+ship([], _Share, Waiting, State) ->
+    State#state{waiting = Waiting};
+ship(Items, _Share, [], State) ->
+    State#state{front = Items, waiting = []};
+ship(Items, Share, [Port | Waiting], #state{id = Id, ports = Ports} = State) ->
+    {Batch, N, Rest} = take(Items, min(Share, ?BATCH_COUNT), ?BATCH_BYTES, [], 0),
+    Frame = [arr_hdr(N + 2), 31, py_msgpack:encode(Id) | [I || {I, _} <- Batch]],
+    case catch erlang:port_command(Port, Frame) of
+        true ->
+            P = #port_state{in_flight = InFlight} = maps:get(Port, Ports),
+            P1 = P#port_state{in_flight = queue:in({N, Batch}, InFlight)},
+            ship(Rest, Share, Waiting, State#state{ports = Ports#{Port := P1}});
+        _ ->  % the port is gone; its 'DOWN' requeues what it held
+            ship(Items, Share, Waiting, State)
+    end.
+
+take([{_, Size} = Item | Rest], Count, Bytes, Acc, N) when Count > 0, (Bytes >= Size orelse N =:= 0) ->
+    take(Rest, Count - 1, Bytes - Size, [Item | Acc], N + 1);
+take(Rest, _Count, _Bytes, Acc, N) ->
+    {lists:reverse(Acc), N, Rest}.
+
+%% What a dead port held goes back to the front of the queue.
+port_down(Port, #state{ports = Ports, front = Front, waiting = Waiting} = State) ->
+    case maps:take(Port, Ports) of
+        {#port_state{in_flight = InFlight, acked = Acked}, Ports1} ->
+            Batches = [Items || {_, Items} <- queue:to_list(InFlight)],
+            Redeliver = lists:nthtail(Acked, lists:append(Batches)),
+            State#state{ports = Ports1, front = Redeliver ++ Front,
+                        waiting = lists:delete(Port, Waiting)};
+        error ->
+            State#state{waiting = lists:delete(Port, Waiting)}
+    end.
+
+closed(#state{closed = true} = State) -> State;
+closed(#state{counters = Counters, readers = Readers, inbound = In} = State) ->
+    atomics:put(Counters, ?CH_CLOSED, 1),
+    case queue:is_empty(In) of
+        true -> [Pid ! {Tag, {error, closed}} || {Pid, Tag} <- queue:to_list(Readers)];
+        false -> ok
+    end,
+    State1 = State#state{closed = true},
+    case State1 of
+        #state{front = [], pending = [], waiting = Waiting, id = Id} ->
+            [send_closed(Port, Id) || Port <- Waiting],
+            State1#state{waiting = [],
+                         readers = case queue:is_empty(In) of
+                                       true -> queue:new();
+                                       false -> Readers
+                                   end};
+        _ ->
+            State1
+    end.
+
+inbound(Bin, #state{readers = Readers, inbound = In} = State) ->
+    case queue:out(Readers) of
+        {{value, {Pid, Tag}}, Readers1} ->
+            Pid ! {Tag, {ok, Bin}},
+            State#state{readers = Readers1};
+        {empty, _} ->
+            State#state{inbound = queue:in(Bin, In)}
+    end.
+
+send_closed(Port, Id) ->
+    catch erlang:port_command(Port, py_msgpack:encode([33, Id])),
+    ok.
+
+reply_or_stop(Reply, State) ->
+    case maybe_stop(State) of
+        {stop, normal, State1} -> {stop, normal, Reply, State1};
+        {noreply, State1} -> {reply, Reply, State1}
+    end.
+
+%% Closed, nothing queued, nothing in flight, nothing for Erlang to read.
+maybe_stop(#state{closed = true, front = [], pending = [], inbound = In, ports = Ports} = State) ->
+    Idle = queue:is_empty(In) andalso
+        lists:all(fun(#port_state{in_flight = F}) -> queue:is_empty(F) end, maps:values(Ports)),
+    case Idle of
+        true -> {stop, normal, State};
+        false -> {noreply, State}
+    end;
+maybe_stop(State) ->
+    {noreply, State}.
+
+arr_hdr(N) when N < 16 -> 16#90 + N;
+arr_hdr(N) when N < 16#10000 -> <<16#dc, N:16>>;
+arr_hdr(N) -> <<16#dd, N:32>>.

@@ -1,0 +1,237 @@
+#include "core/channels.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "core/context.hpp"
+#include "core/msgpack_reader.hpp"
+#include "core/msgpack_writer.hpp"
+#include "core/protocol.hpp"
+#include "core/runtime.hpp"
+#include "core/term_codec.hpp"
+
+namespace ep {
+namespace {
+
+// Unbounded channels are acknowledged at least this often, so the server can
+// free the messages it keeps for redelivery.
+constexpr uint64_t kAckEveryCount = 4096;
+
+// Bytes of a message as Erlang counted them: the encoded term, or the raw data
+// of a byte channel.
+uint64_t accounted_size(Channels::Kind kind, std::string_view item) {
+  if (kind == Channels::Kind::kTerm) return item.size();
+  try {
+    MsgpackReader in(item);
+    return in.bin().size();
+  } catch (const MsgpackError&) {
+    return item.size();
+  }
+}
+
+}  // namespace
+
+void ChannelWaker::wake() const {
+  switch (kind) {
+    case Kind::kContext:
+      context->wake();
+      break;
+    case Kind::kThread: {
+      // Signal while holding the mutex: the waiter cannot return (and destroy
+      // the ThreadWake on its stack) before we let go.
+      std::lock_guard lk(thread->mu);
+      thread->woken = true;
+      thread->cv.notify_one();
+      break;
+    }
+    case Kind::kFd: {
+      uint64_t one = 1;
+      ssize_t r = ::write(fd, &one, sizeof one);
+      (void)r;  // EAGAIN: already signalled; EBADF: the loop is gone
+      break;
+    }
+  }
+}
+
+void Channels::open(Handle handle) {
+  std::lock_guard lk(mu_);
+  auto [it, inserted] = channels_.try_emplace(handle.id);
+  if (inserted) it->second.handle = std::move(handle);
+}
+
+void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
+  begin_message(out);
+  MsgpackWriter w(out);
+  w.array_header(7);
+  w.int64(protocol::kChannelAck);
+  w.uint64(ch.handle.id);
+  w.raw(ch.handle.server);
+  w.raw(ch.handle.counters);
+  w.uint64(ch.unacked_count);
+  w.uint64(ch.unacked_bytes);
+  w.boolean(want);
+  ch.unacked_count = 0;
+  ch.unacked_bytes = 0;
+}
+
+Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* waker) {
+  std::string frame;
+  std::shared_ptr<const std::string> bytes;  // keeps the item alive outside the lock
+  std::string_view item;
+  Take result;
+  {
+    std::lock_guard lk(mu_);
+    auto it = channels_.find(id);
+    if (it == channels_.end()) return Take::kUnknown;
+    Channel& ch = it->second;
+    while (!ch.batches.empty() && ch.batches.front().next == ch.batches.front().ends.size()) {
+      ch.batches.pop_front();
+    }
+    if (!ch.batches.empty()) {
+      Batch& b = ch.batches.front();
+      uint32_t start = b.next == 0 ? 0 : b.ends[b.next - 1];
+      bytes = b.bytes;
+      item = std::string_view(*bytes).substr(start, b.ends[b.next] - start);
+      ++b.next;
+      ++ch.unacked_count;
+      ch.unacked_bytes += accounted_size(ch.handle.kind, item);
+      bool drained = b.next == b.ends.size() && ch.batches.size() == 1;
+      bool due = ch.handle.max_size >= 0
+                     ? ch.unacked_bytes * 4 >= static_cast<uint64_t>(ch.handle.max_size)
+                     : ch.unacked_count >= kAckEveryCount;
+      if (drained || due) ack_frame(frame, ch, false);
+      result = Take::kItem;
+    } else if (ch.closed) {
+      result = Take::kClosed;
+    } else {
+      if (waker && std::find(ch.waiters.begin(), ch.waiters.end(), *waker) == ch.waiters.end()) {
+        ch.waiters.push_back(*waker);
+      }
+      if (!ch.want_sent) {
+        ch.want_sent = true;
+        ack_frame(frame, ch, true);
+      }
+      result = Take::kEmpty;
+    }
+  }
+  // Decoding may run Python code (a collection's finalizers) that uses channels
+  // itself: never with the lock held.
+  if (result == Take::kItem) {
+    MsgpackReader in(item);
+    try {
+      value = decode_term(in, Runtime::instance().types());
+    } catch (const MsgpackError& e) {
+      PyErr_Format(PyExc_ValueError, "malformed channel message: %s", e.what());
+      value = PyRef();
+    }
+  }
+  if (!frame.empty()) Runtime::instance().sink().send(frame);
+  return result;
+}
+
+void Channels::unregister(uint64_t id, const ChannelWaker& waker) {
+  std::lock_guard lk(mu_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  auto& w = it->second.waiters;
+  w.erase(std::remove(w.begin(), w.end(), waker), w.end());
+}
+
+void Channels::forget_fd(int fd) {
+  std::lock_guard lk(mu_);
+  for (auto& [id, ch] : channels_) {
+    auto& w = ch.waiters;
+    w.erase(std::remove_if(w.begin(), w.end(),
+                           [fd](const ChannelWaker& x) {
+                             return x.kind == ChannelWaker::Kind::kFd && x.fd == fd;
+                           }),
+            w.end());
+  }
+}
+
+bool Channels::close(uint64_t id) {
+  std::string frame;
+  {
+    std::lock_guard lk(mu_);
+    auto it = channels_.find(id);
+    if (it == channels_.end()) return false;
+    begin_message(frame);
+    MsgpackWriter w(frame);
+    w.array_header(3);
+    w.int64(protocol::kChannelClose);
+    w.uint64(id);
+    w.raw(it->second.handle.server);
+  }
+  Runtime::instance().sink().send(frame);
+  return true;
+}
+
+bool Channels::send_bytes(uint64_t id, std::string_view data) {
+  std::string frame;
+  {
+    std::lock_guard lk(mu_);
+    auto it = channels_.find(id);
+    if (it == channels_.end()) return false;
+    frame.reserve(kHeaderRoom + 32 + it->second.handle.server.size() + data.size());
+    begin_message(frame);
+    MsgpackWriter w(frame);
+    w.array_header(4);
+    w.int64(protocol::kChannelBytes);
+    w.uint64(id);
+    w.raw(it->second.handle.server);
+    w.bin(data);
+  }
+  Runtime::instance().sink().send(frame);
+  return true;
+}
+
+bool Channels::is_closed(uint64_t id) {
+  std::lock_guard lk(mu_);
+  auto it = channels_.find(id);
+  return it == channels_.end() || it->second.closed;
+}
+
+void Channels::wake_all(std::vector<ChannelWaker>& waiters) {
+  for (const ChannelWaker& w : waiters) w.wake();
+}
+
+void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
+  Batch batch;
+  std::string_view region = items.rest();
+  batch.ends.reserve(count);
+  size_t base = items.offset();
+  for (uint32_t i = 0; i < count; ++i) {
+    items.raw_object();  // throws on a malformed item: the frame is rejected whole
+    batch.ends.push_back(static_cast<uint32_t>(items.offset() - base));
+  }
+  batch.bytes = std::make_shared<const std::string>(region.substr(0, items.offset() - base));
+  std::vector<ChannelWaker> waiters;
+  {
+    std::lock_guard lk(mu_);
+    auto it = channels_.find(id);
+    if (it == channels_.end()) return;  // never opened here: nobody asked for it
+    Channel& ch = it->second;
+    ch.want_sent = false;
+    if (count > 0) ch.batches.push_back(std::move(batch));
+    waiters.swap(ch.waiters);
+  }
+  wake_all(waiters);
+}
+
+void Channels::closed(uint64_t id) {
+  std::vector<ChannelWaker> waiters;
+  {
+    std::lock_guard lk(mu_);
+    auto it = channels_.find(id);
+    if (it == channels_.end()) return;
+    it->second.closed = true;
+    it->second.want_sent = false;
+    waiters.swap(it->second.waiters);
+  }
+  wake_all(waiters);
+}
+
+}  // namespace ep

@@ -1,0 +1,117 @@
+// The port program's side of py_channel / py_byte_channel (spec/PROTOCOL.md,
+// "Channels").
+//
+// The queue of a channel lives in its Erlang server process. A port program asks
+// for messages only when one of its Python receivers finds the local buffer
+// empty ("want"), so a port never hoards messages nobody here is waiting for, and
+// a lagging consumer gets everything queued meanwhile in one frame. Every message
+// taken is acknowledged (count and bytes) so the sender-side size accounting in
+// Erlang drops as soon as Python has consumed the data.
+//
+// Receivers wait in one of three ways: an executor thread keeps running nested
+// requests (Context::wait_event), any other Python thread sleeps on a condition
+// variable with the GIL released, and an asyncio loop watches an eventfd.
+#pragma once
+
+#include <Python.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/py_ref.hpp"
+
+namespace ep {
+
+class Context;
+class MsgpackReader;
+
+// A plain thread's wait: set and signalled by whoever delivers.
+struct ThreadWake {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woken = false;
+};
+
+struct ChannelWaker {
+  enum class Kind { kContext, kThread, kFd } kind;
+  Context* context = nullptr;
+  ThreadWake* thread = nullptr;
+  int fd = -1;
+
+  bool operator==(const ChannelWaker& o) const {
+    return kind == o.kind && context == o.context && thread == o.thread && fd == o.fd;
+  }
+  void wake() const;
+};
+
+class Channels {
+ public:
+  enum class Kind { kTerm = 0, kBytes = 1 };
+
+  // What Python learns from the handle: the server and counters are kept
+  // encoded, ready to be copied into the frames that name them.
+  struct Handle {
+    uint64_t id = 0;
+    Kind kind = Kind::kTerm;
+    std::string server;    // msgpack of the server's pid
+    std::string counters;  // msgpack of the atomics reference
+    int64_t max_size = -1;  // -1: unbounded
+  };
+
+  enum class Take { kItem, kEmpty, kClosed, kUnknown };
+
+  // Makes the channel known here (idempotent). Any thread.
+  void open(Handle handle);
+
+  // GIL held. Takes the next message and decodes it into `value` (null with a
+  // Python error set if it does not decode). When there is none and the channel
+  // is open, asks Erlang for more and, if `waker` is given, registers it to be
+  // woken when data or the close arrives.
+  Take take(uint64_t id, PyRef& value, const ChannelWaker* waker);
+  void unregister(uint64_t id, const ChannelWaker& waker);
+  void forget_fd(int fd);
+
+  // Python closes the channel (for every receiver): tells the server.
+  bool close(uint64_t id);
+  // ByteChannel.send_bytes: raw bytes for py_byte_channel:recv/1,2.
+  bool send_bytes(uint64_t id, std::string_view data);
+  bool is_closed(uint64_t id);
+
+  // From the I/O thread: `count` encoded messages for channel `id` (the rest of
+  // the reader), and the server's "closed and drained".
+  void deliver(uint64_t id, MsgpackReader& items, uint32_t count);
+  void closed(uint64_t id);
+
+ private:
+  // Messages as they arrived in one frame: one copy of the bytes, item ends.
+  struct Batch {
+    std::shared_ptr<const std::string> bytes;
+    std::vector<uint32_t> ends;
+    size_t next = 0;
+  };
+  struct Channel {
+    Handle handle;
+    std::deque<Batch> batches;
+    bool closed = false;
+    bool want_sent = false;  // a want is on its way and no data came back yet
+    uint64_t unacked_count = 0;
+    uint64_t unacked_bytes = 0;
+    std::vector<ChannelWaker> waiters;
+  };
+
+  // Appends an ack (and, with `want`, a request for more) to `out`.
+  static void ack_frame(std::string& out, Channel& ch, bool want);
+  static void wake_all(std::vector<ChannelWaker>& waiters);
+
+  std::mutex mu_;
+  std::unordered_map<uint64_t, Channel> channels_;
+};
+
+}  // namespace ep

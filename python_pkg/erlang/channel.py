@@ -1,0 +1,262 @@
+"""Channels: messages streamed from Erlang (``py_channel``, ``py_byte_channel``).
+
+A channel handle arrives as an argument (``py:call(mod, worker, [Ch])``) and is
+wrapped here: ``Channel(handle)`` for Erlang terms, ``ByteChannel(handle)`` for
+raw bytes. Several receivers, in this or other contexts and port programs, may
+share one channel: each message goes to exactly one of them, in send order.
+
+``receive()`` blocks with the GIL released; ``await async_receive()`` waits on
+an eventfd that the running asyncio loop watches, so it works on any loop and
+never polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import weakref
+from typing import Any, AsyncIterator, Iterator
+
+try:
+    import _erlang_channel as _native
+except ImportError:  # plain Python: the classes exist, using them fails clearly
+    _native = None
+
+from ._types import Pid, Ref
+
+__all__ = ["ByteChannel", "ByteChannelClosed", "Channel", "ChannelClosed", "reply"]
+
+
+class ChannelClosed(Exception):
+    """The channel is closed and every message sent before the close was received."""
+
+
+class ByteChannelClosed(ChannelClosed):
+    """The byte channel is closed and drained."""
+
+
+def reply(pid: Pid, term: Any) -> None:
+    """Send `term` to the Erlang process `pid` (no reply expected)."""
+    from _erlang import send
+
+    send(pid, term)
+
+
+_TERM, _BYTES = 0, 1
+
+
+class _Base:
+    _tag = ""
+    _kind = _TERM
+    _closed_error: type[ChannelClosed] = ChannelClosed
+
+    def __init__(self, handle: Any) -> None:
+        if _native is None:
+            raise RuntimeError("channels need the erlang_python port program")
+        if isinstance(handle, _Base):
+            handle = handle._handle
+        if not (isinstance(handle, tuple) and len(handle) == 5 and handle[0] == self._tag):
+            raise TypeError(
+                f"{type(self).__name__}() takes the handle from {self._tag}:new/0,1, "
+                f"not {handle!r:.200}"
+            )
+        _, cid, server, counters, max_size = handle
+        if not (isinstance(cid, int) and isinstance(server, Pid) and isinstance(counters, Ref)):
+            raise TypeError(f"malformed {self._tag} handle: {handle!r:.200}")
+        limit = max_size if isinstance(max_size, int) else -1
+        _native.open(cid, self._kind, server, counters, limit)
+        self._handle = handle
+        self._id: int = cid
+
+    def _receive(self) -> Any:
+        value = _native.receive(self._id)
+        if value is _native.CLOSED:
+            raise self._closed_error(f"{self._tag} {self._id} is closed")
+        return value
+
+    def _try_receive(self) -> Any:
+        value = _native.try_receive(self._id)
+        if value is _native.EMPTY:
+            return None
+        if value is _native.CLOSED:
+            raise self._closed_error(f"{self._tag} {self._id} is closed")
+        return value
+
+    async def _async_receive(self) -> Any:
+        value = _native.try_receive(self._id)
+        if value is _native.EMPTY:
+            value = await _waits(asyncio.get_running_loop()).wait(self._id)
+        if value is _native.CLOSED:
+            raise self._closed_error(f"{self._tag} {self._id} is closed")
+        return value
+
+    def close(self) -> None:
+        """Close the channel for every receiver (safe to call more than once).
+
+        Receivers get the messages already sent, then the closed error.
+        """
+        _native.close(self._id)
+
+    def __enter__(self) -> "_Base":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._id}>"
+
+
+class Channel(_Base):
+    """Receives the Erlang terms sent with ``py_channel:send/2``."""
+
+    _tag = "py_channel"
+    _kind = _TERM
+    _closed_error = ChannelClosed
+
+    def receive(self) -> Any:
+        """The next message; blocks (GIL released). Raises ChannelClosed."""
+        return self._receive()
+
+    def try_receive(self) -> Any:
+        """The next message, or None when there is none yet. Raises ChannelClosed."""
+        return self._try_receive()
+
+    async def async_receive(self) -> Any:
+        """The next message, without blocking the event loop. Raises ChannelClosed."""
+        return await self._async_receive()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        value = _native.receive(self._id)
+        if value is _native.CLOSED:
+            raise StopIteration
+        return value
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._async_receive()
+        except ChannelClosed:
+            raise StopAsyncIteration from None
+
+
+class ByteChannel(_Base):
+    """Raw bytes both ways: ``py_byte_channel:send/2`` in, ``send_bytes`` out."""
+
+    _tag = "py_byte_channel"
+    _kind = _BYTES
+    _closed_error = ByteChannelClosed
+
+    def receive_bytes(self) -> bytes:
+        """The next chunk; blocks (GIL released). Raises ByteChannelClosed."""
+        return self._receive()
+
+    def try_receive_bytes(self) -> bytes | None:
+        """The next chunk, or None when there is none yet. Raises ByteChannelClosed."""
+        return self._try_receive()
+
+    async def async_receive_bytes(self) -> bytes:
+        """The next chunk, without blocking the event loop. Raises ByteChannelClosed."""
+        return await self._async_receive()
+
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue `data` for ``py_byte_channel:recv/1,2`` on the Erlang side."""
+        if _native.is_closed(self._id):
+            raise ByteChannelClosed(f"py_byte_channel {self._id} is closed")
+        _native.send_bytes(self._id, data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        value = _native.receive(self._id)
+        if value is _native.CLOSED:
+            raise StopIteration
+        return value
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._async_receive()
+        except ByteChannelClosed:
+            raise StopAsyncIteration from None
+
+
+class _LoopWaits:
+    """The receivers waiting on one event loop, woken through one eventfd."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._waiting: dict[int, collections.deque[asyncio.Future[Any]]] = {}
+        loop.add_reader(self.fd, self._on_ready)
+        weakref.finalize(loop, _forget, self.fd)
+
+    def wait(self, cid: int) -> "asyncio.Future[Any]":
+        future = self._loop.create_future()
+        queue = self._waiting.setdefault(cid, collections.deque())
+        queue.append(future)
+        if len(queue) == 1:
+            self._serve(cid)
+        return future
+
+    def _serve(self, cid: int) -> None:
+        # Hands messages to the waiting futures in order; when the channel is
+        # empty the eventfd is registered (poll) and we wait for it.
+        queue = self._waiting[cid]
+        while queue:
+            future = queue[0]
+            if future.done():  # cancelled while waiting: takes nothing
+                queue.popleft()
+                continue
+            try:
+                value = _native.poll(cid, self.fd)
+            except BaseException as e:
+                queue.popleft()
+                future.set_exception(e)
+                continue
+            if value is _native.EMPTY:
+                return
+            if value is _native.CLOSED:
+                for f in queue:
+                    if not f.done():
+                        f.set_result(value)
+                queue.clear()
+                break
+            queue.popleft()
+            future.set_result(value)
+        del self._waiting[cid]
+
+    def _on_ready(self) -> None:
+        try:
+            os.eventfd_read(self.fd)
+        except BlockingIOError:
+            pass
+        for cid in list(self._waiting):
+            self._serve(cid)
+
+
+def _forget(fd: int) -> None:
+    if _native is not None:
+        _native.forget_fd(fd)
+    os.close(fd)
+
+
+_loop_waits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaits]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _waits(loop: asyncio.AbstractEventLoop) -> _LoopWaits:
+    waits = _loop_waits.get(loop)
+    if waits is None:
+        waits = _loop_waits[loop] = _LoopWaits(loop)
+    return waits
