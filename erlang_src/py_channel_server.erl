@@ -199,16 +199,16 @@ handle_info({'$py_ack', Port, Count, Want}, State) ->
                  true -> wants(Port, State1);
                  false -> State1
              end,
-    maybe_stop(State2);
+    settle(State2);
 handle_info('$py_close', State) ->
-    maybe_stop(closed(State));
+    settle(closed(State));
 handle_info({'$py_bytes', Bin}, State) ->
     {noreply, inbound(Bin, State)};
 handle_info({'$py_recv', Pid, Tag}, #state{inbound = In, readers = Readers} = State) ->
     case queue:out(In) of
         {{value, Bin}, In1} ->
             Pid ! {Tag, {ok, Bin}},
-            maybe_stop(State#state{inbound = In1});
+            settle(State#state{inbound = In1});
         {empty, _} when State#state.closed ->
             Pid ! {Tag, {error, closed}},
             {noreply, State};
@@ -217,9 +217,9 @@ handle_info({'$py_recv', Pid, Tag}, #state{inbound = In, readers = Readers} = St
     end;
 handle_info({'DOWN', Ref, process, _, _}, #state{owner = Ref} = State) ->
     %% The owner is gone: nobody reads what Python sends back any more.
-    maybe_stop(closed(State#state{inbound = queue:new()}));
+    settle(closed(State#state{inbound = queue:new()}));
 handle_info({'DOWN', _Ref, port, Port, _}, State) ->
-    {noreply, ship(port_down(Port, State))};
+    settle(ship(port_down(Port, State)));
 handle_info(_Other, State) ->
     {noreply, State}.
 
@@ -261,9 +261,6 @@ drop_acked(Count, #port_state{in_flight = InFlight, acked = Acked} = P) ->
             P#port_state{acked = 0}
     end.
 
-wants(Port, #state{front = [], pending = [], closed = true, id = Id} = State) ->
-    send_closed(Port, Id),
-    State;
 wants(Port, #state{waiting = Waiting} = State) ->
     Waiting1 = case lists:member(Port, Waiting) of
                    true -> Waiting;
@@ -274,9 +271,10 @@ wants(Port, #state{waiting = Waiting} = State) ->
 %% Hands what is queued to the waiting ports, spread evenly.
 ship(#state{waiting = []} = State) -> State;
 ship(#state{front = [], pending = []} = State) -> State;
-ship(#state{front = Front, pending = Pending, waiting = Waiting} = State) ->
+ship(#state{front = Front, pending = Pending, waiting = Waiting, ports = Ports} = State) ->
     Items = Front ++ lists:reverse(Pending),
-    Share = max(1, length(Items) div length(Waiting)),
+    %% With several consuming ports, leave a share for the others.
+    Share = max(1, length(Items) div max(length(Waiting), map_size(Ports))),
     ship(Items, Share, Waiting, State#state{front = [], pending = []}).
 
 ship([], _Share, Waiting, State) ->
@@ -313,24 +311,9 @@ port_down(Port, #state{ports = Ports, front = Front, waiting = Waiting} = State)
     end.
 
 closed(#state{closed = true} = State) -> State;
-closed(#state{counters = Counters, readers = Readers, inbound = In} = State) ->
+closed(#state{counters = Counters} = State) ->
     atomics:put(Counters, ?CH_CLOSED, 1),
-    case queue:is_empty(In) of
-        true -> [Pid ! {Tag, {error, closed}} || {Pid, Tag} <- queue:to_list(Readers)];
-        false -> ok
-    end,
-    State1 = State#state{closed = true},
-    case State1 of
-        #state{front = [], pending = [], waiting = Waiting, id = Id} ->
-            [send_closed(Port, Id) || Port <- Waiting],
-            State1#state{waiting = [],
-                         readers = case queue:is_empty(In) of
-                                       true -> queue:new();
-                                       false -> Readers
-                                   end};
-        _ ->
-            State1
-    end.
+    State#state{closed = true}.
 
 inbound(Bin, #state{readers = Readers, inbound = In} = State) ->
     case queue:out(Readers) of
@@ -346,21 +329,31 @@ send_closed(Port, Id) ->
     ok.
 
 reply_or_stop(Reply, State) ->
-    case maybe_stop(State) of
+    case settle(State) of
         {stop, normal, State1} -> {stop, normal, Reply, State1};
         {noreply, State1} -> {reply, Reply, State1}
     end.
 
-%% Closed, nothing queued, nothing in flight, nothing for Erlang to read.
-maybe_stop(#state{closed = true, front = [], pending = [], inbound = In, ports = Ports} = State) ->
-    Idle = queue:is_empty(In) andalso
-        lists:all(fun(#port_state{in_flight = F}) -> queue:is_empty(F) end, maps:values(Ports)),
-    case Idle of
-        true -> {stop, normal, State};
+%% Once closed and with nothing queued or in flight (a port that dies hands its
+%% messages back), waiting receivers learn it is over; the server stops when
+%% nothing is left for Erlang to read either.
+settle(#state{closed = true, front = [], pending = [], ports = Ports} = State) ->
+    case lists:all(fun(#port_state{in_flight = F}) -> queue:is_empty(F) end, maps:values(Ports)) of
+        true -> drained(State);
         false -> {noreply, State}
     end;
-maybe_stop(State) ->
+settle(State) ->
     {noreply, State}.
+
+drained(#state{id = Id, waiting = Waiting, inbound = In, readers = Readers} = State) ->
+    [send_closed(Port, Id) || Port <- Waiting],
+    case queue:is_empty(In) of
+        true ->
+            [Pid ! {Tag, {error, closed}} || {Pid, Tag} <- queue:to_list(Readers)],
+            {stop, normal, State#state{waiting = [], readers = queue:new()}};
+        false ->
+            {noreply, State#state{waiting = []}}
+    end.
 
 arr_hdr(N) when N < 16 -> 16#90 + N;
 arr_hdr(N) when N < 16#10000 -> <<16#dc, N:16>>;

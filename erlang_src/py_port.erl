@@ -131,8 +131,8 @@ handle_message(Data, State) ->
             Bytes > 0 andalso atomics:sub(Counters, 1, Bytes),
             Server ! {'$py_ack', State#state.port, Count, Want},
             {noreply, watch_channel(Server, Id, State)};
-        {ok, [32, Id, Server]} when is_pid(Server) ->
-            Server ! '$py_close',
+        {ok, [32, Id, Server, Counters]} when is_pid(Server) ->
+            py_channel_server:close(Server, Counters),
             {noreply, watch_channel(Server, Id, State)};
         {ok, [34, Id, Server, Bin]} when is_pid(Server), is_binary(Bin) ->
             Server ! {'$py_bytes', Bin},

@@ -160,10 +160,11 @@ bool Channels::close(uint64_t id) {
     if (it == channels_.end()) return false;
     begin_message(frame);
     MsgpackWriter w(frame);
-    w.array_header(3);
+    w.array_header(4);
     w.int64(protocol::kChannelClose);
     w.uint64(id);
     w.raw(it->second.handle.server);
+    w.raw(it->second.handle.counters);
   }
   Runtime::instance().sink().send(frame);
   return true;

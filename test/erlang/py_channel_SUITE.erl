@@ -1,0 +1,419 @@
+%% Channels: py_channel and py_byte_channel with Python's Channel and
+%% ByteChannel, against the real port programs. The Python side of every test
+%% is chan_workers.py in this suite's data directory.
+-module(py_channel_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([request_reply/1, streaming_to_async_consumer/1, four_workers_exactly_once/1,
+         byte_channel_both_ways/1, byte_channel_async_and_with/1,
+         backpressure_busy_then_ok/1, send_to_closed/1, info_of_new_channel/1,
+         receive_closed_while_waiting/1, async_receive_closed_while_waiting/1,
+         byte_receive_closed_while_waiting/1, close_from_python/1,
+         send_bytes_rejects_non_bytes/1, bad_input/1, try_receive_empty/1,
+         byte_try_receive_and_timeout/1, owner_exit_closes/1,
+         threads_of_one_context_share/1, workers_in_other_port_programs/1,
+         port_crash_redelivers/1, concurrent_senders_exact_accounting/1,
+         million_messages/1]).
+
+-define(APP, erlang_python).
+-define(TIMEOUT, 30000).
+-define(POOL, chan_test_pool).
+
+all() ->
+    [{group, examples}, {group, semantics}, {group, load}].
+
+groups() ->
+    [{examples, [], [request_reply, streaming_to_async_consumer, four_workers_exactly_once,
+                     byte_channel_both_ways, byte_channel_async_and_with]},
+     {semantics, [], [backpressure_busy_then_ok, send_to_closed, info_of_new_channel,
+                      receive_closed_while_waiting, async_receive_closed_while_waiting,
+                      byte_receive_closed_while_waiting, close_from_python,
+                      send_bytes_rejects_non_bytes, bad_input, try_receive_empty,
+                      byte_try_receive_and_timeout, owner_exit_closes,
+                      threads_of_one_context_share, workers_in_other_port_programs,
+                      port_crash_redelivers]},
+     {load, [], [concurrent_senders_exact_accounting, million_messages]}].
+
+init_per_suite(Config) ->
+    _ = application:stop(?APP),
+    _ = application:load(?APP),
+    OldPath = application:get_env(?APP, python_path),
+    ok = application:set_env(?APP, python_path, [?config(data_dir, Config)]),
+    {ok, _} = application:ensure_all_started(?APP),
+    [{old_python_path, OldPath} | Config].
+
+end_per_suite(Config) ->
+    _ = application:stop(?APP),
+    case ?config(old_python_path, Config) of
+        {ok, Old} -> application:set_env(?APP, python_path, Old);
+        undefined -> application:unset_env(?APP, python_path)
+    end,
+    Config.
+
+init_per_testcase(_Case, Config) ->
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    _ = py_context_router:stop_pool(?POOL),
+    ok.
+
+%%====================================================================
+%% Helpers
+%%====================================================================
+
+ctx() -> py:context(1).
+
+%% Runs a Python function in its own process; the result comes back as
+%% {py_result, Tag, Result}.
+spawn_py(Ctx, Fun, Args) ->
+    Self = self(),
+    Tag = make_ref(),
+    spawn_link(fun() -> Self ! {py_result, Tag, py:call(Ctx, chan_workers, Fun, Args, #{timeout => ?TIMEOUT})} end),
+    Tag.
+
+result(Tag) ->
+    receive
+        {py_result, Tag, R} -> R
+    after ?TIMEOUT -> ct:fail({no_result, Tag})
+    end.
+
+wait_for(Msg) ->
+    receive
+        Msg -> ok
+    after ?TIMEOUT -> ct:fail({not_received, Msg})
+    end.
+
+%%====================================================================
+%% The guide's examples
+%%====================================================================
+
+request_reply(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Worker = spawn_py(ctx(), handle_requests, [Ch]),
+    ok = py_channel:send(Ch, {request, self(), <<"compute">>}),
+    receive
+        {response, Result} -> <<"COMPUTE">> = Result
+    after ?TIMEOUT -> ct:fail(no_response)
+    end,
+    ok = py_channel:send(Ch, {request, self(), <<"again">>}),
+    receive {response, <<"AGAIN">>} -> ok after ?TIMEOUT -> ct:fail(no_response) end,
+    ok = py_channel:close(Ch),
+    {ok, 2} = result(Worker).
+
+streaming_to_async_consumer(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Items = lists:seq(1, 500),
+    lists:foreach(fun(Item) -> ok = py_channel:send(Ch, Item) end, Items),
+    ok = py_channel:close(Ch),
+    Expected = [2 * I || I <- Items],
+    {ok, Expected} = py:call(ctx(), chan_workers, process_stream, [Ch]).
+
+%% Four asyncio workers in four contexts (threads of the io pool's port program)
+%% share a channel:
+%% every item is processed exactly once, in send order per worker.
+four_workers_exactly_once(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 100000}),
+    Contexts = lists:sublist(py_context_router:contexts(io), 4),
+    Tags = [spawn_py(C, worker, [Ch, N]) || {N, C} <- lists:zip([1, 2, 3, 4], Contexts)],
+    WorkItems = lists:seq(1, 2000),
+    [ok = send_retry(Ch, {work, Item}) || Item <- WorkItems],
+    ok = py_channel:close(Ch),
+    Results = [result(T) || T <- Tags],
+    Seen = lists:append([Items || {ok, {_, Items}} <- Results]),
+    ct:pal("~p", [[R || R <- Results, element(1, R) =/= ok]]),
+    4 = length([ok || {ok, _} <- Results]),
+    WorkItems = lists:sort(Seen),
+    [Items = lists:sort(Items) || {ok, {_, Items}} <- Results],
+    ok.
+
+byte_channel_both_ways(_Config) ->
+    {ok, Ch} = py_byte_channel:new(),
+    Worker = spawn_py(ctx(), process_bytes, [Ch]),
+    ok = py_byte_channel:send(Ch, <<"HTTP/1.1 200 OK\r\n">>),
+    {ok, <<"got:HTTP/1.1 200 OK\r\n">>} = py_byte_channel:recv(Ch),
+    ok = py_byte_channel:send(Ch, <<"body">>),
+    {ok, <<"BODY">>} = py_byte_channel:recv(Ch, ?TIMEOUT),
+    {error, empty} = py_byte_channel:try_receive(Ch),
+    ok = py_byte_channel:send(Ch, <<"more">>),
+    {ok, <<"MORE">>} = py_byte_channel:recv(Ch, ?TIMEOUT),
+    ok = py_byte_channel:close(Ch),
+    {ok, 2} = result(Worker).
+
+byte_channel_async_and_with(_Config) ->
+    {ok, Ch} = py_byte_channel:new(),
+    [ok = py_byte_channel:send(Ch, B) || B <- [<<"a">>, <<"bc">>, <<0, 255>>]],
+    ok = py_byte_channel:close(Ch),
+    {ok, <<"abc", 0, 255>>} = py:call(ctx(), chan_workers, process_bytes_async, [Ch]),
+    {ok, Ch2} = py_byte_channel:new(),
+    ok = py_byte_channel:send(Ch2, <<"x">>),
+    Tag = spawn_py(ctx(), bytes_with, [Ch2]),
+    ok = py_byte_channel:send(Ch2, <<"y">>),
+    ok = py_byte_channel:close(Ch2),
+    {ok, [<<"x">>, <<"y">>]} = result(Tag).
+
+%%====================================================================
+%% Semantics
+%%====================================================================
+
+backpressure_busy_then_ok(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 1000}),
+    Msg = binary:copy(<<"x">>, 90),
+    N = fill(Ch, Msg, 0),
+    true = N > 0,
+    busy = py_channel:send(Ch, Msg),
+    #{size := Size, max_size := 1000, closed := false} = py_channel:info(Ch),
+    true = Size =< 1000 andalso Size > 1000 - 100,
+    %% Python drains it all: the sender may send again at once, nothing queued.
+    {ok, Taken} = py:call(ctx(), chan_workers, take, [Ch, N]),
+    N = length(Taken),
+    #{size := 0} = py_channel:info(Ch),
+    ok = py_channel:send(Ch, Msg),
+    {ok, [Msg]} = py:call(ctx(), chan_workers, take, [Ch, 1]),
+    #{size := 0} = py_channel:info(Ch),
+    %% A message larger than max_size never fits.
+    busy = py_channel:send(Ch, binary:copy(<<"y">>, 2000)),
+    ok = py_channel:close(Ch).
+
+fill(Ch, Msg, N) ->
+    case py_channel:send(Ch, Msg) of
+        ok -> fill(Ch, Msg, N + 1);
+        busy -> N
+    end.
+
+send_to_closed(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    ok = py_channel:close(Ch),
+    ok = py_channel:close(Ch),
+    {error, closed} = py_channel:send(Ch, hello),
+    #{closed := true} = py_channel:info(Ch),
+    {ok, B} = py_byte_channel:new(),
+    ok = py_byte_channel:close(B),
+    {error, closed} = py_byte_channel:send(B, <<"x">>),
+    {error, closed} = py_byte_channel:recv(B, 1000),
+    {error, closed} = py_byte_channel:try_receive(B).
+
+info_of_new_channel(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    #{size := 0, max_size := infinity, closed := false} = py_channel:info(Ch),
+    ok = py_channel:send(Ch, <<"abc">>),
+    #{size := 4} = py_channel:info(Ch),   % encoded: a fixstr header and 3 bytes
+    {ok, B} = py_byte_channel:new(#{max_size => 10}),
+    ok = py_byte_channel:send(B, <<"12345">>),
+    #{size := 5, max_size := 10} = py_byte_channel:info(B),
+    busy = py_byte_channel:send(B, <<"123456">>),
+    ok = py_byte_channel:send(B, <<"12345">>).
+
+receive_closed_while_waiting(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), receive_or_closed, [Ch, self()]),
+    wait_for(waiting),
+    ok = py_channel:close(Ch),
+    {ok, closed} = result(Tag).
+
+async_receive_closed_while_waiting(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), async_receive_or_closed, [Ch, self()]),
+    wait_for(waiting),
+    ok = py_channel:close(Ch),
+    {ok, closed} = result(Tag),
+    %% and one that gets a message
+    {ok, Ch2} = py_channel:new(),
+    Tag2 = spawn_py(ctx(), async_receive_or_closed, [Ch2, self()]),
+    wait_for(waiting),
+    ok = py_channel:send(Ch2, {hello, 1}),
+    {ok, {hello, 1}} = result(Tag2).
+
+byte_receive_closed_while_waiting(_Config) ->
+    {ok, B} = py_byte_channel:new(),
+    Tag = spawn_py(ctx(), byte_receive_or_closed, [B]),
+    ok = py_byte_channel:close(B),
+    {ok, closed} = result(Tag).
+
+close_from_python(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    {ok, true} = py:call(ctx(), chan_workers, close_from_python, [Ch]),
+    {error, closed} = py_channel:send(Ch, x),
+    #{closed := true} = py_channel:info(Ch).
+
+send_bytes_rejects_non_bytes(_Config) ->
+    {ok, B} = py_byte_channel:new(),
+    {ok, {<<"TypeError">>, _}} = py:call(ctx(), chan_workers, send_non_bytes, [B, 42]),
+    {ok, {<<"TypeError">>, _}} = py:call(ctx(), chan_workers, send_non_bytes, [B, [1, 2]]),
+    %% Erlang binaries arrive as str in Python: not bytes either
+    {ok, {<<"TypeError">>, _}} = py:call(ctx(), chan_workers, send_non_bytes, [B, <<"text">>]),
+    {error, empty} = py_byte_channel:try_receive(B),
+    ok = py_byte_channel:close(B).
+
+bad_input(_Config) ->
+    {error, badarg} = py_channel:send(not_a_channel, x),
+    {error, badarg} = py_channel:close(42),
+    {error, badarg} = py_channel:info(<<"x">>),
+    {error, {bad_option, {max_size, -1}}} = py_channel:new(#{max_size => -1}),
+    {error, {bad_option, {max_size, zero}}} = py_channel:new(#{max_size => zero}),
+    {error, {bad_options, [x]}} = py_channel:new([x]),
+    {ok, B} = py_byte_channel:new(),
+    {error, badarg} = py_byte_channel:send(B, 123),
+    {error, badarg} = py_byte_channel:send(B, "a list"),
+    {error, badarg} = py_byte_channel:recv(B, -5),
+    {ok, Ch} = py_channel:new(),
+    %% a byte channel handle is not a Channel, nor garbage
+    {ok, <<"TypeError">>} = py:call(ctx(), chan_workers, wrong_handle, [B]),
+    {ok, <<"TypeError">>} = py:call(ctx(), chan_workers, wrong_handle, [{py_channel, 1}]),
+    {ok, <<"TypeError">>} = py:call(ctx(), chan_workers, wrong_handle, [<<"x">>]),
+    {ok, <<"accepted">>} = py:call(ctx(), chan_workers, wrong_handle, [Ch]),
+    ok = py_channel:close(Ch),
+    ok = py_byte_channel:close(B).
+
+try_receive_empty(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    {ok, none} = py:call(ctx(), chan_workers, try_take, [Ch]),
+    ok = py_channel:send(Ch, 7),
+    %% The first try_receive asked for data; it arrives without further asking.
+    {ok, [7]} = py:call(ctx(), chan_workers, take, [Ch, 1]),
+    ok = py_channel:close(Ch).
+
+byte_try_receive_and_timeout(_Config) ->
+    {ok, B} = py_byte_channel:new(),
+    {error, empty} = py_byte_channel:try_receive(B),
+    {error, timeout} = py_byte_channel:recv(B, 50),
+    %% the timed-out recv left nothing behind: the next bytes go to the next recv
+    Tag = spawn_py(ctx(), process_bytes, [B]),
+    ok = py_byte_channel:send(B, <<"q">>),
+    {ok, <<"got:q">>} = py_byte_channel:recv(B, ?TIMEOUT),
+    ok = py_byte_channel:close(B),
+    {ok, 0} = result(Tag).
+
+owner_exit_closes(_Config) ->
+    Self = self(),
+    {Owner, Mon} = spawn_monitor(fun() ->
+                                         {ok, Ch} = py_channel:new(),
+                                         Self ! {channel, Ch},
+                                         receive stop -> ok end
+                                 end),
+    Ch = receive {channel, C} -> C after ?TIMEOUT -> ct:fail(no_channel) end,
+    Tag = spawn_py(ctx(), receive_or_closed, [Ch, self()]),
+    wait_for(waiting),
+    Owner ! stop,
+    receive {'DOWN', Mon, process, Owner, _} -> ok end,
+    {ok, closed} = result(Tag),
+    {error, closed} = py_channel:send(Ch, late).
+
+threads_of_one_context_share(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), threads_share, [Ch, 4]),
+    Items = lists:seq(1, 3000),
+    [ok = py_channel:send(Ch, I) || I <- Items],
+    ok = py_channel:close(Ch),
+    {ok, PerThread} = result(Tag),
+    4 = length(PerThread),
+    Items = lists:sort(lists:append(PerThread)),
+    [L = lists:sort(L) || L <- PerThread],
+    ok.
+
+%% Receivers in different port programs (a process-mode pool) share a channel.
+workers_in_other_port_programs(Config) ->
+    {ok, _} = py_context_router:start_pool(?POOL, 3, #{mode => process,
+                                                  python_path => [?config(data_dir, Config)]}),
+    Contexts = py_context_router:contexts(?POOL),
+    3 = length(Contexts),
+    {ok, Ch} = py_channel:new(),
+    Tags = [spawn_py(C, consume_all, [Ch]) || C <- Contexts],
+    Items = lists:seq(1, 3000),
+    [ok = py_channel:send(Ch, I) || I <- Items],
+    ok = py_channel:close(Ch),
+    Results = [R || {ok, R} <- [result(T) || T <- Tags]],
+    3 = length(Results),
+    Items = lists:sort(lists:append(Results)),
+    [L = lists:sort(L) || L <- Results],
+    ok.
+
+%% A port program dies holding messages: they go to the next receiver.
+port_crash_redelivers(Config) ->
+    {ok, _} = py_context_router:start_pool(?POOL, 2, #{mode => process,
+                                                  python_path => [?config(data_dir, Config)]}),
+    [C1, C2] = py_context_router:contexts(?POOL),
+    {ok, Ch} = py_channel:new(),
+    Items = lists:seq(1, 100),
+    [ok = py_channel:send(Ch, I) || I <- Items],
+    {error, _} = py:call(C1, chan_workers, take_one_then_die, [Ch, self()],
+                         #{timeout => ?TIMEOUT}),
+    ok = py_channel:close(Ch),
+    C2b = case is_process_alive(C2) of
+              true -> C2;
+              false -> hd(py_context_router:contexts(?POOL))
+          end,
+    {ok, Items} = py:call(C2b, chan_workers, consume_all, [Ch], #{timeout => ?TIMEOUT}),
+    #{size := 0} = py_channel:info(Ch).
+
+%%====================================================================
+%% Load
+%%====================================================================
+
+%% 8 senders, 3 Python consumers, a small max_size: every message delivered
+%% once, the size never negative, back to 0 at the end.
+concurrent_senders_exact_accounting(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 4096}),
+    %% two consumers in one port program, one in another
+    [Io1, Io2 | _] = py_context_router:contexts(io),
+    Consumers = [spawn_py(C, consume_all, [Ch]) || C <- [Io1, Io2, py:context(1)]],
+    Self = self(),
+    Senders = [spawn_link(fun() ->
+                                  [ok = send_retry(Ch, {S, I}) || I <- lists:seq(1, 1000)],
+                                  Self ! {sent, S}
+                          end) || S <- lists:seq(1, 8)],
+    Sampler = spawn_link(fun() -> sample(Ch, 0) end),
+    [wait_for({sent, S}) || S <- lists:seq(1, 8)],
+    ok = py_channel:close(Ch),
+    Results0 = [result(T) || T <- Consumers],
+    ct:pal("~p", [[R || R <- Results0, element(1, R) =/= ok]]),
+    Results = [R || {ok, R} <- Results0],
+    3 = length(Results),
+    Sampler ! {stop, self()},
+    Min = receive {min, M} -> M after ?TIMEOUT -> ct:fail(no_sampler) end,
+    true = Min >= 0,
+    #{size := 0} = py_channel:info(Ch),
+    All = lists:append(Results),
+    8000 = length(All),
+    8000 = length(lists:usort(All)),
+    %% send order kept per sender within each consumer
+    [begin
+         PerSender = [I || {S2, I} <- L, S2 =:= S],
+         PerSender = lists:sort(PerSender)
+     end || L <- Results, S <- lists:seq(1, 8)],
+    length(Senders).
+
+send_retry(Ch, Msg) ->
+    case py_channel:send(Ch, Msg) of
+        busy ->
+            %% documented backoff: the queue is full until Python takes some
+            receive after 1 -> ok end,
+            send_retry(Ch, Msg);
+        Other -> Other
+    end.
+
+sample(Ch, Min) ->
+    receive
+        {stop, From} -> From ! {min, Min}
+    after 0 ->
+        #{size := S} = py_channel:info(Ch),
+        erlang:yield(),
+        sample(Ch, min(Min, S))
+    end.
+
+million_messages(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), count_in_order, [Ch]),
+    N = 1000000,
+    send_seq(Ch, 1, N),
+    ok = py_channel:close(Ch),
+    {ok, N} = result(Tag),
+    #{size := 0} = py_channel:info(Ch).
+
+send_seq(_Ch, I, N) when I > N -> ok;
+send_seq(Ch, I, N) ->
+    ok = py_channel:send(Ch, I),
+    send_seq(Ch, I + 1, N).
