@@ -8,6 +8,10 @@
 // buffer that holds complete frames; a partial frame at its end is kept for the
 // next read. Exits with status 0 on end of input, 1 on a read/write error and 2
 // when a frame cannot be buffered.
+//
+// With the argument `sink' it is the raw baseline of a one-way transfer: it
+// reads and drops every frame, and answers each empty frame with an empty frame
+// (the sender's "all received?").
 #include <unistd.h>
 
 #include <cerrno>
@@ -43,7 +47,38 @@ uint32_t read_be32(const char* p) {
 
 }  // namespace
 
-int main() {
+// Reads frames until EOF; acknowledges empty frames only.
+int sink() {
+  std::vector<char> buf(kInitialBuffer);
+  size_t filled = 0;  // bytes of an incomplete header kept for the next read
+  uint64_t skip = 0;  // payload bytes of the current frame still to drop
+  for (;;) {
+    ssize_t n = ::read(0, buf.data() + filled, buf.size() - filled);
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    size_t avail = filled + static_cast<size_t>(n), pos = 0;
+    while (pos < avail) {
+      if (skip > 0) {
+        size_t d = avail - pos < skip ? avail - pos : static_cast<size_t>(skip);
+        pos += d;
+        skip -= d;
+        continue;
+      }
+      if (avail - pos < kHeader) break;
+      skip = read_be32(buf.data() + pos);
+      pos += kHeader;
+      if (skip == 0 && !write_all(1, "\0\0\0\0", kHeader)) return 1;
+    }
+    filled = avail - pos;
+    if (filled > 0) std::memmove(buf.data(), buf.data() + pos, filled);
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "sink") == 0) return sink();
   std::vector<char> buf(kInitialBuffer);
   size_t filled = 0;  // bytes in buf[0, filled) not yet echoed
 

@@ -113,7 +113,14 @@ sections() ->
       [cpu_call, cpu_single, cpu_worker, cpu_process, raw_cpu_1, raw_cpu_2],
       fun ours_pools_cpu/1},
      {"py: pools, routing overhead", true, [route_direct, route_pool, route_registered],
-      fun ours_pools_routing/1}].
+      fun ours_pools_routing/1},
+     {"raw baseline: one-way pipe transfer", false,
+      [list_to_atom("chan_raw_" ++ integer_to_list(S)) || S <- py_channel_bench:sizes()],
+      fun py_channel_bench:raw_pipe/1},
+     {"py: channels, Erlang → Python", true,
+      [list_to_atom(lists:concat([chan_, K, "_", S]))
+       || K <- [term, bytes], S <- py_channel_bench:sizes()],
+      fun(Env) -> ok = start_app(Env), py_channel_bench:channels(Env) end}].
 
 %% One row per figure: the `py' figure, the raw figure it is compared with and
 %% the target on ours / raw (or on the absolute value).
@@ -149,6 +156,24 @@ rows() ->
      #{label => "8 callers py:call(operator, add, [1, 2]) with registrations, calls/s",
        raw_label => "8 callers, context pids", raw => route_direct, ours => route_registered,
        target => {min_ratio, 0.9}},
+     #{label => "Channel 64 B, Erlang send → Python receive, msgs/s (MB/s)",
+       raw_label => "raw pipe, 64 B frames", raw => chan_raw_64, ours => chan_term_64,
+       target => {min_abs_rate, 1000000}},
+     #{label => "Channel 1 KiB, msgs/s (MB/s)",
+       raw_label => "raw pipe, 1 KiB frames", raw => chan_raw_1024, ours => chan_term_1024,
+       target => none},
+     #{label => "Channel 16 KiB, msgs/s (MB/s)",
+       raw_label => "raw pipe, 16 KiB frames", raw => chan_raw_16384, ours => chan_term_16384,
+       target => {min_ratio, 0.7}},
+     #{label => "ByteChannel 64 B, msgs/s (MB/s)",
+       raw_label => "raw pipe, 64 B frames", raw => chan_raw_64, ours => chan_bytes_64,
+       target => {min_abs_rate, 1000000}},
+     #{label => "ByteChannel 1 KiB, msgs/s (MB/s)",
+       raw_label => "raw pipe, 1 KiB frames", raw => chan_raw_1024, ours => chan_bytes_1024,
+       target => none},
+     #{label => "ByteChannel 16 KiB, msgs/s (MB/s)",
+       raw_label => "raw pipe, 16 KiB frames", raw => chan_raw_16384, ours => chan_bytes_16384,
+       target => {min_ratio, 0.7}},
      #{label => "start-up: app start to first result, ms median (min–max)",
        raw_label => "", raw => none, ours => startup, target => {max_abs, 170}}].
 
@@ -693,6 +718,7 @@ table_row(#{label := Label, raw_label := RawLabel, raw := RawKey, ours := OursKe
 
 ratio({us, #{median := O}}, {us, #{median := R}}) -> O / R;
 ratio({rate, O}, {rate, R}) when R > 0 -> O / R;
+ratio({chan_rate, O, _}, {chan_rate, R, _}) when R > 0 -> O / R;
 %% wall times of batches: the ratio of throughputs (the speed-up)
 ratio({wall, O, NO}, {wall, R, NR}) when O > 0, R > 0 -> (NO / O) / (NR / R);
 ratio(_, _) -> none.
@@ -700,6 +726,7 @@ ratio(_, _) -> none.
 verdict({max_ratio, Max}, Ratio, _) when is_number(Ratio) -> yes_no(Ratio =< Max);
 verdict({min_ratio, Min}, Ratio, _) when is_number(Ratio) -> yes_no(Ratio >= Min);
 verdict({max_abs, Max}, _, {ms, #{median := V}}) -> yes_no(V =< Max);
+verdict({min_abs_rate, Min}, _, {chan_rate, V, _}) -> yes_no(V >= Min);
 verdict(_, _, _) -> "".
 
 yes_no(true) -> "yes";
@@ -708,6 +735,7 @@ yes_no(false) -> "NO".
 fmt_value(none) -> "—";
 fmt_value({us, #{median := M, mean := A}}) -> flat("~.1f / ~.1f", [float(M), float(A)]);
 fmt_value({rate, R}) -> thousands(round(R));
+fmt_value({chan_rate, R, Size}) -> flat("~ts (~.0f MB/s)", [thousands(round(R)), R * Size / 1.0e6]);
 fmt_value({wall, Ms, Calls}) -> flat("~ts ms (~ts calls/s)", [thousands(round(Ms)),
                                                           thousands(round(Calls * 1000 / Ms))]);
 fmt_value({ms, #{median := M, min := Lo, max := Hi}}) ->
@@ -721,7 +749,8 @@ fmt_ratio(R) -> flat("~.2f×", [float(R)]).
 fmt_target(none) -> "—";
 fmt_target({max_ratio, X}) -> flat("≤ ~s×", [num(X)]);
 fmt_target({min_ratio, X}) -> flat("≥ ~s×", [num(X)]);
-fmt_target({max_abs, X}) -> flat("≤ ~s ms", [num(X)]).
+fmt_target({max_abs, X}) -> flat("≤ ~s ms", [num(X)]);
+fmt_target({min_abs_rate, X}) -> flat("≥ ~ts msgs/s", [thousands(X)]).
 
 num(X) when is_integer(X) -> integer_to_list(X);
 num(X) -> float_to_list(X, [{decimals, 2}, compact]).
