@@ -148,7 +148,18 @@ messages() ->
      {"msg_callback_async", "callback request from erlang.async_call (Handler nil)",
       [16, 16#100000000, none, <<"notify">>, []]},
      {"msg_send", "erlang.send: [17, Pid, Term]",
-      [17, pid(?NODE, 85, 0, 0), {hello, <<"world">>, [1, 2]}]}].
+      [17, pid(?NODE, 85, 0, 0), {hello, <<"world">>, [1, 2]}]},
+     {"msg_channel_data", "channel messages, Erlang -> port program: [31, ChanId, Msg...]",
+      [31, 7, {request, pid(?NODE, 90, 0, 0), <<"data">>}, <<"x">>, 42]},
+     {"msg_channel_closed", "channel closed and drained: [33, ChanId]", [33, 7]},
+     {"msg_channel_ack", "channel ack: [30, ChanId, Server, Counters, Count, Bytes, Want]",
+      [30, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f]), 3, 120, false]},
+     {"msg_channel_want", "channel want (nothing taken since the last ack)",
+      [30, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f]), 0, 0, true]},
+     {"msg_channel_close", "Python closes a channel: [32, ChanId, Server, Counters]",
+      [32, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f])]},
+     {"msg_channel_bytes", "ByteChannel.send_bytes: [34, ChanId, Server, Bytes]",
+      [34, 7, pid(?NODE, 91, 0, 0), {bytes, <<1, 2, 3, 255>>}]}].
 
 values() ->
     ints() ++ floats() ++ simple() ++ strs() ++ bins() ++ arrays() ++ maps() ++ exts().
