@@ -16,7 +16,7 @@
          send_bytes_rejects_non_bytes/1, bad_input/1, try_receive_empty/1,
          byte_try_receive_and_timeout/1, owner_exit_closes/1,
          threads_of_one_context_share/1, workers_in_other_port_programs/1,
-         port_crash_redelivers/1, concurrent_senders_exact_accounting/1,
+         port_crash_redelivers/1, receive_cancelled_by_timeout/1, concurrent_senders_exact_accounting/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -35,7 +35,7 @@ groups() ->
                       send_bytes_rejects_non_bytes, bad_input, try_receive_empty,
                       byte_try_receive_and_timeout, owner_exit_closes,
                       threads_of_one_context_share, workers_in_other_port_programs,
-                      port_crash_redelivers]},
+                      port_crash_redelivers, receive_cancelled_by_timeout]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -348,6 +348,18 @@ port_crash_redelivers(Config) ->
           end,
     {ok, Items} = py:call(C2b, chan_workers, consume_all, [Ch], #{timeout => ?TIMEOUT}),
     #{size := 0} = py_channel:info(Ch).
+
+%% A py:call blocked in receive() whose caller gives up frees its context at
+%% once; the message sent later still reaches the next receiver.
+receive_cancelled_by_timeout(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Ctx = ctx(),
+    {error, timeout} = py:call(Ctx, chan_workers, take, [Ch, 1], #{timeout => 200}),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>, #{}),
+    ok = py_channel:send(Ch, late),
+    {ok, [late]} = py:call(Ctx, chan_workers, take, [Ch, 1], #{timeout => ?TIMEOUT}),
+    #{size := 0} = py_channel:info(Ch),
+    ok = py_channel:close(Ch).
 
 %%====================================================================
 %% Load
