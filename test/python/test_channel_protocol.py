@@ -1,0 +1,100 @@
+"""The Python side of channels (spec/PROTOCOL.md, Channels), driven with raw frames."""
+
+from __future__ import annotations
+
+import msgpack
+
+from conftest import PortProgram
+
+CALL, EXEC, OK, ERROR, PROTOCOL_ERROR = 1, 3, 4, 5, 14
+ACK, DATA, CLOSE, CLOSED, BYTES = 30, 31, 32, 33, 34
+
+PID = msgpack.ExtType(3, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
+REF = msgpack.ExtType(4, b"Z\x00\x03\x77\x0dnonode@nohost\x00\x00\x00\x00" + bytes(12))
+SETUP = """
+from erlang.channel import Channel, ByteChannel
+def take(h, n):
+    ch = Channel(h)
+    return [ch.receive() for _ in range(n)]
+def try_take(h):
+    return Channel(h).try_receive()
+def close(h):
+    Channel(h).close()
+def send_bytes(h, b):
+    ByteChannel(h).send_bytes(b)
+"""
+
+
+def atom(name: str) -> msgpack.ExtType:
+    return msgpack.ExtType(1, name.encode())
+
+
+def handle(cid: int, tag: str = "py_channel", max_size: object = None) -> msgpack.ExtType:
+    limit = atom("infinity") if max_size is None else max_size
+    return msgpack.ExtType(2, msgpack.packb([atom(tag), cid, PID, REF, limit]))
+
+
+def define_helpers(port: PortProgram) -> None:
+    port.send([EXEC, 0, 0, SETUP])
+    assert port.recv_reply() == [OK, 0, None]
+
+
+def test_want_data_ack_then_reply(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "take", [handle(5), 2], {}])
+    assert port.recv_reply() == [ACK, 5, PID, REF, 0, 0, True]
+    port.send([DATA, 5, "a", "bc"])
+    # the ack (2 messages, 2 + 3 encoded bytes) comes before the reply
+    assert port.recv_reply() == [ACK, 5, PID, REF, 2, 5, False]
+    assert port.recv_reply() == [OK, 1, ["a", "bc"]]
+
+
+def test_one_want_outstanding_and_batches_kept(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "try_take", [handle(6)], {}])
+    assert port.recv_reply() == [ACK, 6, PID, REF, 0, 0, True]
+    assert port.recv_reply() == [OK, 1, None]
+    # still waiting for data: no second want
+    port.send([CALL, 2, 0, "__main__", "try_take", [handle(6)], {}])
+    assert port.recv_reply() == [OK, 2, None]
+    port.send([DATA, 6, 1, 2, 3])
+    port.send([CALL, 3, 0, "__main__", "take", [handle(6), 3], {}])
+    assert port.recv_reply() == [ACK, 6, PID, REF, 3, 3, False]
+    assert port.recv_reply() == [OK, 3, [1, 2, 3]]
+
+
+def test_closed_while_waiting(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "take", [handle(7), 1], {}])
+    assert port.recv_reply() == [ACK, 7, PID, REF, 0, 0, True]
+    port.send([CLOSED, 7])
+    kind, reqid, cls, _message, _tb = port.recv_reply()
+    assert (kind, reqid, cls) == (ERROR, 1, "ChannelClosed")
+
+
+def test_close_and_send_bytes_frames(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "send_bytes", [handle(8, "py_byte_channel"), b"\x00\xff"], {}])
+    assert port.recv_reply() == [BYTES, 8, PID, b"\x00\xff"]
+    assert port.recv_reply() == [OK, 1, None]
+    port.send([CALL, 2, 0, "__main__", "close", [handle(9)], {}])
+    assert port.recv_reply() == [CLOSE, 9, PID, REF]
+    assert port.recv_reply() == [OK, 2, None]
+
+
+def test_bounded_channel_acks_every_quarter(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "take", [handle(10, max_size=8), 2], {}])
+    assert port.recv_reply() == [ACK, 10, PID, REF, 0, 0, True]
+    port.send([DATA, 10, "abc", "def", "ghi"])  # 4 bytes each; a quarter of 8 is 2
+    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
+    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
+    assert port.recv_reply() == [OK, 1, ["abc", "def"]]
+
+
+def test_malformed_data_frame_is_a_protocol_error(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send_raw(b"\x00\x00\x00\x03\x93\x1f\x05")  # [31, 5, <missing>]
+    assert port.recv_reply()[0] == PROTOCOL_ERROR
+    port.send([CALL, 1, 0, "operator", "add", [1, 2], {}])
+    assert port.recv_reply() == [OK, 1, 3]
