@@ -102,7 +102,13 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
       bool due = ch.handle.max_size >= 0
                      ? ch.unacked_bytes * 4 >= static_cast<uint64_t>(ch.handle.max_size)
                      : ch.unacked_count >= kAckEveryCount;
-      if (drained || due) ack_frame(frame, ch, false);
+      if (due || (drained && Context::current() == nullptr)) {
+        ack_frame(frame, ch, false);
+      } else if (drained && !ch.ack_deferred) {
+        ch.ack_deferred = true;
+        deferred_.push_back(id);
+        has_deferred_.store(true, std::memory_order_release);
+      }
       result = Take::kItem;
     } else if (ch.closed) {
       result = Take::kClosed;
@@ -130,6 +136,23 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
   }
   if (!frame.empty()) Runtime::instance().sink().send(frame);
   return result;
+}
+
+void Channels::flush_acks() {
+  if (!has_deferred_.load(std::memory_order_acquire)) return;
+  std::vector<std::string> frames;
+  {
+    std::lock_guard lk(mu_);
+    for (uint64_t id : deferred_) {
+      auto it = channels_.find(id);
+      if (it == channels_.end()) continue;
+      it->second.ack_deferred = false;
+      if (it->second.unacked_count > 0) ack_frame(frames.emplace_back(), it->second, false);
+    }
+    deferred_.clear();
+    has_deferred_.store(false, std::memory_order_release);
+  }
+  for (std::string& frame : frames) Runtime::instance().sink().send(frame);
 }
 
 void Channels::unregister(uint64_t id, const ChannelWaker& waker) {

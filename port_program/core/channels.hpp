@@ -15,6 +15,7 @@
 
 #include <Python.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -83,6 +84,9 @@ class Channels {
   // ByteChannel.send_bytes: raw bytes for py_byte_channel:recv/1,2.
   bool send_bytes(uint64_t id, std::string_view data);
   bool is_closed(uint64_t id);
+  // Sends the acks that executor threads deferred (see take). The executor
+  // calls it when a request's Python code returns, before the reply.
+  void flush_acks();
 
   // From the I/O thread: `count` encoded messages for channel `id` (the rest of
   // the reader), and the server's "closed and drained".
@@ -101,6 +105,7 @@ class Channels {
     std::deque<Batch> batches;
     bool closed = false;
     bool want_sent = false;  // a want is on its way and no data came back yet
+    bool ack_deferred = false;  // listed in deferred_
     uint64_t unacked_count = 0;
     uint64_t unacked_bytes = 0;
     std::vector<ChannelWaker> waiters;
@@ -112,6 +117,10 @@ class Channels {
 
   std::mutex mu_;
   std::unordered_map<uint64_t, Channel> channels_;
+  // Channels whose ack an executor thread put off: an executor that drained a
+  // channel usually asks for more next, and the want carries the ack.
+  std::vector<uint64_t> deferred_;
+  std::atomic<bool> has_deferred_{false};
 };
 
 }  // namespace ep

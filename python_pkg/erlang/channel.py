@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import os
 import weakref
 from typing import Any, AsyncIterator, Iterator
@@ -68,6 +69,12 @@ class _Base:
         _native.open(cid, self._kind, server, counters, limit)
         self._handle = handle
         self._id: int = cid
+
+    def __next__(self) -> Any:
+        value = _native.receive(self._id)
+        if value is _native.CLOSED:
+            raise StopIteration
+        return value
 
     def _receive(self) -> Any:
         value = _native.receive(self._id)
@@ -128,13 +135,8 @@ class Channel(_Base):
         return await self._async_receive()
 
     def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        value = _native.receive(self._id)
-        if value is _native.CLOSED:
-            raise StopIteration
-        return value
+        # A C-level iterator: receive() until it returns CLOSED.
+        return iter(functools.partial(_native.receive, self._id), _native.CLOSED)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -172,13 +174,7 @@ class ByteChannel(_Base):
         _native.send_bytes(self._id, data)
 
     def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        value = _native.receive(self._id)
-        if value is _native.CLOSED:
-            raise StopIteration
-        return value
+        return iter(functools.partial(_native.receive, self._id), _native.CLOSED)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
