@@ -129,6 +129,13 @@ PyObject* poll(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
   return result(module, Runtime::instance().channels().take(id, value, &waker), value, id);
 }
 
+PyObject* release(PyObject*, PyObject* arg) {
+  uint64_t id;
+  if (!channel_id(arg, id)) return nullptr;
+  Runtime::instance().channels().release(id);
+  Py_RETURN_NONE;
+}
+
 PyObject* forget_fd(PyObject*, PyObject* arg) {
   long fd = PyLong_AsLong(arg);
   if (fd == -1 && PyErr_Occurred()) return nullptr;
@@ -180,6 +187,7 @@ PyMethodDef kMethods[] = {
     {"receive", receive, METH_O, "receive(id): the next message or CLOSED; blocks."},
     {"try_receive", try_receive, METH_O, "try_receive(id): the next message, EMPTY or CLOSED."},
     {"poll", fastcall(poll), METH_FASTCALL, "poll(id, fd): try_receive, signalling fd later."},
+    {"release", release, METH_O, "release(id): a Channel object of the channel is gone."},
     {"forget_fd", forget_fd, METH_O, "Drop every poll registration of an eventfd."},
     {"close", close, METH_O, "close(id): close the channel for every receiver."},
     {"is_closed", is_closed, METH_O, "is_closed(id): closed (by the server) here."},

@@ -60,6 +60,27 @@ void Channels::open(Handle handle) {
   std::lock_guard lk(mu_);
   auto [it, inserted] = channels_.try_emplace(handle.id);
   if (inserted) it->second.handle = std::move(handle);
+  ++it->second.objects;
+}
+
+void Channels::release(uint64_t id) {
+  std::string frame;
+  {
+    std::lock_guard lk(mu_);
+    auto it = channels_.find(id);
+    if (it == channels_.end()) return;
+    Channel& ch = it->second;
+    if (ch.objects > 0) --ch.objects;
+    bool buffered = false;
+    for (const Batch& b : ch.batches) buffered = buffered || b.next < b.ends.size();
+    if (ch.objects > 0 || buffered || ch.want_sent || !ch.waiters.empty()) return;
+    if (ch.unacked_count > 0) ack_frame(frame, ch, false);
+    if (ch.ack_deferred) {
+      deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), id), deferred_.end());
+    }
+    channels_.erase(it);
+  }
+  if (!frame.empty()) Runtime::instance().sink().send(frame);
 }
 
 void Channels::ack_frame(std::string& out, Channel& ch, bool want) {

@@ -68,8 +68,11 @@ class Channels {
 
   enum class Take { kItem, kEmpty, kClosed, kUnknown };
 
-  // Makes the channel known here (idempotent). Any thread.
+  // A Python Channel object for the channel exists: makes it known here. Any thread.
   void open(Handle handle);
+  // That object is gone: when none is left and nothing is buffered or asked
+  // for, the channel is forgotten here (the next open starts afresh).
+  void release(uint64_t id);
 
   // GIL held. Takes the next message and decodes it into `value` (null with a
   // Python error set if it does not decode). When there is none and the channel
@@ -106,6 +109,7 @@ class Channels {
     bool closed = false;
     bool want_sent = false;  // a want is on its way and no data came back yet
     bool ack_deferred = false;  // listed in deferred_
+    uint32_t objects = 0;       // Python Channel objects alive
     uint64_t unacked_count = 0;
     uint64_t unacked_bytes = 0;
     std::vector<ChannelWaker> waiters;

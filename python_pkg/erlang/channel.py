@@ -70,6 +70,18 @@ class _Base:
         self._handle = handle
         self._id: int = cid
 
+    def __del__(self) -> None:
+        cid = getattr(self, "_id", None)
+        if cid is not None and _native is not None:
+            _native.release(cid)
+
+    def _iterator(self) -> Iterator[Any]:
+        # A C-level iterator: receive() until it returns CLOSED. It keeps the
+        # channel object (and so the channel's state here) alive.
+        receive = functools.partial(_native.receive, self._id)
+        receive.channel = self  # type: ignore[attr-defined]
+        return iter(receive, _native.CLOSED)
+
     def __next__(self) -> Any:
         value = _native.receive(self._id)
         if value is _native.CLOSED:
@@ -135,8 +147,7 @@ class Channel(_Base):
         return await self._async_receive()
 
     def __iter__(self) -> Iterator[Any]:
-        # A C-level iterator: receive() until it returns CLOSED.
-        return iter(functools.partial(_native.receive, self._id), _native.CLOSED)
+        return self._iterator()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -174,7 +185,7 @@ class ByteChannel(_Base):
         _native.send_bytes(self._id, data)
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(functools.partial(_native.receive, self._id), _native.CLOSED)
+        return self._iterator()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
