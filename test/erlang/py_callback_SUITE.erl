@@ -564,13 +564,7 @@ async def acb_result(name, *args):
 %% A function whose process is killed (exit(self(), kill) cannot be caught):
 %% the call still fails at once with a RuntimeError naming the function, and
 %% the thread gets a new handler next time.
-error_handler_killed(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: a callback process killed without replying leaves Python waiting (owner should reply [21, Id] on its abnormal exit)"};
-        _ -> error_handler_killed_body(Config)
-    end.
-
-error_handler_killed_body(_Config) ->
+error_handler_killed(_Config) ->
     with_pool(cb_killed_pool, fun(Ctx) ->
         ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
         ok = py:exec(Ctx, <<"
@@ -1014,13 +1008,7 @@ def call_slow():
 
 %% After a cancelled callback the same thread's next erlang.call is not queued
 %% behind the slow function still running in Erlang.
-callback_after_cancel_not_delayed(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: after a cancelled erlang.call the thread's next call queues behind the abandoned handler (owner should retire a busy handler)"};
-        _ -> callback_after_cancel_not_delayed_body(Config)
-    end.
-
-callback_after_cancel_not_delayed_body(_Config) ->
+callback_after_cancel_not_delayed(_Config) ->
     Self = self(),
     ok = py:register_function(slow, fun([]) ->
                                             Self ! {slow_started, self()},

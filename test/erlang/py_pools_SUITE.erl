@@ -687,13 +687,7 @@ get_context_prefers_idle(_Config) ->
 %% A caller killed while its call runs (a linked process exiting, a supervisor
 %% shutting a worker down) must not leave its context marked busy for ever:
 %% once that context is idle again, get_context must pick it again.
-get_context_after_killed_caller(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: a killed caller leaves its slot's in-flight counter raised"};
-        _ -> get_context_after_killed_caller_body(Config)
-    end.
-
-get_context_after_killed_caller_body(_Config) ->
+get_context_after_killed_caller(_Config) ->
     Pool = pools_idle,
     {ok, [C1, C2]} = py_context_router:start_pool(Pool, 2, worker),
     Test = self(),
@@ -718,13 +712,7 @@ get_context_after_killed_caller_body(_Config) ->
 %% reply when that reply comes in while the nested call waits in erlang.call
 %% too, and a timeout of the outer caller must not cancel the nested call of
 %% another caller.
-nested_request_keeps_outer_callback(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: Context::wait_callback drops a non-matching callback reply while a nested request waits"};
-        _ -> nested_request_keeps_outer_callback_body(Config)
-    end.
-
-nested_request_keeps_outer_callback_body(_Config) ->
+nested_request_keeps_outer_callback(_Config) ->
     register_hold(),
     {ok, [C]} = py_context_router:start_pool(pools_nest, 1, worker),
     Call = fun(Tag, Timeout) ->
