@@ -101,8 +101,10 @@ void Context::stop_watching() {
 }
 
 void Context::run_nested() {
+  // Stops at a cancellation of the running request: what follows it in the
+  // queue runs after that request, not nested in it.
   Request item;
-  while (try_pop(item)) take(item);
+  while (!cancelled() && try_pop(item)) take(item);
 }
 
 void Context::post_callback_reply(uint64_t id, CallbackReply reply) {

@@ -226,10 +226,13 @@ PyObject* nested_watch(PyObject*, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
-// run_nested(): runs the requests queued for the calling executor's context.
+// run_nested() -> bool: runs the requests queued for the calling executor's
+// context; true when the caller of the request running there gave up.
 PyObject* run_nested(PyObject*, PyObject*) {
-  if (Context* ctx = Context::current()) ctx->run_nested();
-  Py_RETURN_NONE;
+  Context* ctx = Context::current();
+  if (!ctx) Py_RETURN_FALSE;
+  ctx->run_nested();
+  return PyBool_FromLong(ctx->cancelled());
 }
 
 // send(pid, term): a message to an Erlang process, no reply.
@@ -262,7 +265,8 @@ PyMethodDef kMethods[] = {
     {"async_forget", async_forget, METH_O, "Drop what is pending for an eventfd."},
     {"nested_fd", nested_fd, METH_NOARGS, "The eventfd of the executor's queue, or -1."},
     {"nested_watch", nested_watch, METH_O, "Signal nested_fd() when a request is queued."},
-    {"run_nested", run_nested, METH_NOARGS, "Run the requests queued for this executor."},
+    {"run_nested", run_nested, METH_NOARGS,
+     "Run the requests queued for this executor; True if its request was cancelled."},
     {"send", fastcall(send), METH_FASTCALL, "send(pid, term): send a message to an Erlang process."},
     {"write_output", fastcall(write_output),
      METH_FASTCALL, "Forward text written to sys.stdout/sys.stderr to Erlang."},

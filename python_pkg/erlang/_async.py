@@ -73,8 +73,17 @@ class _Bridge:
             os.eventfd_read(self.nested_fd)
         except BlockingIOError:
             pass
-        if self.futures:
-            _erlang.run_nested()
+        if self.futures and _erlang.run_nested():
+            # The Erlang caller of the request running this loop gave up: fail
+            # its pending async calls, as erlang.call's wait would be.
+            for name, future in self.futures.values():
+                if not future.done():
+                    future.set_exception(
+                        RuntimeError(
+                            f"erlang.async_call('{name}') cancelled: "
+                            "the Erlang caller of this Python call gave up"
+                        )
+                    )
 
 
 def _close(fd: int) -> None:

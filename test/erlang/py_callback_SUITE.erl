@@ -29,6 +29,7 @@
          error_reason_not_latin1_async/1, error_handler_killed/1,
          error_handler_killed_thread/1, error_async_process_killed/1,
          async_call_reenters_context/1, abandoned_handler_retired/1,
+         async_call_cancelled_on_timeout/1,
          types_both_ways/1, types_from_python/1, send_delivers/1,
          threads_16_x_1000/1, thread_pool_32_map_10000/1, async_gather_1000/1,
          thread_calls_while_main_blocked/1, reentrancy_3_levels/1, reentrancy_deep/1,
@@ -66,7 +67,7 @@ groups() ->
                         reentrancy_deep, async_call_reenters_context]},
      {handlers, [], [handlers_per_slot_and_depth, thread_churn_is_bounded]},
      {timeouts, [], [slow_callback_cancelled_on_timeout, callback_after_cancel_not_delayed,
-                     abandoned_handler_retired]},
+                     abandoned_handler_retired, async_call_cancelled_on_timeout]},
      {lifecycle, [], [registration_visible_to_new_pool, port_crash_kills_handlers]}].
 
 init_per_suite(Config) ->
@@ -1120,6 +1121,46 @@ callback_after_cancel_not_delayed(_Config) ->
         {ok, 1} = py:eval(Ctx, <<"erlang.call('ident', 1)">>, #{}, 10000)
     end,
     ok.
+
+%% A coroutine running on the context's thread awaits an async call slower
+%% than its Erlang caller's timeout: the cancellation reaches the event loop,
+%% the await raises at once, and the context serves the next request.
+async_call_cancelled_on_timeout(_Config) ->
+    Self = self(),
+    ok = py:register_function(slow_async, fun([]) ->
+                                                  Self ! {slow_started, self()},
+                                                  receive release_slow -> done end
+                                          end),
+    with_pool(cb_async_cancel_pool, fun(Ctx) ->
+        ok = py:exec(Ctx, <<"
+import asyncio
+slow_async_error = None
+async def call_slow_async():
+    global slow_async_error
+    try:
+        return await erlang.async_call('slow_async')
+    except RuntimeError as e:
+        slow_async_error = str(e)
+        raise
+">>),
+        {error, timeout} = py:call(Ctx, '__main__', call_slow_async, [], #{timeout => 300}),
+        Slow = receive {slow_started, P} -> P after 2000 -> ct:fail(slow_not_called) end,
+        try
+            %% had the await not raised, this would run nested in the waiting
+            %% loop and see None
+            {ok, Msg} = py:eval(Ctx, <<"slow_async_error">>, #{}, 2000),
+            <<"erlang.async_call('slow_async') cancelled: the Erlang caller of this Python call gave up">> = Msg,
+            {ok, 2} = py:eval(Ctx, <<"1 + 1">>, #{}, 2000)
+        after
+            Slow ! release_slow,
+            ok = py:unregister_function(slow_async)
+        end,
+        %% the late reply is dropped; async calls still work
+        {ok, 5} = py:eval(Ctx, <<"
+async def one(x):
+    return await erlang.async_call('ident', x)
+asyncio.run(one(5))">>, #{}, 2000)
+    end).
 
 %% The handler left running an abandoned request is retired: once its slow
 %% function returns it exits (normally), and the thread keeps the fresh one.
