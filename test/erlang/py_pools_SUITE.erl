@@ -713,37 +713,42 @@ get_context_after_killed_caller(_Config) ->
 %% and get_context goes back to preferring the idle context.
 killed_callers_release_counters(_Config) ->
     Pool = pools_idle,
-    {ok, [C1, C2]} = py_context_router:start_pool(Pool, 2, worker),
+    %% C3 stays free to set the events the others wait on
+    {ok, [C1, C2, C3]} = py_context_router:start_pool(Pool, 3, worker),
     Test = self(),
     Call = fun(Ctx, Event) ->
                    spawn(fun() -> py:call(Ctx, pools_probe, wait_event, [Event, Test, 30]) end)
            end,
-    %% one call runs in each context, three more wait in C1's queue
+    %% one call runs in C1 and one in C2, three more wait in C1's queue
     Running = [Call(C1, <<"k1">>), Call(C2, <<"k2">>)],
     [receive {waiting, E, _} -> ok after ?PROMPT_MS -> ct:fail({not_waiting, E}) end
      || E <- [<<"k1">>, <<"k2">>]],
     Queued = [Call(C1, <<"k1">>) || _ <- lists:seq(1, 3)],
-    [4, 1] = wait_until(fun() -> case in_flight(Pool) of [4, 1] = L -> L; _ -> false end end,
-                        ?PROMPT_MS),
+    [4, 1, 0] = wait_until(fun() -> case in_flight(Pool) of [4, 1, 0] = L -> L; _ -> false end end,
+                           ?PROMPT_MS),
     %% killed, or ended by an exit signal they do not trap
     Refs = [{monitor(process, P), P} || P <- Running ++ Queued],
     [exit(P, if P =:= hd(Queued) -> shutdown; true -> kill end) || P <- Running ++ Queued],
     [receive {'DOWN', R, process, P, _} -> ok end || {R, P} <- Refs],
-    [0, 0] = wait_until(fun() -> case in_flight(Pool) of [0, 0] = L -> L; _ -> false end end,
-                        ?PROMPT_MS),
+    [0, 0, 0] = wait_until(fun() -> case in_flight(Pool) of [0, 0, 0] = L -> L; _ -> false end end,
+                           ?PROMPT_MS),
     %% the abandoned calls finish in Python
-    {ok, true} = py:call(C2, pools_probe, set_event, [<<"k1">>]),
-    {ok, true} = py:call(C2, pools_probe, set_event, [<<"k2">>]),
+    {ok, true} = py:call(C3, pools_probe, set_event, [<<"k1">>]),
+    {ok, true} = py:call(C3, pools_probe, set_event, [<<"k2">>]),
     {ok, 2.0} = py:call(C1, math, sqrt, [4]),
-    [0, 0] = in_flight(Pool),
-    %% routing: with C1 busy, always C2; both idle, both
+    {ok, 2.0} = py:call(C2, math, sqrt, [4]),
+    [0, 0, 0] = in_flight(Pool),
+    %% routing: with C1 busy, never C1; all idle, all of them
     Busy = async(fun() -> py:call(C1, pools_probe, wait_event, [<<"k3">>, Test, 30]) end),
     receive {waiting, <<"k3">>, _} -> ok after ?PROMPT_MS -> ct:fail(not_waiting) end,
-    [C2 = py_context_router:get_context(Pool) || _ <- lists:seq(1, 8)],
-    {ok, true} = py:call(C2, pools_probe, set_event, [<<"k3">>]),
+    [1, 0, 0] = in_flight(Pool),
+    true = lists:sort([C2, C3]) =:=
+        lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 9)]),
+    {ok, true} = py:call(C3, pools_probe, set_event, [<<"k3">>]),
     {ok, true} = result(Busy),
-    [0, 0] = in_flight(Pool),
-    [C1, C2] = lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 4)]),
+    [0, 0, 0] = in_flight(Pool),
+    true = lists:sort([C1, C2, C3]) =:=
+        lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 6)]),
     ok.
 
 %% The in-flight counters of a pool's slots.
