@@ -1,5 +1,6 @@
-%% @doc Top supervisor: callback handlers, channel servers, the pools, then the
-%% default pool.
+%% @doc Top supervisor: callback handlers, channel servers, the pools, the
+%% default pool, then the keeper of the in-flight counters (last: its restart
+%% touches nothing else).
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
@@ -25,4 +26,8 @@ init([]) ->
                 start => {py_pool, start_default, []},
                 restart => transient,
                 type => worker},
-    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10}, [Callbacks, Channels, Pools, Default]}}.
+    InFlight = #{id => py_inflight,
+                 start => {py_inflight, start_link, []},
+                 type => worker},
+    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10},
+          [Callbacks, Channels, Pools, Default, InFlight]}}.

@@ -7,10 +7,16 @@
 %% the thread that called it. Handlers are linked to the port owner: when the
 %% port program dies they go with it. `erlang.async_call' requests run in
 %% short-lived processes, so that many of them run concurrently.
+%%
+%% A handler counts the requests it finished in an atomics cell the port owner
+%% reads (see py_port): the count goes up before the reply is written, so the
+%% owner never sees a handler as busy once Python has its reply. A handler whose
+%% request Python abandoned is retired by the owner: it finishes that request,
+%% then exits.
 -module(py_callback).
 
 -export([register_function/2, unregister_function/1, lookup/1]).
--export([start_link/2, run/3, init/2]).
+-export([start_link/3, retire/1, run/3, init/3]).
 
 -define(TABLE, py_functions).
 
@@ -47,20 +53,32 @@ lookup(Key) ->
     end.
 
 %% @doc Starts a handler serving callbacks of the port program owned by `Owner'.
--spec start_link(pid(), port()) -> {ok, pid()}.
-start_link(Owner, Port) ->
-    proc_lib:start_link(?MODULE, init, [Owner, Port]).
+-spec start_link(pid(), port(), atomics:atomics_ref()) -> {ok, pid()}.
+start_link(Owner, Port, Done) ->
+    proc_lib:start_link(?MODULE, init, [Owner, Port, Done]).
+
+%% @doc Tells a handler to exit once it has finished what it is running.
+-spec retire(pid()) -> ok.
+retire(Handler) ->
+    Handler ! py_callback_retire,
+    ok.
 
 %% @doc Runs one callback (`Request' is the still-encoded name and arguments)
 %% and writes the reply to `Port'.
 -spec run(port(), non_neg_integer(), binary()) -> ok.
 run(Port, Id, Request) ->
+    write_reply(Port, Id, reply(Request)).
+
+reply(Request) ->
     Reply = try decode_request(Request) of
                 {ok, Name, Args} -> invoke(Name, Args);
                 error -> {error, <<"malformed callback request">>}
             catch
                 _:_ -> {error, <<"callback handler failed">>}
             end,
+    Reply.
+
+write_reply(Port, Id, Reply) ->
     Frame = case Reply of
                 {ok, Value} -> py_msgpack:encode([20, Id, Value]);
                 {error, Reason} -> py_msgpack:encode([21, Id, Reason])
@@ -69,19 +87,23 @@ run(Port, Id, Request) ->
     ok.
 
 %% @private
--spec init(pid(), port()) -> no_return().
-init(Owner, Port) ->
+-spec init(pid(), port(), atomics:atomics_ref()) -> ok.
+init(Owner, Port, Done) ->
     link(Owner),
     proc_lib:init_ack({ok, self()}),
-    loop(Port).
+    loop(Port, Done).
 
 %% Internal
 
-loop(Port) ->
+loop(Port, Done) ->
     receive
         {py_callback, Id, Request} ->
-            run(Port, Id, Request),
-            loop(Port)
+            Reply = reply(Request),
+            atomics:add(Done, 1, 1),
+            write_reply(Port, Id, Reply),
+            loop(Port, Done);
+        py_callback_retire ->
+            ok
     end.
 
 decode_request(Bin) ->

@@ -3,6 +3,19 @@
 %% owner reads only the request ID (a process alias) and forwards the rest, still
 %% encoded, to the caller. When the port program dies the owner exits, and every
 %% caller waiting on it learns at once through its monitor.
+%%
+%% Callback handlers: the owner starts one handler per handler key (Python
+%% thread and nesting depth) and keeps, per handler, how many requests it sent
+%% and the last callback ID; the handler counts the ones it finished in an
+%% atomics cell. Requests with one key never overlap on the Python side, so a
+%% request for a key whose handler is still busy means Python abandoned the
+%% previous one (its Erlang caller timed out and the wait was cancelled): that
+%% handler is retired (it finishes, then exits) and the key gets a fresh one.
+%% A handler or async-call process that exits abnormally gets its last
+%% callback failed with `[21, Id, Reason]', so the Python thread never waits
+%% for a reply that cannot come (a duplicate of a reply already written is
+%% harmless: callback IDs are never reused and the port program drops replies
+%% nobody waits for).
 -module(py_port).
 -behaviour(gen_server).
 
@@ -13,11 +26,16 @@
                 index :: non_neg_integer(),
                 port :: port() | undefined,
                 os_pid :: integer() | undefined,
-                handlers = #{} :: #{integer() => pid()},
+                handlers = #{} :: #{integer() => handler()},
+                %% handler and async-call processes: what each is serving
+                workers = #{} :: #{pid() => {key, integer()} | {async, non_neg_integer()} | retired},
                 %% Channel servers Python used, watched so that Python learns
                 %% when one is gone (closed), whatever the reason.
                 channels = #{} :: #{pid() => {reference(), [pos_integer()]}},
                 info = #{} :: map()}).
+
+%% {Pid, Done, Sent, LastId}: Done counts the requests the handler finished.
+-type handler() :: {pid(), atomics:atomics_ref(), non_neg_integer(), non_neg_integer()}.
 
 -define(PROTOCOL_VERSION, 1).
 
@@ -83,8 +101,8 @@ handle_info({'DOWN', _Ref, process, Server, _}, #state{channels = Channels, port
     {_, Ids} = maps:get(Server, Channels),
     [catch port_command(Port, py_msgpack:encode([33, Id])) || Id <- Ids],
     {noreply, State#state{channels = maps:remove(Server, Channels)}};
-handle_info({'EXIT', Pid, _Reason}, #state{handlers = Handlers} = State) ->
-    {noreply, State#state{handlers = maps:filter(fun(_, H) -> H =/= Pid end, Handlers)}};
+handle_info({'EXIT', Pid, Reason}, #state{} = State) ->
+    {noreply, worker_exit(Pid, Reason, State)};
 handle_info(_Other, State) ->
     {noreply, State}.
 
@@ -154,13 +172,14 @@ callback(Bin, #state{port = Port} = State) ->
         {ok, Id, Rest0} when is_integer(Id) ->
             case py_msgpack:decode(Rest0) of
                 {ok, none, Request} ->
-                    proc_lib:spawn_link(py_callback, run, [Port, Id, Request]),
-                    State;
+                    Pid = proc_lib:spawn_link(py_callback, run, [Port, Id, Request]),
+                    State#state{workers = (State#state.workers)#{Pid => {async, Id}}};
                 {ok, Key, Request} ->
                     case handler(Key, State) of
-                        {ok, Handler, State1} ->
-                            Handler ! {py_callback, Id, Request},
-                            State1;
+                        {ok, {Pid, Done, Sent, _}, State1} ->
+                            Pid ! {py_callback, Id, Request},
+                            Handlers = State1#state.handlers,
+                            State1#state{handlers = Handlers#{Key => {Pid, Done, Sent + 1, Id}}};
                         error ->
                             %% No handler could start: fail the call rather than leave it waiting.
                             catch erlang:port_command(
@@ -174,13 +193,28 @@ callback(Bin, #state{port = Port} = State) ->
             State
     end.
 
-handler(Key, #state{handlers = Handlers, port = Port} = State) ->
+%% The handler of `Key', idle: a busy one (its request was abandoned by
+%% Python) is retired and replaced.
+handler(Key, #state{handlers = Handlers, workers = Workers, port = Port} = State) ->
     case Handlers of
-        #{Key := Pid} -> {ok, Pid, State};
+        #{Key := {Pid, Done, Sent, _} = Handler} ->
+            case atomics:get(Done, 1) of
+                Sent ->
+                    {ok, Handler, State};
+                _ ->
+                    py_callback:retire(Pid),
+                    handler(Key, State#state{handlers = maps:remove(Key, Handlers),
+                                             workers = Workers#{Pid => retired}})
+            end;
         _ ->
-            case py_callback_sup:start_handler(self(), Port) of
-                {ok, Pid} -> {ok, Pid, State#state{handlers = Handlers#{Key => Pid}}};
-                _ -> error
+            Done = atomics:new(1, []),
+            case py_callback_sup:start_handler(self(), Port, Done) of
+                {ok, Pid} ->
+                    Handler = {Pid, Done, 0, 0},
+                    {ok, Handler, State#state{handlers = Handlers#{Key => Handler},
+                                              workers = Workers#{Pid => {key, Key}}}};
+                _ ->
+                    error
             end
     end.
 
@@ -195,6 +229,39 @@ watch_channel(Server, Id, #state{channels = Channels} = State) ->
             Monitor = erlang:monitor(process, Server),
             State#state{channels = Channels#{Server => {Monitor, [Id]}}}
     end.
+
+%% A handler or async-call process exited.
+worker_exit(Pid, Reason, #state{handlers = Handlers, workers = Workers} = State) ->
+    case maps:take(Pid, Workers) of
+        {{key, Key}, Workers1} ->
+            Handlers1 = case maps:take(Key, Handlers) of
+                            {{Pid, _Done, Sent, LastId}, H} ->
+                                Sent > 0 andalso Reason =/= normal
+                                    andalso fail_callback(LastId, Reason, State),
+                                H;
+                            _ ->
+                                Handlers
+                        end,
+            State#state{handlers = Handlers1, workers = Workers1};
+        {{async, Id}, Workers1} ->
+            Reason =/= normal andalso fail_callback(Id, Reason, State),
+            State#state{workers = Workers1};
+        {retired, Workers1} ->
+            %% its request was abandoned: nobody waits for a reply
+            State#state{workers = Workers1};
+        error ->
+            State
+    end.
+
+%% The callback process of `Id' died without replying (or after): fail the call.
+fail_callback(Id, Reason, #state{port = Port}) ->
+    Text = case unicode:characters_to_binary(io_lib:format("~0tp", [Reason])) of
+               Bin when is_binary(Bin) -> Bin;
+               _ -> <<"?">>
+           end,
+    catch erlang:port_command(
+            Port, py_msgpack:encode([21, Id, <<"callback process died: ", Text/binary>>])),
+    true.
 
 log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
     Context = case Ctx of

@@ -18,11 +18,12 @@
 call(Ctx, Build, Timeout) ->
     case ets:lookup(py_contexts, Ctx) of
         [{_, Port, Owner, Local, Load}] ->
-            busy(Load, 1),
+            %% the slot's in-flight counter: lowered even if this process is killed
+            py_inflight:begin_call(Load),
             try send_to(Port, Owner, Build(Local)) of
                 Sent -> await_sent(Sent, Port, Local, Timeout)
             after
-                busy(Load, -1)
+                py_inflight:end_call(Load)
             end;
         [] ->
             {error, {no_context, Ctx}}
@@ -47,9 +48,6 @@ send(Ctx, Build) ->
         [{_, Port, Owner, Local, _}] -> send_to(Port, Owner, Build(Local));
         [] -> {error, {no_context, Ctx}}
     end.
-
-busy({Counters, Index}, N) -> atomics:add(Counters, Index, N);
-busy(none, _) -> ok.
 
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),

@@ -53,9 +53,10 @@ CallbackWaiter& CallbackRegistry::this_thread() {
   } else {
     slot = static_cast<uint32_t>(slots_.size());
     slots_.push_back(nullptr);
+    sequences_.push_back(0);
   }
   tl_slot.registry = this;
-  tl_slot.waiter = std::make_unique<CallbackWaiter>(slot);
+  tl_slot.waiter = std::make_unique<CallbackWaiter>(slot, sequences_[slot]);
   slots_[slot] = tl_slot.waiter.get();
   if (Context* ctx = Context::current()) executors_[slot] = ctx;
   return *tl_slot.waiter;
@@ -63,6 +64,7 @@ CallbackWaiter& CallbackRegistry::this_thread() {
 
 void CallbackRegistry::release(uint32_t slot) {
   std::lock_guard lk(mu_);
+  if (slots_[slot]) sequences_[slot] = slots_[slot]->sequence();
   slots_[slot] = nullptr;
   executors_.erase(slot);
   free_.push_back(slot);

@@ -29,8 +29,11 @@ struct CallbackReply {
 
 class CallbackWaiter {
  public:
-  explicit CallbackWaiter(uint32_t slot) : slot_(slot) {}
+  CallbackWaiter(uint32_t slot, uint32_t sequence) : slot_(slot), sequence_(sequence) {}
   uint32_t slot() const { return slot_; }
+  // IDs stay unique when a slot is reused by a new thread: a late or duplicate
+  // reply to the old thread's call can never match the new thread's.
+  uint32_t sequence() const { return sequence_; }
   uint64_t next_id() { return (uint64_t{slot_} << 32) | (++sequence_ & 0xffffffffu); }
   // Nesting depth of erlang.call on this thread: nested calls are handled by
   // their own Erlang handler, so the outer one can wait for them.
@@ -42,7 +45,7 @@ class CallbackWaiter {
 
  private:
   const uint32_t slot_;
-  uint32_t sequence_ = 0;
+  uint32_t sequence_;
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t armed_ = 0;
@@ -76,6 +79,7 @@ class CallbackRegistry {
   std::mutex mu_;
   std::vector<CallbackWaiter*> slots_;
   std::vector<uint32_t> free_;
+  std::vector<uint32_t> sequences_;                   // slot -> last sequence used (for reuse)
   std::unordered_map<uint32_t, Context*> executors_;  // slot -> context of an executor thread
   uint64_t async_sequence_ = 0;
   std::unordered_map<uint64_t, std::pair<int, uint64_t>> async_targets_;  // id -> (fd, token)

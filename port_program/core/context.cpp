@@ -1,5 +1,9 @@
 #include "core/context.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 
 #include "core/msgpack_reader.hpp"
@@ -45,6 +49,7 @@ Context::~Context() {
   }
   cv_.notify_one();
   thread_.reset();
+  if (nested_fd_ >= 0) ::close(nested_fd_);
 }
 
 namespace {
@@ -53,15 +58,53 @@ thread_local Context* tl_current = nullptr;
 
 Context* Context::current() { return tl_current; }
 
+namespace {
+void signal_fd(int fd) {
+  uint64_t one = 1;
+  ssize_t n = ::write(fd, &one, sizeof one);
+  (void)n;  // fails only on overflow, which a pending read clears
+}
+}  // namespace
+
 void Context::post(Request&& request) {
-  bool wake;
+  bool wake, loop;
   {
     std::lock_guard lk(mu_);
     queue_.push_back(std::move(request));
     pending_.fetch_add(1, std::memory_order_release);
     wake = sleeping_;
+    loop = watch_nested_;
   }
   if (wake) cv_.notify_one();
+  if (loop) signal_fd(nested_fd_);
+}
+
+int Context::nested_fd() {
+  if (nested_fd_ < 0) nested_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return nested_fd_;
+}
+
+void Context::watch_nested(bool on) {
+  if (on && nested_fd() < 0) return;
+  bool queued;
+  {
+    std::lock_guard lk(mu_);
+    watch_nested_ = on;
+    queued = !queue_.empty();
+  }
+  if (on && queued) signal_fd(nested_fd_);
+}
+
+void Context::stop_watching() {
+  std::lock_guard lk(mu_);
+  watch_nested_ = false;
+}
+
+void Context::run_nested() {
+  // Stops at a cancellation of the running request: what follows it in the
+  // queue runs after that request, not nested in it.
+  Request item;
+  while (!cancelled() && try_pop(item)) take(item);
 }
 
 void Context::post_callback_reply(uint64_t id, CallbackReply reply) {
@@ -129,8 +172,10 @@ void Context::run() {
   while (wait_pop(item)) {
     GilHold gil(thread_state_);
     do {
-      dispatch(item);
+      take(item);
     } while (try_pop(item));
+    // A loop that watched for nested requests is gone with its request.
+    if (nested_fd_ >= 0) stop_watching();
     output::flush_all();
   }
   {
@@ -141,16 +186,39 @@ void Context::run() {
   thread_state_ = nullptr;
 }
 
-void Context::dispatch(Request& item) {
-  if (item.type <= protocol::kExec) {
-    active_.push_back(item.reqid());
-    execute(item);
-    active_.pop_back();
+void Context::take(Request& item) {
+  switch (item.type) {
+    case protocol::kCall:
+    case protocol::kEval:
+    case protocol::kExec:
+      active_.push_back({item.reqid()});
+      execute(item);
+      active_.pop_back();
+      break;
+    case protocol::kCallbackOk:
+    case protocol::kCallbackError:
+      // Kept only while its wait is on the stack; otherwise the reply of a wait
+      // that is over (cancelled, or a duplicate): dropped.
+      if (std::find(waits_.begin(), waits_.end(), item.callback_id) != waits_.end()) {
+        auto kind = item.type == protocol::kCallbackOk ? CallbackReply::Kind::kOk
+                                                       : CallbackReply::Kind::kError;
+        parked_.insert_or_assign(item.callback_id, CallbackReply{kind, std::move(item.bytes)});
+      }
+      break;
+    case protocol::kCancel:
+      // Only the request it names, innermost first (IDs are unique anyway).
+      for (auto it = active_.rbegin(); it != active_.rend(); ++it) {
+        if (it->reqid == item.bytes) {
+          it->cancelled = true;
+          break;
+        }
+      }
+      break;
+    default:
+      break;
   }
-  // Otherwise a cancellation or callback reply for a wait that is over.
   pending_.fetch_sub(1, std::memory_order_release);
 }
-
 
 void Context::wake() {
   Request item;
@@ -159,44 +227,43 @@ void Context::wake() {
 }
 
 Context::WaitResult Context::wait_event() {
+  if (cancelled()) return WaitResult::kCancelled;
   Request item;
   if (!try_pop(item)) {
     GilRelease nogil;
     if (!wait_pop(item)) return WaitResult::kStopped;
   }
-  if (item.type == protocol::kCancel) {
-    pending_.fetch_sub(1, std::memory_order_release);
-    for (std::string_view reqid : active_) {
-      if (reqid == item.bytes) return WaitResult::kCancelled;
-    }
-    return WaitResult::kWoken;
-  }
-  dispatch(item);  // a wake, a nested request, or a stale reply
-  return WaitResult::kWoken;
+  take(item);  // a wake, a nested request, a reply or a cancellation
+  return cancelled() ? WaitResult::kCancelled : WaitResult::kWoken;
 }
 
 CallbackReply Context::wait_callback(uint64_t id) {
+  // The request this wait belongs to: the innermost one running.
+  const Frame* frame = nullptr;
+  size_t depth = active_.size();
+  waits_.push_back(id);
+  struct Unwind {
+    Context* ctx;
+    uint64_t id;
+    ~Unwind() {
+      ctx->waits_.pop_back();
+      ctx->parked_.erase(id);
+    }
+  } unwind{this, id};
   Request item;
   while (true) {
+    if (auto it = parked_.find(id); it != parked_.end()) {
+      CallbackReply reply = std::move(it->second);
+      return reply;
+    }
+    // active_ may have grown (and moved) while nested requests ran.
+    frame = depth > 0 ? &active_[depth - 1] : nullptr;
+    if (frame && frame->cancelled) return {CallbackReply::Kind::kCancelled, {}};
     if (!try_pop(item)) {
       GilRelease nogil;
       if (!wait_pop(item)) return {CallbackReply::Kind::kStopped, {}};
     }
-    bool is_reply = item.type == protocol::kCallbackOk || item.type == protocol::kCallbackError;
-    if (is_reply && item.callback_id == id) {
-      pending_.fetch_sub(1, std::memory_order_release);
-      return {item.type == protocol::kCallbackOk ? CallbackReply::Kind::kOk
-                                                 : CallbackReply::Kind::kError,
-              std::move(item.bytes)};
-    }
-    if (item.type == protocol::kCancel) {
-      pending_.fetch_sub(1, std::memory_order_release);
-      for (std::string_view reqid : active_) {
-        if (reqid == item.bytes) return {CallbackReply::Kind::kCancelled, {}};
-      }
-      continue;
-    }
-    dispatch(item);  // a nested request, or a stale reply
+    take(item);  // the awaited reply (parked), another reply, a cancellation, a nested request
   }
 }
 

@@ -51,6 +51,9 @@ class Context {
 
   // On the executor thread, GIL held: waits for callback `id`'s reply, running
   // the requests that arrive meanwhile (Erlang calling back into this context).
+  // A reply for an outer wait that arrives meanwhile is kept until that wait
+  // resumes; a cancellation affects only the request it names (an outer one
+  // sees it when its wait resumes).
   CallbackReply wait_callback(uint64_t id);
   // On the executor thread, GIL held: waits until wake() is called, the running
   // request is cancelled, or a nested request ran (the caller re-checks what it
@@ -59,6 +62,16 @@ class Context {
   WaitResult wait_event();
   // Any thread: ends a wait_event() (or the next one).
   void wake();
+  // On the executor thread: the caller of the innermost running request gave up.
+  bool cancelled() const { return !active_.empty() && active_.back().cancelled; }
+
+  // An asyncio loop running on the executor thread waits in its selector, not
+  // in wait_callback: while it waits for an erlang.async_call it watches this
+  // eventfd (signalled by post() while watched) and runs the queued requests
+  // with run_nested(), so Erlang can call back into this context.
+  int nested_fd();  // executor thread; -1 if no eventfd could be made
+  void watch_nested(bool on);
+  void run_nested();  // executor thread, GIL held: runs what is queued, never blocks
   // True when nothing is queued or running (used by an orderly shutdown).
   bool idle() const { return pending_.load(std::memory_order_acquire) == 0; }
 
@@ -78,7 +91,8 @@ class Context {
   bool wait_pop(Request& out);  // blocks; false when stopping
   bool try_pop(Request& out);
   void spin();
-  void dispatch(Request& item);
+  void take(Request& item);  // a request, a callback reply or a cancellation
+  void stop_watching();
   void execute(const Request& request);
   PyRef call(MsgpackReader& in);
   PyRef eval(MsgpackReader& in);
@@ -96,12 +110,20 @@ class Context {
   StringMap<PyRef> modules_;
   StringMap<Compiled> eval_cache_, exec_cache_;
   std::string reply_;  // reused reply buffer
-  std::vector<std::string_view> active_;  // IDs of the requests running, outermost first
+  struct Frame {
+    std::string_view reqid;
+    bool cancelled = false;
+  };
+  std::vector<Frame> active_;                           // the requests running, outermost first
+  std::vector<uint64_t> waits_;                         // callback IDs waited for, outermost first
+  std::unordered_map<uint64_t, CallbackReply> parked_;  // replies for an outer wait
+  int nested_fd_ = -1;
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Request> queue_;
   bool sleeping_ = false;
+  bool watch_nested_ = false;  // post() signals nested_fd_
   bool stop_ = false;
   std::atomic<uint32_t> pending_{0};
   std::unique_ptr<NativeThread> thread_;  // last: starts after every member exists

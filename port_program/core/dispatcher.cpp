@@ -109,7 +109,8 @@ void Dispatcher::on_frame(std::string_view message) {
         if (n < 4) throw MsgpackError("request has too few elements");
         MsgpackInt ctx = in.integer();
         if (ctx.negative || ctx.magnitude >= contexts_.size()) {
-          error_reply(reqid, "no context " + std::to_string(ctx.magnitude));
+          error_reply(reqid, "no context " + (ctx.negative ? "-" : std::string()) +
+                                 std::to_string(ctx.magnitude));
           return;
         }
         Request request;

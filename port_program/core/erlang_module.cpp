@@ -121,6 +121,12 @@ PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   ++waiter.depth;
   CallbackReply reply;
   if (Context* ctx = Context::current()) {
+    if (ctx->cancelled()) {
+      // The Erlang caller of this request gave up already: do not start more work.
+      --waiter.depth;
+      CallbackReply cancelled{CallbackReply::Kind::kCancelled, {}};
+      return reply_value(name, cancelled);
+    }
     rt.sink().send(msg);
     reply = ctx->wait_callback(id);
   } else {
@@ -206,6 +212,29 @@ PyObject* async_forget(PyObject*, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
+// nested_fd() -> the eventfd signalled when a request is queued for the calling
+// executor thread's context while watched, or -1 on any other thread.
+PyObject* nested_fd(PyObject*, PyObject*) {
+  Context* ctx = Context::current();
+  return PyLong_FromLong(ctx ? ctx->nested_fd() : -1);
+}
+
+PyObject* nested_watch(PyObject*, PyObject* arg) {
+  int on = PyObject_IsTrue(arg);
+  if (on < 0) return nullptr;
+  if (Context* ctx = Context::current()) ctx->watch_nested(on != 0);
+  Py_RETURN_NONE;
+}
+
+// run_nested() -> bool: runs the requests queued for the calling executor's
+// context; true when the caller of the request running there gave up.
+PyObject* run_nested(PyObject*, PyObject*) {
+  Context* ctx = Context::current();
+  if (!ctx) Py_RETURN_FALSE;
+  ctx->run_nested();
+  return PyBool_FromLong(ctx->cancelled());
+}
+
 // send(pid, term): a message to an Erlang process, no reply.
 PyObject* send(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Runtime& rt = Runtime::instance();
@@ -234,6 +263,10 @@ PyMethodDef kMethods[] = {
     {"call_async", fastcall(call_async), METH_FASTCALL, "Start a callback completed through an eventfd."},
     {"async_results", async_results, METH_O, "Take the completed async callbacks of an eventfd."},
     {"async_forget", async_forget, METH_O, "Drop what is pending for an eventfd."},
+    {"nested_fd", nested_fd, METH_NOARGS, "The eventfd of the executor's queue, or -1."},
+    {"nested_watch", nested_watch, METH_O, "Signal nested_fd() when a request is queued."},
+    {"run_nested", run_nested, METH_NOARGS,
+     "Run the requests queued for this executor; True if its request was cancelled."},
     {"send", fastcall(send), METH_FASTCALL, "send(pid, term): send a message to an Erlang process."},
     {"write_output", fastcall(write_output),
      METH_FASTCALL, "Forward text written to sys.stdout/sys.stderr to Erlang."},

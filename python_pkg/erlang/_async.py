@@ -3,6 +3,11 @@
 The port program completes async calls by queueing the reply and signalling an
 eventfd; each event loop watches its own eventfd with add_reader, so the reply
 is picked up by the loop thread itself, on any asyncio loop.
+
+A loop running on a context's executor thread (a called coroutine) also watches
+the context's queue while one of its async calls is pending, and runs the
+requests that arrive meanwhile nested, as erlang.call does: an Erlang function
+called with async_call may call back into the same context without deadlock.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ class _Bridge:
         self._tokens = itertools.count(1)
         loop.add_reader(self.fd, self._drain)
         weakref.finalize(loop, _close, self.fd)
+        # -1 unless this loop runs on a context's executor thread
+        self.nested_fd = _erlang.nested_fd()
+        if self.nested_fd >= 0:
+            loop.add_reader(self.nested_fd, self._nested)
 
     def start(self, loop: asyncio.AbstractEventLoop, name: str, args: tuple) -> asyncio.Future[Any]:
         future = loop.create_future()
@@ -38,6 +47,8 @@ class _Bridge:
         except BaseException:
             del self.futures[token]
             raise
+        if self.nested_fd >= 0 and len(self.futures) == 1:
+            _erlang.nested_watch(True)
         return future
 
     def _drain(self) -> None:
@@ -53,6 +64,26 @@ class _Bridge:
                 future.set_result(value)
             else:
                 future.set_exception(RuntimeError(f"erlang.async_call('{name}') failed: {value}"))
+        if self.nested_fd >= 0 and not self.futures:
+            _erlang.nested_watch(False)
+
+    def _nested(self) -> None:
+        """Requests queued for this executor's context while an async call waits."""
+        try:
+            os.eventfd_read(self.nested_fd)
+        except BlockingIOError:
+            pass
+        if self.futures and _erlang.run_nested():
+            # The Erlang caller of the request running this loop gave up: fail
+            # its pending async calls, as erlang.call's wait would be.
+            for name, future in self.futures.values():
+                if not future.done():
+                    future.set_exception(
+                        RuntimeError(
+                            f"erlang.async_call('{name}') cancelled: "
+                            "the Erlang caller of this Python call gave up"
+                        )
+                    )
 
 
 def _close(fd: int) -> None:

@@ -27,6 +27,9 @@
          error_non_str_name/1, error_unregister_then_call/1, error_uncaught_reaches_caller/1,
          errors_in_threads/1, async_call_errors/1, error_reason_not_latin1/1,
          error_reason_not_latin1_async/1, error_handler_killed/1,
+         error_handler_killed_thread/1, error_async_process_killed/1,
+         async_call_reenters_context/1, abandoned_handler_retired/1,
+         async_call_cancelled_on_timeout/1,
          types_both_ways/1, types_from_python/1, send_delivers/1,
          threads_16_x_1000/1, thread_pool_32_map_10000/1, async_gather_1000/1,
          thread_calls_while_main_blocked/1, reentrancy_3_levels/1, reentrancy_deep/1,
@@ -56,13 +59,15 @@ groups() ->
                    error_non_str_name, error_unregister_then_call,
                    error_uncaught_reaches_caller, errors_in_threads, async_call_errors,
                    error_reason_not_latin1, error_reason_not_latin1_async,
-                   error_handler_killed]},
+                   error_handler_killed, error_handler_killed_thread,
+                   error_async_process_killed]},
      {types, [], [types_both_ways, types_from_python, send_delivers]},
      {concurrency, [], [threads_16_x_1000, thread_pool_32_map_10000, async_gather_1000,
                         thread_calls_while_main_blocked, reentrancy_3_levels,
-                        reentrancy_deep]},
+                        reentrancy_deep, async_call_reenters_context]},
      {handlers, [], [handlers_per_slot_and_depth, thread_churn_is_bounded]},
-     {timeouts, [], [slow_callback_cancelled_on_timeout, callback_after_cancel_not_delayed]},
+     {timeouts, [], [slow_callback_cancelled_on_timeout, callback_after_cancel_not_delayed,
+                     abandoned_handler_retired, async_call_cancelled_on_timeout]},
      {lifecycle, [], [registration_visible_to_new_pool, port_crash_kills_handlers]}].
 
 init_per_suite(Config) ->
@@ -564,13 +569,7 @@ async def acb_result(name, *args):
 %% A function whose process is killed (exit(self(), kill) cannot be caught):
 %% the call still fails at once with a RuntimeError naming the function, and
 %% the thread gets a new handler next time.
-error_handler_killed(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: a callback process killed without replying leaves Python waiting (owner should reply [21, Id] on its abnormal exit)"};
-        _ -> error_handler_killed_body(Config)
-    end.
-
-error_handler_killed_body(_Config) ->
+error_handler_killed(_Config) ->
     with_pool(cb_killed_pool, fun(Ctx) ->
         ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
         ok = py:exec(Ctx, <<"
@@ -585,6 +584,56 @@ def cb_result(name, *args):
         {ok, {<<"RuntimeError">>, Msg}} = Result,
         true = contains(Msg, <<"erlang.call('killed') failed">>),
         {ok, 3} = py:eval(Ctx, <<"erlang.call('add_one', 2)">>, #{}, 2000)
+    end).
+
+%% The same from a Python thread (its wait is not the executor's): the owner
+%% fails the call with [21, Id, ...] when the handler dies, and the thread's
+%% next call gets a new handler.
+error_handler_killed_thread(_Config) ->
+    with_pool(cb_killed_thread_pool, fun(Ctx) ->
+        ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
+        ok = py:exec(Ctx, <<"
+import threading
+def killed_in_thread():
+    out = []
+    def run():
+        try:
+            erlang.call('killed')
+            out.append('no error')
+        except RuntimeError as e:
+            out.append(str(e))
+        out.append(erlang.call('add_one', 2))
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return out
+">>),
+        T0 = now_ms(),
+        Result = py:call(Ctx, '__main__', killed_in_thread, [], #{timeout => 5000}),
+        ok = py:unregister_function(killed),
+        ct:pal("~p in ~b ms", [Result, now_ms() - T0]),
+        {ok, [Msg, 3]} = Result,
+        true = contains(Msg, <<"erlang.call('killed') failed: callback process died: killed">>)
+    end).
+
+%% An async_call whose process is killed: the awaiting coroutine gets a
+%% RuntimeError at once.
+error_async_process_killed(_Config) ->
+    with_pool(cb_killed_async_pool, fun(Ctx) ->
+        ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
+        ok = py:exec(Ctx, <<"
+import asyncio
+async def killed_async():
+    try:
+        await erlang.async_call('killed')
+        return 'no error'
+    except RuntimeError as e:
+        return [str(e), await erlang.async_call('add_one', 2)]
+">>),
+        Result = py:call(Ctx, '__main__', killed_async, [], #{timeout => 5000}),
+        ok = py:unregister_function(killed),
+        {ok, [Msg, 3]} = Result,
+        true = contains(Msg, <<"erlang.async_call('killed') failed: callback process died: killed">>)
     end).
 
 %%====================================================================
@@ -859,6 +908,41 @@ def reenter_sum(n):
     ok = py:unregister_function(reenter_sum),
     ok.
 
+%% `await erlang.async_call(F)' in a coroutine running on the context's own
+%% thread, where F calls back into the same context with py:call: while the
+%% event loop waits for the async call it runs the requests sent to its
+%% context nested (as erlang.call does), so there is no deadlock. Several
+%% at once (gather), and a nested request that itself calls erlang.call.
+async_call_reenters_context(_Config) ->
+    with_pool(cb_async_reenter_pool, fun(Ctx) ->
+        ok = py:register_function(reenter_async, fun([X]) ->
+                                                         {ok, V} = py:call(Ctx, '__main__', plus_one_cb, [X],
+                                                                           #{timeout => 5000}),
+                                                         V
+                                                 end),
+        ok = py:exec(Ctx, <<"
+import asyncio
+def plus_one_cb(x):
+    return erlang.call('add_one', x) + 0
+async def reenter_one(x):
+    return await erlang.async_call('reenter_async', x)
+async def reenter_many(n):
+    return await asyncio.gather(*(erlang.async_call('reenter_async', i) for i in range(n)))
+">>),
+        T0 = now_ms(),
+        R1 = py:call(Ctx, '__main__', reenter_one, [1], #{timeout => 5000}),
+        R2 = py:call(Ctx, '__main__', reenter_many, [20], #{timeout => 5000}),
+        Elapsed = now_ms() - T0,
+        ok = py:unregister_function(reenter_async),
+        ct:pal("~p, ~p in ~b ms", [R1, R2, Elapsed]),
+        {ok, 2} = R1,
+        Expected = lists:seq(1, 20),
+        {ok, Expected} = R2,
+        true = Elapsed < 4000,
+        %% outside a coroutine the context runs its requests in order, as before
+        {ok, 2} = py:eval(Ctx, <<"1 + 1">>, #{}, 2000)
+    end).
+
 %%====================================================================
 %% handlers
 %%====================================================================
@@ -1014,13 +1098,7 @@ def call_slow():
 
 %% After a cancelled callback the same thread's next erlang.call is not queued
 %% behind the slow function still running in Erlang.
-callback_after_cancel_not_delayed(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: after a cancelled erlang.call the thread's next call queues behind the abandoned handler (owner should retire a busy handler)"};
-        _ -> callback_after_cancel_not_delayed_body(Config)
-    end.
-
-callback_after_cancel_not_delayed_body(_Config) ->
+callback_after_cancel_not_delayed(_Config) ->
     Self = self(),
     ok = py:register_function(slow, fun([]) ->
                                             Self ! {slow_started, self()},
@@ -1042,6 +1120,78 @@ callback_after_cancel_not_delayed_body(_Config) ->
         %% let the late replies drain before the next test
         {ok, 1} = py:eval(Ctx, <<"erlang.call('ident', 1)">>, #{}, 10000)
     end,
+    ok.
+
+%% A coroutine running on the context's thread awaits an async call slower
+%% than its Erlang caller's timeout: the cancellation reaches the event loop,
+%% the await raises at once, and the context serves the next request.
+async_call_cancelled_on_timeout(_Config) ->
+    Self = self(),
+    ok = py:register_function(slow_async, fun([]) ->
+                                                  Self ! {slow_started, self()},
+                                                  receive release_slow -> done end
+                                          end),
+    with_pool(cb_async_cancel_pool, fun(Ctx) ->
+        ok = py:exec(Ctx, <<"
+import asyncio
+slow_async_error = None
+async def call_slow_async():
+    global slow_async_error
+    try:
+        return await erlang.async_call('slow_async')
+    except RuntimeError as e:
+        slow_async_error = str(e)
+        raise
+">>),
+        {error, timeout} = py:call(Ctx, '__main__', call_slow_async, [], #{timeout => 300}),
+        Slow = receive {slow_started, P} -> P after 2000 -> ct:fail(slow_not_called) end,
+        try
+            %% had the await not raised, this would run nested in the waiting
+            %% loop and see None
+            {ok, Msg} = py:eval(Ctx, <<"slow_async_error">>, #{}, 2000),
+            <<"erlang.async_call('slow_async') cancelled: the Erlang caller of this Python call gave up">> = Msg,
+            {ok, 2} = py:eval(Ctx, <<"1 + 1">>, #{}, 2000)
+        after
+            Slow ! release_slow,
+            ok = py:unregister_function(slow_async)
+        end,
+        %% the late reply is dropped; async calls still work
+        {ok, 5} = py:eval(Ctx, <<"
+async def one(x):
+    return await erlang.async_call('ident', x)
+asyncio.run(one(5))">>, #{}, 2000)
+    end).
+
+%% The handler left running an abandoned request is retired: once its slow
+%% function returns it exits (normally), and the thread keeps the fresh one.
+abandoned_handler_retired(_Config) ->
+    Self = self(),
+    ok = py:register_function(slow, fun([]) ->
+                                            Self ! {slow_started, self()},
+                                            receive release_slow -> done end
+                                    end),
+    Ctx = py:context(1),
+    {ok, H0} = py:eval(Ctx, <<"erlang.call('whoami')">>, #{}, 2000),
+    Before = handlers(),
+    {error, timeout} = py:eval(Ctx, <<"erlang.call('slow')">>, #{}, 300),
+    Slow = receive {slow_started, P} -> P after 2000 -> ct:fail(slow_not_called) end,
+    H0 = Slow,
+    Ref = erlang:monitor(process, Slow),
+    try
+        %% the next call (same thread, same depth) gets a new handler at once
+        {ok, H1} = py:eval(Ctx, <<"erlang.call('whoami')">>, #{}, 2000),
+        true = H1 =/= H0,
+        true = is_child(H1),
+        Plus1 = Before + 1,
+        Plus1 = handlers(),
+        {ok, H1} = py:eval(Ctx, <<"erlang.call('whoami')">>, #{}, 2000)
+    after
+        Slow ! release_slow,
+        ok = py:unregister_function(slow)
+    end,
+    receive {'DOWN', Ref, process, Slow, normal} -> ok after 5000 -> ct:fail(not_retired) end,
+    ok = wait_handlers(Before, 5000),
+    {ok, 1} = py:eval(Ctx, <<"erlang.call('ident', 1)">>, #{}, 2000),
     ok.
 
 %%====================================================================

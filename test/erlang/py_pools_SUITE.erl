@@ -28,6 +28,7 @@
          crash_in_one_context/1, python_path_option/1, venv_option/1, env_option/1,
          max_memory_option/1, stop_pool/1, get_context_prefers_idle/1,
          get_context_after_killed_caller/1, nested_request_keeps_outer_callback/1,
+         killed_callers_release_counters/1,
          app_env_configuration/1]).
 
 -define(APP, erlang_python).
@@ -55,7 +56,8 @@ groups() ->
                   subinterp_runs_as_worker, io_does_not_block_default,
                   crash_in_one_context, python_path_option, venv_option, env_option,
                   max_memory_option, stop_pool, get_context_prefers_idle,
-                  get_context_after_killed_caller, nested_request_keeps_outer_callback]},
+                  get_context_after_killed_caller, nested_request_keeps_outer_callback,
+                  killed_callers_release_counters]},
      {configuration, [], [app_env_configuration]}].
 
 %% The app is started with the suite's helper modules (written to priv_dir) on
@@ -687,13 +689,7 @@ get_context_prefers_idle(_Config) ->
 %% A caller killed while its call runs (a linked process exiting, a supervisor
 %% shutting a worker down) must not leave its context marked busy for ever:
 %% once that context is idle again, get_context must pick it again.
-get_context_after_killed_caller(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: a killed caller leaves its slot's in-flight counter raised"};
-        _ -> get_context_after_killed_caller_body(Config)
-    end.
-
-get_context_after_killed_caller_body(_Config) ->
+get_context_after_killed_caller(_Config) ->
     Pool = pools_idle,
     {ok, [C1, C2]} = py_context_router:start_pool(Pool, 2, worker),
     Test = self(),
@@ -712,19 +708,61 @@ get_context_after_killed_caller_body(_Config) ->
     true = lists:sort([C1, C2]) =:= lists:usort(Picks),
     ok.
 
+%% Callers killed (or shut down by an exit signal) while their calls run or
+%% wait in the context's queue: every slot's in-flight counter returns to 0,
+%% and get_context goes back to preferring the idle context.
+killed_callers_release_counters(_Config) ->
+    Pool = pools_idle,
+    %% C3 stays free to set the events the others wait on
+    {ok, [C1, C2, C3]} = py_context_router:start_pool(Pool, 3, worker),
+    Test = self(),
+    Call = fun(Ctx, Event) ->
+                   spawn(fun() -> py:call(Ctx, pools_probe, wait_event, [Event, Test, 30]) end)
+           end,
+    %% one call runs in C1 and one in C2, three more wait in C1's queue
+    Running = [Call(C1, <<"k1">>), Call(C2, <<"k2">>)],
+    [receive {waiting, E, _} -> ok after ?PROMPT_MS -> ct:fail({not_waiting, E}) end
+     || E <- [<<"k1">>, <<"k2">>]],
+    Queued = [Call(C1, <<"k1">>) || _ <- lists:seq(1, 3)],
+    [4, 1, 0] = wait_until(fun() -> case in_flight(Pool) of [4, 1, 0] = L -> L; _ -> false end end,
+                           ?PROMPT_MS),
+    %% killed, or ended by an exit signal they do not trap
+    Refs = [{monitor(process, P), P} || P <- Running ++ Queued],
+    [exit(P, if P =:= hd(Queued) -> shutdown; true -> kill end) || P <- Running ++ Queued],
+    [receive {'DOWN', R, process, P, _} -> ok end || {R, P} <- Refs],
+    [0, 0, 0] = wait_until(fun() -> case in_flight(Pool) of [0, 0, 0] = L -> L; _ -> false end end,
+                           ?PROMPT_MS),
+    %% the abandoned calls finish in Python
+    {ok, true} = py:call(C3, pools_probe, set_event, [<<"k1">>]),
+    {ok, true} = py:call(C3, pools_probe, set_event, [<<"k2">>]),
+    {ok, 2.0} = py:call(C1, math, sqrt, [4]),
+    {ok, 2.0} = py:call(C2, math, sqrt, [4]),
+    [0, 0, 0] = in_flight(Pool),
+    %% routing: with C1 busy, never C1; all idle, all of them
+    Busy = async(fun() -> py:call(C1, pools_probe, wait_event, [<<"k3">>, Test, 30]) end),
+    receive {waiting, <<"k3">>, _} -> ok after ?PROMPT_MS -> ct:fail(not_waiting) end,
+    [1, 0, 0] = in_flight(Pool),
+    true = lists:sort([C2, C3]) =:=
+        lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 9)]),
+    {ok, true} = py:call(C3, pools_probe, set_event, [<<"k3">>]),
+    {ok, true} = result(Busy),
+    [0, 0, 0] = in_flight(Pool),
+    true = lists:sort([C1, C2, C3]) =:=
+        lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 6)]),
+    ok.
+
+%% The in-flight counters of a pool's slots.
+in_flight(Pool) ->
+    [{_, Size, Counters, _}] = ets:lookup(py_pools, Pool),
+    [atomics:get(Counters, Slot + 2) || Slot <- lists:seq(0, Size - 1)].
+
 %% An io-style pool whose Python waits in an Erlang function (erlang.call on the
 %% context's own thread): while it waits, the context runs the next request
 %% sent to it, nested on the same thread. The outer call must still get its
 %% reply when that reply comes in while the nested call waits in erlang.call
 %% too, and a timeout of the outer caller must not cancel the nested call of
 %% another caller.
-nested_request_keeps_outer_callback(Config) ->
-    case os:getenv("EP_RUN_KNOWN_BUGS") of
-        false -> {skip, "known bug: Context::wait_callback drops a non-matching callback reply while a nested request waits"};
-        _ -> nested_request_keeps_outer_callback_body(Config)
-    end.
-
-nested_request_keeps_outer_callback_body(_Config) ->
+nested_request_keeps_outer_callback(_Config) ->
     register_hold(),
     {ok, [C]} = py_context_router:start_pool(pools_nest, 1, worker),
     Call = fun(Tag, Timeout) ->
@@ -751,9 +789,28 @@ nested_request_keeps_outer_callback_body(_Config) ->
     HB2 ! {release, b2},
     RB2 = result(B2),
     HA2 ! {release, a2},
-    ct:pal("A: ~p~nB: ~p~nA2: ~p~nB2: ~p", [RA, RB, RA2, RB2]),
+    %% A2's wait saw its cancellation once B2 was over, not before
+    {ok, ErrA2} = py:call(C, pools_probe, error_of, [a2]),
+    {ok, none} = py:call(C, pools_probe, error_of, [b2]),
+    %% 3. the nested B3 times out while A3 waits under it: only B3 is cancelled,
+    %% A3 still gets its reply
+    A3 = Call(a3, 5000),
+    [{a3, _, HA3}] = await_holds(1),
+    B3 = Call(b3, 300),
+    [{b3, _, HB3}] = await_holds(1),
+    RB3 = result(B3),
+    HA3 ! {release, a3},
+    RA3 = result(A3),
+    HB3 ! {release, b3},
+    {ok, ErrB3} = py:call(C, pools_probe, error_of, [b3]),
+    {ok, none} = py:call(C, pools_probe, error_of, [a3]),
+    ct:pal("A: ~p~nB: ~p~nA2: ~p (~p)~nB2: ~p~nA3: ~p~nB3: ~p (~p)",
+           [RA, RB, RA2, ErrA2, RB2, RA3, RB3, ErrB3]),
     {ok, 2.0} = py:call(C, math, sqrt, [4]),
-    {{ok, a}, {ok, b}, {error, timeout}, {ok, b2}} = {RA, RB, RA2, RB2},
+    {{ok, a}, {ok, b}, {error, timeout}, {ok, b2}, {ok, a3}, {error, timeout}} =
+        {RA, RB, RA2, RB2, RA3, RB3},
+    true = binary:match(ErrA2, <<"cancelled">>) =/= nomatch,
+    true = binary:match(ErrB3, <<"cancelled">>) =/= nomatch,
     ok.
 
 %% The handler H has returned from the registered function (so its reply is
@@ -968,9 +1025,21 @@ def hold(tag):
     return box[0]
 
 
+_errors = {}
+
+
 def hold_in_callback(tag):
     \"\"\"Waits in erlang.call on the context's own thread.\"\"\"
-    return erlang.call('pools_hold', tag, os.getpid())
+    try:
+        return erlang.call('pools_hold', tag, os.getpid())
+    except Exception as e:
+        _errors[str(tag)] = str(e)
+        raise
+
+
+def error_of(tag):
+    \"\"\"What hold_in_callback(tag) raised, or None.\"\"\"
+    return _errors.get(str(tag))
 
 
 _events = {}

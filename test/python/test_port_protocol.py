@@ -49,7 +49,9 @@ def test_malformed_message_with_readable_id_gets_error_reply(port: PortProgram) 
     reply = port.recv_reply()
     assert reply[:3] == [ERROR, 5, "ProtocolError"]
     port.send([CALL, 6, 9, "operator", "add", [1, 1], {}])  # no context 9
-    assert port.recv_reply()[:3] == [ERROR, 6, "ProtocolError"]
+    assert port.recv_reply()[:4] == [ERROR, 6, "ProtocolError", "no context 9"]
+    port.send([CALL, 7, -1, "operator", "add", [1, 1], {}])  # a negative context number
+    assert port.recv_reply()[:4] == [ERROR, 7, "ProtocolError", "no context -1"]
     port.send([CALL, 8, 0, "operator", "add", [1, 1], {}])
     assert port.recv_reply() == [OK, 8, 2]
 
