@@ -11,7 +11,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp erlang test test-cpp test-eunit test-ct test-python test-asan demo bench clean format
+.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench clean format
 
 all: deps cpp erlang
 
@@ -28,6 +28,11 @@ deps:
 cpp: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# Only the port program, for rebar3's compile hook (no tests, no apt-get).
+port:
+	@cmake -S . -B _build/cmake_port -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEP_TESTS=OFF >/dev/null
+	@cmake --build _build/cmake_port --target erlang_python_port -j $(JOBS)
 
 erlang: $(ERL_BEAMS) ebin/erlang_python.app
 
