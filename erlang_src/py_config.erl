@@ -19,10 +19,18 @@ port_program() ->
 %% @doc The directory holding the Python package `erlang'.
 -spec python_pkg_dir() -> file:filename().
 python_pkg_dir() ->
-    Source = filename:join(app_root(), "python_pkg"),
-    case filelib:is_dir(Source) of
-        true -> Source;
-        false -> filename:join([app_root(), "priv", "python"])
+    %% A checkout has it next to ebin; `rebar3 compile' at the repository root
+    %% links priv/ (only) into _build, so follow that link back to the checkout.
+    Priv = filename:join(app_root(), "priv"),
+    Linked = case file:read_link(Priv) of
+                 {ok, Target} -> [filename:join(filename:dirname(filename:absname(Target, app_root())),
+                                                "python_pkg")];
+                 {error, _} -> []
+             end,
+    Candidates = [filename:join(app_root(), "python_pkg") | Linked],
+    case [Dir || Dir <- Candidates, filelib:is_dir(Dir)] of
+        [Dir | _] -> Dir;
+        [] -> filename:join(Priv, "python")
     end.
 
 %% @doc Command-line arguments of a port program hosting `Contexts' contexts.
