@@ -171,14 +171,14 @@ join_all(Nodes, State) ->
              end,
     lists:foldl(fun({N, Req}, S) ->
                         joined(N, try erpc:receive_response(Req, ?JOIN_TIMEOUT)
-                                  catch Class:Reason -> {error, {Class, Reason}} end, S)
+                                  catch Class:Reason -> {Class, Reason} end, S)
                 end, State1, Reqs).
 
 join(Node, State) when Node =:= node() ->
     joined(Node, py_pool:start_member(member(Node, State)), State);
 join(Node, State) ->
     joined(Node, try erpc:call(Node, py_pool, start_member, [member(Node, State)], ?JOIN_TIMEOUT)
-                 catch Class:Reason -> {error, {Class, Reason}} end, State).
+                 catch Class:Reason -> {Class, Reason} end, State).
 
 member(Node, #state{pool = Pool, size = Size, opts = Opts, counters = Counters, members = Members}) ->
     #member{base = Base} = maps:get(Node, Members),
@@ -200,7 +200,7 @@ joined(Node, {ok, Sup, Key, Contexts}, #state{members = Members} = State) ->
     lists:foldl(fun({Slot, Ctx, PortOwner, Local}, S) ->
                         add_context(Slot, Ctx, PortOwner, Local, S)
                 end, State1, Contexts);
-joined(Node, Error, #state{pool = Pool, members = Members} = State) ->
+joined(Node, {_, Error}, #state{pool = Pool, members = Members} = State) ->
     logger:warning("erlang_python: pool ~p could not start contexts on ~p: ~p",
                    [Pool, Node, Error], #{domain => [python]}),
     M = maps:get(Node, Members),

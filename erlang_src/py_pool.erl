@@ -93,6 +93,9 @@ start_pool(Pool, Size, Opts) when is_atom(Pool), is_integer(Size), Size > 0, is_
             case py_pools_sup:start_pool(Pool, Spec) of
                 {ok, _} ->
                     {ok, contexts(Pool)};
+                {error, {{no_nodes, _} = Reason, _Child}} ->
+                    ets:delete(?POOLS, Pool),
+                    {error, Reason};
                 {error, _} = Error ->
                     ets:delete(?POOLS, Pool),
                     Error
