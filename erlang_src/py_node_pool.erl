@@ -73,8 +73,12 @@ init({Pool, #{size := Size, nodes := Nodes, opts := Opts, retry := Retry}}) ->
     _ = (catch net_kernel:monitor_nodes(true)),
     Members = maps:from_list([{N, #member{base = I * Size, error = not_started}}
                               || {I, N} <- lists:zip(lists:seq(0, length(Nodes) - 1), Nodes)]),
+    Counters = ets:lookup_element(py_pools, Pool, 3),
+    %% Entries of remote contexts a killed predecessor left behind.
+    _ = ets:select_delete(py_contexts, [{{'_', '$1', '_', '_', {Counters, '_'}},
+                                         [{is_pid, '$1'}], [true]}]),
     State0 = #state{pool = Pool, size = Size, opts = Opts, retry = Retry,
-                    counters = ets:lookup_element(py_pools, Pool, 3), members = Members},
+                    counters = Counters, members = Members},
     State = publish(join_all(Nodes, State0)),
     case maps:size(State#state.slots) of
         0 ->

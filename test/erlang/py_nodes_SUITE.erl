@@ -24,10 +24,12 @@
 -export([calls_reach_both_nodes/1, registration_routes_to_node_pool/1,
          peer_stopped_mid_call/1, peer_killed_mid_call/1, node_comes_back/1,
          stop_pool_stops_remote_port_programs/1, local_node_listed/1,
-         remote_timeout_drops_late_reply/1, start_errors/1]).
+         remote_timeout_drops_late_reply/1, remote_crash_restarts_in_pool/1,
+         start_errors/1]).
 
 -define(APP, erlang_python).
--define(POOLS, [n_both, n_reg, n_kill, n_back, n_stop, n_local, n_timeout, n_err, n_part]).
+-define(POOLS, [n_both, n_reg, n_kill, n_back, n_stop, n_local, n_timeout, n_crash, n_err,
+                n_part]).
 %% How long an answer that should be prompt may take (the suite also runs
 %% under ASan, about 3x slower); calls that must fail promptly have a timeout
 %% far above it.
@@ -40,7 +42,8 @@ suite() ->
 all() ->
     [calls_reach_both_nodes, registration_routes_to_node_pool, peer_stopped_mid_call,
      peer_killed_mid_call, node_comes_back, stop_pool_stops_remote_port_programs,
-     local_node_listed, remote_timeout_drops_late_reply, start_errors].
+     local_node_listed, remote_timeout_drops_late_reply, remote_crash_restarts_in_pool,
+     start_errors].
 
 init_per_suite(Config) ->
     case {code:ensure_loaded(peer), ensure_distribution()} of
@@ -278,12 +281,35 @@ remote_timeout_drops_late_reply(Config) ->
     [{_, N1}, _] = ?config(peers, Config),
     {ok, [Ctx, Other]} = start_pool(n_timeout, 2, #{nodes => [N1], mode => worker}, Config),
     Self = self(),
+    %% Python is up (a request still in the pipe at its timeout is dropped
+    %% unstarted, and would not test the late reply).
+    {ok, _} = py:call(Ctx, nodes_probe, pid, []),
     {error, timeout} = py:call(Ctx, nodes_probe, wait_event, [<<"late">>, Self, none],
-                               #{timeout => 300}),
+                               #{timeout => 1000}),
     receive {waiting, <<"late">>, _} -> ok after ?PROMPT_MS -> ct:fail(not_blocked) end,
     {ok, true} = py:call(Other, nodes_probe, set_event, [<<"late">>]),
     {ok, 3} = py:call(Ctx, operator, add, [1, 2]),
     receive Stray -> ct:fail({stray_message, Stray}) after 200 -> ok end.
+
+%% A port program dying on a peer: its caller gets `{error, {python_died, _}}'
+%% at once, the peer restarts it, and the new contexts take the old ones'
+%% places in the pool.
+remote_crash_restarts_in_pool(Config) ->
+    [{_, N1}, {_, N2}] = ?config(peers, Config),
+    {ok, [Old1, Old2] = Old} = start_pool(n_crash, 1, #{nodes => [N1, N2]}, Config),
+    {error, {python_died, _}} = py:call(Old1, os, '_exit', [3], #{timeout => ?LONG_TIMEOUT}),
+    [New1, Old2] = wait_until(fun() ->
+                                      case py_context_router:contexts(n_crash) of
+                                          [C, _] = Cs when C =/= Old1 -> Cs;
+                                          _ -> false
+                                      end
+                              end, ?PROMPT_MS),
+    N1 = node(New1),
+    {ok, 3} = py:call(New1, operator, add, [1, 2]),
+    [true = is_pid(C) || C <- Old -- [Old1]],
+    [{ok, _} = py:call(n_crash, nodes_probe, pid, []) || _ <- lists:seq(1, 6)],
+    [{N1, up}, {N2, up}] = lists:sort(py_context_router:pool_nodes(n_crash)),
+    ok.
 
 start_errors(Config) ->
     [{_, N1}, _] = ?config(peers, Config),
