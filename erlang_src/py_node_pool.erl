@@ -37,6 +37,9 @@
                  %% remote one, a link for ours
                  sup :: pid() | undefined,
                  mon :: reference() | link | undefined,
+                 %% a join in progress: its erpc request, the key it will have,
+                 %% and the notices of its contexts that came before its reply
+                 pending :: {erpc:request_id(), py_pool:member_key(), list()} | undefined,
                  error :: term()}).
 
 -record(state, {pool :: atom(),
@@ -101,21 +104,27 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
-handle_info({py_member_context, Key, Slot, Ctx, PortOwner, Local}, State) ->
-    case State#state.members of
-        #{node(Ctx) := #member{key = Key}} ->
+handle_info({py_member_context, Key, Slot, Ctx, PortOwner, Local} = Notice,
+            #state{members = Members} = State) ->
+    Node = node(Ctx),
+    case Members of
+        #{Node := #member{key = Key}} ->
             {noreply, publish(add_context(Slot, Ctx, PortOwner, Local, State))};
+        #{Node := #member{pending = {Req, Key, Early}} = M} ->
+            %% Replayed after the join's reply (which lists the contexts as
+            %% they were when it was sent).
+            {noreply, State#state{members = Members#{Node := M#member{pending = {Req, Key, [Notice | Early]}}}}};
         _ ->
             {noreply, State}   % a member we have given up on
     end;
-handle_info({'DOWN', MRef, process, _Pid, _Reason}, #state{mons = Mons} = State) ->
+handle_info({'DOWN', MRef, process, _Pid, _Reason} = Msg, #state{mons = Mons} = State) ->
     case Mons of
         #{MRef := Slot} ->
             {noreply, publish(remove_slot(Slot, State))};
         _ ->
             case [N || {N, #member{mon = M}} <- maps:to_list(State#state.members), M =:= MRef] of
                 [Node] -> {noreply, member_lost(Node, member_down, State)};
-                [] -> {noreply, State}
+                [] -> handle_other(Msg, State)   % erpc replies come as 'DOWN' too
             end
     end;
 handle_info({'EXIT', Sup, Reason}, State) ->
@@ -139,8 +148,13 @@ handle_info({timeout, Timer, retry}, #state{timer = Timer} = State) ->
     Down = [N || {N, #member{key = undefined}} <- maps:to_list(State#state.members)],
     State1 = publish(lists:foldl(fun join/2, State#state{timer = undefined}, Down)),
     {noreply, schedule_retry(State1)};
-handle_info(_Other, State) ->
-    {noreply, State}.
+handle_info(Msg, State) ->
+    handle_other(Msg, State).
+
+%% The reply to a join in progress, or something to ignore.
+handle_other(Msg, #state{members = Members} = State) ->
+    Pending = [{N, M} || {N, #member{pending = {_, _, _}} = M} <- maps:to_list(Members)],
+    {noreply, join_reply(Msg, Pending, State)}.
 
 %% Stops every member: the port programs on all nodes are gone when this returns.
 -spec terminate(term(), #state{}) -> ok.
@@ -178,11 +192,43 @@ join_all(Nodes, State) ->
                                   catch Class:Reason -> {Class, Reason} end, S)
                 end, State1, Reqs).
 
+%% Joins again a node that is down: on this node at once; on another node
+%% without waiting (connecting to a node may take seconds, and this process
+%% must keep the pool up to date meanwhile).
 join(Node, State) when Node =:= node() ->
     joined(Node, py_pool:start_member(member(Node, State)), State);
-join(Node, State) ->
-    joined(Node, try erpc:call(Node, py_pool, start_member, [member(Node, State)], ?JOIN_TIMEOUT)
-                 catch Class:Reason -> {Class, Reason} end, State).
+join(Node, #state{members = Members} = State) ->
+    case maps:get(Node, Members) of
+        #member{pending = undefined} = M ->
+            #{key := Key} = Member = member(Node, State),
+            Req = erpc:send_request(Node, py_pool, start_member, [Member]),
+            State#state{members = Members#{Node := M#member{pending = {Req, Key, []}}}};
+        _ ->
+            State
+    end.
+
+join_reply(_Msg, [], State) ->
+    State;
+join_reply(Msg, [{Node, #member{pending = {Req, _, Early}} = M} | More],
+           #state{members = Members} = State) ->
+    Result = try erpc:check_response(Msg, Req) of
+                 no_response -> no_response;
+                 {response, R} -> R
+             catch
+                 Class:Reason -> {Class, Reason}
+             end,
+    case Result of
+        no_response ->
+            join_reply(Msg, More, State);
+        _ ->
+            State1 = joined(Node, Result,
+                            State#state{members = Members#{Node := M#member{pending = undefined}}}),
+            State2 = lists:foldl(fun({py_member_context, _, _, _, _, _} = Notice, S) ->
+                                         {noreply, S1} = handle_info(Notice, S),
+                                         S1
+                                 end, State1, lists:reverse(Early)),
+            schedule_retry(publish(State2))
+    end.
 
 member(Node, #state{pool = Pool, size = Size, opts = Opts, counters = Counters, members = Members}) ->
     #member{base = Base} = maps:get(Node, Members),
@@ -262,7 +308,7 @@ publish(#state{pool = Pool, slots = Slots} = State) ->
 schedule_retry(#state{retry = infinity} = State) ->
     State;
 schedule_retry(#state{timer = undefined, retry = Retry, members = Members} = State) ->
-    case [N || {N, #member{key = undefined}} <- maps:to_list(Members)] of
+    case [N || {N, #member{key = undefined, pending = undefined}} <- maps:to_list(Members)] of
         [] -> State;
         _ -> State#state{timer = erlang:start_timer(Retry, self(), retry)}
     end;
