@@ -31,7 +31,7 @@ main() ->
             {"erpc:call(Peer, erlang, self, []) (no Python)", fun() -> erpc:call(Node, erlang, self, []) end},
             {"py:call len(100 kB str), this node", fun() -> {ok, 100000} = py:call(Local, builtins, len, [Big]) end},
             {"py:call len(100 kB str), the peer", fun() -> {ok, 100000} = py:call(Remote, builtins, len, [Big]) end}],
-    io:format("| call | median µs | p90 µs |~n| --- | --- | --- |~n"),
+    io:format("| call | median us | p90 us |~n| --- | --- | --- |~n"),
     [begin {Med, P90} = latency(F, 2000), io:format("| ~s | ~b | ~b |~n", [Name, Med, P90]) end
      || {Name, F} <- Rows],
     ok = py_context_router:stop_pool(bench_nodes),
