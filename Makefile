@@ -61,9 +61,11 @@ test-eunit: all $(patsubst test/erlang/%.erl,_build/test/%.beam,$(filter %_tests
 	erl -noshell -pa ebin _build/test -eval \
 	  'case eunit:test([list_to_atom(filename:basename(F, ".beam")) || F <- filelib:wildcard("_build/test/*_tests.beam")], [verbose]) of ok -> halt(0); _ -> halt(1) end.'
 
+# ct_run names its node ct@host unless told: a unique name lets runs from
+# several checkouts share the machine (py_nodes_SUITE needs distribution on).
 test-ct: all
 	@mkdir -p $(CT_LOGDIR)
-	ct_run -noshell -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src $(CT_ARGS)
+	ct_run -noshell -sname ct_$$$$ -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src $(CT_ARGS)
 
 # The Erlang suites once more, against the port program built with ASan + UBSan.
 test-asan: all
@@ -71,7 +73,7 @@ test-asan: all
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target erlang_python_port
 	@mkdir -p $(CT_LOGDIR)
 	EP_PORT_PROGRAM=$(CURDIR)/$(ASAN_BUILD)/priv/erlang_python_port ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-	  ct_run -noshell -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src -label asan $(CT_ARGS)
+	  ct_run -noshell -sname ct_asan_$$$$ -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src -label asan $(CT_ARGS)
 
 demo: all _build/test/py_demo.beam
 	erl -noshell -pa ebin _build/test -s py_demo main

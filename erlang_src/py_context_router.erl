@@ -5,9 +5,12 @@
 %% threads of one port program). `py:call/3,4,5' without a pool goes to the pool
 %% registered for the function, else for its module, else `default'. Every
 %% lookup here is ETS or atomics: no message to a server on the call path.
+%%
+%% A pool may hold contexts on other connected nodes: option `nodes' (see
+%% {@link start_pool/3} and py_node_pool).
 -module(py_context_router).
 
--export([start_pool/2, start_pool/3, stop_pool/1, pool_started/1,
+-export([start_pool/2, start_pool/3, stop_pool/1, pool_started/1, pool_nodes/1,
          get_context/0, get_context/1, num_contexts/1, contexts/1,
          register_pool/2, register_pool/3, unregister_pool/1, unregister_pool/2,
          lookup_pool/2, list_pool_registrations/0]).
@@ -20,7 +23,9 @@
                        python_path => [file:filename_all()],
                        venv => file:filename_all(),
                        env => #{atom() | string() | binary() => string() | binary()},
-                       max_memory => pos_integer()}.
+                       max_memory => pos_integer(),
+                       nodes => [node()],
+                       node_retry => timeout()}.
 -export_type([pool/0, mode/0, pool_opts/0]).
 
 %% @doc Starts a pool of `Size' contexts in the pool's default mode.
@@ -29,14 +34,29 @@ start_pool(Pool, Size) ->
     start_pool(Pool, Size, auto).
 
 %% @doc Starts a pool; the third argument is a mode or an options map.
+%%
+%% With `nodes => Nodes' the pool's contexts run on those connected nodes:
+%% `Size' contexts on each listed node (in the pool's mode there), and on this
+%% node only if it is listed. Every listed node must have the erlang_python
+%% application running. The call fails if no listed node can start its
+%% contexts; nodes that cannot are left out, logged, and tried again when they
+%% connect and every `node_retry' ms (default 5000, or `infinity'). Calls
+%% choose among the live contexts only; when a node goes down its callers get
+%% `{error, {nodedown, Node}}' at once and its contexts leave the pool
+%% (contexts/1, num_contexts/1 and get_context/1 show only live ones); when it
+%% is back and runs erlang_python, new contexts take their place.
+%% Python's `erlang.call' in a context runs the functions registered on the
+%% context's node, and its output is logged there.
 -spec start_pool(pool(), pos_integer(), mode() | pool_opts()) -> {ok, [pid()]} | {error, term()}.
 start_pool(Pool, Size, Mode) when is_atom(Mode) ->
     start_pool(Pool, Size, #{mode => Mode});
 start_pool(Pool, Size, Opts) when is_map(Opts) ->
-    case maps:get(mode, Opts, auto) of
-        Mode when Mode =:= auto; Mode =:= process; Mode =:= worker; Mode =:= subinterp ->
+    case {maps:get(mode, Opts, auto), check_nodes(Opts)} of
+        {_, {error, _} = Error} ->
+            Error;
+        {Mode, ok} when Mode =:= auto; Mode =:= process; Mode =:= worker; Mode =:= subinterp ->
             py_pool:start_pool(Pool, Size, Opts#{mode => resolve_mode(Pool, Mode)});
-        Mode ->
+        {Mode, ok} ->
             {error, {badarg, {mode, Mode}}}
     end;
 start_pool(Pool, Size, Other) ->
@@ -50,6 +70,13 @@ stop_pool(Pool) ->
 -spec pool_started(pool()) -> boolean().
 pool_started(Pool) ->
     py_pool:pool_started(Pool).
+
+%% @doc The listed nodes of a pool started with option `nodes', each `up'
+%% (its contexts are in the pool) or `{down, Why}'. Asks the pool's owner:
+%% for monitoring, not for the call path.
+-spec pool_nodes(pool()) -> [{node(), up | {down, term()}}] | {error, term()}.
+pool_nodes(Pool) ->
+    py_node_pool:node_status(Pool).
 
 %% @doc A context of the default pool.
 -spec get_context() -> pid() | {error, term()}.
@@ -135,6 +162,26 @@ route_key(Module, Function) ->
 
 name(N) when is_atom(N) -> atom_to_binary(N, utf8);
 name(N) -> N.
+
+check_nodes(#{nodes := Nodes} = Opts) when is_list(Nodes), Nodes =/= [] ->
+    Retry = maps:get(node_retry, Opts, 5000),
+    case lists:all(fun is_atom/1, Nodes) andalso length(lists:usort(Nodes)) =:= length(Nodes) of
+        false ->
+            {error, {badarg, {nodes, Nodes}}};
+        true when not (Retry =:= infinity orelse (is_integer(Retry) andalso Retry > 0)) ->
+            {error, {badarg, {node_retry, Retry}}};
+        true ->
+            case is_alive() orelse Nodes =:= [node()] of
+                true -> ok;
+                false -> {error, {not_alive, node()}}
+            end
+    end;
+check_nodes(#{nodes := Nodes}) ->
+    {error, {badarg, {nodes, Nodes}}};
+check_nodes(#{node_retry := R}) ->
+    {error, {badarg, {node_retry, R}}};
+check_nodes(_) ->
+    ok.
 
 %% `auto': CPU work must use the cores (one port program per context); I/O
 %% work shares one. Sub-interpreters with their own GIL need Python 3.12+: on

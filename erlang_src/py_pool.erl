@@ -1,20 +1,48 @@
 %% @doc Pools of Python contexts: how they map onto port programs, and choosing
 %% a context without a message to any server (ETS and atomics only).
+%%
+%% A pool started with option `nodes' (a node pool) has its contexts on those
+%% nodes: see py_node_pool. Its entry here holds the tuple of its live contexts
+%% instead of a size, so that choosing one is still a lookup on the caller's node.
 -module(py_pool).
 
 -export([init_tables/0, start_default/0, start_pool/3, stop_pool/1, pool_started/1,
          get_context/1, context/2, contexts/1, num_contexts/1, spec/1]).
--export_type([spec/0, mode/0]).
+%% Node pools (used by py_node_pool)
+-export([start_member/1, member_contexts/1, set_live/2]).
+-export_type([spec/0, mode/0, member/0, member_key/0]).
 
 -type mode() :: process | worker.
+-type member_key() :: {py_nodes, atom(), pid(), integer()}.
 -type spec() :: #{size := pos_integer(),
                   mode := mode(),
                   ports := [[non_neg_integer()]],
                   python_path := [file:filename_all()],
                   max_memory := pos_integer() | undefined,
-                  env := [{string(), string() | false}]}.
+                  env := [{string(), string() | false}],
+                  %% a node pool's member: who owns it
+                  owner => pid(),
+                  member => member_key(),
+                  watch => boolean()}
+              | #{size := pos_integer(),
+                  mode := mode(),
+                  nodes := [node()],
+                  retry := timeout(),
+                  opts := map()}.
 
--define(POOLS, py_pools).        %% {Pool, Size, Counter, Spec}
+%% A node pool's share on one node: `Size' contexts, in slots
+%% `Base'..`Base + Size - 1' of the node pool.
+-type member() :: #{key := member_key(),
+                    base := non_neg_integer(),
+                    size := pos_integer(),
+                    opts := map(),
+                    owner := pid(),
+                    counters => atomics:atomics_ref()}.
+
+%% {Pool, Size, Counters, Spec}; for a node pool {Pool, Live, Counters, Spec},
+%% Live being the tuple of its live contexts as {Ctx, CounterIndex}, rewritten
+%% by the pool's owner when a context or a node comes or goes.
+-define(POOLS, py_pools).
 -define(SLOTS, py_pool_slots).   %% {{Pool, Slot}, ContextPid}
 
 %% @doc Creates the tables shared by pools and contexts (owned by the top supervisor).
@@ -43,20 +71,34 @@ start_default() ->
         {_, Error} -> Error
     end.
 
-%% @doc Starts pool `Pool' of `Size' contexts.
+%% @doc Starts pool `Pool' of `Size' contexts; with option `nodes', `Size'
+%% contexts on each of those nodes (see py_node_pool).
 -spec start_pool(atom(), pos_integer(), map()) -> {ok, [pid()]} | {error, term()}.
 start_pool(Pool, Size, Opts) when is_atom(Pool), is_integer(Size), Size > 0, is_map(Opts) ->
     case pool_started(Pool) of
         true ->
             {error, {already_started, Pool}};
         false ->
-            Spec = make_spec(Size, Opts),
-            %% Counters: 1 is the round-robin position, Slot + 2 the calls in
-            %% flight on that slot.
-            ets:insert(?POOLS, {Pool, Size, atomics:new(Size + 1, []), Spec}),
+            {Entry, Spec} =
+                case Opts of
+                    #{nodes := Nodes} ->
+                        S = #{size => Size, mode => maps:get(mode, Opts, process),
+                              nodes => Nodes, retry => maps:get(node_retry, Opts, 5000),
+                              opts => maps:without([nodes, node_retry], Opts)},
+                        {{Pool, {}, atomics:new(Size * length(Nodes) + 1, []), S}, S};
+                    _ ->
+                        %% Counters: 1 is the round-robin position, Slot + 2 the
+                        %% calls in flight on that slot.
+                        S = make_spec(0, Size, Opts),
+                        {{Pool, Size, atomics:new(Size + 1, []), S}, S}
+                end,
+            ets:insert(?POOLS, Entry),
             case py_pools_sup:start_pool(Pool, Spec) of
                 {ok, _} ->
                     {ok, contexts(Pool)};
+                {error, {{no_nodes, _} = Reason, _Child}} ->
+                    ets:delete(?POOLS, Pool),
+                    {error, Reason};
                 {error, _} = Error ->
                     ets:delete(?POOLS, Pool),
                     Error
@@ -65,8 +107,58 @@ start_pool(Pool, Size, Opts) when is_atom(Pool), is_integer(Size), Size > 0, is_
 start_pool(Pool, Size, Opts) ->
     {error, {badarg, {Pool, Size, Opts}}}.
 
-%% @doc Stops a pool: its port programs exit, new calls to it get an error.
--spec stop_pool(atom()) -> ok.
+%% @doc Starts a node pool's share on this node for its owner (a py_node_pool).
+%% On another node than the owner's, the member is a pool of its own, named by
+%% its key, under this node's `py_pools_sup', with a watcher that stops it when
+%% the owner goes or the owner's node disconnects. Called by the owner itself
+%% (on its own node), the member's supervisor is linked to the owner instead,
+%% and the owner passes its counters, so that local callers' in-flight counts
+%% are the ones get_context/1 reads. Returns the member's supervisor, its key
+%% and its contexts.
+-spec start_member(member()) ->
+          {ok, pid(), member_key(), [{non_neg_integer(), pid(), pid(), non_neg_integer()}]}
+          | {error, term()}.
+start_member(#{key := Key, base := Base, size := Size, opts := Opts, owner := Owner} = M) ->
+    Supervised = self() =/= Owner,
+    case whereis(py_pools_sup) of
+        undefined ->
+            {error, {not_started, erlang_python}};
+        _ ->
+            Spec = (make_spec(Base, Size, Opts))#{owner => Owner, member => Key,
+                                                   watch => Supervised},
+            Counters = case M of
+                           #{counters := C} -> C;
+                           _ -> atomics:new(Base + Size + 1, [])
+                       end,
+            ets:insert(?POOLS, {Key, Size, Counters, Spec}),
+            Started = case Supervised of
+                          true -> py_pools_sup:start_pool(Key, Spec);
+                          false -> py_pool_sup:start_link(Key, Spec)
+                      end,
+            case Started of
+                {ok, Sup} ->
+                    {ok, Sup, Key, member_contexts(Key)};
+                {error, _} = Error ->
+                    ets:delete(?POOLS, Key),
+                    Error
+            end
+    end.
+
+%% @doc A member's contexts on this node, as `{Slot, Ctx, PortOwner, Local}'.
+-spec member_contexts(member_key()) -> [{non_neg_integer(), pid(), pid(), non_neg_integer()}].
+member_contexts(Key) ->
+    [{Slot, Ctx, Owner, Local}
+     || [Slot, Ctx] <- ets:match(?SLOTS, {{Key, '$1'}, '$2'}),
+        {ok, _, Owner, Local} <- [py_context:lookup(Ctx)]].
+
+%% @doc Publishes the live contexts of node pool `Pool' (its owner calls this).
+-spec set_live(atom(), tuple()) -> boolean().
+set_live(Pool, Live) ->
+    ets:update_element(?POOLS, Pool, {2, Live}).
+
+%% @doc Stops a pool: its port programs exit (on every node of a node pool),
+%% new calls to it get an error.
+-spec stop_pool(atom() | member_key()) -> ok.
 stop_pool(Pool) ->
     ets:delete(?POOLS, Pool),
     _ = py_pools_sup:stop_pool(Pool),
@@ -78,17 +170,25 @@ pool_started(Pool) ->
     ets:member(?POOLS, Pool).
 
 %% @doc A context of the pool: round-robin, skipping to an idle context when
-%% the next one in turn has calls in flight.
+%% the next one in turn has calls in flight. A node pool chooses among its
+%% live contexts the same way.
 -spec get_context(atom()) -> pid() | {error, term()}.
 get_context(Pool) ->
     case ets:lookup(?POOLS, Pool) of
-        [{_, Size, Counters, _}] ->
+        [{_, Size, Counters, _}] when is_integer(Size) ->
             Start = atomics:add_get(Counters, 1, 1) rem Size,
             Slot = idle_slot(Counters, Start, Size, 0, min(Size, 4), {Start, infinity}),
             case ets:lookup(?SLOTS, {Pool, Slot}) of
                 [{_, Pid}] -> Pid;
                 [] -> {error, {context_starting, Pool}}
             end;
+        [{_, {}, _, _}] ->
+            {error, {no_contexts, Pool}};
+        [{_, Live, Counters, _}] ->
+            Size = tuple_size(Live),
+            Start = atomics:add_get(Counters, 1, 1) rem Size,
+            I = idle_live(Live, Counters, Start, Size, 0, min(Size, 4), {Start, infinity}),
+            element(1, element(I + 1, Live));
         [] ->
             {error, {pool_not_started, Pool}}
     end.
@@ -105,23 +205,50 @@ idle_slot(Counters, Start, Size, I, Probes, {_, BestLoad} = Best) ->
         _ -> idle_slot(Counters, Start, Size, I + 1, Probes, Best)
     end.
 
-%% @doc The context in slot `N' (1-based) of the pool.
--spec context(atom(), pos_integer()) -> pid() | {error, term()}.
-context(Pool, N) when is_integer(N), N >= 1 ->
-    case ets:lookup(?SLOTS, {Pool, N - 1}) of
-        [{_, Pid}] -> Pid;
-        [] -> {error, {no_context, Pool, N}}
+%% idle_slot/6 over the live contexts of a node pool.
+idle_live(_Live, _Counters, _Start, _Size, Probes, Probes, {Best, _}) ->
+    Best;
+idle_live(Live, Counters, Start, Size, I, Probes, {_, BestLoad} = Best) ->
+    N = (Start + I) rem Size,
+    case atomics:get(Counters, element(2, element(N + 1, Live))) of
+        0 -> N;
+        Load when Load < BestLoad -> idle_live(Live, Counters, Start, Size, I + 1, Probes, {N, Load});
+        _ -> idle_live(Live, Counters, Start, Size, I + 1, Probes, Best)
     end.
 
+%% @doc The context in slot `N' (1-based) of the pool; of a node pool, its
+%% `N'th live context.
+-spec context(atom(), pos_integer()) -> pid() | {error, term()}.
+context(Pool, N) when is_integer(N), N >= 1 ->
+    case live(Pool) of
+        Live when is_tuple(Live), N =< tuple_size(Live) ->
+            element(1, element(N, Live));
+        Live when is_tuple(Live) ->
+            {error, {no_context, Pool, N}};
+        local ->
+            case ets:lookup(?SLOTS, {Pool, N - 1}) of
+                [{_, Pid}] -> Pid;
+                [] -> {error, {no_context, Pool, N}}
+            end
+    end.
+
+%% @doc The pool's contexts in slot order; of a node pool, only the live ones.
 -spec contexts(atom()) -> [pid()].
 contexts(Pool) ->
-    Slots = ets:match(?SLOTS, {{Pool, '$1'}, '$2'}),
-    [Pid || {_, Pid} <- lists:keysort(1, [{Slot, Pid} || [Slot, Pid] <- Slots])].
+    case live(Pool) of
+        Live when is_tuple(Live) ->
+            [Ctx || {Ctx, _} <- tuple_to_list(Live)];
+        local ->
+            Slots = ets:match(?SLOTS, {{Pool, '$1'}, '$2'}),
+            [Pid || {_, Pid} <- lists:keysort(1, [{Slot, Pid} || [Slot, Pid] <- Slots])]
+    end.
 
+%% @doc The pool's size; of a node pool, how many of its contexts are live.
 -spec num_contexts(atom()) -> non_neg_integer().
 num_contexts(Pool) ->
     case ets:lookup(?POOLS, Pool) of
-        [{_, Size, _, _}] -> Size;
+        [{_, Size, _, _}] when is_integer(Size) -> Size;
+        [{_, Live, _, _}] -> tuple_size(Live);
         [] -> 0
     end.
 
@@ -134,9 +261,17 @@ spec(Pool) ->
 
 %% Internal
 
-make_spec(Size, Opts) ->
+live(Pool) ->
+    try ets:lookup_element(?POOLS, Pool, 2) of
+        Live when is_tuple(Live) -> Live;
+        _ -> local
+    catch
+        error:badarg -> local
+    end.
+
+make_spec(Base, Size, Opts) ->
     Mode = maps:get(mode, Opts, process),
-    Slots = lists:seq(0, Size - 1),
+    Slots = lists:seq(Base, Base + Size - 1),
     Ports = case Mode of
                 worker -> [Slots];
                 _ -> [[S] || S <- Slots]

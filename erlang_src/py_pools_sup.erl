@@ -1,4 +1,5 @@
-%% @doc Holds one py_pool_sup per started pool.
+%% @doc Holds one child per started pool: a py_pool_sup for a pool on this
+%% node (or this node's share of a node pool), a py_node_pool for a node pool.
 -module(py_pools_sup).
 -behaviour(supervisor).
 
@@ -8,13 +9,30 @@
 start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
-%% @doc Starts the supervisor of pool `Pool' with the given spec.
--spec start_pool(atom(), py_pool:spec()) -> {ok, pid()} | {error, term()}.
+%% @doc Starts the supervisor (or, for a node pool, the owner) of pool `Pool'.
+-spec start_pool(atom() | py_pool:member_key(), py_pool:spec()) -> {ok, pid()} | {error, term()}.
 start_pool(Pool, Spec) ->
-    Child = #{id => Pool,
-              start => {py_pool_sup, start_link, [Pool, Spec]},
-              restart => permanent,
-              type => supervisor},
+    Child = case Spec of
+                #{nodes := _} ->
+                    %% Stopping it stops its members on every node.
+                    #{id => Pool,
+                      start => {py_node_pool, start_link, [Pool, Spec]},
+                      restart => permanent,
+                      shutdown => 30000,
+                      type => worker};
+                #{member := _} ->
+                    %% A node pool's member is not restarted here: its owner
+                    %% sees it go and starts a new one.
+                    #{id => Pool,
+                      start => {py_pool_sup, start_link, [Pool, Spec]},
+                      restart => temporary,
+                      type => supervisor};
+                _ ->
+                    #{id => Pool,
+                      start => {py_pool_sup, start_link, [Pool, Spec]},
+                      restart => permanent,
+                      type => supervisor}
+            end,
     case supervisor:start_child(?MODULE, Child) of
         {error, already_present} ->
             _ = supervisor:delete_child(?MODULE, Pool),
@@ -23,7 +41,7 @@ start_pool(Pool, Spec) ->
             Other
     end.
 
--spec stop_pool(atom()) -> ok | {error, not_found}.
+-spec stop_pool(atom() | py_pool:member_key()) -> ok | {error, not_found}.
 stop_pool(Pool) ->
     case supervisor:terminate_child(?MODULE, Pool) of
         ok -> supervisor:delete_child(?MODULE, Pool);

@@ -22,7 +22,7 @@
 -export([start_link/4, info/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--record(state, {pool :: atom(),
+-record(state, {pool :: atom() | py_pool:member_key(),
                 index :: non_neg_integer(),
                 port :: port() | undefined,
                 os_pid :: integer() | undefined,
@@ -40,7 +40,7 @@
 -define(PROTOCOL_VERSION, 1).
 
 %% @doc Starts port program `Index' of `Pool', hosting `Contexts' contexts.
--spec start_link(atom(), non_neg_integer(), pos_integer(), py_pool:spec()) ->
+-spec start_link(atom() | py_pool:member_key(), non_neg_integer(), pos_integer(), py_pool:spec()) ->
           {ok, pid()} | {error, term()}.
 start_link(Pool, Index, Contexts, Spec) ->
     gen_server:start_link(?MODULE, {Pool, Index, Contexts, Spec}, []).
@@ -52,7 +52,7 @@ info(Owner) ->
 
 %% gen_server callbacks
 
--spec init({atom(), non_neg_integer(), pos_integer(), py_pool:spec()}) ->
+-spec init({atom() | py_pool:member_key(), non_neg_integer(), pos_integer(), py_pool:spec()}) ->
           {ok, #state{}} | {stop, term()}.
 init({Pool, Index, Contexts, Spec}) ->
     process_flag(trap_exit, true),

@@ -5,11 +5,11 @@
 
 -export([start_link/3, init/1]).
 
--spec start_link(atom(), non_neg_integer(), py_pool:spec()) -> {ok, pid()} | {error, term()}.
+-spec start_link(atom() | py_pool:member_key(), non_neg_integer(), py_pool:spec()) -> {ok, pid()} | {error, term()}.
 start_link(Pool, PortIndex, Spec) ->
     supervisor:start_link(?MODULE, {Pool, PortIndex, Spec}).
 
--spec init({atom(), non_neg_integer(), py_pool:spec()}) ->
+-spec init({atom() | py_pool:member_key(), non_neg_integer(), py_pool:spec()}) ->
           {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init({Pool, PortIndex, #{ports := Ports} = Spec}) ->
     Slots = lists:nth(PortIndex + 1, Ports),

@@ -2,6 +2,14 @@
 %% itself, and waits in its own mailbox. The request ID is a process alias tied to
 %% a monitor of the port owner: a reply after a timeout is dropped by the runtime,
 %% and a dying port program wakes every waiter at once.
+%%
+%% A context on another node (of a node pool) is in this node's `py_contexts'
+%% with the context process in place of the port: port_command/2 cannot reach a
+%% remote port, so the caller sends the encoded request to the context process,
+%% which writes it. The rest is the same: the monitor is of the (remote) port
+%% owner, so a lost connection wakes every waiter at once with
+%% `{error, {nodedown, Node}}', and the owner sends the reply to the alias,
+%% which the runtime routes back to the caller's node.
 -module(py_request).
 
 -export([call/3, send/2, cast/2, wait/2, failed/1]).
@@ -32,7 +40,7 @@ call(Ctx, Build, Timeout) ->
 await_sent({ok, Ref}, Port, Local, Timeout) ->
     case wait(Ref, Timeout) of
         {error, timeout} = Error ->
-            catch erlang:port_command(Port, py_msgpack:encode([8, Ref, Local])),
+            catch write(Port, py_msgpack:encode([8, Ref, Local])),
             Error;
         Reply ->
             Reply
@@ -51,7 +59,7 @@ send(Ctx, Build) ->
 
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
-    try erlang:port_command(Port, py_msgpack:encode(Build(Ref))) of
+    try write(Port, py_msgpack:encode(Build(Ref))) of
         true -> {ok, Ref}
     catch
         error:badarg ->
@@ -59,12 +67,18 @@ send_to(Port, Owner, Build) ->
             {error, {python_died, port_closed}}
     end.
 
+write(Port, Frame) when is_port(Port) ->
+    erlang:port_command(Port, Frame);
+write(Ctx, Frame) ->
+    Ctx ! {'$py_write', Frame},
+    true.
+
 %% @doc Sends a request whose reply nobody wants.
 -spec cast(pid(), builder()) -> ok | {error, term()}.
 cast(Ctx, Build) ->
     case ets:lookup(py_contexts, Ctx) of
         [{_, Port, _Owner, Local, _}] ->
-            try erlang:port_command(Port, py_msgpack:encode((Build(Local))(none))) of
+            try write(Port, py_msgpack:encode((Build(Local))(none))) of
                 true -> ok
             catch
                 error:badarg -> {error, {python_died, port_closed}}
@@ -86,6 +100,8 @@ wait(Ref, Timeout) ->
             python_error(Payload);
         {Ref, failed, Reason} ->
             {error, Reason};
+        {'DOWN', Ref, process, Owner, noconnection} ->
+            {error, {nodedown, node(Owner)}};
         {'DOWN', Ref, process, _, Reason} ->
             {error, {python_died, died_reason(Reason)}}
     after Timeout ->
