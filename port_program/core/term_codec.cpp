@@ -153,6 +153,23 @@ bool fail_type(PyObject* obj) {
   return false;
 }
 
+// NumPy arrays and scalars (int64, float32, bool_, ...) travel as what their
+// tolist() returns: nested lists of Python numbers. Null without an error for
+// anything else.
+PyRef numpy_tolist(PyObject* obj) {
+  PyRef module = PyRef::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(obj)),
+                                                     "__module__"));
+  if (!module) {
+    PyErr_Clear();
+    return {};
+  }
+  if (!PyUnicode_Check(module.get()) || PyUnicode_CompareWithASCIIString(module.get(), "numpy") != 0 ||
+      !PyObject_HasAttrString(obj, "tolist")) {
+    return {};
+  }
+  return PyRef::steal(PyObject_CallMethod(obj, "tolist", nullptr));
+}
+
 void atom(MsgpackWriter& out, std::string_view name) { out.ext(protocol::kExtAtom, name); }
 
 bool encode_int(MsgpackWriter& out, PyObject* obj) {
@@ -306,6 +323,8 @@ bool encode(MsgpackWriter& out, PyObject* obj, const TermTypes& types, size_t de
   if (PyBytes_Check(obj) || PyByteArray_Check(obj) || PyMemoryView_Check(obj)) {
     return encode_buffer(out, obj);
   }
+  if (PyRef plain = numpy_tolist(obj)) return encode(out, plain.get(), types, depth);
+  if (PyErr_Occurred()) return false;
   return fail_type(obj);
 }
 

@@ -23,7 +23,7 @@
          nesting_limit_python_to_erlang/1,
          integers/1, floats/1, float_specials/1, strings/1, bytes/1, booleans/1,
          none_values/1, atoms/1, lists/1, tuples/1, maps/1, nested/1, pids/1, refs/1,
-         funs_and_ports/1,
+         funs_and_ports/1, numpy_values/1,
          timeout_leaves_mailbox_clean/1, timeout_context_forms/1,
          concurrent_callers/1,
          print_is_forwarded/1, fd_write_is_forwarded/1, stderr_is_forwarded/1,
@@ -50,7 +50,8 @@ groups() ->
                    deep_result, nesting_limit_erlang_to_python,
                    nesting_limit_python_to_erlang]},
      {types, [], [integers, floats, float_specials, strings, bytes, booleans, none_values,
-                  atoms, lists, tuples, maps, nested, pids, refs, funs_and_ports]},
+                  atoms, lists, tuples, maps, nested, pids, refs, funs_and_ports,
+                  numpy_values]},
      {timeouts, [], [timeout_leaves_mailbox_clean, timeout_context_forms]},
      {concurrency, [], [concurrent_callers]},
      {output, [], [print_is_forwarded, fd_write_is_forwarded, stderr_is_forwarded,
@@ -875,3 +876,20 @@ mailbox_without_logs() ->
 flush_mailbox() ->
     receive _ -> flush_mailbox() after 0 -> ok end.
 
+%% NumPy arrays and scalars come back as what tolist() gives.
+numpy_values(_Config) ->
+    case py:eval(<<"import numpy">>) of
+        {error, {'ModuleNotFoundError', _}} -> {skip, "python3-numpy is not installed"};
+        {ok, _} ->
+            {ok, [1, 2, 3]} = py:eval(<<"import numpy as np\nnp.array([1, 2, 3])">>),
+            {ok, [[1.5, 2.0], [3.0, 4.0]]} = py:eval(<<"import numpy as np\nnp.array([[1.5, 2], [3, 4]])">>),
+            {ok, 6} = py:eval(<<"import numpy as np\nnp.arange(4).sum()">>),
+            {ok, 0.5} = py:eval(<<"import numpy as np\nnp.float32(0.5)">>),
+            {ok, true} = py:eval(<<"import numpy as np\nnp.bool_(True)">>),
+            {ok, #{<<"mean">> := 2.0}} = py:eval(<<"import numpy as np\n{'mean': np.mean([1, 2, 3])}">>),
+            {ok, 3.0} = py:call(numpy, mean, [[2, 3, 4]]),
+            %% numpy objects without a plain form still name their type
+            {error, {'TypeError', Msg}} = py:eval(<<"import numpy as np\nnp.dtype('int32')">>),
+            {match, _} = re:run(Msg, <<"dtype">>),
+            ok
+    end.
