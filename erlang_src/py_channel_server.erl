@@ -24,10 +24,11 @@
 -export([start_link/1, new/2, enqueue/5, close/2, info/3, recv/2, try_recv/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
-%% A frame carries at most this much (the port program's default maximum frame
-%% is 64 MiB) and this many messages.
--define(BATCH_BYTES, 8 * 1024 * 1024).
--define(BATCH_COUNT, 65536).
+%% A frame carries at most this much and this many messages (the port program
+%% asks for the next batch when half of one is consumed, so batches of this
+%% size keep a fast consumer busy while the next one travels).
+-define(BATCH_BYTES, 1024 * 1024).
+-define(BATCH_COUNT, 16384).
 %% Messages a burst gathers from the mailbox before shipping.
 -define(BURST, 4096).
 %% Largest message accepted: it must fit a frame of the default maximum.
@@ -46,6 +47,7 @@
                 owner :: reference(),
                 front = [] :: [item()],       % to send first, in order
                 pending = [] :: [item()],     % to send after, newest first
+                queued = 0 :: non_neg_integer(),  % in front and pending
                 ports = #{} :: #{port() => #port_state{}},
                 waiting = [] :: [port()],     % ports with a want outstanding
                 closed = false :: boolean(),
@@ -190,9 +192,9 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, normal, #state{}}.
-handle_info({'$py_msg', Item, Size}, #state{pending = Pending} = State) ->
-    State1 = State#state{pending = burst([{Item, Size} | Pending], ?BURST)},
-    {noreply, ship(State1)};
+handle_info({'$py_msg', Item, Size}, #state{pending = Pending, queued = Queued} = State) ->
+    {Pending1, Queued1} = burst([{Item, Size} | Pending], Queued + 1, ?BURST),
+    {noreply, ship(State#state{pending = Pending1, queued = Queued1})};
 handle_info({'$py_ack', Port, Count, Want}, State) ->
     State1 = acknowledged(Port, Count, watch(Port, State)),
     State2 = case Want of
@@ -228,11 +230,11 @@ handle_info(_Other, State) ->
 %%====================================================================
 
 %% More messages already in the mailbox join the same shipment.
-burst(Acc, 0) -> Acc;
-burst(Acc, N) ->
+burst(Acc, Queued, 0) -> {Acc, Queued};
+burst(Acc, Queued, N) ->
     receive
-        {'$py_msg', Item, Size} -> burst([{Item, Size} | Acc], N - 1)
-    after 0 -> Acc
+        {'$py_msg', Item, Size} -> burst([{Item, Size} | Acc], Queued + 1, N - 1)
+    after 0 -> {Acc, Queued}
     end.
 
 watch(Port, #state{ports = Ports} = State) ->
@@ -270,33 +272,42 @@ wants(Port, #state{waiting = Waiting} = State) ->
 
 %% Hands what is queued to the waiting ports, spread evenly.
 ship(#state{waiting = []} = State) -> State;
-ship(#state{front = [], pending = []} = State) -> State;
-ship(#state{front = Front, pending = Pending, waiting = Waiting, ports = Ports} = State) ->
-    Items = Front ++ lists:reverse(Pending),
+ship(#state{queued = 0} = State) -> State;
+ship(#state{queued = Queued, waiting = Waiting, ports = Ports} = State) ->
     %% With several consuming ports, leave a share for the others.
-    Share = max(1, length(Items) div max(length(Waiting), map_size(Ports))),
-    ship(Items, Share, Waiting, State#state{front = [], pending = []}).
+    Share = max(1, Queued div max(length(Waiting), map_size(Ports))),
+    ship_to(Waiting, Share, State).
 
-ship([], _Share, Waiting, State) ->
+ship_to([], _Share, State) ->
+    State#state{waiting = []};
+ship_to(Waiting, _Share, #state{queued = 0} = State) ->
     State#state{waiting = Waiting};
-ship(Items, _Share, [], State) ->
-    State#state{front = Items, waiting = []};
-ship(Items, Share, [Port | Waiting], #state{id = Id, ports = Ports} = State) ->
-    {Batch, N, Rest} = take(Items, min(Share, ?BATCH_COUNT), ?BATCH_BYTES, [], 0),
+ship_to([Port | Waiting], Share, #state{id = Id, ports = Ports, front = Front,
+                                        pending = Pending, queued = Queued} = State) ->
+    {Batch, N, Front1, Pending1} = take(Front, Pending, min(Share, ?BATCH_COUNT),
+                                        ?BATCH_BYTES, [], 0),
     Frame = [arr_hdr(N + 2), 31, py_msgpack:encode(Id) | [I || {I, _} <- Batch]],
     case catch erlang:port_command(Port, Frame) of
         true ->
             P = #port_state{in_flight = InFlight} = maps:get(Port, Ports),
             P1 = P#port_state{in_flight = queue:in({N, Batch}, InFlight)},
-            ship(Rest, Share, Waiting, State#state{ports = Ports#{Port := P1}});
+            ship_to(Waiting, Share, State#state{ports = Ports#{Port := P1}, front = Front1,
+                                                pending = Pending1, queued = Queued - N});
         _ ->  % the port is gone; its 'DOWN' requeues what it held
-            ship(Items, Share, Waiting, State)
+            ship_to(Waiting, Share, State)
     end.
 
-take([{_, Size} = Item | Rest], Count, Bytes, Acc, N) when Count > 0, (Bytes >= Size orelse N =:= 0) ->
-    take(Rest, Count - 1, Bytes - Size, [Item | Acc], N + 1);
-take(Rest, _Count, _Bytes, Acc, N) ->
-    {lists:reverse(Acc), N, Rest}.
+%% Up to Count messages and Bytes bytes (at least one message) from the
+%% queue: Front in order, then Pending (newest first).
+take([], [], _Count, _Bytes, Acc, N) ->
+    {lists:reverse(Acc), N, [], []};
+take([], Pending, Count, Bytes, Acc, N) ->
+    take(lists:reverse(Pending), [], Count, Bytes, Acc, N);
+take([{_, Size} = Item | Rest], Pending, Count, Bytes, Acc, N)
+  when Count > 0, (Bytes >= Size orelse N =:= 0) ->
+    take(Rest, Pending, Count - 1, Bytes - Size, [Item | Acc], N + 1);
+take(Front, Pending, _Count, _Bytes, Acc, N) ->
+    {lists:reverse(Acc), N, Front, Pending}.
 
 %% What a dead port held goes back to the front of the queue.
 port_down(Port, #state{ports = Ports, front = Front, waiting = Waiting} = State) ->
@@ -305,6 +316,7 @@ port_down(Port, #state{ports = Ports, front = Front, waiting = Waiting} = State)
             Batches = [Items || {_, Items} <- queue:to_list(InFlight)],
             Redeliver = lists:nthtail(Acked, lists:append(Batches)),
             State#state{ports = Ports1, front = Redeliver ++ Front,
+                        queued = State#state.queued + length(Redeliver),
                         waiting = lists:delete(Port, Waiting)};
         error ->
             State#state{waiting = lists:delete(Port, Waiting)}

@@ -71,9 +71,7 @@ void Channels::release(uint64_t id) {
     if (it == channels_.end()) return;
     Channel& ch = it->second;
     if (ch.objects > 0) --ch.objects;
-    bool buffered = false;
-    for (const Batch& b : ch.batches) buffered = buffered || b.next < b.ends.size();
-    if (ch.objects > 0 || buffered || ch.want_sent || !ch.waiters.empty()) return;
+    if (ch.objects > 0 || ch.buffered > 0 || ch.want_sent || !ch.waiters.empty()) return;
     if (ch.unacked_count > 0) ack_frame(frame, ch, false);
     if (ch.ack_deferred) {
       deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), id), deferred_.end());
@@ -117,13 +115,19 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
       bytes = b.bytes;
       item = std::string_view(*bytes).substr(start, b.ends[b.next] - start);
       ++b.next;
+      --ch.buffered;
       ++ch.unacked_count;
       ch.unacked_bytes += accounted_size(ch.handle.kind, item);
-      bool drained = b.next == b.ends.size() && ch.batches.size() == 1;
+      bool drained = ch.buffered == 0;
       bool due = ch.handle.max_size >= 0
                      ? ch.unacked_bytes * 4 >= static_cast<uint64_t>(ch.handle.max_size)
                      : ch.unacked_count >= kAckEveryCount;
-      if (due || (drained && Context::current() == nullptr)) {
+      if (!drained && !ch.want_sent && ch.buffered * 2 <= ch.last_batch) {
+        // A receiver is consuming and half of the last batch is gone: ask for
+        // the next one now, so that it arrives while the rest is consumed.
+        ch.want_sent = true;
+        ack_frame(frame, ch, true);
+      } else if (due || (drained && Context::current() == nullptr)) {
         ack_frame(frame, ch, false);
       } else if (drained && !ch.ack_deferred) {
         ch.ack_deferred = true;
@@ -140,6 +144,8 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
       if (!ch.want_sent) {
         ch.want_sent = true;
         ack_frame(frame, ch, true);
+      } else if (ch.unacked_count > 0) {
+        ack_frame(frame, ch, false);  // about to wait: everything taken counts as consumed
       }
       result = Take::kEmpty;
     }
@@ -260,7 +266,11 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
     if (it == channels_.end()) return;  // never opened here: nobody asked for it
     Channel& ch = it->second;
     ch.want_sent = false;
-    if (count > 0) ch.batches.push_back(std::move(batch));
+    if (count > 0) {
+      ch.batches.push_back(std::move(batch));
+      ch.buffered += count;
+      ch.last_batch = count;
+    }
     waiters.swap(ch.waiters);
   }
   wake_all(waiters);

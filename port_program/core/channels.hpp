@@ -106,6 +106,8 @@ class Channels {
   struct Channel {
     Handle handle;
     std::deque<Batch> batches;
+    size_t buffered = 0;     // messages in batches not taken yet
+    size_t last_batch = 0;   // messages in the last batch that came
     bool closed = false;
     bool want_sent = false;  // a want is on its way and no data came back yet
     bool ack_deferred = false;  // listed in deferred_

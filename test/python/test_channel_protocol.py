@@ -44,8 +44,10 @@ def test_want_data_ack_then_reply(port: PortProgram) -> None:
     port.send([CALL, 1, 0, "__main__", "take", [handle(5), 2], {}])
     assert port.recv_reply() == [ACK, 5, PID, REF, 0, 0, True]
     port.send([DATA, 5, "a", "bc"])
-    # the ack (2 messages, 2 + 3 encoded bytes) comes before the reply
-    assert port.recv_reply() == [ACK, 5, PID, REF, 2, 5, False]
+    # half of the batch taken: the next want goes out (with the ack of "a")
+    assert port.recv_reply() == [ACK, 5, PID, REF, 1, 2, True]
+    # the ack of the rest (1 message, 3 encoded bytes) comes before the reply
+    assert port.recv_reply() == [ACK, 5, PID, REF, 1, 3, False]
     assert port.recv_reply() == [OK, 1, ["a", "bc"]]
 
 
@@ -59,7 +61,8 @@ def test_one_want_outstanding_and_batches_kept(port: PortProgram) -> None:
     assert port.recv_reply() == [OK, 2, None]
     port.send([DATA, 6, 1, 2, 3])
     port.send([CALL, 3, 0, "__main__", "take", [handle(6), 3], {}])
-    assert port.recv_reply() == [ACK, 6, PID, REF, 3, 3, False]
+    assert port.recv_reply() == [ACK, 6, PID, REF, 2, 2, True]  # 1 of 3 left: prefetch
+    assert port.recv_reply() == [ACK, 6, PID, REF, 1, 1, False]
     assert port.recv_reply() == [OK, 3, [1, 2, 3]]
 
 
@@ -88,8 +91,21 @@ def test_bounded_channel_acks_every_quarter(port: PortProgram) -> None:
     assert port.recv_reply() == [ACK, 10, PID, REF, 0, 0, True]
     port.send([DATA, 10, "abc", "def", "ghi"])  # 4 bytes each; a quarter of 8 is 2
     assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
-    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
+    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, True]  # and 1 of 3 left: prefetch
     assert port.recv_reply() == [OK, 1, ["abc", "def"]]
+
+
+def test_blocking_receiver_acknowledges_what_it_took(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "take", [handle(11), 4], {}])
+    assert port.recv_reply() == [ACK, 11, PID, REF, 0, 0, True]
+    port.send([DATA, 11, 1, 2, 3])
+    assert port.recv_reply() == [ACK, 11, PID, REF, 2, 2, True]
+    # the third is taken, the fourth must wait: the third is acknowledged first
+    assert port.recv_reply() == [ACK, 11, PID, REF, 1, 1, False]
+    port.send([DATA, 11, 4])
+    assert port.recv_reply() == [ACK, 11, PID, REF, 1, 1, False]
+    assert port.recv_reply() == [OK, 1, [1, 2, 3, 4]]
 
 
 def test_malformed_data_frame_is_a_protocol_error(port: PortProgram) -> None:
