@@ -63,7 +63,7 @@ main([EchoPort, BenchDir]) ->
     try
         Env = #{echo_port => to_list(EchoPort), bench_dir => to_list(BenchDir)},
         T0 = now_ns(),
-        Figures = run_sections(sections(), Env),
+        Figures = run_sections(selected_sections(), Env),
         Header = header(),
         io:format("~n~ts~n~n", [Header]),
         print_table(rows(), Figures),
@@ -114,6 +114,18 @@ sections() ->
       fun ours_pools_cpu/1},
      {"py: pools, routing overhead", true, [route_direct, route_pool, route_registered],
       fun ours_pools_routing/1}].
+
+%% EP_BENCH_ONLY=call,conc runs only the sections producing those keys (for
+%% quick measurements while working); figures of the others show "not measured".
+selected_sections() ->
+    case os:getenv("EP_BENCH_ONLY") of
+        Only when Only =:= false; Only =:= "" ->
+            sections();
+        Only ->
+            Keys = [list_to_atom(K) || K <- string:lexemes(Only, ", ")],
+            [S || {_, _, SKeys, _} = S <- sections(),
+                  lists:any(fun(K) -> lists:member(K, SKeys) end, Keys)]
+    end.
 
 %% One row per figure: the `py' figure, the raw figure it is compared with and
 %% the target on ours / raw (or on the absolute value).

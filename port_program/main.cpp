@@ -16,6 +16,7 @@
 #include "core/output.hpp"
 #include "core/runtime.hpp"
 #include "io/fd.hpp"
+#include "io/pipe_source.hpp"
 #include "io/pipe_writer.hpp"
 #include "io/port_loop.hpp"
 
@@ -110,8 +111,11 @@ int main(int argc, char** argv) {
     contexts.push_back(std::make_unique<ep::Context>(i, options.context));
   }
   ep::send_hello(options.contexts);
-  ep::PortLoop loop(std::move(protocol_in), std::move(stdout_read), std::move(stderr_read),
-                    options.max_frame, contexts);
+  ep::PortLoop loop(std::move(stdout_read), std::move(stderr_read), contexts);
   if (options.max_memory > 0) loop.cap_memory(options.max_memory);
+  ep::Dispatcher dispatcher(contexts);
+  ep::PipeSource source(std::move(protocol_in), options.max_frame, dispatcher,
+                        [&loop] { loop.request_shutdown(); });
+  runtime.input().start(source);  // from here on, the waiting threads read the protocol
   loop.run();
 }

@@ -112,7 +112,7 @@ bool Context::wait_pop(Request& out) {
   std::unique_lock lk(mu_);
   if (queue_.empty() && !stop_) {
     sleeping_ = true;
-    cv_.wait(lk, [this] { return !queue_.empty() || stop_; });
+    Runtime::instance().input().wait(lk, cv_, [this] { return !queue_.empty() || stop_; });
     sleeping_ = false;
   }
   if (queue_.empty()) return false;

@@ -1,6 +1,7 @@
 // A context: one Python namespace and the executor thread that runs its requests
-// in order. Requests arrive from the I/O thread through post(); replies go
-// straight to the sink from the executor, with no hop back through the I/O thread.
+// in order. Requests arrive through post() from whichever thread reads the input
+// (often the executor itself, see input_gate.hpp); replies go straight to the
+// sink from the executor.
 #pragma once
 
 #include <Python.h>
@@ -42,7 +43,7 @@ class Context {
   // The context whose executor is the calling thread, or null.
   static Context* current();
 
-  // Called from the I/O thread.
+  // Called from the thread that reads the input.
   void post(Request&& request);
   void post_callback_reply(uint64_t id, CallbackReply reply);
   // The caller of request `reqid` gave up: drop it if still queued, otherwise
