@@ -26,15 +26,9 @@ namespace ep {
 class MsgpackReader;
 class MsgpackWriter;
 
-struct ContextOptions {
-  // How long an idle executor spins before it sleeps: a request that arrives
-  // within it costs no thread wake-up. 0 disables spinning.
-  unsigned spin_us = 0;
-};
-
 class Context {
  public:
-  Context(int id, const ContextOptions& options);
+  explicit Context(int id);
   ~Context();  // stops the executor after the queued requests
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -71,7 +65,6 @@ class Context {
   void run();
   bool wait_pop(Request& out);  // blocks; false when stopping
   bool try_pop(Request& out);
-  void spin();
   void dispatch(Request& item);
   void execute(const Request& request);
   PyRef call(MsgpackReader& in);
@@ -84,7 +77,6 @@ class Context {
   void reply_python_error(const Request& request);
 
   const int id_;
-  const ContextOptions options_;
   PyThreadState* thread_state_ = nullptr;
   PyRef globals_;
   StringMap<PyRef> modules_;
