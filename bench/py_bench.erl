@@ -63,7 +63,7 @@ main([EchoPort, BenchDir]) ->
     try
         Env = #{echo_port => to_list(EchoPort), bench_dir => to_list(BenchDir)},
         T0 = now_ns(),
-        Figures = run_sections(sections(), Env),
+        Figures = run_sections(selected_sections(), Env),
         Header = header(),
         io:format("~n~ts~n~n", [Header]),
         print_table(rows(), Figures),
@@ -121,6 +121,18 @@ sections() ->
       [list_to_atom(lists:concat([chan_, K, "_", S]))
        || K <- [term, bytes], S <- py_channel_bench:sizes()],
       fun(Env) -> ok = start_app(Env), py_channel_bench:channels(Env) end}].
+
+%% EP_BENCH_ONLY=call,conc runs only the sections producing those keys (for
+%% quick measurements while working); figures of the others show "not measured".
+selected_sections() ->
+    case os:getenv("EP_BENCH_ONLY") of
+        Only when Only =:= false; Only =:= "" ->
+            sections();
+        Only ->
+            Keys = [list_to_atom(K) || K <- string:lexemes(Only, ", ")],
+            [S || {_, _, SKeys, _} = S <- sections(),
+                  lists:any(fun(K) -> lists:member(K, SKeys) end, Keys)]
+    end.
 
 %% One row per figure: the `py' figure, the raw figure it is compared with and
 %% the target on ours / raw (or on the absolute value).

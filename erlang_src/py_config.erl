@@ -51,8 +51,7 @@ base_args(Contexts, PythonPath) ->
     Paths = [python_pkg_dir() | [to_list(P) || P <- PythonPath]],
     ["--contexts", integer_to_list(Contexts)]
         ++ lists:append([["--python-path", P] || P <- Paths])
-        ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20)),
-            "--spin-us", integer_to_list(application:get_env(erlang_python, spin_us, 0))].
+        ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20))].
 
 %% @doc Default timeout of py:call/eval/exec, in milliseconds.
 -spec call_timeout() -> timeout().

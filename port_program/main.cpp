@@ -16,6 +16,7 @@
 #include "core/output.hpp"
 #include "core/runtime.hpp"
 #include "io/fd.hpp"
+#include "io/pipe_source.hpp"
 #include "io/pipe_writer.hpp"
 #include "io/port_loop.hpp"
 
@@ -26,14 +27,13 @@ struct Options {
   size_t max_frame = 64u << 20;
   size_t max_memory = 0;  // bytes of resident memory; 0: no cap
   ep::RuntimeOptions runtime;
-  ep::ContextOptions context;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "erlang_python_port: %s\n"
                "usage: erlang_python_port [--contexts N] [--python-path DIR]... "
-               "[--max-frame BYTES] [--spin-us N] [--max-memory BYTES]\n",
+               "[--max-frame BYTES] [--max-memory BYTES]\n",
                why);
   std::exit(2);
 }
@@ -54,8 +54,6 @@ Options parse(int argc, char** argv) {
       if (o.max_frame < 64) usage("--max-frame too small");
     } else if (arg == "--max-memory") {
       o.max_memory = std::strtoull(value, nullptr, 10);
-    } else if (arg == "--spin-us") {
-      o.context.spin_us = static_cast<unsigned>(std::atoi(value));
     } else {
       usage(("unknown option " + arg).c_str());
     }
@@ -107,11 +105,14 @@ int main(int argc, char** argv) {
 
   std::vector<std::unique_ptr<ep::Context>> contexts;
   for (int i = 0; i < options.contexts; ++i) {
-    contexts.push_back(std::make_unique<ep::Context>(i, options.context));
+    contexts.push_back(std::make_unique<ep::Context>(i));
   }
   ep::send_hello(options.contexts);
-  ep::PortLoop loop(std::move(protocol_in), std::move(stdout_read), std::move(stderr_read),
-                    options.max_frame, contexts);
+  ep::PortLoop loop(std::move(stdout_read), std::move(stderr_read), contexts);
   if (options.max_memory > 0) loop.cap_memory(options.max_memory);
+  ep::Dispatcher dispatcher(contexts);
+  ep::PipeSource source(std::move(protocol_in), options.max_frame, dispatcher,
+                        [&loop] { loop.request_shutdown(); });
+  runtime.input().start(source);  // from here on, the waiting threads read the protocol
   loop.run();
 }

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/context.hpp"
+#include "core/runtime.hpp"
 
 namespace ep {
 
@@ -16,7 +17,7 @@ void CallbackWaiter::arm(uint64_t id) {
 
 CallbackReply CallbackWaiter::wait() {
   std::unique_lock lk(mu_);
-  cv_.wait(lk, [this] { return reply_.has_value(); });
+  Runtime::instance().input().wait(lk, cv_, [this] { return reply_.has_value(); });
   armed_ = 0;
   return std::move(*reply_);
 }

@@ -102,7 +102,8 @@ PyObject* receive(PyObject* module, PyObject* arg) {
     }
     GilRelease nogil;
     std::unique_lock lk(wake.mu);
-    wake.cv.wait(lk, [&] { return wake.woken; });
+    // Meanwhile this thread may be the one reading the input.
+    Runtime::instance().input().wait(lk, wake.cv, [&] { return wake.woken; });
     wake.woken = false;
   }
 }

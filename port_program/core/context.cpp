@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 
 #include "core/msgpack_reader.hpp"
 #include "core/msgpack_writer.hpp"
@@ -22,15 +21,9 @@ PyRef py_str(std::string_view s) {
   return PyRef::steal(PyUnicode_DecodeUTF8(s.data(), s.size(), "strict"));
 }
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 }  // namespace
 
-Context::Context(int id, const ContextOptions& options) : id_(id), options_(options) {
+Context::Context(int id) : id_(id) {
   Runtime& rt = Runtime::instance();
   {
     GilEnsure gil;
@@ -133,15 +126,6 @@ void Context::cancel(std::string_view reqid) {
   post(std::move(item));
 }
 
-void Context::spin() {
-  if (options_.spin_us == 0 || pending_.load(std::memory_order_acquire) != 0) return;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.spin_us);
-  for (unsigned i = 1; pending_.load(std::memory_order_acquire) == 0; ++i) {
-    cpu_relax();
-    if ((i & 63) == 0 && std::chrono::steady_clock::now() > deadline) break;
-  }
-}
-
 bool Context::try_pop(Request& out) {
   std::lock_guard lk(mu_);
   if (queue_.empty()) return false;
@@ -151,11 +135,10 @@ bool Context::try_pop(Request& out) {
 }
 
 bool Context::wait_pop(Request& out) {
-  spin();
   std::unique_lock lk(mu_);
   if (queue_.empty() && !stop_) {
     sleeping_ = true;
-    cv_.wait(lk, [this] { return !queue_.empty() || stop_; });
+    Runtime::instance().input().wait(lk, cv_, [this] { return !queue_.empty() || stop_; });
     sleeping_ = false;
   }
   if (queue_.empty()) return false;

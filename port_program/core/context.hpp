@@ -1,6 +1,7 @@
 // A context: one Python namespace and the executor thread that runs its requests
-// in order. Requests arrive from the I/O thread through post(); replies go
-// straight to the sink from the executor, with no hop back through the I/O thread.
+// in order. Requests arrive through post() from whichever thread reads the input
+// (often the executor itself, see input_gate.hpp); replies go straight to the
+// sink from the executor.
 #pragma once
 
 #include <Python.h>
@@ -25,15 +26,9 @@ namespace ep {
 class MsgpackReader;
 class MsgpackWriter;
 
-struct ContextOptions {
-  // How long an idle executor spins before it sleeps: a request that arrives
-  // within it costs no thread wake-up. 0 disables spinning.
-  unsigned spin_us = 0;
-};
-
 class Context {
  public:
-  Context(int id, const ContextOptions& options);
+  explicit Context(int id);
   ~Context();  // stops the executor after the queued requests
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -42,7 +37,7 @@ class Context {
   // The context whose executor is the calling thread, or null.
   static Context* current();
 
-  // Called from the I/O thread.
+  // Called from the thread that reads the input.
   void post(Request&& request);
   void post_callback_reply(uint64_t id, CallbackReply reply);
   // The caller of request `reqid` gave up: drop it if still queued, otherwise
@@ -90,7 +85,6 @@ class Context {
   void run();
   bool wait_pop(Request& out);  // blocks; false when stopping
   bool try_pop(Request& out);
-  void spin();
   void take(Request& item);  // a request, a callback reply or a cancellation
   void stop_watching();
   void execute(const Request& request);
@@ -104,7 +98,6 @@ class Context {
   void reply_python_error(const Request& request);
 
   const int id_;
-  const ContextOptions options_;
   PyThreadState* thread_state_ = nullptr;
   PyRef globals_;
   StringMap<PyRef> modules_;

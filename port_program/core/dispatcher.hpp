@@ -1,6 +1,6 @@
 // Reads each incoming message's header and routes it: requests to their
-// context's executor, control messages handled here. Runs on the I/O thread and
-// never touches Python.
+// context's executor, control messages handled here. Runs on whichever thread
+// reads the input (input_gate.hpp) and never touches Python.
 #pragma once
 
 #include <cstdint>

@@ -131,8 +131,8 @@ PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     reply = ctx->wait_callback(id);
   } else {
     waiter.arm(id);
+    GilRelease nogil;  // other threads run Python while this one writes and waits
     rt.sink().send(msg);
-    GilRelease nogil;
     reply = waiter.wait();
   }
   --waiter.depth;

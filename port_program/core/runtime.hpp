@@ -9,6 +9,7 @@
 
 #include "core/callbacks.hpp"
 #include "core/channels.hpp"
+#include "core/input_gate.hpp"
 #include "core/message_sink.hpp"
 #include "core/py_ref.hpp"
 #include "core/term_codec.hpp"
@@ -31,6 +32,8 @@ class Runtime {
   MessageSink& sink() { return *sink_; }
   CallbackRegistry& callbacks() { return callbacks_; }
   Channels& channels() { return channels_; }
+  // Who reads the input: the threads waiting for it (leader/follower).
+  InputGate& input() { return input_; }
   const TermTypes& types() const { return types_; }
   PyInterpreterState* interpreter() const { return interp_; }
   const std::string& python_version() const { return python_version_; }
@@ -50,6 +53,7 @@ class Runtime {
   MessageSink* sink_ = nullptr;
   CallbackRegistry callbacks_;
   Channels channels_;
+  InputGate input_;
   PyInterpreterState* interp_ = nullptr;
   std::string python_version_;
   TermTypes types_;

@@ -11,26 +11,15 @@
 
 namespace ep {
 
-PortLoop::PortLoop(Fd protocol_in, Fd stdout_read, Fd stderr_read, size_t max_frame,
-                   std::vector<std::unique_ptr<Context>>& contexts)
-    : contexts_(contexts), dispatcher_(contexts), frames_(max_frame) {
+PortLoop::PortLoop(Fd stdout_read, Fd stderr_read, std::vector<std::unique_ptr<Context>>& contexts)
+    : contexts_(contexts) {
   uv_loop_init(&loop_);
-  protocol_.on_data = [this](std::string_view bytes) {
-    frames_.feed(
-        bytes, [this](std::string_view message) { dispatcher_.on_frame(message); },
-        [this](std::string_view head, uint64_t len) {
-          dispatcher_.on_oversized(head, len, frames_.max_frame());
-        });
-    if (dispatcher_.shutdown_requested()) begin_shutdown();
-  };
-  protocol_.on_eof = [this] {
-    if (frames_.has_partial()) dispatcher_.on_truncated();
-    exit_now();
-  };
+  uv_async_init(&loop_, &shutdown_async_,
+                [](uv_async_t* a) { static_cast<PortLoop*>(a->data)->begin_shutdown(); });
+  shutdown_async_.data = this;  // also keeps the loop running after fds 1 and 2 close
   stdout_.on_data = [](std::string_view b) { output::send_raw(protocol::kStdout, -1, b); };
   stderr_.on_data = [](std::string_view b) { output::send_raw(protocol::kStderr, -1, b); };
   stdout_.on_eof = stderr_.on_eof = [] {};
-  open(protocol_, std::move(protocol_in));
   open(stdout_, std::move(stdout_read));
   open(stderr_, std::move(stderr_read));
 }
@@ -61,8 +50,12 @@ void PortLoop::open(Reader& reader, Fd fd) {
       });
 }
 
+void PortLoop::request_shutdown() {
+  uv_async_send(&shutdown_async_);
+}
+
 void PortLoop::begin_shutdown() {
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&protocol_.pipe));
+  if (shutdown_deadline_ != 0) return;
   shutdown_deadline_ = uv_now(&loop_) + 1000;
   uv_timer_init(&loop_, &shutdown_timer_);
   shutdown_timer_.data = this;

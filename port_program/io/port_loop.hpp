@@ -1,5 +1,7 @@
-// The port program's I/O thread: a libuv loop that reads the protocol pipe and
-// the pipes behind fds 1 and 2, and hands complete frames to the dispatcher.
+// The port program's I/O thread: a libuv loop that reads the pipes behind fds 1
+// and 2 (forwarded as output messages) and runs the timers of an orderly
+// shutdown and of the memory cap. The protocol pipe is not read here: the
+// threads that wait for input read it themselves (io/pipe_source.hpp).
 #pragma once
 
 #include <uv.h>
@@ -10,22 +12,22 @@
 #include <vector>
 
 #include "core/context.hpp"
-#include "core/dispatcher.hpp"
-#include "core/frame_reader.hpp"
 #include "io/fd.hpp"
 
 namespace ep {
 
 class PortLoop {
  public:
-  PortLoop(Fd protocol_in, Fd stdout_read, Fd stderr_read, size_t max_frame,
-           std::vector<std::unique_ptr<Context>>& contexts);
+  PortLoop(Fd stdout_read, Fd stderr_read, std::vector<std::unique_ptr<Context>>& contexts);
   PortLoop(const PortLoop&) = delete;
   PortLoop& operator=(const PortLoop&) = delete;
 
-  // Runs until input ends (exits at once) or a shutdown message was handled
-  // (exits when the contexts are idle, within 1 s). Never returns normally.
+  // Runs until the process exits: at end of input (PipeSource exits at once) or
+  // after request_shutdown() (when the contexts are idle, within 1 s).
   [[noreturn]] void run();
+
+  // A shutdown message was read (on any thread): exit once the contexts are idle.
+  void request_shutdown();
 
   // Kills the process (SIGKILL, as the kernel's OOM killer would) when its
   // resident memory exceeds `bytes`; checked every 20 ms.
@@ -46,10 +48,9 @@ class PortLoop {
 
   uv_loop_t loop_;
   std::vector<std::unique_ptr<Context>>& contexts_;
-  Dispatcher dispatcher_;
-  FrameReader frames_;
   std::array<char, 64 * 1024> read_buffer_;
-  Reader protocol_{}, stdout_{}, stderr_{};
+  Reader stdout_{}, stderr_{};
+  uv_async_t shutdown_async_{};
   uv_timer_t shutdown_timer_{};
   uv_timer_t memory_timer_{};
   size_t max_memory_ = 0;

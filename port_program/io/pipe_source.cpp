@@ -1,0 +1,77 @@
+#include "io/pipe_source.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+namespace ep {
+
+PipeSource::PipeSource(Fd fd, size_t max_frame, Dispatcher& dispatcher,
+                       std::function<void()> on_shutdown)
+    : fd_(std::move(fd)),
+      kick_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      dispatcher_(dispatcher),
+      frames_(max_frame),
+      buffer_(std::make_unique<char[]>(kBufferSize)),
+      on_shutdown_(std::move(on_shutdown)) {
+  int flags = fcntl(fd_.get(), F_GETFL);
+  if (flags >= 0) fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
+  if (!kick_) {
+    std::perror("erlang_python: eventfd");
+    std::_Exit(3);
+  }
+}
+
+void PipeSource::read() {
+  consume(::read(fd_.get(), buffer_.get(), kBufferSize));
+}
+
+void PipeSource::read_interruptible() {
+  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {kick_.get(), POLLIN, 0}};
+  if (poll(fds, 2, -1) < 0) return;  // EINTR: the caller loops
+  if (fds[1].revents & POLLIN) {
+    uint64_t n;
+    ssize_t r = ::read(kick_.get(), &n, sizeof n);
+    (void)r;
+    return;
+  }
+  if (fds[0].revents) read();
+}
+
+void PipeSource::interrupt() {
+  uint64_t one = 1;
+  ssize_t r = ::write(kick_.get(), &one, sizeof one);
+  (void)r;  // fails only when the counter is saturated: it is signalled anyway
+}
+
+void PipeSource::consume(ssize_t n) {
+  if (n < 0) {
+    if (errno == EINTR || errno == EAGAIN) return;
+    end_of_input();
+  }
+  if (n == 0) end_of_input();
+  frames_.feed(
+      std::string_view(buffer_.get(), static_cast<size_t>(n)),
+      [this](std::string_view message) { dispatcher_.on_frame(message); },
+      [this](std::string_view head, uint64_t len) {
+        dispatcher_.on_oversized(head, len, frames_.max_frame());
+      });
+  if (!shutdown_seen_ && dispatcher_.shutdown_requested()) {
+    shutdown_seen_ = true;
+    on_shutdown_();
+  }
+}
+
+void PipeSource::end_of_input() {
+  if (frames_.has_partial()) dispatcher_.on_truncated();
+  // Python may be stuck in a loop on an executor: no joins, no finalisation.
+  std::fflush(nullptr);
+  std::_Exit(0);
+}
+
+}  // namespace ep

@@ -1,0 +1,40 @@
+// The protocol pipe as the core's InputSource: whichever thread leads (see
+// core/input_gate.hpp) reads it with a plain blocking read() and dispatches the
+// complete frames. End of input ends the process at once, even if Python is stuck.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "core/dispatcher.hpp"
+#include "core/frame_reader.hpp"
+#include "core/input_gate.hpp"
+#include "io/fd.hpp"
+
+namespace ep {
+
+class PipeSource : public InputSource {
+ public:
+  // `on_shutdown` is called once, on the reading thread, after a shutdown message.
+  PipeSource(Fd fd, size_t max_frame, Dispatcher& dispatcher, std::function<void()> on_shutdown);
+
+  void read() override;
+  void read_interruptible() override;
+  void interrupt() override;
+
+ private:
+  static constexpr size_t kBufferSize = 64 * 1024;
+
+  void consume(ssize_t n);
+  [[noreturn]] void end_of_input();
+
+  Fd fd_;
+  Fd kick_;  // eventfd: interrupt()
+  Dispatcher& dispatcher_;
+  FrameReader frames_;
+  std::unique_ptr<char[]> buffer_;  // reused: fresh pages are slow to touch
+  std::function<void()> on_shutdown_;
+  bool shutdown_seen_ = false;
+};
+
+}  // namespace ep

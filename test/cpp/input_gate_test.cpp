@@ -1,0 +1,117 @@
+// Leader/follower reading (core/input_gate): who reads, and who gets what was read.
+#include "core/input_gate.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace {
+
+// Input is a queue of actions; reading one runs it, as dispatching a frame would.
+class FakeSource : public ep::InputSource {
+ public:
+  void push(std::function<void()> action) {
+    {
+      std::lock_guard l(mu_);
+      items_.push_back(std::move(action));
+    }
+    cv_.notify_all();
+  }
+  void read() override { take(false); }
+  void read_interruptible() override { take(true); }
+  void interrupt() override {
+    {
+      std::lock_guard l(mu_);
+      kicked_ = true;
+    }
+    cv_.notify_all();
+  }
+  std::thread::id last_reader() {
+    std::lock_guard l(mu_);
+    return last_reader_;
+  }
+
+ private:
+  void take(bool interruptible) {
+    std::function<void()> action;
+    {
+      std::unique_lock l(mu_);
+      cv_.wait(l, [&] { return !items_.empty() || (interruptible && kicked_); });
+      if (interruptible && kicked_) {
+        kicked_ = false;
+        return;
+      }
+      action = std::move(items_.front());
+      items_.pop_front();
+      last_reader_ = std::this_thread::get_id();
+    }
+    action();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> items_;
+  bool kicked_ = false;
+  std::thread::id last_reader_;
+};
+
+// What one waiting thread waits for.
+struct Box {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
+  void set() {
+    {
+      std::lock_guard l(mu);
+      ready = true;
+    }
+    cv.notify_one();
+  }
+  void wait(ep::InputGate& gate) {
+    std::unique_lock lk(mu);
+    gate.wait(lk, cv, [this] { return ready; });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("input gate: a lone waiter reads its own input") {
+  FakeSource source;
+  ep::InputGate gate;
+  gate.start(source);
+  Box box;
+  source.push([&] { box.set(); });
+  box.wait(gate);
+  CHECK(box.ready);
+  CHECK(source.last_reader() == std::this_thread::get_id());
+}
+
+TEST_CASE("input gate: input for another waiter reaches it, and the role passes on") {
+  FakeSource source;
+  ep::InputGate gate;
+  gate.start(source);
+  constexpr int kThreads = 4;
+  Box boxes[kThreads];
+  std::thread threads[kThreads];
+  for (int i = 0; i < kThreads; ++i) threads[i] = std::thread([&, i] { boxes[i].wait(gate); });
+  // In reverse order: most of them are read by a thread other than their own.
+  for (int i = kThreads - 1; i >= 0; --i) source.push([&, i] { boxes[i].set(); });
+  for (auto& t : threads) t.join();
+  for (auto& b : boxes) CHECK(b.ready);
+}
+
+TEST_CASE("input gate: the standby reads when no thread waits") {
+  FakeSource source;
+  ep::InputGate gate;
+  gate.start(source);
+  Box box;
+  source.push([&] { box.set(); });
+  std::unique_lock lk(box.mu);
+  CHECK(box.cv.wait_for(lk, std::chrono::seconds(2), [&] { return box.ready; }));
+  CHECK(source.last_reader() != std::this_thread::get_id());
+}
