@@ -63,6 +63,13 @@ Options parse(int argc, char** argv) {
 
 ep::Fd dup_private(int fd) { return ep::Fd(fcntl(fd, F_DUPFD_CLOEXEC, 3)); }
 
+// A large message crosses a pipe in one wake-up of each side per pipe-full:
+// 1 MiB (Linux's default pipe-max-size) instead of 64 KiB. Best effort.
+void widen_pipe(const ep::Fd& fd) {
+  constexpr int kPipeSize = 1 << 20;
+  (void)fcntl(fd.get(), F_SETPIPE_SZ, kPipeSize);
+}
+
 // Points `target` (1 or 2) at a new pipe and returns the pipe's read end.
 ep::Fd capture(int target) {
   int p[2];
@@ -81,6 +88,8 @@ int main(int argc, char** argv) {
   ep::Fd protocol_in = dup_private(0);
   ep::Fd protocol_out = dup_private(1);
   if (!protocol_in || !protocol_out) usage("cannot move the protocol descriptors");
+  widen_pipe(protocol_in);
+  widen_pipe(protocol_out);
   ep::Fd stdout_read = capture(1);
   ep::Fd stderr_read = capture(2);
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);

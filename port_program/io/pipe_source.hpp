@@ -23,7 +23,7 @@ class PipeSource : public InputSource {
   void interrupt() override;
 
  private:
-  static constexpr size_t kBufferSize = 64 * 1024;
+  static constexpr size_t kBufferSize = 256 * 1024;
 
   void consume(ssize_t n);
   [[noreturn]] void end_of_input();
