@@ -17,6 +17,8 @@
          byte_try_receive_and_timeout/1, owner_exit_closes/1,
          threads_of_one_context_share/1, workers_in_other_port_programs/1,
          port_crash_redelivers/1, receive_cancelled_by_timeout/1, concurrent_senders_exact_accounting/1,
+         async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
+
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -35,7 +37,8 @@ groups() ->
                       send_bytes_rejects_non_bytes, bad_input, try_receive_empty,
                       byte_try_receive_and_timeout, owner_exit_closes,
                       threads_of_one_context_share, workers_in_other_port_programs,
-                      port_crash_redelivers, receive_cancelled_by_timeout]},
+                      port_crash_redelivers, receive_cancelled_by_timeout,
+                      async_timeout_keeps_message, async_consumers_cancelled_exactly_once]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -360,6 +363,32 @@ receive_cancelled_by_timeout(_Config) ->
     {ok, [late]} = py:call(Ctx, chan_workers, take, [Ch, 1], #{timeout => ?TIMEOUT}),
     #{size := 0} = py_channel:info(Ch),
     ok = py_channel:close(Ch).
+
+%% An async receive whose timeout fires in the loop iteration that brings its
+%% message: the message is not lost with the cancelled receive.
+async_timeout_keeps_message(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), timed_out_receive_keeps_message, [Ch, self()]),
+    wait_for(waiting),
+    ok = py_channel:send(Ch, precious),
+    R = result(Tag),
+    ct:pal("~p", [R]),
+    true = lists:member(R, [{ok, {precious, none}}, {ok, {timeout, precious}}]),
+    #{size := 0} = py_channel:info(Ch),
+    ok = py_channel:close(Ch).
+
+%% Eight async consumers on one loop share a channel, some receives cancelled
+%% by timeouts: every message taken exactly once, in order per consumer.
+async_consumers_cancelled_exactly_once(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 2000}),
+    Tag = spawn_py(ctx(), async_consumers_one_loop, [Ch, 8, 3]),
+    Items = lists:seq(1, 5000),
+    [ok = send_retry(Ch, I) || I <- Items],
+    ok = py_channel:close(Ch),
+    {ok, PerConsumer} = result(Tag),
+    Items = lists:sort(lists:append(PerConsumer)),
+    [L = lists:sort(L) || L <- PerConsumer],
+    #{size := 0} = py_channel:info(Ch).
 
 %%====================================================================
 %% Load
