@@ -200,6 +200,11 @@ handle_info({'$py_ack', Port, Count, Want}, State) ->
                  false -> State1
              end,
     settle(State2);
+handle_info({'$py_return', Port, Count}, State) ->
+    %% Nobody in that port program receives: what it was sent and did not take
+    %% goes to the others.
+    State1 = acknowledged(Port, Count, watch(Port, State)),
+    settle(ship(requeue(Port, true, State1)));
 handle_info('$py_close', State) ->
     settle(closed(State));
 handle_info({'$py_bytes', Bin}, State) ->
@@ -299,14 +304,23 @@ take(Rest, _Count, _Bytes, Acc, N) ->
     {lists:reverse(Acc), N, Rest}.
 
 %% What a dead port held goes back to the front of the queue.
-port_down(Port, #state{ports = Ports, front = Front, waiting = Waiting} = State) ->
-    case maps:take(Port, Ports) of
-        {#port_state{in_flight = InFlight, acked = Acked}, Ports1} ->
+port_down(Port, State) ->
+    requeue(Port, false, State).
+
+%% What `Port' was sent and has not acknowledged goes back to the front of the
+%% queue; the port is forgotten unless `Keep'.
+requeue(Port, Keep, #state{ports = Ports, front = Front, waiting = Waiting} = State) ->
+    case Ports of
+        #{Port := #port_state{in_flight = InFlight, acked = Acked} = P} ->
             Batches = [Items || {_, Items} <- queue:to_list(InFlight)],
             Redeliver = lists:nthtail(Acked, lists:append(Batches)),
+            Ports1 = case Keep of
+                         true -> Ports#{Port := P#port_state{in_flight = queue:new(), acked = 0}};
+                         false -> maps:remove(Port, Ports)
+                     end,
             State#state{ports = Ports1, front = Redeliver ++ Front,
                         waiting = lists:delete(Port, Waiting)};
-        error ->
+        _ ->
             State#state{waiting = lists:delete(Port, Waiting)}
     end.
 

@@ -71,16 +71,37 @@ void Channels::release(uint64_t id) {
     if (it == channels_.end()) return;
     Channel& ch = it->second;
     if (ch.objects > 0) --ch.objects;
-    bool buffered = false;
-    for (const Batch& b : ch.batches) buffered = buffered || b.next < b.ends.size();
-    if (ch.objects > 0 || buffered || ch.want_sent || !ch.waiters.empty()) return;
-    if (ch.unacked_count > 0) ack_frame(frame, ch, false);
-    if (ch.ack_deferred) {
-      deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), id), deferred_.end());
-    }
-    channels_.erase(it);
+    // A want outstanding: its answer is given back when it comes (deliver).
+    if (ch.objects > 0 || ch.want_sent) return;
+    forget(it, frame);
   }
   if (!frame.empty()) Runtime::instance().sink().send(frame);
+}
+
+void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out) {
+  Channel& ch = it->second;
+  bool buffered = false;
+  for (const Batch& b : ch.batches) buffered = buffered || b.next < b.ends.size();
+  if (buffered && !ch.closed) {
+    // Nothing is in transit (no want outstanding): the server requeues every
+    // message it shipped here beyond the ones this frame acknowledges.
+    begin_message(out);
+    MsgpackWriter w(out);
+    w.array_header(6);
+    w.int64(protocol::kChannelReturn);
+    w.uint64(ch.handle.id);
+    w.raw(ch.handle.server);
+    w.raw(ch.handle.counters);
+    w.uint64(ch.unacked_count);
+    w.uint64(ch.unacked_bytes);
+  } else if (ch.unacked_count > 0) {
+    ack_frame(out, ch, false);
+  }
+  if (ch.ack_deferred) {
+    deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), it->first), deferred_.end());
+  }
+  // Any waiter left is stale (a receiver holds its Channel object).
+  channels_.erase(it);
 }
 
 void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
@@ -254,6 +275,7 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
   }
   batch.bytes = std::make_shared<const std::string>(region.substr(0, items.offset() - base));
   std::vector<ChannelWaker> waiters;
+  std::string frame;
   {
     std::lock_guard lk(mu_);
     auto it = channels_.find(id);
@@ -261,21 +283,33 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
     Channel& ch = it->second;
     ch.want_sent = false;
     if (count > 0) ch.batches.push_back(std::move(batch));
-    waiters.swap(ch.waiters);
+    if (ch.objects == 0) {
+      // Whoever asked is gone: the messages go back for other receivers.
+      forget(it, frame);
+    } else {
+      waiters.swap(ch.waiters);
+    }
   }
+  if (!frame.empty()) Runtime::instance().sink().send(frame);
   wake_all(waiters);
 }
 
 void Channels::closed(uint64_t id) {
   std::vector<ChannelWaker> waiters;
+  std::string frame;
   {
     std::lock_guard lk(mu_);
     auto it = channels_.find(id);
     if (it == channels_.end()) return;
     it->second.closed = true;
     it->second.want_sent = false;
-    waiters.swap(it->second.waiters);
+    if (it->second.objects == 0) {
+      forget(it, frame);
+    } else {
+      waiters.swap(it->second.waiters);
+    }
   }
+  if (!frame.empty()) Runtime::instance().sink().send(frame);
   wake_all(waiters);
 }
 

@@ -70,8 +70,10 @@ class Channels {
 
   // A Python Channel object for the channel exists: makes it known here. Any thread.
   void open(Handle handle);
-  // That object is gone: when none is left and nothing is buffered or asked
-  // for, the channel is forgotten here (the next open starts afresh).
+  // That object is gone. When none is left nobody here receives from the
+  // channel: it is forgotten here (the next open starts afresh) and what was
+  // shipped here but not taken goes back to the server, at once or, while a
+  // want is outstanding, when its answer arrives.
   void release(uint64_t id);
 
   // GIL held. Takes the next message and decodes it into `value` (null with a
@@ -117,6 +119,9 @@ class Channels {
 
   // Appends an ack (and, with `want`, a request for more) to `out`.
   static void ack_frame(std::string& out, Channel& ch, bool want);
+  // Lock held, no Channel object left and no want outstanding: acknowledges
+  // what was taken, gives back what was not (into `out`), forgets `it`.
+  void forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out);
   static void wake_all(std::vector<ChannelWaker>& waiters);
 
   std::mutex mu_;

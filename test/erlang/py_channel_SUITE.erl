@@ -18,7 +18,7 @@
          threads_of_one_context_share/1, workers_in_other_port_programs/1,
          port_crash_redelivers/1, receive_cancelled_by_timeout/1, concurrent_senders_exact_accounting/1,
          async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
-
+         orphaned_want_gives_messages_back/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -38,7 +38,8 @@ groups() ->
                       byte_try_receive_and_timeout, owner_exit_closes,
                       threads_of_one_context_share, workers_in_other_port_programs,
                       port_crash_redelivers, receive_cancelled_by_timeout,
-                      async_timeout_keeps_message, async_consumers_cancelled_exactly_once]},
+                      async_timeout_keeps_message, async_consumers_cancelled_exactly_once,
+                      orphaned_want_gives_messages_back]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -389,6 +390,25 @@ async_consumers_cancelled_exactly_once(_Config) ->
     Items = lists:sort(lists:append(PerConsumer)),
     [L = lists:sort(L) || L <- PerConsumer],
     #{size := 0} = py_channel:info(Ch).
+
+%% A port program whose receiver went away while its want was outstanding
+%% gives the messages it then gets back: a receiver in another port program
+%% gets them, and the close reaches it.
+orphaned_want_gives_messages_back(Config) ->
+    {ok, _} = py_context_router:start_pool(?POOL, 2, #{mode => process,
+                                                  python_path => [?config(data_dir, Config)]}),
+    [C1, C2] = py_context_router:contexts(?POOL),
+    {ok, Ch} = py_channel:new(),
+    {ok, none} = py:call(C1, chan_workers, orphan_want, [Ch]),
+    Tag = spawn_py(C2, consume_all, [Ch]),
+    ok = py_channel:send(Ch, one),
+    ok = py_channel:send(Ch, two),
+    ok = py_channel:close(Ch),
+    {ok, [one, two]} = result(Tag),
+    #{size := 0} = py_channel:info(Ch),
+    %% the channel is over for the first port program too
+    {error, {'ChannelClosed', _}} = py:call(C1, chan_workers, take, [Ch, 1],
+                                            #{timeout => ?TIMEOUT}).
 
 %%====================================================================
 %% Load
