@@ -43,7 +43,7 @@
 -record(state, {id :: pos_integer(),
                 kind :: kind(),
                 counters :: atomics:atomics_ref(),
-                owner :: reference(),
+                owner :: reference() | gone,  % gone: nobody reads what Python sends
                 front = [] :: [item()],       % to send first, in order
                 pending = [] :: [item()],     % to send after, newest first
                 ports = #{} :: #{port() => #port_state{}},
@@ -207,6 +207,8 @@ handle_info({'$py_return', Port, Count}, State) ->
     settle(ship(requeue(Port, true, State1)));
 handle_info('$py_close', State) ->
     settle(closed(State));
+handle_info({'$py_bytes', _Bin}, #state{owner = gone} = State) ->
+    {noreply, State};
 handle_info({'$py_bytes', Bin}, State) ->
     {noreply, inbound(Bin, State)};
 handle_info({'$py_recv', Pid, Tag}, #state{inbound = In, readers = Readers} = State) ->
@@ -222,7 +224,7 @@ handle_info({'$py_recv', Pid, Tag}, #state{inbound = In, readers = Readers} = St
     end;
 handle_info({'DOWN', Ref, process, _, _}, #state{owner = Ref} = State) ->
     %% The owner is gone: nobody reads what Python sends back any more.
-    settle(closed(State#state{inbound = queue:new()}));
+    settle(closed(State#state{owner = gone, inbound = queue:new()}));
 handle_info({'DOWN', _Ref, port, Port, _}, State) ->
     settle(ship(port_down(Port, State)));
 handle_info(_Other, State) ->

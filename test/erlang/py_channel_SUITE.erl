@@ -18,7 +18,7 @@
          threads_of_one_context_share/1, workers_in_other_port_programs/1,
          port_crash_redelivers/1, receive_cancelled_by_timeout/1, concurrent_senders_exact_accounting/1,
          async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
-         orphaned_want_gives_messages_back/1,
+         orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -39,7 +39,8 @@ groups() ->
                       threads_of_one_context_share, workers_in_other_port_programs,
                       port_crash_redelivers, receive_cancelled_by_timeout,
                       async_timeout_keeps_message, async_consumers_cancelled_exactly_once,
-                      orphaned_want_gives_messages_back]},
+                      orphaned_want_gives_messages_back,
+                      byte_channel_server_ends_after_owner_exit]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -409,6 +410,40 @@ orphaned_want_gives_messages_back(Config) ->
     %% the channel is over for the first port program too
     {error, {'ChannelClosed', _}} = py:call(C1, chan_workers, take, [Ch, 1],
                                             #{timeout => ?TIMEOUT}).
+
+%% Bytes Python sends after the owner exited are read by nobody: the server
+%% does not keep them (and itself) alive once the channel is drained.
+byte_channel_server_ends_after_owner_exit(_Config) ->
+    Self = self(),
+    {Owner, Mon} = spawn_monitor(fun() ->
+                                         {ok, B} = py_byte_channel:new(),
+                                         ok = py_byte_channel:send(B, <<"a">>),
+                                         ok = py_byte_channel:send(B, <<"b">>),
+                                         Self ! {channel, B},
+                                         receive stop -> ok end
+                                 end),
+    B = receive {channel, C} -> C after ?TIMEOUT -> ct:fail(no_channel) end,
+    {py_byte_channel, _, Server, _, _} = B,
+    ServerMon = erlang:monitor(process, Server),
+    {ok, Go} = py_channel:new(),
+    Tag = spawn_py(ctx(), bytes_after_owner_exit, [B, Go, self()]),
+    wait_for({took, <<"a">>}),
+    Owner ! stop,
+    receive {'DOWN', Mon, process, Owner, _} -> ok end,
+    %% the server has seen the owner go (it sets the closed flag then)
+    wait_closed(B),
+    ok = py_channel:send(Go, go),
+    {ok, [<<"a">>, <<"b">>]} = result(Tag),
+    receive {'DOWN', ServerMon, process, Server, normal} -> ok
+    after ?TIMEOUT -> ct:fail({server_alive, sys:get_state(Server)})
+    end,
+    ok = py_channel:close(Go).
+
+wait_closed(B) ->
+    case py_byte_channel:info(B) of
+        #{closed := true} -> ok;
+        _ -> erlang:yield(), wait_closed(B)
+    end.
 
 %%====================================================================
 %% Load

@@ -232,3 +232,14 @@ def orphan_want(channel_ref):
     """try_receive on a Channel object that is gone right after: its want stays
     outstanding with nobody here to take what comes."""
     return Channel(channel_ref).try_receive()
+
+
+def bytes_after_owner_exit(channel_ref, go_ref, notify):
+    """Takes the first chunk, waits for `go` (the owner has exited by then),
+    sends bytes nobody can read any more, then drains the channel."""
+    ch = ByteChannel(channel_ref)
+    first = ch.receive_bytes()
+    erlang.send(notify, (erlang.Atom('took'), first))
+    Channel(go_ref).receive()
+    ch.send_bytes(b"late")
+    return [first] + [chunk for chunk in ch]
