@@ -19,6 +19,7 @@
          port_crash_redelivers/1, receive_cancelled_by_timeout/1, concurrent_senders_exact_accounting/1,
          async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
          orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
+         every_type_round_trips/1, large_messages/1, killed_server_closes/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -40,7 +41,8 @@ groups() ->
                       port_crash_redelivers, receive_cancelled_by_timeout,
                       async_timeout_keeps_message, async_consumers_cancelled_exactly_once,
                       orphaned_want_gives_messages_back,
-                      byte_channel_server_ends_after_owner_exit]},
+                      byte_channel_server_ends_after_owner_exit, every_type_round_trips,
+                      large_messages, killed_server_closes]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -443,6 +445,83 @@ wait_closed(B) ->
     case py_byte_channel:info(B) of
         #{closed := true} -> ok;
         _ -> erlang:yield(), wait_closed(B)
+    end.
+
+%% Every type of the mapping crosses a channel as it crosses a call.
+every_type_round_trips(_Config) ->
+    Terms = [atom, 'ünï', true, false, undefined, 0, -1, 255, 1 bsl 62, -(1 bsl 63),
+             1 bsl 64, 1 bsl 200, -(1 bsl 300), 1.5, -0.0, 1.0e308, <<>>, <<"bin">>,
+             <<"ünï"/utf8>>, [], [1, [2, [3]]], "string", {}, {a},
+             {1, {2, {3, x}}}, #{}, #{a => 1, <<"k">> => [v], 3 => #{nested => {t}}},
+             self(), make_ref(), {self(), make_ref(), [#{k => {1.0, -7}}]},
+             lists:seq(1, 1000), list_to_tuple(lists:seq(1, 300))],
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), echo_all, [Ch, self()]),
+    [ok = py_channel:send(Ch, T) || T <- Terms],
+    ok = py_channel:close(Ch),
+    Echoed = [receive {echo, E} -> E after ?TIMEOUT -> ct:fail({no_echo, T}) end || T <- Terms],
+    Expected = [begin {ok, V} = py:call(ctx(), chan_workers, identity, [T]), V end || T <- Terms],
+    Expected = Echoed,
+    N = length(Terms),
+    {ok, N} = result(Tag),
+    #{size := 0} = py_channel:info(Ch).
+
+%% Messages of several MB, together over the 8 MiB a frame carries, and one
+%% of 40 MB; bytes both ways.
+large_messages(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Bins = [binary:copy(<<I>>, 3 * 1024 * 1024 + I) || I <- lists:seq($a, $e)]
+        ++ [binary:copy(<<"z">>, 40 * 1024 * 1024)],
+    [ok = py_channel:send(Ch, B) || B <- Bins],
+    ok = py_channel:close(Ch),
+    Expected = [{byte_size(B), erlang:crc32(B)} || B <- Bins],
+    {ok, Expected} = py:call(ctx(), chan_workers, sizes, [Ch], #{timeout => 120000}),
+    #{size := 0} = py_channel:info(Ch),
+    {ok, B} = py_byte_channel:new(#{max_size => 64 * 1024 * 1024}),
+    Big = crypto:strong_rand_bytes(12 * 1024 * 1024),
+    Tag = spawn_py(ctx(), byte_echo_big, [B]),
+    ok = py_byte_channel:send(B, Big),
+    ok = py_byte_channel:send(B, Big),
+    Rev = list_to_binary(lists:reverse(binary_to_list(Big))),
+    {ok, Rev} = py_byte_channel:recv(B, 120000),
+    {ok, Rev} = py_byte_channel:recv(B, 120000),
+    ok = py_byte_channel:close(B),
+    {ok, 2} = result(Tag).
+
+%% A channel server killed: senders get {error, closed}, receivers waiting in
+%% several port programs get ChannelClosed, a byte reader gets closed.
+killed_server_closes(Config) ->
+    {ok, _} = py_context_router:start_pool(?POOL, 2, #{mode => process,
+                                                  python_path => [?config(data_dir, Config)]}),
+    [C1, C2] = py_context_router:contexts(?POOL),
+    {ok, Ch} = py_channel:new(),
+    %% both port programs have talked to the server (a want each)
+    ok = py_channel:send(Ch, 1),
+    ok = py_channel:send(Ch, 2),
+    {ok, [1]} = py:call(C1, chan_workers, take, [Ch, 1]),
+    {ok, [2]} = py:call(C2, chan_workers, take, [Ch, 1]),
+    Tags = [spawn_py(C, receive_or_closed, [Ch, self()]) || C <- [C1, C2, ctx()]],
+    [wait_for(waiting) || _ <- Tags],
+    {py_channel, _, Server, _, _} = Ch,
+    exit(Server, kill),
+    [{ok, closed} = result(T) || T <- Tags],
+    {error, closed} = py_channel:send(Ch, late),
+    #{closed := true} = py_channel:info(Ch),
+    {ok, B} = py_byte_channel:new(),
+    {py_byte_channel, _, BServer, _, _} = B,
+    Self = self(),
+    Reader = spawn_link(fun() -> Self ! {read, py_byte_channel:recv(B, ?TIMEOUT)} end),
+    wait_reader(BServer, Reader),
+    exit(BServer, kill),
+    receive {read, {error, closed}} -> ok after ?TIMEOUT -> ct:fail(reader_stuck) end,
+    {error, closed} = py_byte_channel:send(B, <<"x">>),
+    {error, closed} = py_byte_channel:try_receive(B).
+
+%% The reader's request is queued at the server.
+wait_reader(Server, Reader) ->
+    case {erlang:process_info(Reader, status), erlang:process_info(Server, message_queue_len)} of
+        {{status, waiting}, {message_queue_len, 0}} -> ok;
+        _ -> erlang:yield(), wait_reader(Server, Reader)
     end.
 
 %%====================================================================

@@ -243,3 +243,35 @@ def bytes_after_owner_exit(channel_ref, go_ref, notify):
     Channel(go_ref).receive()
     ch.send_bytes(b"late")
     return [first] + [chunk for chunk in ch]
+
+
+def identity(value):
+    return value
+
+
+def echo_all(channel_ref, pid):
+    """Sends every message back to `pid` as ('echo', msg) until closed."""
+    n = 0
+    for msg in Channel(channel_ref):
+        reply(pid, (erlang.Atom('echo'), msg))
+        n += 1
+    return n
+
+
+def sizes(channel_ref):
+    """The length and a checksum of every message (bytes or str), until closed."""
+    import zlib
+    out = []
+    for msg in Channel(channel_ref):
+        data = msg.encode() if isinstance(msg, str) else msg
+        out.append((len(data), zlib.crc32(data)))
+    return out
+
+
+def byte_echo_big(channel_ref):
+    ch = ByteChannel(channel_ref)
+    n = 0
+    for chunk in ch:
+        ch.send_bytes(chunk[::-1])
+        n += 1
+    return n
