@@ -90,7 +90,8 @@ class Channels {
   bool send_bytes(uint64_t id, std::string_view data);
   bool is_closed(uint64_t id);
   // Sends the acks that executor threads deferred (see take). The executor
-  // calls it when a request's Python code returns, before the reply.
+  // calls it when a request's Python code returns, before the reply, and so do
+  // erlang.send, erlang.call and erlang.async_call before their frames.
   void flush_acks();
 
   // From the I/O thread: `count` encoded messages for channel `id` (the rest of

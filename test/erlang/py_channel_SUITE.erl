@@ -20,6 +20,7 @@
          async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
          orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
          every_type_round_trips/1, large_messages/1, killed_server_closes/1,
+         space_visible_with_reply/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -42,7 +43,7 @@ groups() ->
                       async_timeout_keeps_message, async_consumers_cancelled_exactly_once,
                       orphaned_want_gives_messages_back,
                       byte_channel_server_ends_after_owner_exit, every_type_round_trips,
-                      large_messages, killed_server_closes]},
+                      large_messages, killed_server_closes, space_visible_with_reply]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -523,6 +524,20 @@ wait_reader(Server, Reader) ->
         {{status, waiting}, {message_queue_len, 0}} -> ok;
         _ -> erlang:yield(), wait_reader(Server, Reader)
     end.
+
+%% A sender that got Python's reply (erlang.send) to a message sees the
+%% message's space free, even while Python's call goes on.
+space_visible_with_reply(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 100000}),
+    {ok, Go} = py_channel:new(),
+    Tag = spawn_py(ctx(), reply_then_wait, [Ch, Go]),
+    ok = py_channel:send(Ch, {request, self(), <<"x">>}),
+    receive {response, <<"x">>} -> ok after ?TIMEOUT -> ct:fail(no_response) end,
+    #{size := 0} = py_channel:info(Ch),
+    ok = py_channel:send(Go, go),
+    {ok, true} = result(Tag),
+    ok = py_channel:close(Ch),
+    ok = py_channel:close(Go).
 
 %%====================================================================
 %% Load

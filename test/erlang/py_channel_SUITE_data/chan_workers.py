@@ -275,3 +275,13 @@ def byte_echo_big(channel_ref):
         ch.send_bytes(chunk[::-1])
         n += 1
     return n
+
+
+def reply_then_wait(channel_ref, go_ref):
+    """Takes one request, replies, then waits on another channel (so it does
+    not ask `channel_ref` for more until `go`)."""
+    ch = Channel(channel_ref)
+    _, sender, data = ch.receive()
+    reply(sender, (erlang.Atom('response'), data))
+    Channel(go_ref).receive()
+    return True
