@@ -24,9 +24,7 @@
 -export([start_link/1, new/2, enqueue/5, close/2, info/3, recv/2, try_recv/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
-%% A frame carries at most this much and this many messages (the port program
-%% asks for the next batch when half of one is consumed, so batches of this
-%% size keep a fast consumer busy while the next one travels).
+%% A frame carries at most this much and this many messages.
 -define(BATCH_BYTES, 1024 * 1024).
 -define(BATCH_COUNT, 16384).
 %% Messages a burst gathers from the mailbox before shipping.
@@ -44,7 +42,7 @@
 -record(state, {id :: pos_integer(),
                 kind :: kind(),
                 counters :: atomics:atomics_ref(),
-                owner :: reference(),
+                owner :: reference() | gone,  % gone: nobody reads what Python sends
                 front = [] :: [item()],       % to send first, in order
                 pending = [] :: [item()],     % to send after, newest first
                 queued = 0 :: non_neg_integer(),  % in front and pending
@@ -202,8 +200,15 @@ handle_info({'$py_ack', Port, Count, Want}, State) ->
                  false -> State1
              end,
     settle(State2);
+handle_info({'$py_return', Port, Count}, State) ->
+    %% Nobody in that port program receives: what it was sent and did not take
+    %% goes to the others.
+    State1 = acknowledged(Port, Count, watch(Port, State)),
+    settle(ship(requeue(Port, true, State1)));
 handle_info('$py_close', State) ->
     settle(closed(State));
+handle_info({'$py_bytes', _Bin}, #state{owner = gone} = State) ->
+    {noreply, State};
 handle_info({'$py_bytes', Bin}, State) ->
     {noreply, inbound(Bin, State)};
 handle_info({'$py_recv', Pid, Tag}, #state{inbound = In, readers = Readers} = State) ->
@@ -219,7 +224,7 @@ handle_info({'$py_recv', Pid, Tag}, #state{inbound = In, readers = Readers} = St
     end;
 handle_info({'DOWN', Ref, process, _, _}, #state{owner = Ref} = State) ->
     %% The owner is gone: nobody reads what Python sends back any more.
-    settle(closed(State#state{inbound = queue:new()}));
+    settle(closed(State#state{owner = gone, inbound = queue:new()}));
 handle_info({'DOWN', _Ref, port, Port, _}, State) ->
     settle(ship(port_down(Port, State)));
 handle_info(_Other, State) ->
@@ -310,15 +315,24 @@ take(Front, Pending, _Count, _Bytes, Acc, N) ->
     {lists:reverse(Acc), N, Front, Pending}.
 
 %% What a dead port held goes back to the front of the queue.
-port_down(Port, #state{ports = Ports, front = Front, waiting = Waiting} = State) ->
-    case maps:take(Port, Ports) of
-        {#port_state{in_flight = InFlight, acked = Acked}, Ports1} ->
+port_down(Port, State) ->
+    requeue(Port, false, State).
+
+%% What `Port' was sent and has not acknowledged goes back to the front of the
+%% queue; the port is forgotten unless `Keep'.
+requeue(Port, Keep, #state{ports = Ports, front = Front, waiting = Waiting} = State) ->
+    case Ports of
+        #{Port := #port_state{in_flight = InFlight, acked = Acked} = P} ->
             Batches = [Items || {_, Items} <- queue:to_list(InFlight)],
             Redeliver = lists:nthtail(Acked, lists:append(Batches)),
+            Ports1 = case Keep of
+                         true -> Ports#{Port := P#port_state{in_flight = queue:new(), acked = 0}};
+                         false -> maps:remove(Port, Ports)
+                     end,
             State#state{ports = Ports1, front = Redeliver ++ Front,
                         queued = State#state.queued + length(Redeliver),
                         waiting = lists:delete(Port, Waiting)};
-        error ->
+        _ ->
             State#state{waiting = lists:delete(Port, Waiting)}
     end.
 

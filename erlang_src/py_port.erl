@@ -149,6 +149,11 @@ handle_message(Data, State) ->
             Bytes > 0 andalso atomics:sub(Counters, 1, Bytes),
             Server ! {'$py_ack', State#state.port, Count, Want},
             {noreply, watch_channel(Server, Id, State)};
+        {ok, [36, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
+            %% An ack, and nothing in that port program receives any more.
+            Bytes > 0 andalso atomics:sub(Counters, 1, Bytes),
+            Server ! {'$py_return', State#state.port, Count},
+            {noreply, watch_channel(Server, Id, State)};
         {ok, [32, Id, Server, Counters]} when is_pid(Server) ->
             py_channel_server:close(Server, Counters),
             {noreply, watch_channel(Server, Id, State)};

@@ -71,14 +71,35 @@ void Channels::release(uint64_t id) {
     if (it == channels_.end()) return;
     Channel& ch = it->second;
     if (ch.objects > 0) --ch.objects;
-    if (ch.objects > 0 || ch.buffered > 0 || ch.want_sent || !ch.waiters.empty()) return;
-    if (ch.unacked_count > 0) ack_frame(frame, ch, false);
-    if (ch.ack_deferred) {
-      deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), id), deferred_.end());
-    }
-    channels_.erase(it);
+    // A want outstanding: its answer is given back when it comes (deliver).
+    if (ch.objects > 0 || ch.want_sent) return;
+    forget(it, frame);
   }
   if (!frame.empty()) Runtime::instance().sink().send(frame);
+}
+
+void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out) {
+  Channel& ch = it->second;
+  if (ch.buffered > 0 && !ch.closed) {
+    // Nothing is in transit (no want outstanding): the server requeues every
+    // message it shipped here beyond the ones this frame acknowledges.
+    begin_message(out);
+    MsgpackWriter w(out);
+    w.array_header(6);
+    w.int64(protocol::kChannelReturn);
+    w.uint64(ch.handle.id);
+    w.raw(ch.handle.server);
+    w.raw(ch.handle.counters);
+    w.uint64(ch.unacked_count);
+    w.uint64(ch.unacked_bytes);
+  } else if (ch.unacked_count > 0) {
+    ack_frame(out, ch, false);
+  }
+  if (ch.ack_deferred) {
+    deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), it->first), deferred_.end());
+  }
+  // Any waiter left is stale (a receiver holds its Channel object).
+  channels_.erase(it);
 }
 
 void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
@@ -122,12 +143,7 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
       bool due = ch.handle.max_size >= 0
                      ? ch.unacked_bytes * 4 >= static_cast<uint64_t>(ch.handle.max_size)
                      : ch.unacked_count >= kAckEveryCount;
-      if (!drained && !ch.want_sent && ch.buffered * 2 <= ch.last_batch) {
-        // A receiver is consuming and half of the last batch is gone: ask for
-        // the next one now, so that it arrives while the rest is consumed.
-        ch.want_sent = true;
-        ack_frame(frame, ch, true);
-      } else if (due || (drained && Context::current() == nullptr)) {
+      if (due || (drained && Context::current() == nullptr)) {
         ack_frame(frame, ch, false);
       } else if (drained && !ch.ack_deferred) {
         ch.ack_deferred = true;
@@ -260,6 +276,7 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
   }
   batch.bytes = std::make_shared<const std::string>(region.substr(0, items.offset() - base));
   std::vector<ChannelWaker> waiters;
+  std::string frame;
   {
     std::lock_guard lk(mu_);
     auto it = channels_.find(id);
@@ -269,23 +286,34 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
     if (count > 0) {
       ch.batches.push_back(std::move(batch));
       ch.buffered += count;
-      ch.last_batch = count;
     }
-    waiters.swap(ch.waiters);
+    if (ch.objects == 0) {
+      // Whoever asked is gone: the messages go back for other receivers.
+      forget(it, frame);
+    } else {
+      waiters.swap(ch.waiters);
+    }
   }
+  if (!frame.empty()) Runtime::instance().sink().send(frame);
   wake_all(waiters);
 }
 
 void Channels::closed(uint64_t id) {
   std::vector<ChannelWaker> waiters;
+  std::string frame;
   {
     std::lock_guard lk(mu_);
     auto it = channels_.find(id);
     if (it == channels_.end()) return;
     it->second.closed = true;
     it->second.want_sent = false;
-    waiters.swap(it->second.waiters);
+    if (it->second.objects == 0) {
+      forget(it, frame);
+    } else {
+      waiters.swap(it->second.waiters);
+    }
   }
+  if (!frame.empty()) Runtime::instance().sink().send(frame);
   wake_all(waiters);
 }
 

@@ -70,8 +70,10 @@ class Channels {
 
   // A Python Channel object for the channel exists: makes it known here. Any thread.
   void open(Handle handle);
-  // That object is gone: when none is left and nothing is buffered or asked
-  // for, the channel is forgotten here (the next open starts afresh).
+  // That object is gone. When none is left nobody here receives from the
+  // channel: it is forgotten here (the next open starts afresh) and what was
+  // shipped here but not taken goes back to the server, at once or, while a
+  // want is outstanding, when its answer arrives.
   void release(uint64_t id);
 
   // GIL held. Takes the next message and decodes it into `value` (null with a
@@ -88,7 +90,8 @@ class Channels {
   bool send_bytes(uint64_t id, std::string_view data);
   bool is_closed(uint64_t id);
   // Sends the acks that executor threads deferred (see take). The executor
-  // calls it when a request's Python code returns, before the reply.
+  // calls it when a request's Python code returns, before the reply, and so do
+  // erlang.send, erlang.call and erlang.async_call before their frames.
   void flush_acks();
 
   // From the I/O thread: `count` encoded messages for channel `id` (the rest of
@@ -107,7 +110,6 @@ class Channels {
     Handle handle;
     std::deque<Batch> batches;
     size_t buffered = 0;     // messages in batches not taken yet
-    size_t last_batch = 0;   // messages in the last batch that came
     bool closed = false;
     bool want_sent = false;  // a want is on its way and no data came back yet
     bool ack_deferred = false;  // listed in deferred_
@@ -119,6 +121,9 @@ class Channels {
 
   // Appends an ack (and, with `want`, a request for more) to `out`.
   static void ack_frame(std::string& out, Channel& ch, bool want);
+  // Lock held, no Channel object left and no want outstanding: acknowledges
+  // what was taken, gives back what was not (into `out`), forgets `it`.
+  void forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out);
   static void wake_all(std::vector<ChannelWaker>& waiters);
 
   std::mutex mu_;

@@ -13,7 +13,6 @@ never polls.
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import os
 import weakref
@@ -105,7 +104,11 @@ class _Base:
     async def _async_receive(self) -> Any:
         value = _native.try_receive(self._id)
         if value is _native.EMPTY:
-            value = await _waits(asyncio.get_running_loop()).wait(self._id)
+            waits = _waits(asyncio.get_running_loop())
+            # Take only when running again: a receive cancelled while it waits
+            # (a timeout) has taken nothing, so no message is lost with it.
+            while (value := _native.poll(self._id, waits.fd)) is _native.EMPTY:
+                await waits.wait()
         if value is _native.CLOSED:
             raise self._closed_error(f"{self._tag} {self._id} is closed")
         return value
@@ -198,57 +201,35 @@ class ByteChannel(_Base):
 
 
 class _LoopWaits:
-    """The receivers waiting on one event loop, woken through one eventfd."""
+    """The receivers waiting on one event loop, woken through one eventfd.
+
+    A receiver polls its channel (which arms the eventfd when it is empty) and
+    waits for a wake-up; when the eventfd fires every waiting receiver polls
+    again, in the order they waited. They take their message themselves, so a
+    receiver cancelled after the wake-up leaves the message to the others.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._waiting: dict[int, collections.deque[asyncio.Future[Any]]] = {}
+        self._waiting: list[asyncio.Future[None]] = []
         loop.add_reader(self.fd, self._on_ready)
         weakref.finalize(loop, _forget, self.fd)
 
-    def wait(self, cid: int) -> "asyncio.Future[Any]":
+    def wait(self) -> "asyncio.Future[None]":
         future = self._loop.create_future()
-        queue = self._waiting.setdefault(cid, collections.deque())
-        queue.append(future)
-        if len(queue) == 1:
-            self._serve(cid)
+        self._waiting.append(future)
         return future
-
-    def _serve(self, cid: int) -> None:
-        # Hands messages to the waiting futures in order; when the channel is
-        # empty the eventfd is registered (poll) and we wait for it.
-        queue = self._waiting[cid]
-        while queue:
-            future = queue[0]
-            if future.done():  # cancelled while waiting: takes nothing
-                queue.popleft()
-                continue
-            try:
-                value = _native.poll(cid, self.fd)
-            except BaseException as e:
-                queue.popleft()
-                future.set_exception(e)
-                continue
-            if value is _native.EMPTY:
-                return
-            if value is _native.CLOSED:
-                for f in queue:
-                    if not f.done():
-                        f.set_result(value)
-                queue.clear()
-                break
-            queue.popleft()
-            future.set_result(value)
-        del self._waiting[cid]
 
     def _on_ready(self) -> None:
         try:
             os.eventfd_read(self.fd)
         except BlockingIOError:
             pass
-        for cid in list(self._waiting):
-            self._serve(cid)
+        waiting, self._waiting = self._waiting, []
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
 
 
 def _forget(fd: int) -> None:

@@ -17,6 +17,10 @@
          byte_try_receive_and_timeout/1, owner_exit_closes/1,
          threads_of_one_context_share/1, workers_in_other_port_programs/1,
          port_crash_redelivers/1, receive_cancelled_by_timeout/1, concurrent_senders_exact_accounting/1,
+         async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
+         orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
+         every_type_round_trips/1, large_messages/1, killed_server_closes/1,
+         space_visible_with_reply/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -35,7 +39,11 @@ groups() ->
                       send_bytes_rejects_non_bytes, bad_input, try_receive_empty,
                       byte_try_receive_and_timeout, owner_exit_closes,
                       threads_of_one_context_share, workers_in_other_port_programs,
-                      port_crash_redelivers, receive_cancelled_by_timeout]},
+                      port_crash_redelivers, receive_cancelled_by_timeout,
+                      async_timeout_keeps_message, async_consumers_cancelled_exactly_once,
+                      orphaned_want_gives_messages_back,
+                      byte_channel_server_ends_after_owner_exit, every_type_round_trips,
+                      large_messages, killed_server_closes, space_visible_with_reply]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -360,6 +368,176 @@ receive_cancelled_by_timeout(_Config) ->
     {ok, [late]} = py:call(Ctx, chan_workers, take, [Ch, 1], #{timeout => ?TIMEOUT}),
     #{size := 0} = py_channel:info(Ch),
     ok = py_channel:close(Ch).
+
+%% An async receive whose timeout fires in the loop iteration that brings its
+%% message: the message is not lost with the cancelled receive.
+async_timeout_keeps_message(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), timed_out_receive_keeps_message, [Ch, self()]),
+    wait_for(waiting),
+    ok = py_channel:send(Ch, precious),
+    R = result(Tag),
+    ct:pal("~p", [R]),
+    true = lists:member(R, [{ok, {precious, none}}, {ok, {timeout, precious}}]),
+    #{size := 0} = py_channel:info(Ch),
+    ok = py_channel:close(Ch).
+
+%% Eight async consumers on one loop share a channel, some receives cancelled
+%% by timeouts: every message taken exactly once, in order per consumer.
+async_consumers_cancelled_exactly_once(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 2000}),
+    Tag = spawn_py(ctx(), async_consumers_one_loop, [Ch, 8, 3]),
+    Items = lists:seq(1, 5000),
+    [ok = send_retry(Ch, I) || I <- Items],
+    ok = py_channel:close(Ch),
+    {ok, PerConsumer} = result(Tag),
+    Items = lists:sort(lists:append(PerConsumer)),
+    [L = lists:sort(L) || L <- PerConsumer],
+    #{size := 0} = py_channel:info(Ch).
+
+%% A port program whose receiver went away while its want was outstanding
+%% gives the messages it then gets back: a receiver in another port program
+%% gets them, and the close reaches it.
+orphaned_want_gives_messages_back(Config) ->
+    {ok, _} = py_context_router:start_pool(?POOL, 2, #{mode => process,
+                                                  python_path => [?config(data_dir, Config)]}),
+    [C1, C2] = py_context_router:contexts(?POOL),
+    {ok, Ch} = py_channel:new(),
+    {ok, none} = py:call(C1, chan_workers, orphan_want, [Ch]),
+    Tag = spawn_py(C2, consume_all, [Ch]),
+    ok = py_channel:send(Ch, one),
+    ok = py_channel:send(Ch, two),
+    ok = py_channel:close(Ch),
+    {ok, [one, two]} = result(Tag),
+    #{size := 0} = py_channel:info(Ch),
+    %% the channel is over for the first port program too
+    {error, {'ChannelClosed', _}} = py:call(C1, chan_workers, take, [Ch, 1],
+                                            #{timeout => ?TIMEOUT}).
+
+%% Bytes Python sends after the owner exited are read by nobody: the server
+%% does not keep them (and itself) alive once the channel is drained.
+byte_channel_server_ends_after_owner_exit(_Config) ->
+    Self = self(),
+    {Owner, Mon} = spawn_monitor(fun() ->
+                                         {ok, B} = py_byte_channel:new(),
+                                         ok = py_byte_channel:send(B, <<"a">>),
+                                         ok = py_byte_channel:send(B, <<"b">>),
+                                         Self ! {channel, B},
+                                         receive stop -> ok end
+                                 end),
+    B = receive {channel, C} -> C after ?TIMEOUT -> ct:fail(no_channel) end,
+    {py_byte_channel, _, Server, _, _} = B,
+    ServerMon = erlang:monitor(process, Server),
+    {ok, Go} = py_channel:new(),
+    Tag = spawn_py(ctx(), bytes_after_owner_exit, [B, Go, self()]),
+    wait_for({took, <<"a">>}),
+    Owner ! stop,
+    receive {'DOWN', Mon, process, Owner, _} -> ok end,
+    %% the server has seen the owner go (it sets the closed flag then)
+    wait_closed(B),
+    ok = py_channel:send(Go, go),
+    {ok, [<<"a">>, <<"b">>]} = result(Tag),
+    receive {'DOWN', ServerMon, process, Server, normal} -> ok
+    after ?TIMEOUT -> ct:fail({server_alive, sys:get_state(Server)})
+    end,
+    ok = py_channel:close(Go).
+
+wait_closed(B) ->
+    case py_byte_channel:info(B) of
+        #{closed := true} -> ok;
+        _ -> erlang:yield(), wait_closed(B)
+    end.
+
+%% Every type of the mapping crosses a channel as it crosses a call.
+every_type_round_trips(_Config) ->
+    Terms = [atom, 'ünï', true, false, undefined, 0, -1, 255, 1 bsl 62, -(1 bsl 63),
+             1 bsl 64, 1 bsl 200, -(1 bsl 300), 1.5, -0.0, 1.0e308, <<>>, <<"bin">>,
+             <<"ünï"/utf8>>, [], [1, [2, [3]]], "string", {}, {a},
+             {1, {2, {3, x}}}, #{}, #{a => 1, <<"k">> => [v], 3 => #{nested => {t}}},
+             self(), make_ref(), {self(), make_ref(), [#{k => {1.0, -7}}]},
+             lists:seq(1, 1000), list_to_tuple(lists:seq(1, 300))],
+    {ok, Ch} = py_channel:new(),
+    Tag = spawn_py(ctx(), echo_all, [Ch, self()]),
+    [ok = py_channel:send(Ch, T) || T <- Terms],
+    ok = py_channel:close(Ch),
+    Echoed = [receive {echo, E} -> E after ?TIMEOUT -> ct:fail({no_echo, T}) end || T <- Terms],
+    Expected = [begin {ok, V} = py:call(ctx(), chan_workers, identity, [T]), V end || T <- Terms],
+    Expected = Echoed,
+    N = length(Terms),
+    {ok, N} = result(Tag),
+    #{size := 0} = py_channel:info(Ch).
+
+%% Messages of several MB, together over the 8 MiB a frame carries, and one
+%% of 40 MB; bytes both ways.
+large_messages(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    Bins = [binary:copy(<<I>>, 3 * 1024 * 1024 + I) || I <- lists:seq($a, $e)]
+        ++ [binary:copy(<<"z">>, 40 * 1024 * 1024)],
+    [ok = py_channel:send(Ch, B) || B <- Bins],
+    ok = py_channel:close(Ch),
+    Expected = [{byte_size(B), erlang:crc32(B)} || B <- Bins],
+    {ok, Expected} = py:call(ctx(), chan_workers, sizes, [Ch], #{timeout => 120000}),
+    #{size := 0} = py_channel:info(Ch),
+    {ok, B} = py_byte_channel:new(#{max_size => 64 * 1024 * 1024}),
+    Big = crypto:strong_rand_bytes(12 * 1024 * 1024),
+    Tag = spawn_py(ctx(), byte_echo_big, [B]),
+    ok = py_byte_channel:send(B, Big),
+    ok = py_byte_channel:send(B, Big),
+    Rev = list_to_binary(lists:reverse(binary_to_list(Big))),
+    {ok, Rev} = py_byte_channel:recv(B, 120000),
+    {ok, Rev} = py_byte_channel:recv(B, 120000),
+    ok = py_byte_channel:close(B),
+    {ok, 2} = result(Tag).
+
+%% A channel server killed: senders get {error, closed}, receivers waiting in
+%% several port programs get ChannelClosed, a byte reader gets closed.
+killed_server_closes(Config) ->
+    {ok, _} = py_context_router:start_pool(?POOL, 2, #{mode => process,
+                                                  python_path => [?config(data_dir, Config)]}),
+    [C1, C2] = py_context_router:contexts(?POOL),
+    {ok, Ch} = py_channel:new(),
+    %% both port programs have talked to the server (a want each)
+    ok = py_channel:send(Ch, 1),
+    ok = py_channel:send(Ch, 2),
+    {ok, [1]} = py:call(C1, chan_workers, take, [Ch, 1]),
+    {ok, [2]} = py:call(C2, chan_workers, take, [Ch, 1]),
+    Tags = [spawn_py(C, receive_or_closed, [Ch, self()]) || C <- [C1, C2, ctx()]],
+    [wait_for(waiting) || _ <- Tags],
+    {py_channel, _, Server, _, _} = Ch,
+    exit(Server, kill),
+    [{ok, closed} = result(T) || T <- Tags],
+    {error, closed} = py_channel:send(Ch, late),
+    #{closed := true} = py_channel:info(Ch),
+    {ok, B} = py_byte_channel:new(),
+    {py_byte_channel, _, BServer, _, _} = B,
+    Self = self(),
+    Reader = spawn_link(fun() -> Self ! {read, py_byte_channel:recv(B, ?TIMEOUT)} end),
+    wait_reader(BServer, Reader),
+    exit(BServer, kill),
+    receive {read, {error, closed}} -> ok after ?TIMEOUT -> ct:fail(reader_stuck) end,
+    {error, closed} = py_byte_channel:send(B, <<"x">>),
+    {error, closed} = py_byte_channel:try_receive(B).
+
+%% The reader's request is queued at the server.
+wait_reader(Server, Reader) ->
+    case {erlang:process_info(Reader, status), erlang:process_info(Server, message_queue_len)} of
+        {{status, waiting}, {message_queue_len, 0}} -> ok;
+        _ -> erlang:yield(), wait_reader(Server, Reader)
+    end.
+
+%% A sender that got Python's reply (erlang.send) to a message sees the
+%% message's space free, even while Python's call goes on.
+space_visible_with_reply(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 100000}),
+    {ok, Go} = py_channel:new(),
+    Tag = spawn_py(ctx(), reply_then_wait, [Ch, Go]),
+    ok = py_channel:send(Ch, {request, self(), <<"x">>}),
+    receive {response, <<"x">>} -> ok after ?TIMEOUT -> ct:fail(no_response) end,
+    #{size := 0} = py_channel:info(Ch),
+    ok = py_channel:send(Go, go),
+    {ok, true} = result(Tag),
+    ok = py_channel:close(Ch),
+    ok = py_channel:close(Go).
 
 %%====================================================================
 %% Load

@@ -159,7 +159,10 @@ messages() ->
      {"msg_channel_close", "Python closes a channel: [32, ChanId, Server, Counters]",
       [32, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f])]},
      {"msg_channel_bytes", "ByteChannel.send_bytes: [34, ChanId, Server, Bytes]",
-      [34, 7, pid(?NODE, 91, 0, 0), {bytes, <<1, 2, 3, 255>>}]}].
+      [34, 7, pid(?NODE, 91, 0, 0), {bytes, <<1, 2, 3, 255>>}]},
+     {"msg_channel_return",
+      "channel return (ack, the rest goes back): [36, ChanId, Server, Counters, Count, Bytes]",
+      [36, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f]), 1, 40]}].
 
 values() ->
     ints() ++ floats() ++ simple() ++ strs() ++ bins() ++ arrays() ++ maps() ++ exts().

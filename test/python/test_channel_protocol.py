@@ -7,7 +7,7 @@ import msgpack
 from conftest import PortProgram
 
 CALL, EXEC, OK, ERROR, PROTOCOL_ERROR = 1, 3, 4, 5, 14
-ACK, DATA, CLOSE, CLOSED, BYTES = 30, 31, 32, 33, 34
+ACK, DATA, CLOSE, CLOSED, BYTES, RETURN = 30, 31, 32, 33, 34, 36
 
 PID = msgpack.ExtType(3, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
 REF = msgpack.ExtType(4, b"Z\x00\x03\x77\x0dnonode@nohost\x00\x00\x00\x00" + bytes(12))
@@ -44,14 +44,12 @@ def test_want_data_ack_then_reply(port: PortProgram) -> None:
     port.send([CALL, 1, 0, "__main__", "take", [handle(5), 2], {}])
     assert port.recv_reply() == [ACK, 5, PID, REF, 0, 0, True]
     port.send([DATA, 5, "a", "bc"])
-    # half of the batch taken: the next want goes out (with the ack of "a")
-    assert port.recv_reply() == [ACK, 5, PID, REF, 1, 2, True]
-    # the ack of the rest (1 message, 3 encoded bytes) comes before the reply
-    assert port.recv_reply() == [ACK, 5, PID, REF, 1, 3, False]
+    # the ack (2 messages, 2 + 3 encoded bytes) comes before the reply
+    assert port.recv_reply() == [ACK, 5, PID, REF, 2, 5, False]
     assert port.recv_reply() == [OK, 1, ["a", "bc"]]
 
 
-def test_one_want_outstanding_and_batches_kept(port: PortProgram) -> None:
+def test_one_want_outstanding_and_orphaned_data_returned(port: PortProgram) -> None:
     define_helpers(port)
     port.send([CALL, 1, 0, "__main__", "try_take", [handle(6)], {}])
     assert port.recv_reply() == [ACK, 6, PID, REF, 0, 0, True]
@@ -59,11 +57,24 @@ def test_one_want_outstanding_and_batches_kept(port: PortProgram) -> None:
     # still waiting for data: no second want
     port.send([CALL, 2, 0, "__main__", "try_take", [handle(6)], {}])
     assert port.recv_reply() == [OK, 2, None]
+    # the Channel objects are gone: what the want brings goes back at once
     port.send([DATA, 6, 1, 2, 3])
+    assert port.recv_reply() == [RETURN, 6, PID, REF, 0, 0]
     port.send([CALL, 3, 0, "__main__", "take", [handle(6), 3], {}])
-    assert port.recv_reply() == [ACK, 6, PID, REF, 2, 2, True]  # 1 of 3 left: prefetch
-    assert port.recv_reply() == [ACK, 6, PID, REF, 1, 1, False]
+    assert port.recv_reply() == [ACK, 6, PID, REF, 0, 0, True]
+    port.send([DATA, 6, 1, 2, 3])
+    assert port.recv_reply() == [ACK, 6, PID, REF, 3, 3, False]
     assert port.recv_reply() == [OK, 3, [1, 2, 3]]
+
+
+def test_released_channel_returns_what_was_not_taken(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "take", [handle(11), 1], {}])
+    assert port.recv_reply() == [ACK, 11, PID, REF, 0, 0, True]
+    port.send([DATA, 11, "a", "b", "c"])
+    # one taken, two left when the object goes: acked with the return
+    assert port.recv_reply() == [RETURN, 11, PID, REF, 1, 2]
+    assert port.recv_reply() == [OK, 1, ["a"]]
 
 
 def test_closed_while_waiting(port: PortProgram) -> None:
@@ -91,20 +102,21 @@ def test_bounded_channel_acks_every_quarter(port: PortProgram) -> None:
     assert port.recv_reply() == [ACK, 10, PID, REF, 0, 0, True]
     port.send([DATA, 10, "abc", "def", "ghi"])  # 4 bytes each; a quarter of 8 is 2
     assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
-    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, True]  # and 1 of 3 left: prefetch
+    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
+    # "ghi" was not taken: it goes back when the Channel object is gone
+    assert port.recv_reply() == [RETURN, 10, PID, REF, 0, 0]
     assert port.recv_reply() == [OK, 1, ["abc", "def"]]
 
 
 def test_blocking_receiver_acknowledges_what_it_took(port: PortProgram) -> None:
     define_helpers(port)
-    port.send([CALL, 1, 0, "__main__", "take", [handle(11), 4], {}])
-    assert port.recv_reply() == [ACK, 11, PID, REF, 0, 0, True]
-    port.send([DATA, 11, 1, 2, 3])
-    assert port.recv_reply() == [ACK, 11, PID, REF, 2, 2, True]
-    # the third is taken, the fourth must wait: the third is acknowledged first
-    assert port.recv_reply() == [ACK, 11, PID, REF, 1, 1, False]
-    port.send([DATA, 11, 4])
-    assert port.recv_reply() == [ACK, 11, PID, REF, 1, 1, False]
+    port.send([CALL, 1, 0, "__main__", "take", [handle(12), 4], {}])
+    assert port.recv_reply() == [ACK, 12, PID, REF, 0, 0, True]
+    port.send([DATA, 12, 1, 2, 3])
+    # three taken, the fourth must wait: its want carries the ack of the three
+    assert port.recv_reply() == [ACK, 12, PID, REF, 3, 3, True]
+    port.send([DATA, 12, 4])
+    assert port.recv_reply() == [ACK, 12, PID, REF, 1, 1, False]
     assert port.recv_reply() == [OK, 1, [1, 2, 3, 4]]
 
 

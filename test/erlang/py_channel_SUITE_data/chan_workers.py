@@ -168,3 +168,120 @@ def take_one_then_die(channel_ref, notify):
     first = ch.receive()
     erlang.send(notify, (erlang.Atom('took'), first))
     os._exit(1)
+
+
+async def timed_out_receive_keeps_message(channel_ref, notify):
+    """A receiver whose timeout fires in the same loop iteration as the data
+    arrives: the message must stay in the channel (never lost with the
+    cancelled receive)."""
+    import select
+    import time
+    from erlang import channel as channel_mod
+
+    ch = Channel(channel_ref)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 0.05
+
+    async def consumer():
+        async with asyncio.timeout_at(deadline):
+            return await ch.async_receive()
+
+    task = loop.create_task(consumer())
+    for _ in range(5):  # yields only: the consumer is waiting on the channel
+        await asyncio.sleep(0)
+    erlang.send(notify, erlang.Atom('waiting'))
+    # Block the loop until the message is here (the eventfd the loop watches
+    # is signalled) and the deadline has passed, so the next iteration runs the
+    # data callback and the timeout together.
+    select.select([channel_mod._waits(loop).fd], [], [])
+    while loop.time() <= deadline:
+        time.sleep(deadline - loop.time() + 0.001)
+    try:
+        got = await task
+    except TimeoutError:
+        got = erlang.Atom('timeout')
+    return (got, ch.try_receive())
+
+
+async def async_consumers_one_loop(channel_ref, n, cancel_every):
+    """`n` consumers on one loop share a channel; every `cancel_every`-th
+    receive is given a timeout that may cancel it. Returns what each took."""
+    ch = Channel(channel_ref)
+    results = [[] for _ in range(n)]
+
+    async def consume(i):
+        k = 0
+        while True:
+            k += 1
+            try:
+                if cancel_every and k % cancel_every == 0:
+                    msg = await asyncio.wait_for(ch.async_receive(), 0.0005)
+                else:
+                    msg = await ch.async_receive()
+            except (TimeoutError, asyncio.TimeoutError):
+                continue
+            except ChannelClosed:
+                return
+            results[i].append(msg)
+
+    await asyncio.gather(*(consume(i) for i in range(n)))
+    return results
+
+
+def orphan_want(channel_ref):
+    """try_receive on a Channel object that is gone right after: its want stays
+    outstanding with nobody here to take what comes."""
+    return Channel(channel_ref).try_receive()
+
+
+def bytes_after_owner_exit(channel_ref, go_ref, notify):
+    """Takes the first chunk, waits for `go` (the owner has exited by then),
+    sends bytes nobody can read any more, then drains the channel."""
+    ch = ByteChannel(channel_ref)
+    first = ch.receive_bytes()
+    erlang.send(notify, (erlang.Atom('took'), first))
+    Channel(go_ref).receive()
+    ch.send_bytes(b"late")
+    return [first] + [chunk for chunk in ch]
+
+
+def identity(value):
+    return value
+
+
+def echo_all(channel_ref, pid):
+    """Sends every message back to `pid` as ('echo', msg) until closed."""
+    n = 0
+    for msg in Channel(channel_ref):
+        reply(pid, (erlang.Atom('echo'), msg))
+        n += 1
+    return n
+
+
+def sizes(channel_ref):
+    """The length and a checksum of every message (bytes or str), until closed."""
+    import zlib
+    out = []
+    for msg in Channel(channel_ref):
+        data = msg.encode() if isinstance(msg, str) else msg
+        out.append((len(data), zlib.crc32(data)))
+    return out
+
+
+def byte_echo_big(channel_ref):
+    ch = ByteChannel(channel_ref)
+    n = 0
+    for chunk in ch:
+        ch.send_bytes(chunk[::-1])
+        n += 1
+    return n
+
+
+def reply_then_wait(channel_ref, go_ref):
+    """Takes one request, replies, then waits on another channel (so it does
+    not ask `channel_ref` for more until `go`)."""
+    ch = Channel(channel_ref)
+    _, sender, data = ch.receive()
+    reply(sender, (erlang.Atom('response'), data))
+    Channel(go_ref).receive()
+    return True
