@@ -13,11 +13,10 @@
 
 -export([main/1]).
 
-%% Sequential figures: warm-up calls, then up to ?SEQ_N timed calls (each call
-%% timed on its own), but no longer than ?SEQ_MAX_MS.
--define(SEQ_WARMUP, 2000).
--define(SEQ_N, 20000).
--define(SEQ_MAX_MS, 4000).
+%% Interleaved sequential figures: rounds of one block per variant.
+-define(IL_WARMUP, 1000).
+-define(IL_BLOCK, 500).
+-define(IL_ROUNDS, 12).
 %% Concurrent figures: ?CALLERS processes call in a loop; calls completed in
 %% the ?CONC_MS after a ?CONC_WARMUP_MS warm-up are counted.
 -define(CALLERS, 8).
@@ -67,19 +66,20 @@ main([EchoPort, BenchDir]) ->
         Header = header(),
         io:format("~n~ts~n~n", [Header]),
         print_table(rows(), Figures),
-        io:format("~nSequential: median / mean over up to ~b round trips after ~b warm-up ones "
-                  "(one caller, timed per call).~n"
+        io:format("~nSequential: median / mean of ~b rounds x ~b round trips (one caller, "
+                  "timed per call), after ~b warm-up ones; raw echo, py and callback blocks "
+                  "alternate, so all of them see the same machine.~n"
                   "Concurrent: ~b callers, calls completed in ~b ms after ~b ms warm-up.~n"
                   "Start-up: median of ~b runs of application start + first py:call.~n"
-                  "Callbacks: timed in Python with time.perf_counter; sequential as above, "
-                  "from the context's own thread inside one py:call; calls/s from 1 and ~b "
+                  "Callbacks: timed in Python with time.perf_counter; sequential from the "
+                  "context's own thread inside one py:call per block; calls/s from 1 and ~b "
                   "Python threads of one context, as for concurrent callers.~n"
                   "Pools, CPU-bound: ~b callers x ~b calls of bench_helpers.spin (~~~b ms each); "
                   "wall time of the whole batch, ratio = throughput vs one context.~n"
                   "Pools, routing: ~b callers, mean calls/s of ~b interleaved rounds "
                   "(~b ms after ~b ms warm-up each).~n"
                   "Total bench time: ~.1f s.~n",
-                  [?SEQ_N, ?SEQ_WARMUP, ?CALLERS, ?CONC_MS, ?CONC_WARMUP_MS, ?STARTUP_RUNS,
+                  [?IL_ROUNDS, ?IL_BLOCK, ?IL_WARMUP, ?CALLERS, ?CONC_MS, ?CONC_WARMUP_MS, ?STARTUP_RUNS,
                    ?CB_THREADS, ?CPU_CALLERS, ?CPU_CALLS, ?CPU_CALL_MS, ?CALLERS, ?ROUTE_ROUNDS,
                    ?ROUTE_MS, ?ROUTE_WARMUP_MS, (now_ns() - T0) / 1.0e9]),
         halt(0)
@@ -102,12 +102,12 @@ default_bench_dir() ->
 
 %% {Name, NeedsApp, Keys, Fun}: Fun(Env) returns #{Key => Value} for its Keys.
 sections() ->
-    [{"raw baseline: sequential echo", false, [raw_seq_32, raw_seq_1k], fun raw_sequential/1},
+    [{"sequential round trips, raw echo and py interleaved", true,
+      [raw_seq_32, raw_seq_1k, call, ident_1k, eval, cb_seq], fun interleaved_sequential/1},
      {"raw baseline: 8 concurrent callers", false, [raw_conc], fun raw_concurrent/1},
      {"py: start-up", true, [startup], fun ours_startup/1},
-     {"py: sequential calls", true, [call, ident_1k, eval], fun ours_sequential/1},
      {"py: 8 concurrent callers", true, [conc], fun ours_concurrent/1},
-     {"py: callbacks (Python calls Erlang)", true, [cb_seq, cb_rate_1, cb_rate_8],
+     {"py: callbacks (Python calls Erlang)", true, [cb_rate_1, cb_rate_8],
       fun ours_callbacks/1},
      {"py: pools, CPU-bound calls", true,
       [cpu_call, cpu_single, cpu_worker, cpu_process, raw_cpu_1, raw_cpu_2],
@@ -193,18 +193,57 @@ rows() ->
 %% Sections: raw baseline
 %%====================================================================
 
-raw_sequential(#{echo_port := Path}) ->
+%% The sequential figures that are compared with each other, measured in
+%% alternating blocks: on a shared VM the cost of a thread wake-up drifts by
+%% several times within minutes, so figures taken one after the other are not
+%% comparable, while blocks interleaved over the same seconds are.
+interleaved_sequential(#{echo_port := Path} = Env) ->
     Port = open_echo(Path),
-    Fun = fun(Payload) ->
-                  fun() ->
-                          true = erlang:port_command(Port, Payload),
-                          receive {Port, {data, _}} -> ok end
-                  end
-          end,
-    Small = measure_seq(Fun(payload(?SMALL_PAYLOAD))),
-    Large = measure_seq(Fun(payload(?LARGE_PAYLOAD))),
-    port_close(Port),
-    #{raw_seq_32 => Small, raw_seq_1k => Large}.
+    ok = start_app(Env),
+    ok = py:register_function(bench_ident, fun([X]) -> X end),
+    Ctx = py:context(1),
+    try
+        ok = py:exec(Ctx, callback_helpers()),
+        Echo = fun(Payload) ->
+                       fun() ->
+                               true = erlang:port_command(Port, Payload),
+                               receive {Port, {data, _}} -> ok end
+                       end
+               end,
+        Bin = binary:copy(<<"a">>, ?LARGE_PAYLOAD),
+        Timed = fun(Fun) -> fun(N) -> timed_calls(Fun, N) end end,
+        Variants0 =
+            [{raw_seq_32, Timed(Echo(payload(?SMALL_PAYLOAD)))},
+             {raw_seq_1k, Timed(Echo(payload(?LARGE_PAYLOAD)))},
+             {call, Timed(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end)},
+             {eval, Timed(fun() -> {ok, 2} = py:eval(<<"1+1">>) end)},
+             {cb_seq, fun(N) ->
+                              {ok, Samples} = py:call(Ctx, '__main__', bench_cb_seq, [0, N, 60.0]),
+                              Samples
+                      end}],
+        Variants = case ident_fun() of
+                       {ok, IdentFun} ->
+                           Variants0 ++ [{ident_1k, Timed(fun() -> {ok, Bin} = IdentFun(Bin) end)}];
+                       {error, _} ->
+                           Variants0
+                   end,
+        [F(?IL_WARMUP) || {_, F} <- Variants],
+        Rounds = [[{K, F(?IL_BLOCK)} || {K, F} <- Variants] || _ <- lists:seq(1, ?IL_ROUNDS)],
+        maps:from_list([{K, {us, stats(lists:append([S || Round <- Rounds, {K2, S} <- Round,
+                                                          K2 =:= K]))}}
+                        || {K, _} <- Variants])
+    after
+        py:unregister_function(bench_ident),
+        port_close(Port)
+    end.
+
+%% N round trips of Fun, each timed: µs.
+timed_calls(Fun, N) ->
+    [begin
+         T0 = now_ns(),
+         Fun(),
+         (now_ns() - T0) / 1000
+     end || _ <- lists:seq(1, N)].
 
 %% Each caller writes its own request with port_command; one owner process
 %% holds the port, reads the 8-byte request ID at the start of each echoed
@@ -255,21 +294,6 @@ startup_once(Env) ->
     {ok, 3} = py:call(operator, add, [1, 2]),
     (now_ns() - T0) / 1.0e6.
 
-ours_sequential(Env) ->
-    ok = start_app(Env),
-    Add = fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end,
-    Call = figure(fun() -> measure_seq(Add) end),
-    Bin = binary:copy(<<"a">>, ?LARGE_PAYLOAD),
-    Ident = figure(fun() ->
-                           case ident_fun() of
-                               {ok, IdentFun} ->
-                                   measure_seq(fun() -> {ok, Bin} = IdentFun(Bin) end);
-                               {error, Why} -> {error, Why}
-                           end
-                   end),
-    Eval = figure(fun() -> measure_seq(fun() -> {ok, 2} = py:eval(<<"1+1">>) end) end),
-    #{call => Call, ident_1k => Ident, eval => Eval}.
-
 %% bench/bench_helpers.py, importable through the app env python_path; else an
 %% ident defined in context 1's namespace.
 ident_fun() ->
@@ -306,12 +330,6 @@ ours_callbacks(Env) ->
     Ctx = py:context(1),
     try
         ok = py:exec(Ctx, callback_helpers()),
-        Seq = figure(fun() ->
-                             {ok, Samples} =
-                                 py:call(Ctx, '__main__', bench_cb_seq,
-                                         [?SEQ_WARMUP, ?SEQ_N, ?SEQ_MAX_MS / 1000]),
-                             {us, stats(Samples)}
-                     end),
         Rate = fun(Threads) ->
                        figure(fun() ->
                                       {ok, R} = py:call(Ctx, '__main__', bench_cb_rate,
@@ -322,7 +340,7 @@ ours_callbacks(Env) ->
                end,
         One = Rate(1),
         Eight = Rate(?CB_THREADS),
-        #{cb_seq => Seq, cb_rate_1 => One, cb_rate_8 => Eight}
+        #{cb_rate_1 => One, cb_rate_8 => Eight}
     after
         py:unregister_function(bench_ident)
     end.
@@ -567,32 +585,6 @@ cell_reason(Reason) -> flat("~0P", [Reason, 8]).
 %% Measuring
 %%====================================================================
 
-%% Times each call of Fun on its own; returns {us, Stats}.
-measure_seq(Fun) ->
-    repeat(Fun, ?SEQ_WARMUP, now_ns() + ?SEQ_MAX_MS * 1000000 div 4),
-    Samples = seq_loop(Fun, ?SEQ_N, now_ns() + ?SEQ_MAX_MS * 1000000, []),
-    {us, stats([S / 1000 || S <- Samples])}.
-
-repeat(_Fun, 0, _Deadline) ->
-    ok;
-repeat(Fun, N, Deadline) ->
-    Fun(),
-    case now_ns() > Deadline of
-        true -> ok;
-        false -> repeat(Fun, N - 1, Deadline)
-    end.
-
-seq_loop(_Fun, 0, _Deadline, Acc) ->
-    Acc;
-seq_loop(Fun, N, Deadline, Acc) ->
-    T0 = now_ns(),
-    Fun(),
-    T1 = now_ns(),
-    case T1 > Deadline of
-        true -> [T1 - T0 | Acc];
-        false -> seq_loop(Fun, N - 1, Deadline, [T1 - T0 | Acc])
-    end.
-
 %% N callers; MakeCall(Index) runs in caller Index (0-based) and returns
 %% fun(Seq) making one call. BeforeGo(Pids) runs once all callers exist.
 %% Returns {rate, CallsPerSecond}.
@@ -747,7 +739,7 @@ yes_no(false) -> "NO".
 fmt_value(none) -> "—";
 fmt_value({us, #{median := M, mean := A}}) -> flat("~.1f / ~.1f", [float(M), float(A)]);
 fmt_value({rate, R}) -> thousands(round(R));
-fmt_value({chan_rate, R, Size}) -> flat("~ts (~.0f MB/s)", [thousands(round(R)), R * Size / 1.0e6]);
+fmt_value({chan_rate, R, Size}) -> flat("~ts (~b MB/s)", [thousands(round(R)), round(R * Size / 1.0e6)]);
 fmt_value({wall, Ms, Calls}) -> flat("~ts ms (~ts calls/s)", [thousands(round(Ms)),
                                                           thousands(round(Calls * 1000 / Ms))]);
 fmt_value({ms, #{median := M, min := Lo, max := Hi}}) ->
