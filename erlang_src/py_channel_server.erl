@@ -31,6 +31,8 @@
 -define(BURST, 4096).
 %% Largest message accepted: it must fit a frame of the default maximum.
 -define(MAX_MESSAGE, 64 * 1024 * 1024 - 4096).
+%% How long a closed and drained server lingers before it stops.
+-define(STOP_GRACE_MS, 500).
 
 -type kind() :: term | bytes.
 -type item() :: {iodata(), non_neg_integer()}.
@@ -46,6 +48,7 @@
                 front = [] :: [item()],       % to send first, in order
                 pending = [] :: [item()],     % to send after, newest first
                 queued = 0 :: non_neg_integer(),  % in front and pending
+                stop_timer :: reference() | undefined,
                 ports = #{} :: #{port() => #port_state{}},
                 waiting = [] :: [port()],     % ports with a want outstanding
                 closed = false :: boolean(),
@@ -138,7 +141,7 @@ recv(Server, Timeout) ->
             {error, closed}
     after Timeout ->
         %% Withdraw the request; if the server already answered, take that.
-        Withdrawn = (catch gen_server:call(Server, {cancel_recv, Tag})),
+        Withdrawn = (catch gen_server:call(Server, {cancel_recv, Tag}, infinity)),
         erlang:demonitor(Tag, [flush]),
         receive
             {Tag, Reply} -> Reply
@@ -205,6 +208,14 @@ handle_info({'$py_return', Port, Count}, State) ->
     %% goes to the others.
     State1 = acknowledged(Port, Count, watch(Port, State)),
     settle(ship(requeue(Port, true, State1)));
+handle_info('$py_stop', State) ->
+    case settle(State#state{stop_timer = undefined}) of
+        {noreply, #state{stop_timer = undefined} = State1} -> {noreply, State1};
+        {noreply, State1} ->
+            %% still closed and drained: done
+            _ = erlang:cancel_timer(State1#state.stop_timer),
+            {stop, normal, State1}
+    end;
 handle_info('$py_close', State) ->
     settle(closed(State));
 handle_info({'$py_bytes', _Bin}, #state{owner = gone} = State) ->
@@ -376,10 +387,17 @@ drained(#state{id = Id, waiting = Waiting, inbound = In, readers = Readers} = St
     case queue:is_empty(In) of
         true ->
             [Pid ! {Tag, {error, closed}} || {Pid, Tag} <- queue:to_list(Readers)],
-            {stop, normal, State#state{waiting = [], readers = queue:new()}};
+            {noreply, stop_later(State#state{waiting = [], readers = queue:new()})};
         false ->
             {noreply, State#state{waiting = []}}
     end.
+
+%% A sender that read the closed flag just before the close may still be
+%% sending: its message must find the server, so the server lingers a little.
+stop_later(#state{stop_timer = undefined} = State) ->
+    State#state{stop_timer = erlang:send_after(?STOP_GRACE_MS, self(), '$py_stop')};
+stop_later(State) ->
+    State.
 
 arr_hdr(N) when N < 16 -> 16#90 + N;
 arr_hdr(N) when N < 16#10000 -> <<16#dc, N:16>>;

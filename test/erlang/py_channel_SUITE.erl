@@ -16,7 +16,8 @@
          send_bytes_rejects_non_bytes/1, bad_input/1, try_receive_empty/1,
          byte_try_receive_and_timeout/1, owner_exit_closes/1,
          threads_of_one_context_share/1, workers_in_other_port_programs/1,
-         port_crash_redelivers/1, receive_cancelled_by_timeout/1, concurrent_senders_exact_accounting/1,
+         port_crash_redelivers/1, receive_cancelled_by_timeout/1,
+         send_racing_close_is_delivered/1, concurrent_senders_exact_accounting/1,
          async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
          orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
          every_type_round_trips/1, large_messages/1, killed_server_closes/1,
@@ -40,6 +41,7 @@ groups() ->
                       byte_try_receive_and_timeout, owner_exit_closes,
                       threads_of_one_context_share, workers_in_other_port_programs,
                       port_crash_redelivers, receive_cancelled_by_timeout,
+                      send_racing_close_is_delivered,
                       async_timeout_keeps_message, async_consumers_cancelled_exactly_once,
                       orphaned_want_gives_messages_back,
                       byte_channel_server_ends_after_owner_exit, every_type_round_trips,
@@ -538,6 +540,25 @@ space_visible_with_reply(_Config) ->
     {ok, true} = result(Tag),
     ok = py_channel:close(Ch),
     ok = py_channel:close(Go).
+
+%% A sender that read the closed flag just before close/1 sends after the
+%% channel was closed and drained: the server is still there and the message
+%% reaches the next receiver (emulated by sending what send/2 would).
+send_racing_close_is_delivered(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    ok = py_channel:close(Ch),
+    {ok, closed} = py:call(ctx(), chan_workers, receive_or_closed, [Ch, self()]),
+    wait_for(waiting),
+    {py_channel, _, Server, Counters, _} = Ch,
+    Item = py_msgpack:encode(late),
+    atomics:add(Counters, 1, iolist_size(Item)),
+    Server ! {'$py_msg', Item, iolist_size(Item)},
+    {ok, [late]} = py:call(ctx(), chan_workers, consume_all, [Ch], #{timeout => ?TIMEOUT}),
+    #{size := 0, closed := true} = py_channel:info(Ch),
+    Mon = erlang:monitor(process, Server),
+    receive {'DOWN', Mon, process, Server, normal} -> ok
+    after ?TIMEOUT -> ct:fail(server_lingers)
+    end.
 
 %%====================================================================
 %% Load
