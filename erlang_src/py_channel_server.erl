@@ -206,8 +206,10 @@ handle_info({'$py_ack', Port, Count, Want}, State) ->
 handle_info({'$py_return', Port, Count}, State) ->
     %% Nobody in that port program receives: what it was sent and did not take
     %% goes to the others.
-    State1 = acknowledged(Port, Count, watch(Port, State)),
-    settle(ship(requeue(Port, true, State1)));
+    State1 = requeue(Port, true, acknowledged(Port, Count, watch(Port, State))),
+    %% After everything this server sent there for the withdrawn want.
+    catch erlang:port_command(Port, py_msgpack:encode([37, State1#state.id])),
+    settle(ship(State1));
 handle_info('$py_stop', State) ->
     case settle(State#state{stop_timer = undefined}) of
         {noreply, #state{stop_timer = undefined} = State1} -> {noreply, State1};

@@ -71,8 +71,7 @@ void Channels::release(uint64_t id) {
     if (it == channels_.end()) return;
     Channel& ch = it->second;
     if (ch.objects > 0) --ch.objects;
-    // A want outstanding: its answer is given back when it comes (deliver).
-    if (ch.objects > 0 || ch.want_sent) return;
+    if (ch.objects > 0) return;
     forget(it, frame);
   }
   if (!frame.empty()) Runtime::instance().sink().send(frame);
@@ -80,9 +79,14 @@ void Channels::release(uint64_t id) {
 
 void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out) {
   Channel& ch = it->second;
-  if (ch.buffered > 0 && !ch.closed) {
-    // Nothing is in transit (no want outstanding): the server requeues every
-    // message it shipped here beyond the ones this frame acknowledges.
+  if (ch.ack_deferred) {
+    deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), it->first), deferred_.end());
+    ch.ack_deferred = false;
+  }
+  if (!ch.closed && (ch.buffered > 0 || ch.want_sent)) {
+    // Withdraw: the server requeues every message it shipped here beyond the
+    // ones this frame acknowledges (including any batch on its way, which is
+    // dropped on arrival) and forgets the want; it confirms with [37].
     begin_message(out);
     MsgpackWriter w(out);
     w.array_header(6);
@@ -92,14 +96,16 @@ void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::s
     w.raw(ch.handle.counters);
     w.uint64(ch.unacked_count);
     w.uint64(ch.unacked_bytes);
-  } else if (ch.unacked_count > 0) {
-    ack_frame(out, ch, false);
+    ch.unacked_count = 0;
+    ch.unacked_bytes = 0;
+    ch.batches.clear();
+    ch.buffered = 0;
+    ch.want_sent = false;
+    ch.withdrawing = true;
+    return;
   }
-  if (ch.ack_deferred) {
-    deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), it->first), deferred_.end());
-  }
-  // Any waiter left is stale (a receiver holds its Channel object).
-  channels_.erase(it);
+  if (ch.unacked_count > 0) ack_frame(out, ch, false);
+  if (!ch.withdrawing) channels_.erase(it);  // else when the confirmation comes
 }
 
 void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
@@ -143,7 +149,12 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
       bool due = ch.handle.max_size >= 0
                      ? ch.unacked_bytes * 4 >= static_cast<uint64_t>(ch.handle.max_size)
                      : ch.unacked_count >= kAckEveryCount;
-      if (due || (drained && Context::current() == nullptr)) {
+      if (!drained && !ch.want_sent && ch.buffered * 2 <= ch.last_batch) {
+        // Half of the last batch is gone: ask for the next one now, so that it
+        // travels while the rest is consumed.
+        ch.want_sent = true;
+        ack_frame(frame, ch, true);
+      } else if (due || (drained && Context::current() == nullptr)) {
         ack_frame(frame, ch, false);
       } else if (drained && !ch.ack_deferred) {
         ch.ack_deferred = true;
@@ -282,13 +293,16 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
     auto it = channels_.find(id);
     if (it == channels_.end()) return;  // never opened here: nobody asked for it
     Channel& ch = it->second;
+    // Before the server confirms a withdrawal, any data is the answer to the
+    // withdrawn want: the server has requeued it.
+    if (ch.withdrawing) return;
     ch.want_sent = false;
     if (count > 0) {
       ch.batches.push_back(std::move(batch));
       ch.buffered += count;
+      ch.last_batch = count;
     }
     if (ch.objects == 0) {
-      // Whoever asked is gone: the messages go back for other receivers.
       forget(it, frame);
     } else {
       waiters.swap(ch.waiters);
@@ -308,6 +322,8 @@ void Channels::closed(uint64_t id) {
     it->second.closed = true;
     it->second.want_sent = false;
     if (it->second.objects == 0) {
+      // Closed for good: no confirmation of a withdrawal is needed any more.
+      it->second.withdrawing = false;
       forget(it, frame);
     } else {
       waiters.swap(it->second.waiters);
@@ -315,6 +331,17 @@ void Channels::closed(uint64_t id) {
   }
   if (!frame.empty()) Runtime::instance().sink().send(frame);
   wake_all(waiters);
+}
+
+void Channels::returned(uint64_t id) {
+  std::lock_guard lk(mu_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  Channel& ch = it->second;
+  ch.withdrawing = false;
+  if (ch.objects == 0 && !ch.want_sent && ch.buffered == 0 && ch.unacked_count == 0) {
+    channels_.erase(it);
+  }
 }
 
 }  // namespace ep

@@ -98,6 +98,8 @@ class Channels {
   // the reader), and the server's "closed and drained".
   void deliver(uint64_t id, MsgpackReader& items, uint32_t count);
   void closed(uint64_t id);
+  // The server confirms a return: data for the channel is fresh again.
+  void returned(uint64_t id);
 
  private:
   // Messages as they arrived in one frame: one copy of the bytes, item ends.
@@ -109,7 +111,9 @@ class Channels {
   struct Channel {
     Handle handle;
     std::deque<Batch> batches;
-    size_t buffered = 0;     // messages in batches not taken yet
+    size_t buffered = 0;
+    size_t last_batch = 0;     // messages in the last batch that came
+    bool withdrawing = false;  // a return [36] is not confirmed yet ([37])     // messages in batches not taken yet
     bool closed = false;
     bool want_sent = false;  // a want is on its way and no data came back yet
     bool ack_deferred = false;  // listed in deferred_

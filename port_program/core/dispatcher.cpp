@@ -87,6 +87,12 @@ void Dispatcher::on_frame(std::string_view message) {
         Runtime::instance().channels().deliver(id.magnitude, in, n - 2);
         return;
       }
+      case protocol::kChannelReturned: {
+        MsgpackInt id = in.integer();
+        if (id.negative || n != 2) throw MsgpackError("bad channel return confirmation");
+        Runtime::instance().channels().returned(id.magnitude);
+        return;
+      }
       case protocol::kChannelClosed: {
         MsgpackInt id = in.integer();
         if (id.negative || n != 2) throw MsgpackError("bad channel close");

@@ -29,7 +29,8 @@ enum MessageType : uint8_t {
   kChannelClose = 32,   // port -> Erlang: Python closed the channel
   kChannelClosed = 33,  // Erlang -> port: closed and drained
   kChannelBytes = 34,   // port -> Erlang: ByteChannel.send_bytes
-  kChannelReturn = 36,  // port -> Erlang: ack, and what was not taken goes back
+  kChannelReturn = 36,
+  kChannelReturned = 37,  // Erlang -> port: the return is done  // port -> Erlang: ack, and what was not taken goes back
 };
 
 // Queue items that never cross the wire.

@@ -162,7 +162,8 @@ messages() ->
       [34, 7, pid(?NODE, 91, 0, 0), {bytes, <<1, 2, 3, 255>>}]},
      {"msg_channel_return",
       "channel return (ack, the rest goes back): [36, ChanId, Server, Counters, Count, Bytes]",
-      [36, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f]), 1, 40]}].
+      [36, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f]), 1, 40]},
+     {"msg_channel_returned", "a channel return is done: [37, ChanId]", [37, 7]}].
 
 values() ->
     ints() ++ floats() ++ simple() ++ strs() ++ bins() ++ arrays() ++ maps() ++ exts().

@@ -7,7 +7,7 @@ import msgpack
 from conftest import PortProgram
 
 CALL, EXEC, OK, ERROR, PROTOCOL_ERROR = 1, 3, 4, 5, 14
-ACK, DATA, CLOSE, CLOSED, BYTES, RETURN = 30, 31, 32, 33, 34, 36
+ACK, DATA, CLOSE, CLOSED, BYTES, RETURN, RETURNED = 30, 31, 32, 33, 34, 36, 37
 
 PID = msgpack.ExtType(3, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
 REF = msgpack.ExtType(4, b"Z\x00\x03\x77\x0dnonode@nohost\x00\x00\x00\x00" + bytes(12))
@@ -44,26 +44,30 @@ def test_want_data_ack_then_reply(port: PortProgram) -> None:
     port.send([CALL, 1, 0, "__main__", "take", [handle(5), 2], {}])
     assert port.recv_reply() == [ACK, 5, PID, REF, 0, 0, True]
     port.send([DATA, 5, "a", "bc"])
-    # the ack (2 messages, 2 + 3 encoded bytes) comes before the reply
-    assert port.recv_reply() == [ACK, 5, PID, REF, 2, 5, False]
+    # half of the batch taken: the next want goes out early, with the ack of "a"
+    assert port.recv_reply() == [ACK, 5, PID, REF, 1, 2, True]
+    # the Channel object is gone with the want outstanding: withdrawn, with the
+    # ack of "bc" (1 message, 3 encoded bytes), before the reply
+    assert port.recv_reply() == [RETURN, 5, PID, REF, 1, 3]
     assert port.recv_reply() == [OK, 1, ["a", "bc"]]
 
 
-def test_one_want_outstanding_and_orphaned_data_returned(port: PortProgram) -> None:
+def test_withdrawn_want_drops_its_answer_until_confirmed(port: PortProgram) -> None:
     define_helpers(port)
     port.send([CALL, 1, 0, "__main__", "try_take", [handle(6)], {}])
     assert port.recv_reply() == [ACK, 6, PID, REF, 0, 0, True]
-    assert port.recv_reply() == [OK, 1, None]
-    # still waiting for data: no second want
-    port.send([CALL, 2, 0, "__main__", "try_take", [handle(6)], {}])
-    assert port.recv_reply() == [OK, 2, None]
-    # the Channel objects are gone: what the want brings goes back at once
-    port.send([DATA, 6, 1, 2, 3])
+    # the temporary Channel object is gone: the want is withdrawn
     assert port.recv_reply() == [RETURN, 6, PID, REF, 0, 0]
+    assert port.recv_reply() == [OK, 1, None]
+    # the answer to the withdrawn want (the server requeued it) is dropped ...
+    port.send([DATA, 6, "stale"])
+    # ... until the server confirms the return
+    port.send([RETURNED, 6])
     port.send([CALL, 3, 0, "__main__", "take", [handle(6), 3], {}])
     assert port.recv_reply() == [ACK, 6, PID, REF, 0, 0, True]
     port.send([DATA, 6, 1, 2, 3])
-    assert port.recv_reply() == [ACK, 6, PID, REF, 3, 3, False]
+    assert port.recv_reply() == [ACK, 6, PID, REF, 2, 2, True]  # 1 of 3 left: next want
+    assert port.recv_reply() == [RETURN, 6, PID, REF, 1, 1]
     assert port.recv_reply() == [OK, 3, [1, 2, 3]]
 
 
@@ -102,7 +106,7 @@ def test_bounded_channel_acks_every_quarter(port: PortProgram) -> None:
     assert port.recv_reply() == [ACK, 10, PID, REF, 0, 0, True]
     port.send([DATA, 10, "abc", "def", "ghi"])  # 4 bytes each; a quarter of 8 is 2
     assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
-    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, False]
+    assert port.recv_reply() == [ACK, 10, PID, REF, 1, 4, True]  # and 1 of 3 left: next want
     # "ghi" was not taken: it goes back when the Channel object is gone
     assert port.recv_reply() == [RETURN, 10, PID, REF, 0, 0]
     assert port.recv_reply() == [OK, 1, ["abc", "def"]]
@@ -113,8 +117,9 @@ def test_blocking_receiver_acknowledges_what_it_took(port: PortProgram) -> None:
     port.send([CALL, 1, 0, "__main__", "take", [handle(12), 4], {}])
     assert port.recv_reply() == [ACK, 12, PID, REF, 0, 0, True]
     port.send([DATA, 12, 1, 2, 3])
-    # three taken, the fourth must wait: its want carries the ack of the three
-    assert port.recv_reply() == [ACK, 12, PID, REF, 3, 3, True]
+    assert port.recv_reply() == [ACK, 12, PID, REF, 2, 2, True]
+    # the third is taken, the fourth must wait: the third is acknowledged first
+    assert port.recv_reply() == [ACK, 12, PID, REF, 1, 1, False]
     port.send([DATA, 12, 4])
     assert port.recv_reply() == [ACK, 12, PID, REF, 1, 1, False]
     assert port.recv_reply() == [OK, 1, [1, 2, 3, 4]]
