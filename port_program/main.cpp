@@ -61,7 +61,9 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-ep::Fd dup_private(int fd) { return ep::Fd(fcntl(fd, F_DUPFD_CLOEXEC, 3)); }
+ep::Fd dup_private(int fd) {
+  return ep::Fd(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+}
 
 // A large message crosses a pipe in one wake-up of each side per pipe-full:
 // 1 MiB (Linux's default pipe-max-size) instead of 64 KiB. Best effort.

@@ -18,7 +18,9 @@ struct ModuleState {
   PyObject* closed;
 };
 
-ModuleState& state(PyObject* module) { return *static_cast<ModuleState*>(PyModule_GetState(module)); }
+ModuleState& state(PyObject* module) {
+  return *static_cast<ModuleState*>(PyModule_GetState(module));
+}
 
 bool channel_id(PyObject* arg, uint64_t& id) {
   id = PyLong_AsUnsignedLongLong(arg);
@@ -84,10 +86,11 @@ PyObject* receive(PyObject* module, PyObject* arg) {
       Context::WaitResult r = ctx->wait_event();
       if (r != Context::WaitResult::kWoken) {
         channels.unregister(id, waker);
-        PyErr_SetString(PyExc_RuntimeError,
-                        r == Context::WaitResult::kCancelled
-                            ? "channel receive cancelled: the Erlang caller of this Python call gave up"
-                            : "channel receive interrupted: the port program is stopping");
+        PyErr_SetString(
+            PyExc_RuntimeError,
+            r == Context::WaitResult::kCancelled
+                ? "channel receive cancelled: the Erlang caller of this Python call gave up"
+                : "channel receive interrupted: the port program is stopping");
         return nullptr;
       }
     }
@@ -226,6 +229,8 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
 
 }  // namespace
 
-PyObject* init_channel_module() { return PyModuleDef_Init(&kModule); }
+PyObject* init_channel_module() {
+  return PyModuleDef_Init(&kModule);
+}
 
 }  // namespace ep

@@ -87,17 +87,7 @@ void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::s
     // Withdraw: the server requeues every message it shipped here beyond the
     // ones this frame acknowledges (including any batch on its way, which is
     // dropped on arrival) and forgets the want; it confirms with [37].
-    begin_message(out);
-    MsgpackWriter w(out);
-    w.array_header(6);
-    w.int64(protocol::kChannelReturn);
-    w.uint64(ch.handle.id);
-    w.raw(ch.handle.server);
-    w.raw(ch.handle.counters);
-    w.uint64(ch.unacked_count);
-    w.uint64(ch.unacked_bytes);
-    ch.unacked_count = 0;
-    ch.unacked_bytes = 0;
+    counted_frame(out, ch, protocol::kChannelReturn, 6);
     ch.batches.clear();
     ch.buffered = 0;
     ch.want_sent = false;
@@ -108,19 +98,23 @@ void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::s
   if (!ch.withdrawing) channels_.erase(it);  // else when the confirmation comes
 }
 
-void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
+void Channels::counted_frame(std::string& out, Channel& ch, int type, uint32_t elements) {
   begin_message(out);
   MsgpackWriter w(out);
-  w.array_header(7);
-  w.int64(protocol::kChannelAck);
+  w.array_header(elements);
+  w.int64(type);
   w.uint64(ch.handle.id);
   w.raw(ch.handle.server);
   w.raw(ch.handle.counters);
   w.uint64(ch.unacked_count);
   w.uint64(ch.unacked_bytes);
-  w.boolean(want);
   ch.unacked_count = 0;
   ch.unacked_bytes = 0;
+}
+
+void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
+  counted_frame(out, ch, protocol::kChannelAck, 7);
+  MsgpackWriter(out).boolean(want);
 }
 
 Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* waker) {

@@ -61,8 +61,8 @@ class Channels {
   struct Handle {
     uint64_t id = 0;
     Kind kind = Kind::kTerm;
-    std::string server;    // msgpack of the server's pid
-    std::string counters;  // msgpack of the atomics reference
+    std::string server;     // msgpack of the server's pid
+    std::string counters;   // msgpack of the atomics reference
     int64_t max_size = -1;  // -1: unbounded
   };
 
@@ -111,11 +111,11 @@ class Channels {
   struct Channel {
     Handle handle;
     std::deque<Batch> batches;
-    size_t buffered = 0;
+    size_t buffered = 0;       // messages in batches not taken yet
     size_t last_batch = 0;     // messages in the last batch that came
-    bool withdrawing = false;  // a return [36] is not confirmed yet ([37])     // messages in batches not taken yet
+    bool withdrawing = false;  // a return [36] is not confirmed yet ([37])
     bool closed = false;
-    bool want_sent = false;  // a want is on its way and no data came back yet
+    bool want_sent = false;     // a want is on its way and no data came back yet
     bool ack_deferred = false;  // listed in deferred_
     uint32_t objects = 0;       // Python Channel objects alive
     uint64_t unacked_count = 0;
@@ -123,7 +123,10 @@ class Channels {
     std::vector<ChannelWaker> waiters;
   };
 
-  // Appends an ack (and, with `want`, a request for more) to `out`.
+  // Starts `out` as [Type, ChanId, Server, Counters, Count, Bytes, ...] with the
+  // counts not acknowledged yet (then zero): the head of an ack and a return.
+  static void counted_frame(std::string& out, Channel& ch, int type, uint32_t elements);
+  // Makes `out` an ack (and, with `want`, a request for more).
   static void ack_frame(std::string& out, Channel& ch, bool want);
   // Lock held, no Channel object left and no want outstanding: acknowledges
   // what was taken, gives back what was not (into `out`), forgets `it`.

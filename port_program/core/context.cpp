@@ -29,7 +29,8 @@ Context::Context(int id) : id_(id) {
     GilEnsure gil;
     globals_ = PyRef::steal(PyDict_New());
     PyDict_SetItemString(globals_.get(), "__builtins__", rt.builtins());
-    PyDict_SetItemString(globals_.get(), "__name__", PyRef::steal(PyUnicode_FromString("__main__")).get());
+    PyDict_SetItemString(globals_.get(), "__name__",
+                         PyRef::steal(PyUnicode_FromString("__main__")).get());
     PyDict_SetItemString(globals_.get(), "erlang", rt.erlang_module());
   }
   thread_ = std::make_unique<NativeThread>([this] { run(); });
@@ -49,7 +50,9 @@ namespace {
 thread_local Context* tl_current = nullptr;
 }
 
-Context* Context::current() { return tl_current; }
+Context* Context::current() {
+  return tl_current;
+}
 
 namespace {
 void signal_fd(int fd) {
@@ -102,8 +105,8 @@ void Context::run_nested() {
 
 void Context::post_callback_reply(uint64_t id, CallbackReply reply) {
   Request item;
-  item.type = reply.kind == CallbackReply::Kind::kOk ? protocol::kCallbackOk
-                                                       : protocol::kCallbackError;
+  item.type =
+      reply.kind == CallbackReply::Kind::kOk ? protocol::kCallbackOk : protocol::kCallbackError;
   item.callback_id = id;
   item.bytes = std::move(reply.payload);
   post(std::move(item));
@@ -395,7 +398,8 @@ PyRef Context::exec(MsgpackReader& in) {
 void Context::reply_error(const Request& request, std::string_view cls, std::string_view message,
                           std::string_view traceback) {
   if (!request.wants_reply()) {
-    std::string text = std::string(cls) + ": " + std::string(message) + "\n" + std::string(traceback);
+    std::string text =
+        std::string(cls) + ": " + std::string(message) + "\n" + std::string(traceback);
     output::write(protocol::kStderr, text);
     output::flush(protocol::kStderr);
     return;
@@ -433,9 +437,9 @@ void Context::reply_python_error(const Request& request) {
   };
   PyRef name = PyRef::steal(PyType_GetName(reinterpret_cast<PyTypeObject*>(t.get())));
   PyRef message = PyRef::steal(v ? PyObject_Str(v.get()) : PyUnicode_FromString(""));
-  PyRef formatted = v ? PyRef::steal(PyObject_CallOneArg(Runtime::instance().format_exception(),
-                                                         v.get()))
-                      : PyRef();
+  PyRef formatted =
+      v ? PyRef::steal(PyObject_CallOneArg(Runtime::instance().format_exception(), v.get()))
+        : PyRef();
   PyErr_Clear();
   reply_error(request, utf8(name.get()), utf8(message.get()), utf8(formatted.get()));
 }

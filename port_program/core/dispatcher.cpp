@@ -76,7 +76,7 @@ void Dispatcher::on_frame(std::string_view message) {
         MsgpackInt id = in.integer();
         if (id.negative || n != 3) throw MsgpackError("bad callback reply");
         CallbackReply reply{type.magnitude == protocol::kCallbackOk ? CallbackReply::Kind::kOk
-                                                                     : CallbackReply::Kind::kError,
+                                                                    : CallbackReply::Kind::kError,
                             std::string(in.raw_object())};
         Runtime::instance().callbacks().deliver(id.magnitude, std::move(reply));
         return;
@@ -163,6 +163,8 @@ void Dispatcher::on_oversized(std::string_view head, uint64_t declared_len, size
   protocol_error(reason);
 }
 
-void Dispatcher::on_truncated() { protocol_error("truncated frame at end of input"); }
+void Dispatcher::on_truncated() {
+  protocol_error("truncated frame at end of input");
+}
 
 }  // namespace ep

@@ -147,7 +147,8 @@ PyObject* call_async(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   unsigned long long token = 0;
   int fd = -1;
   if (nargs != 4 || !check_name(args[0], "erlang.async_call") || !PyTuple_Check(args[1]) ||
-      (fd = PyLong_AsLong(args[2])) < 0 || (token = PyLong_AsUnsignedLongLong(args[3]), PyErr_Occurred())) {
+      (fd = PyLong_AsLong(args[2])) < 0 ||
+      (token = PyLong_AsUnsignedLongLong(args[3]), PyErr_Occurred())) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "call_async(name, args, fd, token)");
     return nullptr;
   }
@@ -264,26 +265,38 @@ PyCFunction fastcall(F f) {
 }
 
 PyMethodDef kMethods[] = {
-    {"call", fastcall(call), METH_FASTCALL, "call(name, *args): call a registered Erlang function."},
-    {"call_async", fastcall(call_async), METH_FASTCALL, "Start a callback completed through an eventfd."},
+    {"call", fastcall(call), METH_FASTCALL,
+     "call(name, *args): call a registered Erlang function."},
+    {"call_async", fastcall(call_async), METH_FASTCALL,
+     "Start a callback completed through an eventfd."},
     {"async_results", async_results, METH_O, "Take the completed async callbacks of an eventfd."},
     {"async_forget", async_forget, METH_O, "Drop what is pending for an eventfd."},
     {"nested_fd", nested_fd, METH_NOARGS, "The eventfd of the executor's queue, or -1."},
     {"nested_watch", nested_watch, METH_O, "Signal nested_fd() when a request is queued."},
     {"run_nested", run_nested, METH_NOARGS,
      "Run the requests queued for this executor; True if its request was cancelled."},
-    {"send", fastcall(send), METH_FASTCALL, "send(pid, term): send a message to an Erlang process."},
-    {"write_output", fastcall(write_output),
-     METH_FASTCALL, "Forward text written to sys.stdout/sys.stderr to Erlang."},
+    {"send", fastcall(send), METH_FASTCALL,
+     "send(pid, term): send a message to an Erlang process."},
+    {"write_output", fastcall(write_output), METH_FASTCALL,
+     "Forward text written to sys.stdout/sys.stderr to Erlang."},
     {"flush_output", flush_output, METH_O, "Send the buffered partial line of a stream."},
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_erlang", "erlang_python's native layer.", -1,
-                       kMethods, nullptr, nullptr, nullptr, nullptr};
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
+                       "_erlang",
+                       "erlang_python's native layer.",
+                       -1,
+                       kMethods,
+                       nullptr,
+                       nullptr,
+                       nullptr,
+                       nullptr};
 
 }  // namespace
 
-PyObject* init_erlang_module() { return PyModule_Create(&kModule); }
+PyObject* init_erlang_module() {
+  return PyModule_Create(&kModule);
+}
 
 }  // namespace ep

@@ -18,6 +18,8 @@ class MessageSink {
 };
 
 // Starts a message buffer: clears it and leaves the header room.
-inline void begin_message(std::string& buf) { buf.assign(kHeaderRoom, '\0'); }
+inline void begin_message(std::string& buf) {
+  buf.assign(kHeaderRoom, '\0');
+}
 
 }  // namespace ep

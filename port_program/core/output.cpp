@@ -12,12 +12,18 @@ namespace {
 thread_local int tl_context = -1;
 thread_local std::string tl_pending[2];  // stdout, stderr
 
-std::string& pending(int stream) { return tl_pending[stream == protocol::kStderr ? 1 : 0]; }
+std::string& pending(int stream) {
+  return tl_pending[stream == protocol::kStderr ? 1 : 0];
+}
 
 }  // namespace
 
-void set_current_context(int ctx) { tl_context = ctx; }
-int current_context() { return tl_context; }
+void set_current_context(int ctx) {
+  tl_context = ctx;
+}
+int current_context() {
+  return tl_context;
+}
 
 void send_raw(int stream, int ctx, std::string_view data) {
   std::string msg;

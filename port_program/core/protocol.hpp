@@ -30,7 +30,8 @@ enum MessageType : uint8_t {
   kChannelClosed = 33,  // Erlang -> port: closed and drained
   kChannelBytes = 34,   // port -> Erlang: ByteChannel.send_bytes
   kChannelReturn = 36,
-  kChannelReturned = 37,  // Erlang -> port: the return is done  // port -> Erlang: ack, and what was not taken goes back
+  kChannelReturned = 37,  // Erlang -> port: the return is done  // port -> Erlang: ack, and what
+                          // was not taken goes back
 };
 
 // Queue items that never cross the wire.

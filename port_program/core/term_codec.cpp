@@ -157,20 +157,23 @@ bool fail_type(PyObject* obj) {
 // tolist() returns: nested lists of Python numbers. Null without an error for
 // anything else.
 PyRef numpy_tolist(PyObject* obj) {
-  PyRef module = PyRef::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(obj)),
-                                                     "__module__"));
+  PyRef module =
+      PyRef::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(obj)), "__module__"));
   if (!module) {
     PyErr_Clear();
     return {};
   }
-  if (!PyUnicode_Check(module.get()) || PyUnicode_CompareWithASCIIString(module.get(), "numpy") != 0 ||
+  if (!PyUnicode_Check(module.get()) ||
+      PyUnicode_CompareWithASCIIString(module.get(), "numpy") != 0 ||
       !PyObject_HasAttrString(obj, "tolist")) {
     return {};
   }
   return PyRef::steal(PyObject_CallMethod(obj, "tolist", nullptr));
 }
 
-void atom(MsgpackWriter& out, std::string_view name) { out.ext(protocol::kExtAtom, name); }
+void atom(MsgpackWriter& out, std::string_view name) {
+  out.ext(protocol::kExtAtom, name);
+}
 
 bool encode_int(MsgpackWriter& out, PyObject* obj) {
   int overflow = 0;
@@ -330,7 +333,9 @@ bool encode(MsgpackWriter& out, PyObject* obj, const TermTypes& types, size_t de
 
 }  // namespace
 
-PyRef decode_term(MsgpackReader& in, const TermTypes& types) { return decode(in, types, 0); }
+PyRef decode_term(MsgpackReader& in, const TermTypes& types) {
+  return decode(in, types, 0);
+}
 
 PyRef decode_args(MsgpackReader& in, const TermTypes& types) {
   return decode_sequence(in, types, 0, true);

@@ -14,10 +14,10 @@ namespace ep {
 
 // The Python classes of the `erlang` package that stand for Erlang-only terms.
 struct TermTypes {
-  PyRef atom;    // erlang.Atom (str subclass)
-  PyRef pid;     // erlang.Pid
-  PyRef ref;     // erlang.Ref
-  PyRef opaque;  // erlang.OpaqueTerm
+  PyRef atom;        // erlang.Atom (str subclass)
+  PyRef pid;         // erlang.Pid
+  PyRef ref;         // erlang.Ref
+  PyRef opaque;      // erlang.OpaqueTerm
   PyRef atom_cache;  // dict: name -> Atom, so a repeated atom is one object
 };
 
