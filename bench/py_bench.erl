@@ -114,13 +114,10 @@ sections() ->
       fun ours_pools_cpu/1},
      {"py: pools, routing overhead", true, [route_direct, route_pool, route_registered],
       fun ours_pools_routing/1},
-     {"raw baseline: one-way pipe transfer", false,
-      [list_to_atom("chan_raw_" ++ integer_to_list(S)) || S <- py_channel_bench:sizes()],
-      fun py_channel_bench:raw_pipe/1},
-     {"py: channels, Erlang → Python", true,
+     {"channels, Erlang → Python, and raw one-way pipe, interleaved", true,
       [list_to_atom(lists:concat([chan_, K, "_", S]))
-       || K <- [term, bytes], S <- py_channel_bench:sizes()],
-      fun(Env) -> ok = start_app(Env), py_channel_bench:channels(Env) end}].
+       || K <- [raw, term, bytes], S <- py_channel_bench:sizes()],
+      fun(Env) -> ok = start_app(Env), py_channel_bench:all(Env) end}].
 
 %% EP_BENCH_ONLY=call,conc runs only the sections producing those keys (for
 %% quick measurements while working); figures of the others show "not measured".

@@ -1,23 +1,39 @@
 %% Channel figures for py_bench (issue: channels): end-to-end messages/s from
 %% one Erlang sender to one Python consumer, Channel and ByteChannel, at 64 B,
 %% 1 KiB and 16 KiB, next to a raw one-way pipe transfer of the same frames
-%% (bench_echo_port in sink mode) measured in the same run.
+%% (bench_echo_port in sink mode). Raw and ours alternate over ?ROUNDS rounds
+%% and each figure is the median of its rounds: the machine's state drifts.
 -module(py_channel_bench).
 
--export([raw_pipe/1, channels/1, sizes/0]).
+-export([all/1, sizes/0]).
 
 %% {Size, Messages}: about the same time per size.
--define(RUNS, [{64, 400000}, {1024, 200000}, {16384, 30000}]).
+-define(RUNS, [{64, 200000}, {1024, 100000}, {16384, 15000}]).
+-define(ROUNDS, 3).
 
 -spec sizes() -> [pos_integer()].
 sizes() -> [S || {S, _} <- ?RUNS].
 
+%% Every figure: raw pipe and both channel kinds, per size, in rounds.
+-spec all(map()) -> #{atom() => term()}.
+all(#{echo_port := Path}) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, consumers()),
+    Kinds = [{raw, fun(S, N) -> raw_run(Path, S, N) end}
+             | [{K, fun(S, N) -> run(Ctx, K, S, N) end} || K <- [term, bytes]]],
+    Rounds = [[{key(K, S), F(S, N)} || {S, N} <- ?RUNS, {K, F} <- Kinds]
+              || _ <- lists:seq(1, ?ROUNDS)],
+    Keys = [key(K, S) || {S, _} <- ?RUNS, {K, _} <- Kinds],
+    maps:from_list([{Key, median_rate([R || Round <- Rounds, {K2, R} <- Round, K2 =:= Key])}
+                    || Key <- Keys]).
+
+median_rate(Figures) ->
+    Sorted = lists:sort([R || {chan_rate, R, _} <- Figures]),
+    [{chan_rate, _, Size} | _] = Figures,
+    {chan_rate, lists:nth((length(Sorted) + 1) div 2, Sorted), Size}.
+
 %% Raw: Erlang writes N frames of Size bytes to a port program that drops
 %% them, then an empty frame it answers: messages/s of the whole transfer.
--spec raw_pipe(map()) -> #{atom() => term()}.
-raw_pipe(#{echo_port := Path}) ->
-    maps:from_list([{key(raw, S), raw_run(Path, S, N)} || {S, N} <- ?RUNS]).
-
 raw_run(Path, Size, N) ->
     Port = open_port({spawn_executable, Path}, [{packet, 4}, binary, use_stdio, {args, ["sink"]}]),
     Payload = binary:copy(<<"r">>, Size),
@@ -35,10 +51,8 @@ raw_send(Port, Payload, N) ->
 
 %% Ours: a Python consumer counts messages until the channel closes; the time
 %% runs from the first send to the consumer's result.
--spec channels(map()) -> #{atom() => term()}.
-channels(_Env) ->
-    Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+consumers() ->
+    <<"
 from erlang.channel import Channel, ByteChannel
 def bench_consume(h):
     n = 0
@@ -50,9 +64,7 @@ def bench_consume_bytes(h):
     for _ in ByteChannel(h):
         n += 1
     return n
-">>),
-    maps:from_list(
-      [{key(Kind, S), run(Ctx, Kind, S, N)} || Kind <- [term, bytes], {S, N} <- ?RUNS]).
+">>.
 
 run(Ctx, Kind, Size, N) ->
     _ = run_once(Ctx, Kind, Size, N div 10),  % warm-up
