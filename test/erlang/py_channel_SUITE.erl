@@ -49,19 +49,10 @@ groups() ->
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
-    _ = application:stop(?APP),
-    _ = application:load(?APP),
-    OldPath = application:get_env(?APP, python_path),
-    ok = application:set_env(?APP, python_path, [?config(data_dir, Config)]),
-    {ok, _} = application:ensure_all_started(?APP),
-    [{old_python_path, OldPath} | Config].
+    py_test_util:start_app([?config(data_dir, Config)]) ++ Config.
 
 end_per_suite(Config) ->
-    _ = application:stop(?APP),
-    case ?config(old_python_path, Config) of
-        {ok, Old} -> application:set_env(?APP, python_path, Old);
-        undefined -> application:unset_env(?APP, python_path)
-    end,
+    py_test_util:stop_app(Config),
     Config.
 
 init_per_testcase(_Case, Config) ->

@@ -69,18 +69,12 @@ init_per_suite(Config) ->
     ok = filelib:ensure_dir(filename:join(Helpers, "x")),
     ok = file:write_file(filename:join(Helpers, "pools_probe.py"), probe_module()),
     ok = file:write_file(filename:join(Helpers, "pools_db.py"), db_module()),
-    OldPath = application:get_env(?APP, python_path),
-    ok = application:set_env(?APP, python_path, [Helpers]),
-    {ok, _} = application:ensure_all_started(?APP),
+    Saved = py_test_util:start_app([Helpers]),
     {ok, 2} = py:eval(<<"1 + 1">>),
-    [{helpers, Helpers}, {old_python_path, OldPath} | Config].
+    [{helpers, Helpers} | Saved ++ Config].
 
 end_per_suite(Config) ->
-    _ = application:stop(?APP),
-    case ?config(old_python_path, Config) of
-        {ok, Old} -> application:set_env(?APP, python_path, Old);
-        undefined -> application:unset_env(?APP, python_path)
-    end,
+    py_test_util:stop_app(Config),
     Config.
 
 init_per_testcase(_Case, Config) ->

@@ -1,0 +1,26 @@
+%% Helpers shared by the Common Test suites.
+-module(py_test_util).
+
+-export([start_app/1, stop_app/1]).
+
+-define(APP, erlang_python).
+
+%% @doc (Re)starts erlang_python with `Dirs' as its python_path; returns what
+%% stop_app/1 needs to restore the application environment.
+-spec start_app([file:filename()]) -> [{old_python_path, undefined | {ok, term()}}].
+start_app(Dirs) ->
+    _ = application:stop(?APP),
+    _ = application:load(?APP),
+    OldPath = application:get_env(?APP, python_path),
+    ok = application:set_env(?APP, python_path, Dirs),
+    {ok, _} = application:ensure_all_started(?APP),
+    [{old_python_path, OldPath}].
+
+%% @doc Stops erlang_python and restores the python_path start_app/1 replaced.
+-spec stop_app(list()) -> ok.
+stop_app(Config) ->
+    _ = application:stop(?APP),
+    case proplists:get_value(old_python_path, Config) of
+        {ok, Old} -> application:set_env(?APP, python_path, Old);
+        _ -> application:unset_env(?APP, python_path)
+    end.
