@@ -143,19 +143,28 @@ handle_message(Data, State) ->
         {ok, [17, Pid, Term]} when is_pid(Pid) ->
             Pid ! Term,
             {noreply, State};
+        {ok, [Type, Id, Server | _]} when Type >= 30, Type =< 36, is_pid(Server),
+                                          node(Server) =/= node() ->
+            %% A channel of another node: its server cannot write to this
+            %% port, so the Python side would wait forever. Closed, said once.
+            logger:warning("a channel of node ~p was used by a port program of node ~p: "
+                           "channels are served on their own node only",
+                           [node(Server), node()], #{domain => [python]}),
+            catch port_command(State#state.port, py_msgpack:encode([33, Id])),
+            {noreply, State};
         {ok, [30, Id, Server, Counters, Count, Bytes, Want]} when is_pid(Server) ->
             %% Before anything later from this port (a reply saying "drained")
             %% reaches a sender: the bytes Python took no longer count.
-            Bytes > 0 andalso atomics:sub(Counters, 1, Bytes),
+            release_bytes(Counters, Bytes),
             Server ! {'$py_ack', State#state.port, Count, Want},
             {noreply, watch_channel(Server, Id, State)};
         {ok, [36, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
             %% An ack, and nothing in that port program receives any more.
-            Bytes > 0 andalso atomics:sub(Counters, 1, Bytes),
+            release_bytes(Counters, Bytes),
             Server ! {'$py_return', State#state.port, Count},
             {noreply, watch_channel(Server, Id, State)};
         {ok, [32, Id, Server, Counters]} when is_pid(Server) ->
-            py_channel_server:close(Server, Counters),
+            catch py_channel_server:close(Server, Counters),
             {noreply, watch_channel(Server, Id, State)};
         {ok, [34, Id, Server, Bin]} when is_pid(Server), is_binary(Bin) ->
             Server ! {'$py_bytes', Bin},
@@ -222,6 +231,12 @@ handler(Key, #state{handlers = Handlers, workers = Workers, port = Port} = State
                     error
             end
     end.
+
+%% Python's counts are trusted only as far as the counters accept them.
+release_bytes(Counters, Bytes) when is_integer(Bytes), Bytes > 0 ->
+    try atomics:sub(Counters, 1, Bytes) catch error:badarg -> ok end;
+release_bytes(_Counters, _Bytes) ->
+    ok.
 
 watch_channel(Server, Id, #state{channels = Channels} = State) ->
     case Channels of

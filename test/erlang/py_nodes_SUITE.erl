@@ -25,11 +25,11 @@
          peer_stopped_mid_call/1, peer_killed_mid_call/1, node_comes_back/1,
          stop_pool_stops_remote_port_programs/1, local_node_listed/1,
          remote_timeout_drops_late_reply/1, remote_crash_restarts_in_pool/1,
-         start_errors/1]).
+         start_errors/1, channel_of_another_node/1]).
 
 -define(APP, erlang_python).
 -define(POOLS, [n_both, n_reg, n_kill, n_back, n_stop, n_local, n_timeout, n_crash, n_err,
-                n_part]).
+                n_part, n_chan]).
 %% How long an answer that should be prompt may take (the suite also runs
 %% under ASan, about 3x slower); calls that must fail promptly have a timeout
 %% far above it.
@@ -43,7 +43,7 @@ all() ->
     [calls_reach_both_nodes, registration_routes_to_node_pool, peer_stopped_mid_call,
      peer_killed_mid_call, node_comes_back, stop_pool_stops_remote_port_programs,
      local_node_listed, remote_timeout_drops_late_reply, remote_crash_restarts_in_pool,
-     start_errors].
+     start_errors, channel_of_another_node].
 
 init_per_suite(Config) ->
     case {code:ensure_loaded(peer), ensure_distribution()} of
@@ -130,6 +130,27 @@ calls_reach_both_nodes(Config) ->
     [true = lists:member(P, PeerPids)
      || _ <- lists:seq(1, 8), {ok, P} <- [py:call(n_both, nodes_probe, pid, [])]],
     ok.
+
+%% Channels are served on their own node: a handle passed to a context on a
+%% peer gives ChannelClosed there at once (no hang), and the peer's port
+%% program lives on.
+channel_of_another_node(Config) ->
+    [{_, N1}, _] = ?config(peers, Config),
+    {ok, [Remote]} = start_pool(n_chan, 1, #{nodes => [N1]}, Config),
+    ok = py:exec(Remote, <<"
+from erlang.channel import Channel, ChannelClosed
+def first(h):
+    try:
+        return Channel(h).receive()
+    except ChannelClosed:
+        return 'closed'
+">>),
+    {ok, Ch} = py_channel:new(),
+    ok = py_channel:send(Ch, hello),
+    {ok, <<"closed">>} = py:call(Remote, '__main__', first, [Ch], #{timeout => ?PROMPT_MS}),
+    {ok, 3} = py:call(Remote, operator, add, [1, 2]),
+    [Remote] = py_context_router:contexts(n_chan),
+    ok = py_channel:close(Ch).
 
 %% py:register_pool routes a module to a node pool: call, cast, spawn_call.
 registration_routes_to_node_pool(Config) ->
