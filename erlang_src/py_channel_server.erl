@@ -156,7 +156,7 @@ recv(Server, Timeout) ->
 -spec try_recv(pid()) -> {ok, binary()} | {error, empty | closed}.
 try_recv(Server) ->
     try
-        gen_server:call(Server, try_recv)
+        gen_server:call(Server, try_recv, infinity)
     catch
         exit:_ -> {error, closed}
     end.
