@@ -79,10 +79,6 @@ void Channels::release(uint64_t id) {
 
 void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out) {
   Channel& ch = it->second;
-  if (ch.ack_deferred) {
-    deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), it->first), deferred_.end());
-    ch.ack_deferred = false;
-  }
   if (!ch.closed && (ch.buffered > 0 || ch.want_sent)) {
     // Withdraw: the server requeues every message it shipped here beyond the
     // ones this frame acknowledges (including any batch on its way, which is
@@ -148,12 +144,9 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
         // travels while the rest is consumed.
         ch.want_sent = true;
         ack_frame(frame, ch, true);
-      } else if (due || (drained && Context::current() == nullptr)) {
+      } else if (due || drained) {
+        // Drained: taken counts as consumed at once (backpressure, the close).
         ack_frame(frame, ch, false);
-      } else if (drained && !ch.ack_deferred) {
-        ch.ack_deferred = true;
-        deferred_.push_back(id);
-        has_deferred_.store(true, std::memory_order_release);
       }
       result = Take::kItem;
     } else if (ch.closed) {
@@ -184,23 +177,6 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
   }
   if (!frame.empty()) Runtime::instance().sink().send(frame);
   return result;
-}
-
-void Channels::flush_acks() {
-  if (!has_deferred_.load(std::memory_order_acquire)) return;
-  std::vector<std::string> frames;
-  {
-    std::lock_guard lk(mu_);
-    for (uint64_t id : deferred_) {
-      auto it = channels_.find(id);
-      if (it == channels_.end()) continue;
-      it->second.ack_deferred = false;
-      if (it->second.unacked_count > 0) ack_frame(frames.emplace_back(), it->second, false);
-    }
-    deferred_.clear();
-    has_deferred_.store(false, std::memory_order_release);
-  }
-  for (std::string& frame : frames) Runtime::instance().sink().send(frame);
 }
 
 void Channels::unregister(uint64_t id, const ChannelWaker& waker) {

@@ -89,10 +89,6 @@ class Channels {
   // ByteChannel.send_bytes: raw bytes for py_byte_channel:recv/1,2.
   bool send_bytes(uint64_t id, std::string_view data);
   bool is_closed(uint64_t id);
-  // Sends the acks that executor threads deferred (see take). The executor
-  // calls it when a request's Python code returns, before the reply, and so do
-  // erlang.send, erlang.call and erlang.async_call before their frames.
-  void flush_acks();
 
   // From the I/O thread: `count` encoded messages for channel `id` (the rest of
   // the reader), and the server's "closed and drained".
@@ -116,7 +112,6 @@ class Channels {
     bool withdrawing = false;  // a return [36] is not confirmed yet ([37])
     bool closed = false;
     bool want_sent = false;     // a want is on its way and no data came back yet
-    bool ack_deferred = false;  // listed in deferred_
     uint32_t objects = 0;       // Python Channel objects alive
     uint64_t unacked_count = 0;
     uint64_t unacked_bytes = 0;
@@ -135,10 +130,6 @@ class Channels {
 
   std::mutex mu_;
   std::unordered_map<uint64_t, Channel> channels_;
-  // Channels whose ack an executor thread put off: an executor that drained a
-  // channel usually asks for more next, and the want carries the ack.
-  std::vector<uint64_t> deferred_;
-  std::atomic<bool> has_deferred_{false};
 };
 
 }  // namespace ep

@@ -276,8 +276,6 @@ void Context::execute(const Request& request) {
   if (result && PyCoro_CheckExact(result.get())) {
     result = PyRef::steal(PyObject_CallOneArg(Runtime::instance().run_coroutine(), result.get()));
   }
-  // Before the reply: whatever the caller does next sees the channels' space.
-  Runtime::instance().channels().flush_acks();
   if (!result) {
     reply_python_error(request);
     return;

@@ -119,9 +119,6 @@ PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   std::string msg;
   if (!key || !encode_request(msg, id, key.get(), name, args + 1, nargs - 1)) return nullptr;
   ++waiter.depth;
-  // The channel messages this thread took count as taken before Erlang sees
-  // the call (see Channels::flush_acks); likewise for async_call and send.
-  rt.channels().flush_acks();
   CallbackReply reply;
   if (Context* ctx = Context::current()) {
     if (ctx->cancelled()) {
@@ -160,7 +157,6 @@ PyObject* call_async(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     rt.callbacks().drop_async(id);
     return nullptr;
   }
-  rt.channels().flush_acks();
   rt.sink().send(msg);
   Py_RETURN_NONE;
 }
@@ -254,7 +250,6 @@ PyObject* send(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   w.array_header(3);
   w.int64(protocol::kSend);
   if (!encode_term(w, args[0], types) || !encode_term(w, args[1], types)) return nullptr;
-  rt.channels().flush_acks();
   rt.sink().send(msg);
   Py_RETURN_NONE;
 }

@@ -46,9 +46,10 @@ def test_want_data_ack_then_reply(port: PortProgram) -> None:
     port.send([DATA, 5, "a", "bc"])
     # half of the batch taken: the next want goes out early, with the ack of "a"
     assert port.recv_reply() == [ACK, 5, PID, REF, 1, 2, True]
-    # the Channel object is gone with the want outstanding: withdrawn, with the
-    # ack of "bc" (1 message, 3 encoded bytes), before the reply
-    assert port.recv_reply() == [RETURN, 5, PID, REF, 1, 3]
+    # the buffer ran empty: "bc" (1 message, 3 encoded bytes) is acknowledged
+    assert port.recv_reply() == [ACK, 5, PID, REF, 1, 3, False]
+    # the Channel object is gone with the want outstanding: withdrawn, before the reply
+    assert port.recv_reply() == [RETURN, 5, PID, REF, 0, 0]
     assert port.recv_reply() == [OK, 1, ["a", "bc"]]
 
 
@@ -67,7 +68,8 @@ def test_withdrawn_want_drops_its_answer_until_confirmed(port: PortProgram) -> N
     assert port.recv_reply() == [ACK, 6, PID, REF, 0, 0, True]
     port.send([DATA, 6, 1, 2, 3])
     assert port.recv_reply() == [ACK, 6, PID, REF, 2, 2, True]  # 1 of 3 left: next want
-    assert port.recv_reply() == [RETURN, 6, PID, REF, 1, 1]
+    assert port.recv_reply() == [ACK, 6, PID, REF, 1, 1, False]  # drained
+    assert port.recv_reply() == [RETURN, 6, PID, REF, 0, 0]
     assert port.recv_reply() == [OK, 3, [1, 2, 3]]
 
 
