@@ -1,6 +1,8 @@
 %% @doc Where things are and how a port program is started.
 -module(py_config).
 
+-define(READ_SPIN_US, 100).
+
 -export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0]).
 
 %% @doc The port program: app env `port_program', else $EP_PORT_PROGRAM, else
@@ -51,7 +53,21 @@ base_args(Contexts, PythonPath) ->
     Paths = [python_pkg_dir() | [to_list(P) || P <- PythonPath]],
     ["--contexts", integer_to_list(Contexts)]
         ++ lists:append([["--python-path", P] || P <- Paths])
-        ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20))].
+        ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20)),
+            "--read-spin-us", integer_to_list(read_spin_us())].
+
+%% How long a port program's reading thread polls before it sleeps (see
+%% port_program/io/pipe_source.hpp); app env `read_spin_us', else
+%% $EP_READ_SPIN_US, else ?READ_SPIN_US.
+read_spin_us() ->
+    case application:get_env(erlang_python, read_spin_us) of
+        {ok, N} when is_integer(N), N >= 0, N =< 10000 -> N;
+        _ ->
+            case string:to_integer(os:getenv("EP_READ_SPIN_US", "")) of
+                {N, ""} when N >= 0, N =< 10000 -> N;
+                _ -> ?READ_SPIN_US
+            end
+    end.
 
 %% @doc Default timeout of py:call/eval/exec, in milliseconds.
 -spec call_timeout() -> timeout().

@@ -169,15 +169,25 @@ stop_pool(Pool) ->
 pool_started(Pool) ->
     ets:member(?POOLS, Pool).
 
-%% @doc A context of the pool: round-robin, skipping to an idle context when
-%% the next one in turn has calls in flight. A node pool chooses among its
-%% live contexts the same way.
+%% @doc A context of the pool: the one this process used last if it is idle
+%% (a caller calling in a loop stays with one port program, whose reading
+%% thread is then still awake), else round-robin, skipping to an idle context
+%% when the next one in turn has calls in flight. A node pool chooses among
+%% its live contexts round-robin the same way.
 -spec get_context(atom()) -> pid() | {error, term()}.
 get_context(Pool) ->
     case ets:lookup(?POOLS, Pool) of
         [{_, Size, Counters, _}] when is_integer(Size) ->
-            Start = atomics:add_get(Counters, 1, 1) rem Size,
-            Slot = idle_slot(Counters, Start, Size, 0, min(Size, 4), {Start, infinity}),
+            Slot = case get({'$py_pool_slot', Pool}) of
+                       Last when is_integer(Last), Last < Size ->
+                           case atomics:get(Counters, Last + 2) of
+                               0 -> Last;
+                               _ -> next_slot(Counters, Size)
+                           end;
+                       _ ->
+                           next_slot(Counters, Size)
+                   end,
+            put({'$py_pool_slot', Pool}, Slot),
             case ets:lookup(?SLOTS, {Pool, Slot}) of
                 [{_, Pid}] -> Pid;
                 [] -> {error, {context_starting, Pool}}
@@ -192,6 +202,10 @@ get_context(Pool) ->
         [] ->
             {error, {pool_not_started, Pool}}
     end.
+
+next_slot(Counters, Size) ->
+    Start = atomics:add_get(Counters, 1, 1) rem Size,
+    idle_slot(Counters, Start, Size, 0, min(Size, 4), {Start, infinity}).
 
 %% The first of up to `Probes' slots from `Start' with no call in flight, else
 %% the least loaded of them.

@@ -26,6 +26,7 @@ struct Options {
   int contexts = 1;
   size_t max_frame = 64u << 20;
   size_t max_memory = 0;  // bytes of resident memory; 0: no cap
+  unsigned read_spin_us = 0;
   ep::RuntimeOptions runtime;
 };
 
@@ -33,7 +34,7 @@ struct Options {
   std::fprintf(stderr,
                "erlang_python_port: %s\n"
                "usage: erlang_python_port [--contexts N] [--python-path DIR]... "
-               "[--max-frame BYTES] [--max-memory BYTES]\n",
+               "[--max-frame BYTES] [--max-memory BYTES] [--read-spin-us US]\n",
                why);
   std::exit(2);
 }
@@ -54,6 +55,9 @@ Options parse(int argc, char** argv) {
       if (o.max_frame < 64) usage("--max-frame too small");
     } else if (arg == "--max-memory") {
       o.max_memory = std::strtoull(value, nullptr, 10);
+    } else if (arg == "--read-spin-us") {
+      o.read_spin_us = static_cast<unsigned>(std::strtoul(value, nullptr, 10));
+      if (o.read_spin_us > 10000) usage("--read-spin-us must be 0..10000");
     } else {
       usage(("unknown option " + arg).c_str());
     }
@@ -122,7 +126,7 @@ int main(int argc, char** argv) {
   ep::PortLoop loop(std::move(stdout_read), std::move(stderr_read), contexts);
   if (options.max_memory > 0) loop.cap_memory(options.max_memory);
   ep::Dispatcher dispatcher(contexts);
-  ep::PipeSource source(std::move(protocol_in), options.max_frame, dispatcher,
+  ep::PipeSource source(std::move(protocol_in), options.max_frame, options.read_spin_us, dispatcher,
                         [&loop] { loop.request_shutdown(); });
   runtime.input().start(source);  // from here on, the waiting threads read the protocol
   loop.run();

@@ -111,8 +111,8 @@ class Channels {
     size_t last_batch = 0;     // messages in the last batch that came
     bool withdrawing = false;  // a return [36] is not confirmed yet ([37])
     bool closed = false;
-    bool want_sent = false;     // a want is on its way and no data came back yet
-    uint32_t objects = 0;       // Python Channel objects alive
+    bool want_sent = false;  // a want is on its way and no data came back yet
+    uint32_t objects = 0;    // Python Channel objects alive
     uint64_t unacked_count = 0;
     uint64_t unacked_bytes = 0;
     std::vector<ChannelWaker> waiters;

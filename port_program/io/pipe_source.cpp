@@ -2,23 +2,26 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
 namespace ep {
 
-PipeSource::PipeSource(Fd fd, size_t max_frame, Dispatcher& dispatcher,
+PipeSource::PipeSource(Fd fd, size_t max_frame, unsigned spin_us, Dispatcher& dispatcher,
                        std::function<void()> on_shutdown)
     : fd_(std::move(fd)),
       kick_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       dispatcher_(dispatcher),
       frames_(max_frame),
       buffer_(std::make_unique<char[]>(kBufferSize)),
-      on_shutdown_(std::move(on_shutdown)) {
+      on_shutdown_(std::move(on_shutdown)),
+      spin_us_(spin_us) {
   int flags = fcntl(fd_.get(), F_GETFL);
   if (flags >= 0) fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
   if (!kick_) {
@@ -28,7 +31,39 @@ PipeSource::PipeSource(Fd fd, size_t max_frame, Dispatcher& dispatcher,
 }
 
 void PipeSource::read() {
+  if (spin_us_ > 0) wait_briefly();
   consume(::read(fd_.get(), buffer_.get(), kBufferSize));
+}
+
+void PipeSource::wait_briefly() {
+  using Clock = std::chrono::steady_clock;
+  auto start = Clock::now();
+  auto elapsed_us = [&start] {
+    return static_cast<unsigned>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  };
+  pollfd pfd{fd_.get(), POLLIN, 0};
+  unsigned gap = spin_us_ + 1;  // "not soon": input did not come while polling
+  if (recent_gap_us_ <= spin_us_) {
+    while (true) {
+      if (poll(&pfd, 1, 0) != 0) {
+        gap = elapsed_us();
+        break;
+      }
+      if (elapsed_us() > spin_us_) break;
+      sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
+    }
+  } else if (poll(&pfd, 1, 0) != 0) {
+    gap = 0;
+  }
+  if (gap > spin_us_) {
+    // Block until input comes, to learn how soon it came.
+    poll(&pfd, 1, -1);
+    gap = elapsed_us();
+  }
+  // Smoothed, but one quick arrival is enough to try polling again.
+  recent_gap_us_ =
+      gap <= spin_us_ ? gap : (recent_gap_us_ == ~0u ? gap : (recent_gap_us_ + gap) / 2);
 }
 
 void PipeSource::read_interruptible() {

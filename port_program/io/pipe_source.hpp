@@ -16,7 +16,9 @@ namespace ep {
 class PipeSource : public InputSource {
  public:
   // `on_shutdown` is called once, on the reading thread, after a shutdown message.
-  PipeSource(Fd fd, size_t max_frame, Dispatcher& dispatcher, std::function<void()> on_shutdown);
+  // `spin_us`: see wait_briefly().
+  PipeSource(Fd fd, size_t max_frame, unsigned spin_us, Dispatcher& dispatcher,
+             std::function<void()> on_shutdown);
 
   void read() override;
   void read_interruptible() override;
@@ -25,6 +27,13 @@ class PipeSource : public InputSource {
  private:
   static constexpr size_t kBufferSize = 256 * 1024;
 
+  // Before a blocking read: polls the pipe for up to spin_us while input has
+  // lately come that soon after the leader started waiting. On a VM, a reader
+  // that sleeps is woken through its idle vCPU, which can cost ~100 µs; a
+  // reader that polls briefly catches the next request of a caller that is
+  // calling in a loop. Input that comes later than that stops the polling
+  // until it comes sooner again, so a quiet port program uses no CPU.
+  void wait_briefly();
   void consume(ssize_t n);
   [[noreturn]] void end_of_input();
 
@@ -35,6 +44,8 @@ class PipeSource : public InputSource {
   std::unique_ptr<char[]> buffer_;  // reused: fresh pages are slow to touch
   std::function<void()> on_shutdown_;
   bool shutdown_seen_ = false;
+  const unsigned spin_us_;
+  unsigned recent_gap_us_ = ~0u;  // how soon input came after the last waits (smoothed)
 };
 
 }  // namespace ep

@@ -373,8 +373,8 @@ check_pool(Pool, Size, Mode, Ctxs) ->
     [ok = py:exec(C, [<<"pool_marker = ">>, integer_to_binary(I)])
      || {I, C} <- lists:zip(lists:seq(1, Size), Ctxs)],
     [{ok, I} = py:eval(C, <<"pool_marker">>) || {I, C} <- lists:zip(lists:seq(1, Size), Ctxs)],
-    %% Size calls in a row through the pool (all idle): one per context
-    Served = [T || _ <- Ctxs, {ok, T} <- [py:call(Pool, threading, get_native_id, [])]],
+    %% Size callers in a row through the pool (all idle): one per context
+    Served = [T || _ <- Ctxs, {ok, T} <- [fresh(fun() -> py:call(Pool, threading, get_native_id, []) end)]],
     true = lists:sort(Served) =:= lists:sort(Threads),
     ok.
 
@@ -521,7 +521,7 @@ crash_in_one_context(_Config) ->
     true = NewOs =/= VictimOs,
     true = os_pid_alive(NewOs),
     {ok, NewOs} = py:call(New, os, getpid, []),
-    Served = lists:usort([P || _ <- Ctxs, {ok, P} <- [py:call(Pool, os, getpid, [])]]),
+    Served = lists:usort([P || _ <- Ctxs, {ok, P} <- [fresh(fun() -> py:call(Pool, os, getpid, []) end)]]),
     true = Served =:= lists:usort([NewOs | tl(OsPids)]),
     ok.
 
@@ -674,10 +674,14 @@ get_context_prefers_idle(_Config) ->
     false = has_result(Busy),
     {ok, true} = py:call(C2, pools_probe, set_event, [<<"idle">>]),
     {ok, true} = result(Busy),
-    %% both idle: round robin over both
-    [C1, C2] = lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 4)]),
-    [T1, T2] = lists:usort([T || _ <- [1, 2], {ok, T} <- [py:call(Pool, threading,
-                                                                    get_native_id, [])]]),
+    %% both idle: new callers go round robin over both; a caller calling in a
+    %% loop stays with the context it used last while that one is idle
+    [C1, C2] = lists:usort([fresh(fun() -> py_context_router:get_context(Pool) end)
+                            || _ <- lists:seq(1, 4)]),
+    [T1, T2] = lists:usort([T || _ <- [1, 2],
+                                 {ok, T} <- [fresh(fun() -> py:call(Pool, threading, get_native_id, []) end)]]),
+    Mine = py_context_router:get_context(Pool),
+    [Mine = py_context_router:get_context(Pool) || _ <- lists:seq(1, 5)],
     ok.
 
 %% A caller killed while its call runs (a linked process exiting, a supervisor
@@ -697,7 +701,7 @@ get_context_after_killed_caller(_Config) ->
     {ok, true} = py:call(C2, pools_probe, set_event, [<<"killed">>]),
     %% C1 runs its requests in order: once this returns, the abandoned call is over
     {ok, 2.0} = py:call(C1, math, sqrt, [4]),
-    Picks = [py_context_router:get_context(Pool) || _ <- lists:seq(1, 4)],
+    Picks = [fresh(fun() -> py_context_router:get_context(Pool) end) || _ <- lists:seq(1, 4)],
     ct:pal("C1 ~p, C2 ~p; get_context x4: ~p", [C1, C2, Picks]),
     true = lists:sort([C1, C2]) =:= lists:usort(Picks),
     ok.
@@ -737,12 +741,14 @@ killed_callers_release_counters(_Config) ->
     receive {waiting, <<"k3">>, _} -> ok after ?PROMPT_MS -> ct:fail(not_waiting) end,
     [1, 0, 0] = in_flight(Pool),
     true = lists:sort([C2, C3]) =:=
-        lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 9)]),
+        lists:usort([fresh(fun() -> py_context_router:get_context(Pool) end)
+                     || _ <- lists:seq(1, 9)]),
     {ok, true} = py:call(C3, pools_probe, set_event, [<<"k3">>]),
     {ok, true} = result(Busy),
     [0, 0, 0] = in_flight(Pool),
     true = lists:sort([C1, C2, C3]) =:=
-        lists:usort([py_context_router:get_context(Pool) || _ <- lists:seq(1, 6)]),
+        lists:usort([fresh(fun() -> py_context_router:get_context(Pool) end)
+                     || _ <- lists:seq(1, 6)]),
     ok.
 
 %% The in-flight counters of a pool's slots.
@@ -916,6 +922,11 @@ now_ms() ->
     erlang:monotonic_time(millisecond).
 
 %% Runs Fun in a linked process; result/1 collects what it returned.
+%% Fun's result, computed in a new process (no routing history).
+fresh(Fun) ->
+    {Pid, Ref} = spawn_monitor(fun() -> exit({fresh, Fun()}) end),
+    receive {'DOWN', Ref, process, Pid, {fresh, R}} -> R end.
+
 async(Fun) ->
     Test = self(),
     spawn_link(fun() -> Test ! {async_result, self(), Fun()} end).
