@@ -387,48 +387,21 @@ dec(<<16#de, R/binary>>, D) when D < ?MAX_DEPTH ->
 dec(<<16#df, R/binary>>, D) when D < ?MAX_DEPTH ->
     case R of <<N:32, T/binary>> -> dec_map_n(N, T, D + 1); _ -> throw(truncated) end;
 dec(<<B, _/binary>>, _) when B >= 16#dc, B =< 16#df -> throw(too_deep);
-dec(<<16#d4, R/binary>>, D) ->
-    case R of
-        <<X:8/signed, P:1/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
-dec(<<16#d5, R/binary>>, D) ->
-    case R of
-        <<X:8/signed, P:2/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
-dec(<<16#d6, R/binary>>, D) ->
-    case R of
-        <<X:8/signed, P:4/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
-dec(<<16#d7, R/binary>>, D) ->
-    case R of
-        <<X:8/signed, P:8/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
-dec(<<16#d8, R/binary>>, D) ->
-    case R of
-        <<X:8/signed, P:16/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
-dec(<<16#c7, R/binary>>, D) ->
-    case R of
-        <<N, X:8/signed, P:N/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
-dec(<<16#c8, R/binary>>, D) ->
-    case R of
-        <<N:16, X:8/signed, P:N/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
-dec(<<16#c9, R/binary>>, D) ->
-    case R of
-        <<N:32, X:8/signed, P:N/binary, T/binary>> -> {ext_term(X, P, D), T};
-        _ -> throw(truncated)
-    end;
+dec(<<H, R/binary>>, D) when H >= 16#d4, H =< 16#d8 ->  % fixext 1, 2, 4, 8, 16
+    dec_ext(1 bsl (H - 16#d4), R, D);
+dec(<<16#c7, N, R/binary>>, D) -> dec_ext(N, R, D);
+dec(<<16#c8, N:16, R/binary>>, D) -> dec_ext(N, R, D);
+dec(<<16#c9, N:32, R/binary>>, D) -> dec_ext(N, R, D);
+dec(<<H, _/binary>>, _) when H >= 16#c7, H =< 16#c9 -> throw(truncated);
 dec(<<16#c1, _/binary>>, _) -> throw({invalid_byte, 16#c1});
 dec(<<>>, _) -> throw(truncated).
+
+%% An ext of N payload bytes: its type byte, then the payload.
+dec_ext(N, R, D) ->
+    case R of
+        <<X:8/signed, P:N/binary, T/binary>> -> {ext_term(X, P, D), T};
+        _ -> throw(truncated)
+    end.
 
 %% array16/32 and map16/32 may hold zero elements (not canonical, accepted).
 dec_array(0, R, _) -> {[], R};
