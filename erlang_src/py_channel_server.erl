@@ -171,10 +171,12 @@ init(#{id := Id, kind := Kind, counters := Counters, owner := Owner}) ->
                 owner = erlang:monitor(process, Owner)}}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) ->
-          {reply, term(), #state{}} | {stop, normal, term(), #state{}}.
+          {reply, term(), #state{}}.
 handle_call(try_recv, _From, #state{inbound = In} = State) ->
     case queue:out(In) of
-        {{value, Bin}, In1} -> reply_or_stop({ok, Bin}, State#state{inbound = In1});
+        {{value, Bin}, In1} ->
+            {noreply, State1} = settle(State#state{inbound = In1}),
+            {reply, {ok, Bin}, State1};
         {empty, _} when State#state.closed -> {reply, {error, closed}, State};
         {empty, _} -> {reply, {error, empty}, State}
     end;
@@ -211,12 +213,10 @@ handle_info({'$py_return', Port, Count}, State) ->
     catch erlang:port_command(Port, py_msgpack:encode([37, State1#state.id])),
     settle(ship(State1));
 handle_info('$py_stop', State) ->
-    case settle(State#state{stop_timer = undefined}) of
-        {noreply, #state{stop_timer = undefined} = State1} -> {noreply, State1};
-        {noreply, State1} ->
-            %% still closed and drained: done
-            _ = erlang:cancel_timer(State1#state.stop_timer),
-            {stop, normal, State1}
+    State1 = State#state{stop_timer = undefined},
+    case drained_out(State1) andalso queue:is_empty(State1#state.inbound) of
+        true -> {stop, normal, State1};
+        false -> {noreply, State1}  % a late send came: serve it first
     end;
 handle_info('$py_close', State) ->
     settle(closed(State));
@@ -367,22 +367,20 @@ send_closed(Port, Id) ->
     catch erlang:port_command(Port, py_msgpack:encode([33, Id])),
     ok.
 
-reply_or_stop(Reply, State) ->
-    case settle(State) of
-        {stop, normal, State1} -> {stop, normal, Reply, State1};
-        {noreply, State1} -> {reply, Reply, State1}
-    end.
-
 %% Once closed and with nothing queued or in flight (a port that dies hands its
 %% messages back), waiting receivers learn it is over; the server stops when
 %% nothing is left for Erlang to read either.
-settle(#state{closed = true, front = [], pending = [], ports = Ports} = State) ->
-    case lists:all(fun(#port_state{in_flight = F}) -> queue:is_empty(F) end, maps:values(Ports)) of
+settle(State) ->
+    case drained_out(State) of
         true -> drained(State);
         false -> {noreply, State}
-    end;
-settle(State) ->
-    {noreply, State}.
+    end.
+
+%% Closed, nothing queued and nothing in flight to any port program.
+drained_out(#state{closed = true, front = [], pending = [], ports = Ports}) ->
+    lists:all(fun(#port_state{in_flight = F}) -> queue:is_empty(F) end, maps:values(Ports));
+drained_out(_State) ->
+    false.
 
 drained(#state{id = Id, waiting = Waiting, inbound = In, readers = Readers} = State) ->
     [send_closed(Port, Id) || Port <- Waiting],
