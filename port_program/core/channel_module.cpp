@@ -181,11 +181,6 @@ PyObject* send_bytes(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
-template <class F>
-PyCFunction fastcall(F f) {
-  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
-}
-
 PyMethodDef kMethods[] = {
     {"open", fastcall(open), METH_FASTCALL, "open(id, kind, pid, ref, max_size)"},
     {"receive", receive, METH_O, "receive(id): the next message or CLOSED; blocks."},

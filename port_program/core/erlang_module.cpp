@@ -254,11 +254,6 @@ PyObject* send(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
-template <class F>
-PyCFunction fastcall(F f) {
-  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
-}
-
 PyMethodDef kMethods[] = {
     {"call", fastcall(call), METH_FASTCALL,
      "call(name, *args): call a registered Erlang function."},

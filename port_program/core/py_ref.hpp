@@ -1,4 +1,4 @@
-// RAII for the Python C-API: owned references and GIL state.
+// Small helpers for the Python C-API: owned references, GIL state, method tables.
 #pragma once
 
 #include <Python.h>
@@ -36,6 +36,12 @@ class PyRef {
   explicit PyRef(PyObject* p) : p_(p) {}
   PyObject* p_ = nullptr;
 };
+
+// A METH_FASTCALL function as the PyCFunction a PyMethodDef holds.
+template <class F>
+PyCFunction fastcall(F f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
 
 // Holds the GIL with a long-lived thread state for the scope (executor threads).
 class GilHold {
