@@ -25,11 +25,14 @@ except ImportError:  # plain Python
 
 
 class _Bridge:
-    """The eventfd of one event loop and the futures waiting on it."""
+    """The eventfd of one event loop and the futures waiting on it: async call
+    results, and channel receivers waiting for a wake-up (erlang.channel)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.futures: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._wakeups: list[asyncio.Future[None]] = []
         self._tokens = itertools.count(1)
         loop.add_reader(self.fd, self._drain)
         weakref.finalize(loop, _close, self.fd)
@@ -51,11 +54,21 @@ class _Bridge:
             _erlang.nested_watch(True)
         return future
 
+    def wakeup(self) -> "asyncio.Future[None]":
+        """Done at the next signal of the eventfd (which the caller armed)."""
+        future = self._loop.create_future()
+        self._wakeups.append(future)
+        return future
+
     def _drain(self) -> None:
         try:
             os.eventfd_read(self.fd)
         except BlockingIOError:
             pass
+        wakeups, self._wakeups = self._wakeups, []
+        for future in wakeups:
+            if not future.done():
+                future.set_result(None)
         for token, ok, value in _erlang.async_results(self.fd):
             name, future = self.futures.pop(token, (None, None))
             if future is None or future.done():
@@ -89,6 +102,9 @@ class _Bridge:
 def _close(fd: int) -> None:
     if _erlang is not None:
         _erlang.async_forget(fd)
+        import _erlang_channel
+
+        _erlang_channel.forget_fd(fd)
     os.close(fd)
 
 
@@ -106,7 +122,12 @@ def async_call(name: str, *args: Any) -> "asyncio.Future[Any]":
     if not isinstance(name, str):
         raise TypeError(f"async_call: the function name must be str, not {type(name).__name__}")
     loop = asyncio.get_running_loop()
-    bridge = _bridges.get(loop)
-    if bridge is None:
-        bridge = _bridges[loop] = _Bridge(loop)
-    return bridge.start(loop, name, args)
+    return bridge(loop).start(loop, name, args)
+
+
+def bridge(loop: asyncio.AbstractEventLoop) -> _Bridge:
+    """The bridge of `loop`, made on first use."""
+    found = _bridges.get(loop)
+    if found is None:
+        found = _bridges[loop] = _Bridge(loop)
+    return found

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import weakref
 from typing import Any, AsyncIterator, Iterator
 
 try:
@@ -23,6 +21,7 @@ try:
 except ImportError:  # plain Python: the classes exist, using them fails clearly
     _native = None
 
+from ._async import bridge
 from ._types import Pid, Ref
 
 __all__ = ["ByteChannel", "ByteChannelClosed", "Channel", "ChannelClosed", "reply"]
@@ -74,7 +73,7 @@ class _Base:
         if cid is not None and _native is not None:
             _native.release(cid)
 
-    def _iterator(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Any]:
         # A C-level iterator: receive() until it returns CLOSED. It keeps the
         # channel object (and so the channel's state here) alive.
         receive = functools.partial(_native.receive, self._id)
@@ -86,6 +85,15 @@ class _Base:
         if value is _native.CLOSED:
             raise StopIteration
         return value
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._async_receive()
+        except self._closed_error:
+            raise StopAsyncIteration from None
 
     def _receive(self) -> Any:
         value = _native.receive(self._id)
@@ -104,11 +112,11 @@ class _Base:
     async def _async_receive(self) -> Any:
         value = _native.try_receive(self._id)
         if value is _native.EMPTY:
-            waits = _waits(asyncio.get_running_loop())
+            loop_bridge = bridge(asyncio.get_running_loop())
             # Take only when running again: a receive cancelled while it waits
             # (a timeout) has taken nothing, so no message is lost with it.
-            while (value := _native.poll(self._id, waits.fd)) is _native.EMPTY:
-                await waits.wait()
+            while (value := _native.poll(self._id, loop_bridge.fd)) is _native.EMPTY:
+                await loop_bridge.wakeup()
         if value is _native.CLOSED:
             raise self._closed_error(f"{self._tag} {self._id} is closed")
         return value
@@ -149,17 +157,6 @@ class Channel(_Base):
         """The next message, without blocking the event loop. Raises ChannelClosed."""
         return await self._async_receive()
 
-    def __iter__(self) -> Iterator[Any]:
-        return self._iterator()
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return await self._async_receive()
-        except ChannelClosed:
-            raise StopAsyncIteration from None
 
 
 class ByteChannel(_Base):
@@ -186,65 +183,3 @@ class ByteChannel(_Base):
         if _native.is_closed(self._id):
             raise ByteChannelClosed(f"py_byte_channel {self._id} is closed")
         _native.send_bytes(self._id, data)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._iterator()
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._async_receive()
-        except ByteChannelClosed:
-            raise StopAsyncIteration from None
-
-
-class _LoopWaits:
-    """The receivers waiting on one event loop, woken through one eventfd.
-
-    A receiver polls its channel (which arms the eventfd when it is empty) and
-    waits for a wake-up; when the eventfd fires every waiting receiver polls
-    again, in the order they waited. They take their message themselves, so a
-    receiver cancelled after the wake-up leaves the message to the others.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._waiting: list[asyncio.Future[None]] = []
-        loop.add_reader(self.fd, self._on_ready)
-        weakref.finalize(loop, _forget, self.fd)
-
-    def wait(self) -> "asyncio.Future[None]":
-        future = self._loop.create_future()
-        self._waiting.append(future)
-        return future
-
-    def _on_ready(self) -> None:
-        try:
-            os.eventfd_read(self.fd)
-        except BlockingIOError:
-            pass
-        waiting, self._waiting = self._waiting, []
-        for future in waiting:
-            if not future.done():
-                future.set_result(None)
-
-
-def _forget(fd: int) -> None:
-    if _native is not None:
-        _native.forget_fd(fd)
-    os.close(fd)
-
-
-_loop_waits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaits]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _waits(loop: asyncio.AbstractEventLoop) -> _LoopWaits:
-    waits = _loop_waits.get(loop)
-    if waits is None:
-        waits = _loop_waits[loop] = _LoopWaits(loop)
-    return waits

@@ -176,7 +176,7 @@ async def timed_out_receive_keeps_message(channel_ref, notify):
     cancelled receive)."""
     import select
     import time
-    from erlang import channel as channel_mod
+    from erlang._async import bridge
 
     ch = Channel(channel_ref)
     loop = asyncio.get_running_loop()
@@ -193,7 +193,7 @@ async def timed_out_receive_keeps_message(channel_ref, notify):
     # Block the loop until the message is here (the eventfd the loop watches
     # is signalled) and the deadline has passed, so the next iteration runs the
     # data callback and the timeout together.
-    select.select([channel_mod._waits(loop).fd], [], [])
+    select.select([bridge(loop).fd], [], [])
     while loop.time() <= deadline:
         time.sleep(deadline - loop.time() + 0.001)
     try:
