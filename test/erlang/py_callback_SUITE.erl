@@ -91,30 +91,7 @@ init_per_suite(Config) ->
                   throw_it => fun([]) -> throw(oops) end,
                   exit_it => fun([]) -> exit(bye) end},
     [ok = py:register_function(Name, Fun) || {Name, Fun} <- maps:to_list(Functions)],
-    ok = py:exec(py:context(1), <<"
-import asyncio
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
-def cb_result(name, *args):
-    try:
-        return ('ok', erlang.call(name, *args))
-    except Exception as e:
-        return (type(e).__name__, str(e))
-
-async def acb_result(name, *args):
-    try:
-        return ('ok', await erlang.async_call(name, *args))
-    except Exception as e:
-        return (type(e).__name__, str(e))
-
-def in_thread(fn, *args):
-    out = []
-    t = threading.Thread(target=lambda: out.append(fn(*args)))
-    t.start()
-    t.join()
-    return out[0]
-">>),
+    ok = py:exec(py:context(1), result_helpers()),
     [{functions, maps:keys(Functions)} | Config].
 
 end_per_suite(Config) ->
@@ -531,13 +508,7 @@ asyncio.run(async_errors())">>),
 error_reason_not_latin1(_Config) ->
     with_pool(cb_unicode_pool, fun(Ctx) ->
         ok = py:register_function(unicode_error, fun([]) -> error({'日本', 1}) end),
-        ok = py:exec(Ctx, <<"
-def cb_result(name, *args):
-    try:
-        return ('ok', erlang.call(name, *args))
-    except Exception as e:
-        return (type(e).__name__, str(e))
-">>),
+        ok = py:exec(Ctx, result_helpers()),
         Result = py:call(Ctx, '__main__', cb_result, [<<"unicode_error">>], #{timeout => 2000}),
         ok = py:unregister_function(unicode_error),
         {ok, {<<"RuntimeError">>, Msg}} = Result,
@@ -550,14 +521,7 @@ def cb_result(name, *args):
 error_reason_not_latin1_async(_Config) ->
     with_pool(cb_unicode_async_pool, fun(Ctx) ->
         ok = py:register_function(unicode_error, fun([]) -> exit('日本') end),
-        ok = py:exec(Ctx, <<"
-import asyncio
-async def acb_result(name, *args):
-    try:
-        return ('ok', await erlang.async_call(name, *args))
-    except Exception as e:
-        return (type(e).__name__, str(e))
-">>),
+        ok = py:exec(Ctx, result_helpers()),
         Result = py:call(Ctx, '__main__', acb_result, [<<"unicode_error">>], #{timeout => 2000}),
         ok = py:unregister_function(unicode_error),
         {ok, {<<"RuntimeError">>, Msg}} = Result,
@@ -572,13 +536,7 @@ async def acb_result(name, *args):
 error_handler_killed(_Config) ->
     with_pool(cb_killed_pool, fun(Ctx) ->
         ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
-        ok = py:exec(Ctx, <<"
-def cb_result(name, *args):
-    try:
-        return ('ok', erlang.call(name, *args))
-    except Exception as e:
-        return (type(e).__name__, str(e))
-">>),
+        ok = py:exec(Ctx, result_helpers()),
         Result = py:call(Ctx, '__main__', cb_result, [<<"killed">>], #{timeout => 2000}),
         ok = py:unregister_function(killed),
         {ok, {<<"RuntimeError">>, Msg}} = Result,
@@ -1335,6 +1293,34 @@ wait_dead(Pid) ->
     receive {'DOWN', Ref, process, Pid, _} -> ok after 5000 -> ct:fail({still_alive, Pid}) end.
 
 %% Runs Fun(Ctx) in a pool of its own, for tests that may leave a context stuck.
+%% Python helpers of the tests: a call's result or its exception, sync and
+%% async, and a call made from a new thread.
+result_helpers() ->
+    <<"
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+def cb_result(name, *args):
+    try:
+        return ('ok', erlang.call(name, *args))
+    except Exception as e:
+        return (type(e).__name__, str(e))
+
+async def acb_result(name, *args):
+    try:
+        return ('ok', await erlang.async_call(name, *args))
+    except Exception as e:
+        return (type(e).__name__, str(e))
+
+def in_thread(fn, *args):
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn(*args)))
+    t.start()
+    t.join()
+    return out[0]
+">>.
+
 with_pool(Pool, Fun) ->
     {ok, [Ctx]} = py_pool:start_pool(Pool, 1, #{mode => process}),
     try
