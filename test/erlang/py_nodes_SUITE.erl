@@ -426,7 +426,7 @@ wait_until(Fun, Deadline, Timeout) ->
     end.
 
 probe_module() ->
-    <<"\"\"\"Helpers of py_nodes_SUITE.\"\"\"
+    [<<"\"\"\"Helpers of py_nodes_SUITE.\"\"\"
 import os
 import threading
 
@@ -439,27 +439,4 @@ def pid():
 
 def report_pid(to):
     erlang.send(to, (erlang.Atom('pool_pid'), os.getpid()))
-
-
-_events = {}
-_events_lock = threading.Lock()
-
-
-def _event(name):
-    with _events_lock:
-        return _events.setdefault(name, threading.Event())
-
-
-def wait_event(name, notify, timeout):
-    \"\"\"Tells `notify` (if any) it waits, then waits for set_event(name) from
-    another context of the same port program.\"\"\"
-    ev = _event(name)
-    if notify is not None:
-        erlang.send(notify, (erlang.Atom('waiting'), name, os.getpid()))
-    return ev.wait(timeout)
-
-
-def set_event(name):
-    _event(name).set()
-    return True
-">>.
+">>, py_test_util:events_py()].

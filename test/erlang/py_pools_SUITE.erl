@@ -996,7 +996,7 @@ mentions({Fmt, Args}, What) -> mentions({string, io_lib:format(Fmt, Args)}, What
 %%====================================================================
 
 probe_module() ->
-    <<"\"\"\"Helpers of py_pools_SUITE.\"\"\"
+    [<<"\"\"\"Helpers of py_pools_SUITE.\"\"\"
 import os
 import threading
 import time
@@ -1047,27 +1047,6 @@ def error_of(tag):
     return _errors.get(str(tag))
 
 
-_events = {}
-_events_lock = threading.Lock()
-
-
-def _event(name):
-    with _events_lock:
-        return _events.setdefault(name, threading.Event())
-
-
-def wait_event(name, notify, timeout):
-    \"\"\"Tells `notify` it waits, then waits for set_event(name) (same program).\"\"\"
-    ev = _event(name)
-    erlang.send(notify, (erlang.Atom('waiting'), name, os.getpid()))
-    return ev.wait(timeout)
-
-
-def set_event(name):
-    _event(name).set()
-    return True
-
-
 def report_pid(to):
     erlang.send(to, (erlang.Atom('pool_pid'), os.getpid()))
 
@@ -1089,7 +1068,7 @@ def alloc(total, chunk, then_sleep):
         n += chunk
     time.sleep(then_sleep)
     return len(blocks)
-">>.
+">>, py_test_util:events_py()].
 
 db_module() ->
     <<"\"\"\"A stand-in database client for py_pools_SUITE.\"\"\"

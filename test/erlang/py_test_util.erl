@@ -1,7 +1,7 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
 
--export([start_app/1, stop_app/1]).
+-export([start_app/1, stop_app/1, events_py/0]).
 
 -define(APP, erlang_python).
 
@@ -24,3 +24,37 @@ stop_app(Config) ->
         {ok, Old} -> application:set_env(?APP, python_path, Old);
         _ -> application:unset_env(?APP, python_path)
     end.
+
+%% @doc Python source of named events shared by the contexts of one port
+%% program: wait_event(Name, Notify, Timeout) (tells Notify, if not None, it
+%% waits) and set_event(Name). Part of the suites' helper modules.
+-spec events_py() -> binary().
+events_py() ->
+    <<"
+import os
+import threading
+
+import erlang
+
+_events = {}
+_events_lock = threading.Lock()
+
+
+def _event(name):
+    with _events_lock:
+        return _events.setdefault(name, threading.Event())
+
+
+def wait_event(name, notify, timeout):
+    \"\"\"Tells `notify` (if any) it waits, then waits for set_event(name) from
+    another context of the same port program.\"\"\"
+    ev = _event(name)
+    if notify is not None:
+        erlang.send(notify, (erlang.Atom('waiting'), name, os.getpid()))
+    return ev.wait(timeout)
+
+
+def set_event(name):
+    _event(name).set()
+    return True
+">>.
