@@ -31,39 +31,26 @@ PipeSource::PipeSource(Fd fd, size_t max_frame, unsigned spin_us, Dispatcher& di
 }
 
 void PipeSource::read() {
-  if (spin_us_ > 0) wait_briefly();
-  consume(::read(fd_.get(), buffer_.get(), kBufferSize));
+  if (spin_us_ == 0) return consume(::read(fd_.get(), buffer_.get(), kBufferSize));
+  auto start = Clock::now();
+  if (recent_gap_us_ <= spin_us_) poll_briefly(start);
+  ssize_t n = ::read(fd_.get(), buffer_.get(), kBufferSize);  // blocks if nothing came
+  // How soon input came: smoothed, but one quick arrival is enough to poll again.
+  unsigned gap = elapsed_us(start);
+  recent_gap_us_ = gap <= spin_us_ || recent_gap_us_ == ~0u ? gap : (recent_gap_us_ + gap) / 2;
+  consume(n);
 }
 
-void PipeSource::wait_briefly() {
-  using Clock = std::chrono::steady_clock;
-  auto start = Clock::now();
-  auto elapsed_us = [&start] {
-    return static_cast<unsigned>(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
-  };
+unsigned PipeSource::elapsed_us(Clock::time_point start) {
+  return static_cast<unsigned>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+}
+
+void PipeSource::poll_briefly(Clock::time_point start) const {
   pollfd pfd{fd_.get(), POLLIN, 0};
-  unsigned gap = spin_us_ + 1;  // "not soon": input did not come while polling
-  if (recent_gap_us_ <= spin_us_) {
-    while (true) {
-      if (poll(&pfd, 1, 0) != 0) {
-        gap = elapsed_us();
-        break;
-      }
-      if (elapsed_us() > spin_us_) break;
-      sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
-    }
-  } else if (poll(&pfd, 1, 0) != 0) {
-    gap = 0;
+  while (poll(&pfd, 1, 0) == 0 && elapsed_us(start) <= spin_us_) {
+    sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
   }
-  if (gap > spin_us_) {
-    // Block until input comes, to learn how soon it came.
-    poll(&pfd, 1, -1);
-    gap = elapsed_us();
-  }
-  // Smoothed, but one quick arrival is enough to try polling again.
-  recent_gap_us_ =
-      gap <= spin_us_ ? gap : (recent_gap_us_ == ~0u ? gap : (recent_gap_us_ + gap) / 2);
 }
 
 void PipeSource::read_interruptible() {

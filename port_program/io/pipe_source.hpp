@@ -3,6 +3,7 @@
 // complete frames. End of input ends the process at once, even if Python is stuck.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -16,7 +17,7 @@ namespace ep {
 class PipeSource : public InputSource {
  public:
   // `on_shutdown` is called once, on the reading thread, after a shutdown message.
-  // `spin_us`: see wait_briefly().
+  // `spin_us`: see poll_briefly().
   PipeSource(Fd fd, size_t max_frame, unsigned spin_us, Dispatcher& dispatcher,
              std::function<void()> on_shutdown);
 
@@ -33,7 +34,9 @@ class PipeSource : public InputSource {
   // reader that polls briefly catches the next request of a caller that is
   // calling in a loop. Input that comes later than that stops the polling
   // until it comes sooner again, so a quiet port program uses no CPU.
-  void wait_briefly();
+  using Clock = std::chrono::steady_clock;
+  void poll_briefly(Clock::time_point start) const;
+  static unsigned elapsed_us(Clock::time_point start);
   void consume(ssize_t n);
   [[noreturn]] void end_of_input();
 
