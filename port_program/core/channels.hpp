@@ -15,7 +15,6 @@
 
 #include <Python.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
