@@ -17,7 +17,8 @@ void CallbackWaiter::arm(uint64_t id) {
 
 CallbackReply CallbackWaiter::wait() {
   std::unique_lock lk(mu_);
-  Runtime::instance().input().wait(lk, cv_, [this] { return reply_.has_value(); });
+  Runtime::instance().input().wait(
+      lk, cv_, [this] { return reply_.has_value(); }, InputGate::Expect::kReply);
   armed_ = 0;
   return std::move(*reply_);
 }

@@ -141,7 +141,10 @@ bool Context::wait_pop(Request& out) {
   std::unique_lock lk(mu_);
   if (queue_.empty() && !stop_) {
     sleeping_ = true;
-    Runtime::instance().input().wait(lk, cv_, [this] { return !queue_.empty() || stop_; });
+    // Awaiting a callback's reply, the executor is sure to get input soon.
+    auto expect = waits_.empty() ? InputGate::Expect::kInput : InputGate::Expect::kReply;
+    Runtime::instance().input().wait(
+        lk, cv_, [this] { return !queue_.empty() || stop_; }, expect);
     sleeping_ = false;
   }
   if (queue_.empty()) return false;

@@ -1,7 +1,6 @@
 #include "core/input_gate.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include "core/native_thread.hpp"
 
@@ -12,6 +11,9 @@ namespace {
 // ticks without any change of hands send the standby to sleep until the next one.
 constexpr auto kTick = std::chrono::milliseconds(1);
 constexpr int kQuietTicks = 100;
+
+// When this thread's own input last came; its address names the thread.
+thread_local std::chrono::steady_clock::time_point tl_served;
 
 }  // namespace
 
@@ -30,27 +32,37 @@ InputGate::~InputGate() {
 void InputGate::start(InputSource& source) {
   std::lock_guard g(mu_);
   source_ = &source;
-  if (!leader_) promote_locked();
+  if (!leader_ && !followers_.empty()) make_leader_locked(followers_.back());
   standby_thread_ = std::make_unique<NativeThread>([this] { standby(); });
 }
 
+size_t InputGate::waiting() {
+  std::lock_guard g(mu_);
+  return followers_.size();
+}
+
 void InputGate::wait_once(std::unique_lock<std::mutex>& lk, std::condition_variable& cv,
-                          ReadyRef ready) {
-  Follower me{lk.mutex(), &cv};
-  // Lock order: the gate's mutex, then a waiter's (promote_locked): never hold
-  // the waiter's own mutex while taking the gate's.
+                          ReadyRef ready, Expect expect) {
+  Clock::time_point now = Clock::now();
+  Follower me{lk.mutex(), &cv,
+              expect == Expect::kReply ? Clock::time_point::max() : tl_served + kHot};
+  // Lock order: the gate's mutex, then a waiter's (make_leader_locked): never
+  // hold the waiter's own mutex while taking the gate's.
   lk.unlock();
   bool leading = false;
   {
     std::lock_guard g(mu_);
     if (source_ && !leader_) {
       leader_ = &me;
+      leader_hot_until_ = me.hot_until;
       ++epoch_;
       leading = true;
     } else {
       followers_.push_back(&me);
-      if (leader_ == &standby_mark_ && !kicked_) {
+      bool reader_cold = leader_ == &standby_mark_ || leader_hot_until_ <= now;
+      if (source_ && reader_cold && !kicked_ && me.hot_until > now && !other_hot_locked(me, now)) {
         kicked_ = true;
+        kicker_ = &me;
         source_->interrupt();
       }
     }
@@ -65,7 +77,10 @@ void InputGate::wait_once(std::unique_lock<std::mutex>& lk, std::condition_varia
       {
         std::lock_guard g(mu_);
         promoted = me.promoted.load(std::memory_order_relaxed);
-        if (!promoted) followers_.erase(std::find(followers_.begin(), followers_.end(), &me));
+        if (!promoted) {
+          remove_follower_locked(&me);
+          served_locked(Clock::now());
+        }
       }
       if (promoted) resign();
       lk.lock();
@@ -76,36 +91,108 @@ void InputGate::wait_once(std::unique_lock<std::mutex>& lk, std::condition_varia
   lead(lk, ready);
 }
 
-void InputGate::lead(std::unique_lock<std::mutex>& lk, ReadyRef ready) {
+bool InputGate::lead(std::unique_lock<std::mutex>& lk, ReadyRef ready) {
   while (true) {
     lk.lock();
     if (ready()) break;
     lk.unlock();
-    source_->read();
+    bool stepped_down = false;
+    {
+      std::lock_guard g(mu_);
+      if (kicked_) {
+        step_down_locked();
+        stepped_down = true;
+      }
+    }
+    if (stepped_down) {
+      lk.lock();
+      return false;  // the caller waits again, as a follower
+    }
+    source_->read_interruptible();
   }
   lk.unlock();
   resign();
   lk.lock();
+  return true;
 }
 
 void InputGate::resign() {
   std::lock_guard g(mu_);
-  leader_ = nullptr;
+  Clock::time_point now = Clock::now();
+  served_locked(now);
   ++epoch_;
-  if (!promote_locked() && standby_deep_) standby_cv_.notify_one();
+  if (kicked_) {
+    step_down_locked();
+    return;
+  }
+  bool hot_waits = std::any_of(followers_.begin(), followers_.end(),
+                               [now](const Follower* f) { return f->hot_until > now; });
+  if (hot_waits) {
+    // Others are in flight: the standby reads for all of them from now on. A
+    // follower made leader would resign as soon as its own input came, so the
+    // role would change hands (a wake-up, and no reader meanwhile) every few frames.
+    leader_ = &standby_mark_;
+    leader_hot_until_ = {};
+    standby_cv_.notify_one();
+    return;
+  }
+  leader_ = nullptr;
+  if (standby_deep_) standby_cv_.notify_one();
 }
 
-bool InputGate::promote_locked() {
-  if (followers_.empty()) return false;
-  Follower* f = followers_.back();
-  followers_.pop_back();
+void InputGate::served_locked(Clock::time_point now) {
+  tl_served = now;
+  const void* self = &tl_served;
+  Served* slot = &served_[0];
+  for (Served& s : served_) {
+    if (s.thread == self) {
+      slot = &s;
+      break;
+    }
+    if (s.at < slot->at) slot = &s;
+  }
+  *slot = {self, now};
+}
+
+bool InputGate::other_hot_locked(const Follower& me, Clock::time_point now) const {
+  for (const Follower* f : followers_) {
+    if (f != &me && f->hot_until > now) return true;
+  }
+  if (leader_ && leader_ != &standby_mark_ && leader_hot_until_ > now) return true;
+  for (const Served& s : served_) {
+    if (s.thread && s.thread != &tl_served && now - s.at < kHot) return true;
+  }
+  return false;
+}
+
+void InputGate::make_leader_locked(Follower* f) {
+  remove_follower_locked(f);
   leader_ = f;
+  leader_hot_until_ = f->hot_until;
   ++epoch_;
   f->promoted.store(true, std::memory_order_release);
   { std::lock_guard fl(*f->mu); }  // f is in cv.wait or will see the flag
   // f cannot leave before it resigns, which needs mu_, held here.
   f->cv->notify_one();
-  return true;
+}
+
+void InputGate::step_down_locked() {
+  Follower* kicker = kicker_;
+  kicked_ = false;
+  kicker_ = nullptr;
+  leader_ = nullptr;
+  ++epoch_;
+  if (kicker) make_leader_locked(kicker);
+}
+
+void InputGate::remove_follower_locked(Follower* f) {
+  auto it = std::find(followers_.begin(), followers_.end(), f);
+  if (it != followers_.end()) followers_.erase(it);
+  if (kicker_ == f) {
+    // It needs the role no more; a read the kick interrupts just goes on.
+    kicked_ = false;
+    kicker_ = nullptr;
+  }
 }
 
 void InputGate::standby() {
@@ -114,8 +201,14 @@ void InputGate::standby() {
   bool seen_vacant = false;
   int quiet = 0;
   while (!stopping_) {
-    if (!leader_ && seen_vacant && epoch_ == seen) {
-      standby_lead(g);  // vacant for a whole tick
+    bool vacant_a_tick = !leader_ && seen_vacant && epoch_ == seen;
+    if (vacant_a_tick) {
+      leader_ = &standby_mark_;
+      leader_hot_until_ = {};
+      ++epoch_;
+    }
+    if (leader_ == &standby_mark_) {
+      standby_lead(g);  // covering a vacancy, or handed the role by a resigning leader
       seen = epoch_;
       seen_vacant = false;
       quiet = 0;
@@ -130,29 +223,29 @@ void InputGate::standby() {
     seen_vacant = !leader_;
     if (leader_ && quiet > kQuietTicks) {
       standby_deep_ = true;
-      standby_cv_.wait(g, [this] { return stopping_ || !leader_; });
+      standby_cv_.wait(g, [this] { return stopping_ || !leader_ || leader_ == &standby_mark_; });
       standby_deep_ = false;
       seen = epoch_;
       seen_vacant = !leader_;
       quiet = 0;
+      if (leader_ == &standby_mark_) continue;
     }
     standby_cv_.wait_for(g, kTick);
   }
 }
 
 void InputGate::standby_lead(std::unique_lock<std::mutex>& g) {
-  leader_ = &standby_mark_;
-  ++epoch_;
-  kicked_ = false;
-  while (!stopping_ && followers_.empty()) {
+  while (!stopping_ && !kicked_) {
     g.unlock();
     source_->read_interruptible();
     g.lock();
   }
-  leader_ = nullptr;
-  ++epoch_;
-  kicked_ = false;
-  promote_locked();
+  if (kicked_) {
+    step_down_locked();
+  } else {
+    leader_ = nullptr;
+    ++epoch_;
+  }
 }
 
 }  // namespace ep

@@ -5,8 +5,19 @@
 // leader, reads and dispatches frames; when a frame is for the leader (the
 // common case: one context per port program), the leader handles it on the
 // thread that read it, with no thread wake-up. Frames for others go to their
-// queues and wake them, as before. A leader whose own input has come hands the
-// role to a waiting thread (a follower), or leaves it vacant when none waits.
+// queues and wake them.
+//
+// Who should lead is whoever is likely to get the next frame. A waiter is *hot*
+// when it waits for the reply to something it just sent (Expect::kReply), or
+// when its own input came less than kHot ago (an executor serving a caller that
+// calls in a loop); otherwise it is *cold* (an idle executor of a worker pool).
+//  - A hot waiter that is the only hot thread takes the role from a cold
+//    leader or the standby (it kicks the reader, which steps down): a caller
+//    of one context of a worker pool gets no thread hop per call.
+//  - A leader whose own input came hands the role to the standby when hot
+//    followers wait (many threads in flight: a steady reader beats the role
+//    changing hands every few frames), and otherwise leaves it vacant: a hot
+//    leader is back in microseconds, and cold followers are covered below.
 //
 // A vacancy (every thread busy, e.g. an executor running a long call) is
 // covered by a standby thread: it takes the role over once the vacancy has
@@ -14,13 +25,15 @@
 // callback replies and end of input are never held up for long, even when
 // Python is stuck. The standby ticks only while the role changes hands; after
 // a quiet spell it sleeps until the next vacancy wakes it, so an idle port
-// program uses no CPU. It gives the role back as soon as a thread waits.
+// program uses no CPU.
 //
 // Without a source (the linked-in driver, where the emulator pushes input),
 // waiters just sleep until what they wait for is posted.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -34,10 +47,8 @@ class NativeThread;
 class InputSource {
  public:
   virtual ~InputSource() = default;
-  // Blocks until input arrives, then dispatches every complete frame it read.
-  // At end of input it ends the process. Called by the leader only.
-  virtual void read() = 0;
-  // The same, but also returns (having read nothing) after interrupt().
+  // Blocks until input arrives or interrupt() is called, then dispatches every
+  // complete frame it read. At end of input it ends the process. Leader only.
   virtual void read_interruptible() = 0;
   // Makes a read_interruptible() in progress, or the next one, return. Any thread.
   virtual void interrupt() = 0;
@@ -45,6 +56,9 @@ class InputSource {
 
 class InputGate {
  public:
+  // What a waiter waits for: see "hot" above.
+  enum class Expect { kInput, kReply };
+
   InputGate();
   ~InputGate();  // stops the standby
   InputGate(const InputGate&) = delete;
@@ -57,11 +71,19 @@ class InputGate {
   // reads, and whoever makes ready() true notifies `cv` (one waiter per cv).
   // Meanwhile the calling thread may read and dispatch input itself.
   template <class Ready>
-  void wait(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, Ready&& ready) {
-    while (!ready()) wait_once(lk, cv, ReadyRef(ready));
+  void wait(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, Ready&& ready,
+            Expect expect = Expect::kInput) {
+    while (!ready()) wait_once(lk, cv, ReadyRef(ready), expect);
   }
 
+  // How many threads wait as followers (for tests and diagnostics).
+  size_t waiting();
+
  private:
+  using Clock = std::chrono::steady_clock;
+  // How long after its own input came a waiter still counts as hot.
+  static constexpr auto kHot = std::chrono::milliseconds(2);
+
   // A borrowed predicate, without std::function's allocation.
   class ReadyRef {
    public:
@@ -79,24 +101,40 @@ class InputGate {
   struct Follower {
     std::mutex* mu;
     std::condition_variable* cv;
-    std::atomic<bool> promoted{false};  // made the leader by a resigning one
+    Clock::time_point hot_until;
+    std::atomic<bool> promoted{false};  // made the leader by the previous one
   };
 
-  void wait_once(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, ReadyRef ready);
-  void lead(std::unique_lock<std::mutex>& lk, ReadyRef ready);
+  // A thread whose own input came lately (it is busy with it, or waits again).
+  struct Served {
+    const void* thread = nullptr;
+    Clock::time_point at;
+  };
+
+  void wait_once(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, ReadyRef ready,
+                 Expect expect);
+  // Returns true when the caller's input came, false when it stepped down.
+  bool lead(std::unique_lock<std::mutex>& lk, ReadyRef ready);
   void resign();
-  // With mu_ held: hands the role to the most recent follower, if any.
-  bool promote_locked();
+  // The rest run with mu_ held.
+  void served_locked(Clock::time_point now);
+  bool other_hot_locked(const Follower& me, Clock::time_point now) const;
+  void make_leader_locked(Follower* f);
+  void step_down_locked();
+  void remove_follower_locked(Follower* f);
   void standby();
   void standby_lead(std::unique_lock<std::mutex>& g);
 
   std::mutex mu_;
   InputSource* source_ = nullptr;
   const void* leader_ = nullptr;  // a Follower, &standby_mark_, or null (vacant)
+  Clock::time_point leader_hot_until_;
   std::vector<Follower*> followers_;
-  uint64_t epoch_ = 0;         // changes whenever the role changes hands
-  bool kicked_ = false;        // the standby leads and was asked to give the role back
-  bool standby_deep_ = false;  // the standby sleeps until a vacancy
+  std::array<Served, 4> served_;  // the last few threads whose input came
+  uint64_t epoch_ = 0;            // changes whenever the role changes hands
+  bool kicked_ = false;           // a hot waiter asked the reader to step down
+  Follower* kicker_ = nullptr;    // ... this one, to lead (if it still waits)
+  bool standby_deep_ = false;     // the standby sleeps until a vacancy
   bool stopping_ = false;
   char standby_mark_ = 0;
   std::condition_variable standby_cv_;

@@ -30,10 +30,7 @@ PipeSource::PipeSource(Fd fd, size_t max_frame, unsigned spin_us, Dispatcher& di
   }
 }
 
-void PipeSource::read() {
-  if (spin_us_ == 0) return consume(::read(fd_.get(), buffer_.get(), kBufferSize));
-  auto start = Clock::now();
-  if (recent_gap_us_ <= spin_us_) poll_briefly(start);
+void PipeSource::read_since(Clock::time_point start) {
   ssize_t n = ::read(fd_.get(), buffer_.get(), kBufferSize);  // blocks if nothing came
   // How soon input came: smoothed, but one quick arrival is enough to poll again.
   unsigned gap = elapsed_us(start);
@@ -46,23 +43,23 @@ unsigned PipeSource::elapsed_us(Clock::time_point start) {
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
 }
 
-void PipeSource::poll_briefly(Clock::time_point start) const {
-  pollfd pfd{fd_.get(), POLLIN, 0};
-  while (poll(&pfd, 1, 0) == 0 && elapsed_us(start) <= spin_us_) {
-    sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
-  }
-}
-
 void PipeSource::read_interruptible() {
   pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {kick_.get(), POLLIN, 0}};
-  if (poll(fds, 2, -1) < 0) return;  // EINTR: the caller loops
+  auto start = Clock::now();
+  int ready = 0;
+  if (spin_us_ > 0 && recent_gap_us_ <= spin_us_) {
+    while ((ready = poll(fds, 2, 0)) == 0 && elapsed_us(start) <= spin_us_) {
+      sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
+    }
+  }
+  if (ready == 0 && poll(fds, 2, -1) < 0) return;  // EINTR: the caller loops
   if (fds[1].revents & POLLIN) {
     uint64_t n;
     ssize_t r = ::read(kick_.get(), &n, sizeof n);
     (void)r;
     return;
   }
-  if (fds[0].revents) read();
+  if (fds[0].revents) read_since(start);
 }
 
 void PipeSource::interrupt() {

@@ -1,6 +1,7 @@
 // The protocol pipe as the core's InputSource: whichever thread leads (see
-// core/input_gate.hpp) reads it with a plain blocking read() and dispatches the
-// complete frames. End of input ends the process at once, even if Python is stuck.
+// core/input_gate.hpp) waits for it (and for interrupt()'s eventfd) in poll(),
+// reads it and dispatches the complete frames. End of input ends the process at once, even if
+// Python is stuck.
 #pragma once
 
 #include <chrono>
@@ -17,25 +18,24 @@ namespace ep {
 class PipeSource : public InputSource {
  public:
   // `on_shutdown` is called once, on the reading thread, after a shutdown message.
-  // `spin_us`: see poll_briefly().
+  // `spin_us`: see read_interruptible().
   PipeSource(Fd fd, size_t max_frame, unsigned spin_us, Dispatcher& dispatcher,
              std::function<void()> on_shutdown);
 
-  void read() override;
   void read_interruptible() override;
   void interrupt() override;
 
  private:
   static constexpr size_t kBufferSize = 256 * 1024;
 
-  // Before a blocking read: polls the pipe for up to spin_us while input has
-  // lately come that soon after the leader started waiting. On a VM, a reader
-  // that sleeps is woken through its idle vCPU, which can cost ~100 µs; a
-  // reader that polls briefly catches the next request of a caller that is
-  // calling in a loop. Input that comes later than that stops the polling
-  // until it comes sooner again, so a quiet port program uses no CPU.
+  // Before the blocking poll, read_interruptible() polls without blocking for up
+  // to spin_us while input has lately come that soon after the leader started
+  // waiting. On a VM, a reader that sleeps is woken through its idle vCPU, which
+  // can cost ~100 µs; a reader that polls briefly catches the next request of a
+  // caller that is calling in a loop. Input that comes later than that stops
+  // the polling until it comes sooner again, so a quiet port program uses no CPU.
   using Clock = std::chrono::steady_clock;
-  void poll_briefly(Clock::time_point start) const;
+  void read_since(Clock::time_point start);
   static unsigned elapsed_us(Clock::time_point start);
   void consume(ssize_t n);
   [[noreturn]] void end_of_input();

@@ -22,7 +22,6 @@ class FakeSource : public ep::InputSource {
     }
     cv_.notify_all();
   }
-  void read() override { take(false); }
   void read_interruptible() override { take(true); }
   void interrupt() override {
     {
@@ -35,13 +34,21 @@ class FakeSource : public ep::InputSource {
     std::lock_guard l(mu_);
     return last_reader_;
   }
+  // Blocks until `id` waits for input in read_interruptible().
+  void await_reader(std::thread::id id) {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [&] { return reading_ == id; });
+  }
 
  private:
   void take(bool interruptible) {
     std::function<void()> action;
     {
       std::unique_lock l(mu_);
+      reading_ = std::this_thread::get_id();
+      cv_.notify_all();
       cv_.wait(l, [&] { return !items_.empty() || (interruptible && kicked_); });
+      reading_ = {};
       if (interruptible && kicked_) {
         kicked_ = false;
         return;
@@ -58,6 +65,7 @@ class FakeSource : public ep::InputSource {
   std::deque<std::function<void()>> items_;
   bool kicked_ = false;
   std::thread::id last_reader_;
+  std::thread::id reading_;
 };
 
 // What one waiting thread waits for.
@@ -72,9 +80,10 @@ struct Box {
     }
     cv.notify_one();
   }
-  void wait(ep::InputGate& gate) {
+  void wait(ep::InputGate& gate, ep::InputGate::Expect expect = ep::InputGate::Expect::kInput) {
     std::unique_lock lk(mu);
-    gate.wait(lk, cv, [this] { return ready; });
+    gate.wait(
+        lk, cv, [this] { return ready; }, expect);
   }
 };
 
@@ -114,4 +123,47 @@ TEST_CASE("input gate: the standby reads when no thread waits") {
   std::unique_lock lk(box.mu);
   CHECK(box.cv.wait_for(lk, std::chrono::seconds(2), [&] { return box.ready; }));
   CHECK(source.last_reader() != std::this_thread::get_id());
+}
+
+TEST_CASE("input gate: a waiter for a reply takes the role from an idle leader") {
+  FakeSource source;
+  ep::InputGate gate;
+  gate.start(source);
+  Box idle, mine;
+  std::thread idler([&] { idle.wait(gate); });  // an idle executor: it leads
+  source.await_reader(idler.get_id());
+  std::thread::id me = std::this_thread::get_id();
+  std::thread feeder([&] {
+    source.await_reader(me);  // the idle leader stepped down for this thread
+    source.push([&] { mine.set(); });
+  });
+  mine.wait(gate, ep::InputGate::Expect::kReply);
+  CHECK(source.last_reader() == me);
+  feeder.join();
+  source.push([&] { idle.set(); });  // the standby covers the idle one now
+  idler.join();
+  CHECK(idle.ready);
+}
+
+TEST_CASE("input gate: with several replies awaited, the standby reads for all") {
+  FakeSource source;
+  ep::InputGate gate;
+  gate.start(source);
+  Box first, second;
+  std::thread::id me = std::this_thread::get_id();
+  std::thread other;
+  std::thread feeder([&] {
+    source.await_reader(me);  // this thread leads; the other one follows
+    other = std::thread([&] { second.wait(gate, ep::InputGate::Expect::kReply); });
+    while (gate.waiting() < 1) std::this_thread::yield();
+    source.push([&] { first.set(); });
+  });
+  first.wait(gate, ep::InputGate::Expect::kReply);
+  feeder.join();
+  // The role went to the standby rather than to the other waiter.
+  source.push([&] { second.set(); });
+  other.join();
+  CHECK(second.ready);
+  CHECK(source.last_reader() != me);
+  CHECK(source.last_reader() != other.get_id());
 }
