@@ -103,7 +103,7 @@ default_bench_dir() ->
 %% {Name, NeedsApp, Keys, Fun}: Fun(Env) returns #{Key => Value} for its Keys.
 sections() ->
     [{"sequential round trips, raw echo and py interleaved", true,
-      [raw_seq_32, raw_seq_1k, call, ident_1k, eval, cb_seq], fun interleaved_sequential/1},
+      [raw_seq_32, raw_seq_1k, call, call_io, ident_1k, eval, cb_seq], fun interleaved_sequential/1},
      {"raw baseline: 8 concurrent callers", false, [raw_conc], fun raw_concurrent/1},
      {"py: start-up", true, [startup], fun ours_startup/1},
      {"py: 8 concurrent callers", true, [conc], fun ours_concurrent/1},
@@ -136,6 +136,8 @@ selected_sections() ->
 rows() ->
     [#{label => "sequential py:call(operator, add, [1, 2]), µs median / mean",
        raw_label => "echo 32 B", raw => raw_seq_32, ours => call, target => {max_ratio, 1.3}},
+     #{label => "sequential py:call(io, operator, add, [1, 2]) (worker pool, 10 contexts), µs",
+       raw_label => "echo 32 B", raw => raw_seq_32, ours => call_io, target => none},
      #{label => "sequential py:call(bench_helpers, ident, [1 KiB str]), µs median / mean",
        raw_label => "echo 1 KiB", raw => raw_seq_1k, ours => ident_1k, target => none},
      #{label => "sequential py:eval(<<\"1+1\">>), µs median / mean",
@@ -213,6 +215,7 @@ interleaved_sequential(#{echo_port := Path} = Env) ->
             [{raw_seq_32, Timed(Echo(payload(?SMALL_PAYLOAD)))},
              {raw_seq_1k, Timed(Echo(payload(?LARGE_PAYLOAD)))},
              {call, Timed(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end)},
+             {call_io, Timed(fun() -> {ok, 3} = py:call(io, operator, add, [1, 2]) end)},
              {eval, Timed(fun() -> {ok, 2} = py:eval(<<"1+1">>) end)},
              {cb_seq, fun(N) ->
                               {ok, Samples} = py:call(Ctx, '__main__', bench_cb_seq, [0, N, 60.0]),
