@@ -44,25 +44,35 @@ unsigned PipeSource::elapsed_us(Clock::time_point start) {
 }
 
 void PipeSource::read_interruptible() {
-  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {kick_.get(), POLLIN, 0}};
   auto start = Clock::now();
-  int ready = 0;
   if (spin_us_ > 0 && recent_gap_us_ <= spin_us_) {
-    while ((ready = poll(fds, 2, 0)) == 0 && elapsed_us(start) <= spin_us_) {
+    // Only the pipe is polled here; a kick shows in kicked_ (cheaper than polling
+    // the eventfd too, which would slow the loop that catches the next request).
+    pollfd pipe{fd_.get(), POLLIN, 0};
+    while (true) {
+      if (kicked_.exchange(false, std::memory_order_acquire)) return drain_kick();
+      if (poll(&pipe, 1, 0) != 0) return read_since(start);
+      if (elapsed_us(start) > spin_us_) break;
       sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
     }
   }
-  if (ready == 0 && poll(fds, 2, -1) < 0) return;  // EINTR: the caller loops
+  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {kick_.get(), POLLIN, 0}};
+  if (poll(fds, 2, -1) < 0) return;  // EINTR: the caller loops
   if (fds[1].revents & POLLIN) {
-    uint64_t n;
-    ssize_t r = ::read(kick_.get(), &n, sizeof n);
-    (void)r;
-    return;
+    kicked_.store(false, std::memory_order_relaxed);
+    return drain_kick();
   }
   if (fds[0].revents) read_since(start);
 }
 
+void PipeSource::drain_kick() {
+  uint64_t n;
+  ssize_t r = ::read(kick_.get(), &n, sizeof n);  // non-blocking: nothing to drain is fine
+  (void)r;
+}
+
 void PipeSource::interrupt() {
+  kicked_.store(true, std::memory_order_release);
   uint64_t one = 1;
   ssize_t r = ::write(kick_.get(), &one, sizeof one);
   (void)r;  // fails only when the counter is saturated: it is signalled anyway

@@ -4,6 +4,7 @@
 // Python is stuck.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -36,12 +37,14 @@ class PipeSource : public InputSource {
   // the polling until it comes sooner again, so a quiet port program uses no CPU.
   using Clock = std::chrono::steady_clock;
   void read_since(Clock::time_point start);
+  void drain_kick();
   static unsigned elapsed_us(Clock::time_point start);
   void consume(ssize_t n);
   [[noreturn]] void end_of_input();
 
   Fd fd_;
-  Fd kick_;  // eventfd: interrupt()
+  Fd kick_;                          // eventfd: interrupt(), for a blocking poll
+  std::atomic<bool> kicked_{false};  // interrupt(), for the spinning loop
   Dispatcher& dispatcher_;
   FrameReader frames_;
   std::unique_ptr<char[]> buffer_;  // reused: fresh pages are slow to touch
