@@ -106,7 +106,7 @@ sections() ->
       [raw_seq_32, raw_seq_1k, call, call_io, ident_1k, eval, cb_seq], fun interleaved_sequential/1},
      {"raw baseline: 8 concurrent callers", false, [raw_conc], fun raw_concurrent/1},
      {"py: start-up", true, [startup], fun ours_startup/1},
-     {"py: 8 concurrent callers", true, [conc], fun ours_concurrent/1},
+     {"py: 8 concurrent callers", true, [conc, conc_ctx], fun ours_concurrent/1},
      {"py: callbacks (Python calls Erlang)", true, [cb_rate_1, cb_rate_8],
       fun ours_callbacks/1},
      {"py: pools, CPU-bound calls", true,
@@ -145,6 +145,8 @@ rows() ->
      #{label => "8 callers py:call(operator, add, [1, 2]), calls/s",
        raw_label => "echo 32 B, 8 callers", raw => raw_conc, ours => conc,
        target => {min_ratio, 0.6}},
+     #{label => "8 callers py:call(Ctx, operator, add, [1, 2]), one context, calls/s",
+       raw_label => "echo 32 B, 8 callers", raw => raw_conc, ours => conc_ctx, target => none},
      #{label => "sequential callback Python → Erlang ident → Python, µs median / mean",
        raw_label => "echo 32 B", raw => raw_seq_32, ours => cb_seq, target => {max_ratio, 1.25}},
      #{label => "callbacks/s, 8 Python threads (vs raw echo, 8 callers)",
@@ -315,10 +317,15 @@ ident_fun() ->
             end
     end.
 
+%% Also all 8 callers on one context (one port program): on 2 vCPUs the
+%% default pool's two port programs and the BEAM compete for the CPUs.
 ours_concurrent(Env) ->
     ok = start_app(Env),
     MakeCall = fun(_I) -> fun(_Seq) -> {ok, 3} = py:call(operator, add, [1, 2]) end end,
-    #{conc => measure_concurrent(?CALLERS, MakeCall, fun(_) -> ok end)}.
+    Conc = measure_concurrent(?CALLERS, MakeCall, fun(_) -> ok end),
+    Ctx = py:context(1),
+    OneCtx = fun(_I) -> fun(_Seq) -> {ok, 3} = py:call(Ctx, operator, add, [1, 2]) end end,
+    #{conc => Conc, conc_ctx => measure_concurrent(?CALLERS, OneCtx, fun(_) -> ok end)}.
 
 %% Python calling a registered Erlang identity function. Sequential: one loop
 %% of calls on the context's own thread inside one py:call, each call timed
