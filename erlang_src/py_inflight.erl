@@ -3,10 +3,13 @@
 %%
 %% A caller raises its slot's counter before it sends a request and lowers it
 %% when it has the reply. A caller killed meanwhile (exit(Pid, kill), a linked
-%% process exiting) runs no `after' clause, so each call also leaves a row
-%% `{Caller, Load}' in the `py_inflight' table, and this process monitors every
-%% process that ever made a pool call (once per process, not per call). Whoever
-%% takes the row, the caller at the end of its call or this process on the
+%% process exiting) runs no `after' clause, so each calling process has a
+%% one-cell atomics array, its *mark*, holding the counter index of the call it
+%% has in flight (0: none), and a row `{Caller, Counters, Mark}' in the
+%% `py_inflight' table, written when the process first calls a pool (and again
+%% when it moves to another pool): no ETS write per call. This process monitors
+%% every process that ever made a pool call (once per process). Whoever swaps
+%% the mark to 0, the caller at the end of its call or this process on the
 %% caller's 'DOWN', lowers the counter: exactly once.
 -module(py_inflight).
 -behaviour(gen_server).
@@ -16,6 +19,7 @@
 
 -define(TABLE, py_inflight).
 -define(WATCHED, '$py_inflight_janitor').
+-define(MARK, '$py_inflight_mark').  % {Counters, Mark} in the caller's dictionary
 
 -type load() :: {atomics:atomics_ref(), pos_integer()} | none.
 -export_type([load/0]).
@@ -28,25 +32,26 @@ start_link() ->
 -spec begin_call(load()) -> ok.
 begin_call(none) ->
     ok;
-begin_call({Counters, Index} = Load) ->
-    watch(),
+begin_call({Counters, Index}) ->
+    Mark = mark(Counters),
     atomics:add(Counters, Index, 1),
-    ets:insert(?TABLE, {self(), Load}),
+    atomics:put(Mark, 1, Index),
     ok.
 
 %% @doc The calling process has the reply of the call it started.
 -spec end_call(load()) -> ok.
 end_call(none) ->
     ok;
-end_call(_Load) ->
-    release(ets:take(?TABLE, self())).
-
-%% gen_server callbacks
+end_call({Counters, _Index}) ->
+    case get(?MARK) of
+        {Counters, Mark} -> release(Counters, atomics:exchange(Mark, 1, 0));
+        _ -> ok
+    end.
 
 -spec init([]) -> {ok, #{}}.
 init([]) ->
-    %% After a restart: the callers that still have a call in flight.
-    _ = [erlang:monitor(process, Pid) || [Pid] <- ets:match(?TABLE, {'$1', '_'})],
+    %% After a restart: every process that has called a pool.
+    _ = [erlang:monitor(process, Pid) || [Pid] <- ets:match(?TABLE, {'$1', '_', '_'})],
     {ok, #{}}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
@@ -62,7 +67,10 @@ handle_cast(_Msg, State) ->
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info({'DOWN', _, process, Pid, _}, State) ->
-    release(ets:take(?TABLE, Pid)),
+    case ets:take(?TABLE, Pid) of
+        [{_, Counters, Mark}] -> release(Counters, atomics:exchange(Mark, 1, 0));
+        [] -> ok
+    end,
     {noreply, State};
 handle_info(_Other, State) ->
     {noreply, State}.
@@ -84,8 +92,24 @@ watch() ->
             end
     end.
 
-release([{_, {Counters, Index}}]) ->
+release(Counters, Index) when Index > 0 ->
     atomics:sub(Counters, Index, 1),
     ok;
-release([]) ->
+release(_Counters, _None) ->
     ok.
+
+%% This process's mark, its row naming the pool counters it is for.
+mark(Counters) ->
+    case get(?MARK) of
+        {Counters, Mark} ->
+            Mark;
+        Other ->
+            Mark = case Other of
+                       {_, M} -> M;
+                       _ -> atomics:new(1, [])
+                   end,
+            watch(),
+            ets:insert(?TABLE, {self(), Counters, Mark}),
+            put(?MARK, {Counters, Mark}),
+            Mark
+    end.

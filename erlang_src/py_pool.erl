@@ -51,7 +51,7 @@ init_tables() ->
     Opts = [named_table, public, set, {read_concurrency, true}],
     _ = [ets:new(T, Opts) || T <- [?POOLS, ?SLOTS, py_contexts, py_ports, py_functions, py_pool_routes],
                              ets:info(T) =:= undefined],
-    %% {Caller, Load} of every pool call in flight (py_inflight)
+    %% {Caller, Counters, Mark} of every process that called a pool (py_inflight)
     _ = [ets:new(py_inflight, [named_table, public, set, {write_concurrency, true}])
          || ets:info(py_inflight) =:= undefined],
     ok.
