@@ -54,7 +54,8 @@ base_args(Contexts, PythonPath) ->
     ["--contexts", integer_to_list(Contexts)]
         ++ lists:append([["--python-path", P] || P <- Paths])
         ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20)),
-            "--read-spin-us", integer_to_list(read_spin_us())].
+            "--read-spin-us", integer_to_list(read_spin_us()),
+            "--scheduling", atom_to_list(scheduling())].
 
 %% How long a port program's reading thread polls before it sleeps (see
 %% port_program/io/pipe_source.hpp); app env `read_spin_us', else
@@ -66,6 +67,18 @@ read_spin_us() ->
             case string:to_integer(os:getenv("EP_READ_SPIN_US", "")) of
                 {N, ""} when N >= 0, N =< 10000 -> N;
                 _ -> ?READ_SPIN_US
+            end
+    end.
+
+%% The CPU scheduling policy of port programs (see port_program/main.cpp):
+%% app env `port_scheduling', else $EP_PORT_SCHEDULING, else batch.
+scheduling() ->
+    case application:get_env(erlang_python, port_scheduling) of
+        {ok, Policy} when Policy =:= batch; Policy =:= normal -> Policy;
+        _ ->
+            case os:getenv("EP_PORT_SCHEDULING") of
+                "normal" -> normal;
+                _ -> batch
             end
     end.
 

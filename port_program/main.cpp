@@ -1,6 +1,7 @@
 // erlang_python_port: the port program. Moves the protocol onto private
 // descriptors, starts CPython and the contexts, then runs the I/O loop.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ struct Options {
   size_t max_frame = 64u << 20;
   size_t max_memory = 0;  // bytes of resident memory; 0: no cap
   unsigned read_spin_us = 0;
+  bool sched_batch = false;
   ep::RuntimeOptions runtime;
 };
 
@@ -34,7 +36,8 @@ struct Options {
   std::fprintf(stderr,
                "erlang_python_port: %s\n"
                "usage: erlang_python_port [--contexts N] [--python-path DIR]... "
-               "[--max-frame BYTES] [--max-memory BYTES] [--read-spin-us US]\n",
+               "[--max-frame BYTES] [--max-memory BYTES] [--read-spin-us US] "
+               "[--scheduling batch|normal]\n",
                why);
   std::exit(2);
 }
@@ -58,11 +61,26 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--read-spin-us") {
       o.read_spin_us = static_cast<unsigned>(std::strtoul(value, nullptr, 10));
       if (o.read_spin_us > 10000) usage("--read-spin-us must be 0..10000");
+    } else if (arg == "--scheduling") {
+      std::string policy = value;
+      if (policy != "batch" && policy != "normal") usage("--scheduling must be batch or normal");
+      o.sched_batch = policy == "batch";
     } else {
       usage(("unknown option " + arg).c_str());
     }
   }
   return o;
+}
+
+// SCHED_BATCH: a thread of this program that wakes up does not preempt the
+// thread running on that CPU (an Erlang scheduler writing the next request);
+// it runs when that one blocks or its slice ends, or on an idle CPU. Every
+// thread started later (executors, Python's threads) inherits the policy.
+// Best effort: the default policy stays if the system refuses.
+void apply_scheduling(bool batch) {
+  if (!batch) return;
+  sched_param param{};
+  (void)sched_setscheduler(0, SCHED_BATCH, &param);
 }
 
 ep::Fd dup_private(int fd) {
@@ -89,6 +107,7 @@ ep::Fd capture(int target) {
 
 int main(int argc, char** argv) {
   Options options = parse(argc, argv);
+  apply_scheduling(options.sched_batch);
   signal(SIGPIPE, SIG_IGN);
 
   ep::Fd protocol_in = dup_private(0);

@@ -29,13 +29,14 @@
          max_memory_option/1, stop_pool/1, get_context_prefers_idle/1,
          get_context_after_killed_caller/1, nested_request_keeps_outer_callback/1,
          killed_callers_release_counters/1,
-         app_env_configuration/1]).
+         app_env_configuration/1, port_scheduling_option/1]).
 
 -define(APP, erlang_python).
 %% Every pool a test may start; end_per_testcase stops them all.
 -define(TEST_POOLS, [gpu, pools_w1, pools_w2, pools_w20, pools_p1, pools_p2, pools_p20,
                      pools_bad, pools_si, pools_crash, pools_pp, pools_venv, pools_env,
-                     pools_mem, pools_stop, pools_idle, pools_auto, pools_nest]).
+                     pools_mem, pools_stop, pools_idle, pools_auto, pools_nest,
+                     pools_normal]).
 %% How long an answer that should be prompt may take (the suite also runs
 %% under ASan, about 3x slower).
 -define(PROMPT_MS, 5000).
@@ -58,7 +59,7 @@ groups() ->
                   max_memory_option, stop_pool, get_context_prefers_idle,
                   get_context_after_killed_caller, nested_request_keeps_outer_callback,
                   killed_callers_release_counters]},
-     {configuration, [], [app_env_configuration]}].
+     {configuration, [], [app_env_configuration, port_scheduling_option]}].
 
 %% The app is started with the suite's helper modules (written to priv_dir) on
 %% python_path, so that the default and io pools can import them.
@@ -828,6 +829,31 @@ wait_reply_written(H) ->
 %%====================================================================
 %% Configuration by application environment
 %%====================================================================
+
+%% Port programs run under SCHED_BATCH (their threads do not preempt an Erlang
+%% scheduler when they wake up), executors and Python's own threads included;
+%% `port_scheduling => normal' keeps the default policy for ports started later.
+port_scheduling_option(_Config) ->
+    Batch = <<"__import__('os').SCHED_BATCH">>,
+    {ok, SchedBatch} = py:eval(Batch),
+    {ok, SchedBatch} = py:call(default, os, sched_getscheduler, [0]),
+    {ok, SchedBatch} = py:call(io, os, sched_getscheduler, [0]),
+    {ok, SchedBatch} = py:eval(<<"__import__('concurrent.futures').futures.ThreadPoolExecutor(1)"
+                                 ".submit(__import__('os').sched_getscheduler, 0).result()">>),
+    Saved = application:get_env(?APP, port_scheduling),
+    try
+        ok = application:set_env(?APP, port_scheduling, normal),
+        {ok, [Ctx]} = py_context_router:start_pool(pools_normal, 1, #{mode => process}),
+        {ok, SchedOther} = py:eval(Ctx, <<"__import__('os').SCHED_OTHER">>, #{}),
+        {ok, SchedOther} = py:call(Ctx, os, sched_getscheduler, [0]),
+        {ok, SchedBatch} = py:call(default, os, sched_getscheduler, [0])
+    after
+        case Saved of
+            {ok, V} -> application:set_env(?APP, port_scheduling, V);
+            undefined -> application:unset_env(?APP, port_scheduling)
+        end
+    end,
+    ok.
 
 app_env_configuration(_Config) ->
     Keys = [default_pool_size, io_pool_size, io_pool_mode, default_pool_mode],
