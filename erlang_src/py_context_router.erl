@@ -13,9 +13,12 @@
 -export([start_pool/2, start_pool/3, stop_pool/1, pool_started/1, pool_nodes/1,
          get_context/0, get_context/1, num_contexts/1, contexts/1,
          register_pool/2, register_pool/3, unregister_pool/1, unregister_pool/2,
-         lookup_pool/2, list_pool_registrations/0]).
+         lookup_pool/2, list_pool_registrations/0, reset_routes/0]).
 
 -define(ROUTES, py_pool_routes).  %% {{ModuleBin, FuncBin | '_'}, Pool, {Module, Func | '_'}}
+%% The same routes as a persistent term, read on every call:
+%% #{ModuleBin => #{FuncBin | '_' => Pool}}, absent when there are none.
+-define(ROUTE_MAP, '$py_pool_routes').
 
 -type pool() :: atom().
 -type mode() :: auto | process | worker | subinterp.
@@ -116,7 +119,7 @@ unregister_pool(Module) ->
 -spec unregister_pool(module(), atom()) -> ok.
 unregister_pool(Module, Function) ->
     case route_key(Module, Function) of
-        {ok, Key} -> ets:delete(?ROUTES, Key), ok;
+        {ok, Key} -> ets:delete(?ROUTES, Key), publish_routes();
         _ -> ok
     end.
 
@@ -124,19 +127,27 @@ unregister_pool(Module, Function) ->
 %% wins over its module's; unregistered calls go to `default'.
 -spec lookup_pool(atom() | binary(), atom() | binary()) -> pool().
 lookup_pool(Module, Function) ->
-    case ets:info(?ROUTES, size) of
-        0 -> default;
-        _ ->
-            M = name(Module),
-            case ets:lookup(?ROUTES, {M, name(Function)}) of
-                [{_, Pool, _}] -> Pool;
-                [] ->
-                    case ets:lookup(?ROUTES, {M, '_'}) of
-                        [{_, Pool, _}] -> Pool;
-                        [] -> default
-                    end
+    case persistent_term:get(?ROUTE_MAP, none) of
+        none ->
+            default;
+        Routes ->
+            case maps:find(name(Module), Routes) of
+                {ok, Functions} ->
+                    case maps:find(name(Function), Functions) of
+                        {ok, Pool} -> Pool;
+                        error -> maps:get('_', Functions, default)
+                    end;
+                error ->
+                    default
             end
     end.
+
+%% @doc Forgets the routes of a previous run of the application (the table
+%% went with it); called when the application's tables are created.
+-spec reset_routes() -> ok.
+reset_routes() ->
+    _ = persistent_term:erase(?ROUTE_MAP),
+    ok.
 
 -spec list_pool_registrations() -> [{{atom() | binary(), atom() | binary()}, pool()}].
 list_pool_registrations() ->
@@ -146,7 +157,7 @@ list_pool_registrations() ->
 
 put_route(Pool, Module, Function) when is_atom(Pool) ->
     case route_key(Module, Function) of
-        {ok, Key} -> ets:insert(?ROUTES, {Key, Pool, {Module, Function}}), ok;
+        {ok, Key} -> ets:insert(?ROUTES, {Key, Pool, {Module, Function}}), publish_routes();
         Error -> Error
     end;
 put_route(Pool, _, _) ->
@@ -159,6 +170,26 @@ route_key(Module, Function) when (is_atom(Module) orelse is_binary(Module)),
     {ok, {name(Module), name(Function)}};
 route_key(Module, Function) ->
     {error, {badarg, {Module, Function}}}.
+
+%% Registrations are rare and calls many: the calls read a persistent term,
+%% rewritten from the table after each change. A writer that raced another
+%% one reads the table again after its write and publishes once more if it
+%% changed meanwhile, so the last write always matches the table.
+publish_routes() ->
+    Routes = route_map(),
+    case map_size(Routes) of
+        0 -> reset_routes();
+        _ -> persistent_term:put(?ROUTE_MAP, Routes)
+    end,
+    case route_map() of
+        Routes -> ok;
+        _ -> publish_routes()
+    end.
+
+route_map() ->
+    lists:foldl(fun({{M, F}, Pool, _}, Acc) ->
+                        maps:update_with(M, fun(Fs) -> Fs#{F => Pool} end, #{F => Pool}, Acc)
+                end, #{}, ets:tab2list(?ROUTES)).
 
 name(N) when is_atom(N) -> atom_to_binary(N, utf8);
 name(N) -> N.

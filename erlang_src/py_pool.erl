@@ -54,6 +54,7 @@ init_tables() ->
     %% {Caller, Counters, Mark} of every process that called a pool (py_inflight)
     _ = [ets:new(py_inflight, [named_table, public, set, {write_concurrency, true}])
          || ets:info(py_inflight) =:= undefined],
+    ok = py_context_router:reset_routes(),
     ok.
 
 %% @doc Starts the `default' and `io' pools from the application environment; `ignore'
