@@ -43,7 +43,8 @@ init({Pool, PortIndex, Slot, Local}) ->
                                [] -> {none, #{}}
                            end,
             ets:insert(py_contexts, {self(), Port, Owner, Local, Load}),
-            ets:insert(py_pool_slots, {{Pool, Slot}, self()}),
+            %% The slot's row carries the same route: a pool call needs one lookup.
+            ets:insert(py_pool_slots, {{Pool, Slot}, self(), {Port, Owner, Local, Load}}),
             case Spec of
                 #{owner := PoolOwner} ->
                     PoolOwner ! {py_member_context, Pool, Slot, self(), Owner, Local};
@@ -74,5 +75,5 @@ handle_info(_Msg, State) ->
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, #state{pool = Pool, slot = Slot}) ->
     ets:delete(py_contexts, self()),
-    ets:delete_object(py_pool_slots, {{Pool, Slot}, self()}),
+    ets:match_delete(py_pool_slots, {{Pool, Slot}, self(), '_'}),
     ok.

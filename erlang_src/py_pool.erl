@@ -6,7 +6,7 @@
 %% instead of a size, so that choosing one is still a lookup on the caller's node.
 -module(py_pool).
 
--export([init_tables/0, start_default/0, start_pool/3, stop_pool/1, pool_started/1,
+-export([init_tables/0, start_default/0, start_pool/3, stop_pool/1, pool_started/1, checkout/1,
          get_context/1, context/2, contexts/1, num_contexts/1, spec/1]).
 %% Node pools (used by py_node_pool)
 -export([start_member/1, member_contexts/1, set_live/2]).
@@ -43,7 +43,7 @@
 %% Live being the tuple of its live contexts as {Ctx, CounterIndex}, rewritten
 %% by the pool's owner when a context or a node comes or goes.
 -define(POOLS, py_pools).
--define(SLOTS, py_pool_slots).   %% {{Pool, Slot}, ContextPid}
+-define(SLOTS, py_pool_slots).   %% {{Pool, Slot}, ContextPid, py_request:route()}
 
 %% @doc Creates the tables shared by pools and contexts (owned by the top supervisor).
 -spec init_tables() -> ok.
@@ -149,7 +149,7 @@ start_member(#{key := Key, base := Base, size := Size, opts := Opts, owner := Ow
 -spec member_contexts(member_key()) -> [{non_neg_integer(), pid(), pid(), non_neg_integer()}].
 member_contexts(Key) ->
     [{Slot, Ctx, Owner, Local}
-     || [Slot, Ctx] <- ets:match(?SLOTS, {{Key, '$1'}, '$2'}),
+     || [Slot, Ctx] <- ets:match(?SLOTS, {{Key, '$1'}, '$2', '_'}),
         {ok, _, Owner, Local} <- [py_context:lookup(Ctx)]].
 
 %% @doc Publishes the live contexts of node pool `Pool' (its owner calls this).
@@ -163,7 +163,7 @@ set_live(Pool, Live) ->
 stop_pool(Pool) ->
     ets:delete(?POOLS, Pool),
     _ = py_pools_sup:stop_pool(Pool),
-    ets:match_delete(?SLOTS, {{Pool, '_'}, '_'}),
+    ets:match_delete(?SLOTS, {{Pool, '_'}, '_', '_'}),
     ok.
 
 -spec pool_started(atom()) -> boolean().
@@ -177,6 +177,15 @@ pool_started(Pool) ->
 %% its live contexts round-robin the same way.
 -spec get_context(atom()) -> pid() | {error, term()}.
 get_context(Pool) ->
+    case checkout(Pool) of
+        {Ctx, _Route} when is_pid(Ctx) -> Ctx;
+        Error -> Error
+    end.
+
+%% @doc get_context/1 with, for a context of this node's pool, its route
+%% (what py_request would otherwise look up); `none' for a node pool's.
+-spec checkout(atom()) -> {pid(), py_request:route() | none} | {error, term()}.
+checkout(Pool) ->
     case ets:lookup(?POOLS, Pool) of
         [{_, Size, Counters, _}] when is_integer(Size) ->
             Slot = case get({'$py_pool_slot', Pool}) of
@@ -190,7 +199,7 @@ get_context(Pool) ->
                    end,
             put({'$py_pool_slot', Pool}, Slot),
             case ets:lookup(?SLOTS, {Pool, Slot}) of
-                [{_, Pid}] -> Pid;
+                [{_, Pid, Route}] -> {Pid, Route};
                 [] -> {error, {context_starting, Pool}}
             end;
         [{_, {}, _, _}] ->
@@ -199,7 +208,7 @@ get_context(Pool) ->
             Size = tuple_size(Live),
             Start = atomics:add_get(Counters, 1, 1) rem Size,
             I = idle_live(Live, Counters, Start, Size, 0, min(Size, 4), {Start, infinity}),
-            element(1, element(I + 1, Live));
+            {element(1, element(I + 1, Live)), none};
         [] ->
             {error, {pool_not_started, Pool}}
     end.
@@ -242,7 +251,7 @@ context(Pool, N) when is_integer(N), N >= 1 ->
             {error, {no_context, Pool, N}};
         local ->
             case ets:lookup(?SLOTS, {Pool, N - 1}) of
-                [{_, Pid}] -> Pid;
+                [{_, Pid, _}] -> Pid;
                 [] -> {error, {no_context, Pool, N}}
             end
     end.
@@ -254,7 +263,7 @@ contexts(Pool) ->
         Live when is_tuple(Live) ->
             [Ctx || {Ctx, _} <- tuple_to_list(Live)];
         local ->
-            Slots = ets:match(?SLOTS, {{Pool, '$1'}, '$2'}),
+            Slots = ets:match(?SLOTS, {{Pool, '$1'}, '$2', '_'}),
             [Pid || {_, Pid} <- lists:keysort(1, [{Slot, Pid} || [Slot, Pid] <- Slots])]
     end.
 

@@ -12,12 +12,15 @@
 %% which the runtime routes back to the caller's node.
 -module(py_request).
 
--export([call/3, send/2, cast/2, wait/2, failed/1]).
+-export([call/3, call_route/3, send/2, cast/2, wait/2, failed/1]).
 
 %% Makes a request message from the context's number in its port program, then
 %% the request ID.
 -type builder() :: fun((Local :: non_neg_integer()) -> fun((ReqId :: reference() | none) -> list())).
--export_type([builder/0]).
+%% How to reach a context: its port (or, on another node, its context
+%% process), the port's owner, its number in the port program, its load counter.
+-type route() :: {port() | pid(), pid(), non_neg_integer(), py_inflight:load()}.
+-export_type([builder/0, route/0]).
 
 %% @doc Sends a request and waits for its reply. On timeout the port program is
 %% told, so that the request is dropped if it has not started, and an
@@ -25,16 +28,19 @@
 -spec call(pid(), builder(), timeout()) -> {ok, term()} | {error, term()}.
 call(Ctx, Build, Timeout) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, Owner, Local, Load}] ->
-            %% the slot's in-flight counter: lowered even if this process is killed
-            py_inflight:begin_call(Load),
-            try send_to(Port, Owner, Build(Local)) of
-                Sent -> await_sent(Sent, Port, Local, Timeout)
-            after
-                py_inflight:end_call(Load)
-            end;
-        [] ->
-            {error, {no_context, Ctx}}
+        [{_, Port, Owner, Local, Load}] -> call_route({Port, Owner, Local, Load}, Build, Timeout);
+        [] -> {error, {no_context, Ctx}}
+    end.
+
+%% @doc call/3 when the caller has the context's route already (py_pool:checkout/1).
+-spec call_route(route(), builder(), timeout()) -> {ok, term()} | {error, term()}.
+call_route({Port, Owner, Local, Load}, Build, Timeout) ->
+    %% the slot's in-flight counter: lowered even if this process is killed
+    py_inflight:begin_call(Load),
+    try send_to(Port, Owner, Build(Local)) of
+        Sent -> await_sent(Sent, Port, Local, Timeout)
+    after
+        py_inflight:end_call(Load)
     end.
 
 await_sent({ok, Ref}, Port, Local, Timeout) ->
