@@ -28,7 +28,7 @@
          crash_in_one_context/1, python_path_option/1, venv_option/1, env_option/1,
          max_memory_option/1, stop_pool/1, get_context_prefers_idle/1,
          get_context_after_killed_caller/1, nested_request_keeps_outer_callback/1,
-         killed_callers_release_counters/1,
+         killed_callers_release_counters/1, worker_pool_mixed_readers/1,
          app_env_configuration/1, port_scheduling_option/1]).
 
 -define(APP, erlang_python).
@@ -36,7 +36,7 @@
 -define(TEST_POOLS, [gpu, pools_w1, pools_w2, pools_w20, pools_p1, pools_p2, pools_p20,
                      pools_bad, pools_si, pools_crash, pools_pp, pools_venv, pools_env,
                      pools_mem, pools_stop, pools_idle, pools_auto, pools_nest,
-                     pools_normal]).
+                     pools_normal, pools_mix]).
 %% How long an answer that should be prompt may take (the suite also runs
 %% under ASan, about 3x slower).
 -define(PROMPT_MS, 5000).
@@ -58,7 +58,7 @@ groups() ->
                   crash_in_one_context, python_path_option, venv_option, env_option,
                   max_memory_option, stop_pool, get_context_prefers_idle,
                   get_context_after_killed_caller, nested_request_keeps_outer_callback,
-                  killed_callers_release_counters]},
+                  killed_callers_release_counters, worker_pool_mixed_readers]},
      {configuration, [], [app_env_configuration, port_scheduling_option]}].
 
 %% The app is started with the suite's helper modules (written to priv_dir) on
@@ -829,6 +829,52 @@ wait_reply_written(H) ->
 %%====================================================================
 %% Configuration by application environment
 %%====================================================================
+
+%% One port program, three kinds of waiters at once: a context called in a
+%% loop (it should read its own requests), a context called now and then (it
+%% is cold, and its requests must still come promptly), and Python threads of
+%% a third context calling Erlang (several replies awaited at once: the standby
+%% reads for them). Every call completes with the right result, and no call to
+%% the cold context waits anywhere near the standby's cover of a vacancy.
+worker_pool_mixed_readers(_Config) ->
+    Pool = pools_mix,
+    {ok, [Hot, Cold, Threads]} = py_context_router:start_pool(Pool, 3, worker),
+    ok = py:register_function(mix_ident, fun([X]) -> X end),
+    try
+        ok = py:exec(Threads, <<"
+import threading
+def mix_threads(n, calls):
+    out = [0] * n
+    def work(k):
+        total = 0
+        for i in range(calls):
+            total += erlang.call('mix_ident', i)
+        out[k] = total
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    return out
+">>),
+        CallbackJob = async(fun() -> py:call(Threads, '__main__', mix_threads, [4, 500],
+                                             #{timeout => 60000}) end),
+        HotJob = async(fun() -> [{ok, I} = py:call(Hot, operator, pos, [I])
+                                 || I <- lists:seq(1, 3000)], ok end),
+        ColdTimes = [begin
+                         timer:sleep(3),  % long enough for Cold to count as cold
+                         T0 = now_ms(),
+                         {ok, I} = py:call(Cold, operator, pos, [I]),
+                         now_ms() - T0
+                     end || I <- lists:seq(1, 100)],
+        ok = result(HotJob),
+        Expected = lists:sum(lists:seq(0, 499)),
+        {ok, [Expected, Expected, Expected, Expected]} = result(CallbackJob),
+        ct:pal("cold context calls: max ~p ms, median ~p ms",
+               [lists:max(ColdTimes), lists:nth(50, lists:sort(ColdTimes))]),
+        true = lists:max(ColdTimes) < ?PROMPT_MS
+    after
+        py:unregister_function(mix_ident)
+    end,
+    ok.
 
 %% Port programs run under SCHED_BATCH (their threads do not preempt an Erlang
 %% scheduler when they wake up), executors and Python's own threads included;
