@@ -750,6 +750,23 @@ killed_callers_release_counters(_Config) ->
     true = lists:sort([C1, C2, C3]) =:=
         lists:usort([fresh(fun() -> py_context_router:get_context(Pool) end)
                      || _ <- lists:seq(1, 6)]),
+    %% a caller that used another pool first, killed mid-call: the counter of
+    %% the pool it was calling comes down, the other pool's stay as they were
+    Mover = spawn(fun() ->
+                          {ok, 2.0} = py:call(default, math, sqrt, [4]),
+                          py:call(C1, pools_probe, wait_event, [<<"k4">>, Test, 30])
+                  end),
+    receive {waiting, <<"k4">>, _} -> ok after ?PROMPT_MS -> ct:fail(not_waiting) end,
+    [1, 0, 0] = in_flight(Pool),
+    MoverRef = monitor(process, Mover),
+    exit(Mover, kill),
+    receive {'DOWN', MoverRef, process, Mover, _} -> ok end,
+    [0, 0, 0] = wait_until(fun() -> case in_flight(Pool) of [0, 0, 0] = L -> L; _ -> false end end,
+                           ?PROMPT_MS),
+    true = lists:all(fun(N) -> N =:= 0 end, in_flight(default)),
+    {ok, true} = py:call(C3, pools_probe, set_event, [<<"k4">>]),
+    {ok, 2.0} = py:call(C1, math, sqrt, [4]),
+    [0, 0, 0] = in_flight(Pool),
     ok.
 
 %% The in-flight counters of a pool's slots.
