@@ -13,7 +13,9 @@
 
 -record(state, {pool :: atom() | py_pool:member_key(),
                 slot :: non_neg_integer(),
-                port :: port()}).
+                port :: port(),
+                %% bumped when this slot gets or loses its context
+                generation = none :: {atomics:atomics_ref(), pos_integer()} | none}).
 
 %% @doc Starts the context numbered `Local' in port program `PortIndex' of `Pool',
 %% which serves the pool's slot `Slot'.
@@ -38,19 +40,24 @@ init({Pool, PortIndex, Slot, Local}) ->
     case ets:lookup(py_ports, {Pool, PortIndex}) of
         [{_, Owner, Port}] ->
             %% In-flight counter of this slot, read by py_pool:get_context/1.
-            {Load, Spec} = case ets:lookup(py_pools, Pool) of
-                               [{_, _, Counters, S}] -> {{Counters, Slot + 2}, S};
-                               [] -> {none, #{}}
-                           end,
+            {Load, Spec, Generation} =
+                case ets:lookup(py_pools, Pool) of
+                    [{_, _, Counters, S}] ->
+                        {{Counters, Slot + 2}, S, py_pool:generation_cell(Pool, S, Counters)};
+                    [] ->
+                        {none, #{}, none}
+                end,
             ets:insert(py_contexts, {self(), Port, Owner, Local, Load}),
-            %% The slot's row carries the same route: a pool call needs one lookup.
+            %% The slot's row carries the same route, which callers may cache:
+            %% their caches go stale first, so whoever sees this row refreshes.
+            ok = py_pool:slots_changed(Generation),
             ets:insert(py_pool_slots, {{Pool, Slot}, self(), {Port, Owner, Local, Load}}),
             case Spec of
                 #{owner := PoolOwner} ->
                     PoolOwner ! {py_member_context, Pool, Slot, self(), Owner, Local};
                 _ -> ok
             end,
-            {ok, #state{pool = Pool, slot = Slot, port = Port}};
+            {ok, #state{pool = Pool, slot = Slot, port = Port, generation = Generation}};
         [] ->
             {stop, no_port_program}
     end.
@@ -73,7 +80,7 @@ handle_info(_Msg, State) ->
     {noreply, State}.
 
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{pool = Pool, slot = Slot}) ->
+terminate(_Reason, #state{pool = Pool, slot = Slot, generation = Generation}) ->
     ets:delete(py_contexts, self()),
     ets:match_delete(py_pool_slots, {{Pool, Slot}, self(), '_'}),
-    ok.
+    py_pool:slots_changed(Generation).

@@ -9,7 +9,7 @@
 -export([init_tables/0, start_default/0, start_pool/3, stop_pool/1, pool_started/1, checkout/1,
          get_context/1, context/2, contexts/1, num_contexts/1, spec/1]).
 %% Node pools (used by py_node_pool)
--export([start_member/1, member_contexts/1, set_live/2]).
+-export([start_member/1, member_contexts/1, set_live/2, generation_cell/3, slots_changed/1]).
 -export_type([spec/0, mode/0, member/0, member_key/0]).
 
 -type mode() :: process | worker.
@@ -89,9 +89,10 @@ start_pool(Pool, Size, Opts) when is_atom(Pool), is_integer(Size), Size > 0, is_
                         {{Pool, {}, atomics:new(Size * length(Nodes) + 1, []), S}, S};
                     _ ->
                         %% Counters: 1 is the round-robin position, Slot + 2 the
-                        %% calls in flight on that slot.
+                        %% calls in flight on that slot, Size + 2 the slots'
+                        %% generation (generation_cell/3).
                         S = make_spec(0, Size, Opts),
-                        {{Pool, Size, atomics:new(Size + 1, []), S}, S}
+                        {{Pool, Size, atomics:new(Size + 2, []), S}, S}
                 end,
             ets:insert(?POOLS, Entry),
             case py_pools_sup:start_pool(Pool, Spec) of
@@ -161,6 +162,10 @@ set_live(Pool, Live) ->
 %% new calls to it get an error.
 -spec stop_pool(atom() | member_key()) -> ok.
 stop_pool(Pool) ->
+    case ets:lookup(?POOLS, Pool) of
+        [{_, _, Counters, Spec}] -> slots_changed(generation_cell(Pool, Spec, Counters));
+        [] -> ok
+    end,
     ets:delete(?POOLS, Pool),
     _ = py_pools_sup:stop_pool(Pool),
     ets:match_delete(?SLOTS, {{Pool, '_'}, '_', '_'}),
@@ -184,23 +189,43 @@ get_context(Pool) ->
 
 %% @doc get_context/1 with, for a context of this node's pool, its route
 %% (what py_request would otherwise look up); `none' for a node pool's.
+%% A process keeps the routes of the pools it calls in its dictionary, checked
+%% against the pool's generation cell (one `atomics' read): no ETS per call.
 -spec checkout(atom()) -> {pid(), py_request:route() | none} | {error, term()}.
 checkout(Pool) ->
+    case get({'$py_pool_routes', Pool}) of
+        {Counters, Generation, Size, Routes} ->
+            case atomics:get(Counters, Size + 2) of
+                Generation -> element(pick_slot(Pool, Size, Counters) + 1, Routes);
+                _ -> checkout_fresh(Pool)
+            end;
+        _ ->
+            checkout_fresh(Pool)
+    end.
+
+checkout_fresh(Pool) ->
     case ets:lookup(?POOLS, Pool) of
-        [{_, Size, Counters, _}] when is_integer(Size) ->
-            Slot = case get({'$py_pool_slot', Pool}) of
-                       Last when is_integer(Last), Last < Size ->
-                           case atomics:get(Counters, Last + 2) of
-                               0 -> Last;
-                               _ -> next_slot(Counters, Size)
-                           end;
-                       _ ->
-                           next_slot(Counters, Size)
-                   end,
-            put({'$py_pool_slot', Pool}, Slot),
-            case ets:lookup(?SLOTS, {Pool, Slot}) of
-                [{_, Pid, Route}] -> {Pid, Route};
-                [] -> {error, {context_starting, Pool}}
+        [{_, Size, Counters, Spec}] when is_integer(Size) ->
+            case generation_cell(Pool, Spec, Counters) of
+                {_, Cell} ->
+                    %% The generation first: a change after it shows at the next call.
+                    Generation = atomics:get(Counters, Cell),
+                    Routes = [case ets:lookup(?SLOTS, {Pool, Slot}) of
+                                  [{_, Pid, Route}] -> {Pid, Route};
+                                  [] -> {error, {context_starting, Pool}}
+                              end || Slot <- lists:seq(0, Size - 1)],
+                    case lists:keymember(error, 1, Routes) of
+                        false -> put({'$py_pool_routes', Pool},
+                                     {Counters, Generation, Size, list_to_tuple(Routes)});
+                        true -> erase({'$py_pool_routes', Pool})
+                    end,
+                    lists:nth(pick_slot(Pool, Size, Counters) + 1, Routes);
+                none ->
+                    Slot = pick_slot(Pool, Size, Counters),
+                    case ets:lookup(?SLOTS, {Pool, Slot}) of
+                        [{_, Pid, Route}] -> {Pid, Route};
+                        [] -> {error, {context_starting, Pool}}
+                    end
             end;
         [{_, {}, _, _}] ->
             {error, {no_contexts, Pool}};
@@ -212,6 +237,39 @@ checkout(Pool) ->
         [] ->
             {error, {pool_not_started, Pool}}
     end.
+
+pick_slot(Pool, Size, Counters) ->
+    Slot = case get({'$py_pool_slot', Pool}) of
+               Last when is_integer(Last), Last < Size ->
+                   case atomics:get(Counters, Last + 2) of
+                       0 -> Last;
+                       _ -> next_slot(Counters, Size)
+                   end;
+               _ ->
+                   next_slot(Counters, Size)
+           end,
+    put({'$py_pool_slot', Pool}, Slot),
+    Slot.
+
+%% @doc The cell of a pool's counters that changes whenever one of its slots
+%% gets or loses a context (callers' cached routes are then stale); `none' for
+%% a node pool's member, whose counters are laid out by its owner.
+-spec generation_cell(atom() | member_key(), spec() | map(), atomics:atomics_ref()) ->
+          {atomics:atomics_ref(), pos_integer()} | none.
+generation_cell(Pool, #{size := Size, ports := _} = Spec, Counters) when is_atom(Pool) ->
+    case Spec of
+        #{owner := _} -> none;
+        _ -> {Counters, Size + 2}
+    end;
+generation_cell(_Pool, _Spec, _Counters) ->
+    none.
+
+%% @doc Marks a pool's slots changed (see generation_cell/3).
+-spec slots_changed({atomics:atomics_ref(), pos_integer()} | none) -> ok.
+slots_changed(none) ->
+    ok;
+slots_changed({Counters, Cell}) ->
+    atomics:add(Counters, Cell, 1).
 
 next_slot(Counters, Size) ->
     Start = atomics:add_get(Counters, 1, 1) rem Size,

@@ -29,6 +29,7 @@
          max_memory_option/1, stop_pool/1, get_context_prefers_idle/1,
          get_context_after_killed_caller/1, nested_request_keeps_outer_callback/1,
          killed_callers_release_counters/1, worker_pool_mixed_readers/1,
+         cached_routes_follow_changes/1,
          app_env_configuration/1, port_scheduling_option/1]).
 
 -define(APP, erlang_python).
@@ -36,7 +37,7 @@
 -define(TEST_POOLS, [gpu, pools_w1, pools_w2, pools_w20, pools_p1, pools_p2, pools_p20,
                      pools_bad, pools_si, pools_crash, pools_pp, pools_venv, pools_env,
                      pools_mem, pools_stop, pools_idle, pools_auto, pools_nest,
-                     pools_normal, pools_mix]).
+                     pools_normal, pools_mix, pools_cache]).
 %% How long an answer that should be prompt may take (the suite also runs
 %% under ASan, about 3x slower).
 -define(PROMPT_MS, 5000).
@@ -58,7 +59,8 @@ groups() ->
                   crash_in_one_context, python_path_option, venv_option, env_option,
                   max_memory_option, stop_pool, get_context_prefers_idle,
                   get_context_after_killed_caller, nested_request_keeps_outer_callback,
-                  killed_callers_release_counters, worker_pool_mixed_readers]},
+                  killed_callers_release_counters, worker_pool_mixed_readers,
+                  cached_routes_follow_changes]},
      {configuration, [], [app_env_configuration, port_scheduling_option]}].
 
 %% The app is started with the suite's helper modules (written to priv_dir) on
@@ -846,6 +848,31 @@ wait_reply_written(H) ->
 %%====================================================================
 %% Configuration by application environment
 %%====================================================================
+
+%% A process keeps the routes of the pools it calls (py_pool:checkout/1): its
+%% next call after a context restarted, or after the pool was stopped and
+%% started again under the same name, goes to the new context at once.
+cached_routes_follow_changes(_Config) ->
+    Pool = pools_cache,
+    {ok, [Ctx]} = py_context_router:start_pool(Pool, 1, process),
+    OsPid = os_pid(Ctx),
+    {ok, OsPid} = py:call(Pool, os, getpid, []),
+    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    [Restarted] = wait_until(fun() ->
+                                     case py_context_router:contexts(Pool) of
+                                         [C] = Cs when C =/= Ctx -> is_process_alive(C) andalso Cs;
+                                         _ -> false
+                                     end
+                             end, ?PROMPT_MS),
+    NewOsPid = os_pid(Restarted),
+    {ok, NewOsPid} = py:call(Pool, os, getpid, []),
+    ok = py_context_router:stop_pool(Pool),
+    {error, {pool_not_started, Pool}} = py:call(Pool, os, getpid, []),
+    {ok, [Again]} = py_context_router:start_pool(Pool, 1, process),
+    AgainOsPid = os_pid(Again),
+    {ok, AgainOsPid} = py:call(Pool, os, getpid, []),
+    true = lists:usort([OsPid, NewOsPid, AgainOsPid]) =:= lists:sort([OsPid, NewOsPid, AgainOsPid]),
+    ok.
 
 %% One port program, three kinds of waiters at once: a context called in a
 %% loop (it should read its own requests), a context called now and then (it
