@@ -194,9 +194,9 @@ get_context(Pool) ->
 -spec checkout(atom()) -> {pid(), py_request:route() | none} | {error, term()}.
 checkout(Pool) ->
     case get({'$py_pool_routes', Pool}) of
-        {Counters, Generation, Size, Routes} ->
-            case atomics:get(Counters, Size + 2) of
-                Generation -> element(pick_slot(Pool, Size, Counters) + 1, Routes);
+        {Counters, Cell, Generation, Routes} ->
+            case atomics:get(Counters, Cell) of
+                Generation -> element(pick_slot(Pool, tuple_size(Routes), Counters) + 1, Routes);
                 _ -> checkout_fresh(Pool)
             end;
         _ ->
@@ -206,27 +206,22 @@ checkout(Pool) ->
 checkout_fresh(Pool) ->
     case ets:lookup(?POOLS, Pool) of
         [{_, Size, Counters, Spec}] when is_integer(Size) ->
-            case generation_cell(Pool, Spec, Counters) of
-                {_, Cell} ->
-                    %% The generation first: a change after it shows at the next call.
-                    Generation = atomics:get(Counters, Cell),
-                    Routes = [case ets:lookup(?SLOTS, {Pool, Slot}) of
-                                  [{_, Pid, Route}] -> {Pid, Route};
-                                  [] -> {error, {context_starting, Pool}}
-                              end || Slot <- lists:seq(0, Size - 1)],
-                    case lists:keymember(error, 1, Routes) of
-                        false -> put({'$py_pool_routes', Pool},
-                                     {Counters, Generation, Size, list_to_tuple(Routes)});
-                        true -> erase({'$py_pool_routes', Pool})
-                    end,
-                    lists:nth(pick_slot(Pool, Size, Counters) + 1, Routes);
-                none ->
-                    Slot = pick_slot(Pool, Size, Counters),
-                    case ets:lookup(?SLOTS, {Pool, Slot}) of
-                        [{_, Pid, Route}] -> {Pid, Route};
-                        [] -> {error, {context_starting, Pool}}
-                    end
-            end;
+            %% The generation first: a change after it shows at the next call.
+            Generation = case generation_cell(Pool, Spec, Counters) of
+                             {_, Cell} -> {Cell, atomics:get(Counters, Cell)};
+                             none -> none
+                         end,
+            Routes = [case ets:lookup(?SLOTS, {Pool, Slot}) of
+                          [{_, Pid, Route}] -> {Pid, Route};
+                          [] -> {error, {context_starting, Pool}}
+                      end || Slot <- lists:seq(0, Size - 1)],
+            case {Generation, lists:keymember(error, 1, Routes)} of
+                {{Cell1, Gen}, false} ->
+                    put({'$py_pool_routes', Pool}, {Counters, Cell1, Gen, list_to_tuple(Routes)});
+                _ ->
+                    erase({'$py_pool_routes', Pool})
+            end,
+            lists:nth(pick_slot(Pool, Size, Counters) + 1, Routes);
         [{_, {}, _, _}] ->
             {error, {no_contexts, Pool}};
         [{_, Live, Counters, _}] ->

@@ -94,13 +94,19 @@ void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::s
   if (!ch.withdrawing) channels_.erase(it);  // else when the confirmation comes
 }
 
-void Channels::counted_frame(std::string& out, Channel& ch, int type, uint32_t elements) {
+MsgpackWriter Channels::server_frame(std::string& out, const Channel& ch, int type,
+                                     uint32_t elements) {
   begin_message(out);
   MsgpackWriter w(out);
   w.array_header(elements);
   w.int64(type);
   w.uint64(ch.handle.id);
   w.raw(ch.handle.server);
+  return w;
+}
+
+void Channels::counted_frame(std::string& out, Channel& ch, int type, uint32_t elements) {
+  MsgpackWriter w = server_frame(out, ch, type, elements);
   w.raw(ch.handle.counters);
   w.uint64(ch.unacked_count);
   w.uint64(ch.unacked_bytes);
@@ -205,13 +211,7 @@ bool Channels::close(uint64_t id) {
     std::lock_guard lk(mu_);
     auto it = channels_.find(id);
     if (it == channels_.end()) return false;
-    begin_message(frame);
-    MsgpackWriter w(frame);
-    w.array_header(4);
-    w.int64(protocol::kChannelClose);
-    w.uint64(id);
-    w.raw(it->second.handle.server);
-    w.raw(it->second.handle.counters);
+    server_frame(frame, it->second, protocol::kChannelClose, 4).raw(it->second.handle.counters);
   }
   Runtime::instance().sink().send(frame);
   return true;
@@ -224,13 +224,7 @@ bool Channels::send_bytes(uint64_t id, std::string_view data) {
     auto it = channels_.find(id);
     if (it == channels_.end()) return false;
     frame.reserve(kHeaderRoom + 32 + it->second.handle.server.size() + data.size());
-    begin_message(frame);
-    MsgpackWriter w(frame);
-    w.array_header(4);
-    w.int64(protocol::kChannelBytes);
-    w.uint64(id);
-    w.raw(it->second.handle.server);
-    w.bin(data);
+    server_frame(frame, it->second, protocol::kChannelBytes, 4).bin(data);
   }
   Runtime::instance().sink().send(frame);
   return true;

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/msgpack_writer.hpp"
 #include "core/py_ref.hpp"
 
 namespace ep {
@@ -119,6 +120,10 @@ class Channels {
 
   // Starts `out` as [Type, ChanId, Server, Counters, Count, Bytes, ...] with the
   // counts not acknowledged yet (then zero): the head of an ack and a return.
+  // Starts `out` as [type, id, server, ...] of `elements` elements: the rest is
+  // written with the returned writer.
+  static MsgpackWriter server_frame(std::string& out, const Channel& ch, int type,
+                                    uint32_t elements);
   static void counted_frame(std::string& out, Channel& ch, int type, uint32_t elements);
   // Makes `out` an ack (and, with `want`, a request for more).
   static void ack_frame(std::string& out, Channel& ch, bool want);

@@ -91,7 +91,7 @@ void InputGate::wait_once(std::unique_lock<std::mutex>& lk, std::condition_varia
   lead(lk, ready);
 }
 
-bool InputGate::lead(std::unique_lock<std::mutex>& lk, ReadyRef ready) {
+void InputGate::lead(std::unique_lock<std::mutex>& lk, ReadyRef ready) {
   while (true) {
     lk.lock();
     if (ready()) break;
@@ -106,14 +106,13 @@ bool InputGate::lead(std::unique_lock<std::mutex>& lk, ReadyRef ready) {
     }
     if (stepped_down) {
       lk.lock();
-      return false;  // the caller waits again, as a follower
+      return;  // the caller waits again, as a follower
     }
     source_->read_interruptible();
   }
   lk.unlock();
   resign();
   lk.lock();
-  return true;
 }
 
 void InputGate::resign() {

@@ -113,8 +113,8 @@ class InputGate {
 
   void wait_once(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, ReadyRef ready,
                  Expect expect);
-  // Returns true when the caller's input came, false when it stepped down.
-  bool lead(std::unique_lock<std::mutex>& lk, ReadyRef ready);
+  // Reads until the caller's input came, or until it stepped down for a kicker.
+  void lead(std::unique_lock<std::mutex>& lk, ReadyRef ready);
   void resign();
   // The rest run with mu_ held.
   void served_locked(Clock::time_point now);

@@ -218,7 +218,7 @@ node_lost_mid_call(Config, Lose) ->
     ct:log("callers on the lost node failed after ~p ms", [Elapsed]),
     true = Elapsed < ?PROMPT_MS,
     %% The pool keeps serving with the other node's contexts.
-    wait_until(fun() -> py_context_router:num_contexts(n_kill) =:= 2 end, ?PROMPT_MS),
+    py_test_util:wait_until(fun() -> py_context_router:num_contexts(n_kill) =:= 2 end, ?PROMPT_MS),
     [C2a, C2b] = py_context_router:contexts(n_kill),
     [{N1, {down, _}}, {N2, up}] = lists:sort(py_context_router:pool_nodes(n_kill)),
     Peer2Pids = os_pids(n_kill),
@@ -227,7 +227,7 @@ node_lost_mid_call(Config, Lose) ->
     [true = is_pid(py_context_router:get_context(n_kill)) || _ <- lists:seq(1, 10)],
     [] = [C || {C, _, _, _, _} <- ets:tab2list(py_contexts), node(C) =:= N1],
     %% No orphan: the lost node's port program exits with it.
-    wait_until(fun() -> not os_alive(PortPid1) end, ?PROMPT_MS),
+    py_test_util:wait_until(fun() -> not os_alive(PortPid1) end, ?PROMPT_MS),
     ok.
 
 %% A node that comes back (here: a new peer of the same name running
@@ -237,14 +237,14 @@ node_comes_back(Config) ->
     {ok, _} = start_pool(n_back, 1, #{nodes => [N1, N2], node_retry => 200}, Config),
     [_, Old2] = py_context_router:contexts(n_back),
     peer:stop(Peer2),
-    wait_until(fun() -> py_context_router:num_contexts(n_back) =:= 1 end, ?PROMPT_MS),
+    py_test_util:wait_until(fun() -> py_context_router:num_contexts(n_back) =:= 1 end, ?PROMPT_MS),
     [N1] = [node(C) || C <- py_context_router:contexts(n_back)],
     %% The pool forgot the old context: a call to it is an error at once.
     {error, {no_context, Old2}} = py:call(Old2, operator, add, [1, 2]),
     [Name, _Host] = string:split(atom_to_list(N2), "@"),
     {Peer2b, N2} = start_peer(list_to_atom(Name)),
     put_extra_peer(Peer2b),
-    wait_until(fun() -> py_context_router:num_contexts(n_back) =:= 2 end, ?PROMPT_MS * 2),
+    py_test_util:wait_until(fun() -> py_context_router:num_contexts(n_back) =:= 2 end, ?PROMPT_MS * 2),
     [_, New2] = py_context_router:contexts(n_back),
     N2 = node(New2),
     true = New2 =/= Old2,
@@ -319,7 +319,7 @@ remote_crash_restarts_in_pool(Config) ->
     [{_, N1}, {_, N2}] = ?config(peers, Config),
     {ok, [Old1, Old2] = Old} = start_pool(n_crash, 1, #{nodes => [N1, N2]}, Config),
     {error, {python_died, _}} = py:call(Old1, os, '_exit', [3], #{timeout => ?LONG_TIMEOUT}),
-    [New1, Old2] = wait_until(fun() ->
+    [New1, Old2] = py_test_util:wait_until(fun() ->
                                       case py_context_router:contexts(n_crash) of
                                           [C, _] = Cs when C =/= Old1 -> Cs;
                                           _ -> false
@@ -408,21 +408,6 @@ os_alive(OsPid) ->
             binary:first(string:trim(After, leading)) =/= $Z;
         {error, _} ->
             false
-    end.
-
-wait_until(Fun, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    wait_until(Fun, Deadline, Timeout).
-
-wait_until(Fun, Deadline, Timeout) ->
-    case Fun() of
-        false ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> ct:fail({condition_not_met_within, Timeout});
-                false -> timer:sleep(10), wait_until(Fun, Deadline, Timeout)
-            end;
-        Value ->
-            Value
     end.
 
 probe_module() ->

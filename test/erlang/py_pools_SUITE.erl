@@ -512,7 +512,7 @@ crash_in_one_context(_Config) ->
     end,
     false = os_pid_alive(VictimOs),
     %% the pool is whole again: the other contexts untouched, a new one in slot 1
-    [New | Others] = wait_until(fun() ->
+    [New | Others] = py_test_util:wait_until(fun() ->
                                         case py_context_router:contexts(Pool) of
                                             [N | Rest] = Cs when N =/= Victim, Rest =:= Others ->
                                                 lists:all(fun is_process_alive/1, Cs) andalso Cs;
@@ -607,7 +607,7 @@ max_memory_option(_Config) ->
     {error, {python_died, 137}} = R,
     true = Elapsed < 10000,
     false = os_pid_alive(OsPid),
-    New = wait_until(fun() ->
+    New = py_test_util:wait_until(fun() ->
                              case py_context_router:contexts(Pool) of
                                  [C] when C =/= Ctx -> is_process_alive(C) andalso C;
                                  _ -> false
@@ -725,13 +725,13 @@ killed_callers_release_counters(_Config) ->
     [receive {waiting, E, _} -> ok after ?PROMPT_MS -> ct:fail({not_waiting, E}) end
      || E <- [<<"k1">>, <<"k2">>]],
     Queued = [Call(C1, <<"k1">>) || _ <- lists:seq(1, 3)],
-    [4, 1, 0] = wait_until(fun() -> case in_flight(Pool) of [4, 1, 0] = L -> L; _ -> false end end,
+    [4, 1, 0] = py_test_util:wait_until(fun() -> case in_flight(Pool) of [4, 1, 0] = L -> L; _ -> false end end,
                            ?PROMPT_MS),
     %% killed, or ended by an exit signal they do not trap
     Refs = [{monitor(process, P), P} || P <- Running ++ Queued],
     [exit(P, if P =:= hd(Queued) -> shutdown; true -> kill end) || P <- Running ++ Queued],
     [receive {'DOWN', R, process, P, _} -> ok end || {R, P} <- Refs],
-    [0, 0, 0] = wait_until(fun() -> case in_flight(Pool) of [0, 0, 0] = L -> L; _ -> false end end,
+    [0, 0, 0] = py_test_util:wait_until(fun() -> case in_flight(Pool) of [0, 0, 0] = L -> L; _ -> false end end,
                            ?PROMPT_MS),
     %% the abandoned calls finish in Python
     {ok, true} = py:call(C3, pools_probe, set_event, [<<"k1">>]),
@@ -763,7 +763,7 @@ killed_callers_release_counters(_Config) ->
     MoverRef = monitor(process, Mover),
     exit(Mover, kill),
     receive {'DOWN', MoverRef, process, Mover, _} -> ok end,
-    [0, 0, 0] = wait_until(fun() -> case in_flight(Pool) of [0, 0, 0] = L -> L; _ -> false end end,
+    [0, 0, 0] = py_test_util:wait_until(fun() -> case in_flight(Pool) of [0, 0, 0] = L -> L; _ -> false end end,
                            ?PROMPT_MS),
     true = lists:all(fun(N) -> N =:= 0 end, in_flight(default)),
     {ok, true} = py:call(C3, pools_probe, set_event, [<<"k4">>]),
@@ -836,7 +836,7 @@ nested_request_keeps_outer_callback(_Config) ->
 %% The handler H has returned from the registered function (so its reply is
 %% written to the port): it waits for messages outside this module's fun.
 wait_reply_written(H) ->
-    wait_until(fun() ->
+    py_test_util:wait_until(fun() ->
                        case erlang:process_info(H, [status, current_function]) of
                            [{status, waiting}, {current_function, {M, _, _}}] -> M =/= ?MODULE;
                            undefined -> true;
@@ -858,7 +858,7 @@ cached_routes_follow_changes(_Config) ->
     OsPid = os_pid(Ctx),
     {ok, OsPid} = py:call(Pool, os, getpid, []),
     _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    [Restarted] = wait_until(fun() ->
+    [Restarted] = py_test_util:wait_until(fun() ->
                                      case py_context_router:contexts(Pool) of
                                          [C] = Cs when C =/= Ctx -> is_process_alive(C) andalso Cs;
                                          _ -> false
@@ -1070,21 +1070,6 @@ await_holds(N) ->
     [receive {held, Tag, OsPid, Handler} -> {Tag, OsPid, Handler}
      after ?PROMPT_MS * 2 -> ct:fail({holds_missing, N - I + 1})
      end || I <- lists:seq(1, N)].
-
-%% Polls Fun until it returns something other than false.
-wait_until(Fun, Timeout) ->
-    wait_until(Fun, now_ms() + Timeout, Timeout).
-
-wait_until(Fun, Deadline, Timeout) ->
-    case Fun() of
-        false ->
-            case now_ms() > Deadline of
-                true -> ct:fail({condition_not_met_within, Timeout});
-                false -> timer:sleep(10), wait_until(Fun, Deadline, Timeout)
-            end;
-        Value ->
-            Value
-    end.
 
 capture_log() ->
     ok = logger:add_handler(pools_capture, ?MODULE, #{config => #{pid => self()}}).

@@ -1,7 +1,7 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
 
--export([start_app/1, stop_app/1, events_py/0]).
+-export([start_app/1, stop_app/1, events_py/0, wait_until/2]).
 
 -define(APP, erlang_python).
 
@@ -23,6 +23,23 @@ stop_app(Config) ->
     case proplists:get_value(old_python_path, Config) of
         {ok, Old} -> application:set_env(?APP, python_path, Old);
         _ -> application:unset_env(?APP, python_path)
+    end.
+
+%% @doc Polls Fun every 10 ms until it returns something other than false, and
+%% returns that; fails the test case after Timeout ms.
+-spec wait_until(fun(() -> term()), non_neg_integer()) -> term().
+wait_until(Fun, Timeout) ->
+    wait_until(Fun, erlang:monotonic_time(millisecond) + Timeout, Timeout).
+
+wait_until(Fun, Deadline, Timeout) ->
+    case Fun() of
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({condition_not_met_within, Timeout});
+                false -> timer:sleep(10), wait_until(Fun, Deadline, Timeout)
+            end;
+        Value ->
+            Value
     end.
 
 %% @doc Python source of named events shared by the contexts of one port
