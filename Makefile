@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper \
   python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
-  python3-pytest python3-msgpack python3-uvloop python3-numpy
+  python3-pytest python3-msgpack python3-uvloop python3-numpy \
+  python3-fastapi python3-uvicorn python3-httpx
 BUILD := _cmake
 ASAN_BUILD := _cmake_asan
 JOBS ?= 2

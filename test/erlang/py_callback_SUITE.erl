@@ -20,7 +20,8 @@
 -export([guide_threading_thread/1, guide_thread_pool_executor/1,
          guide_sequential_calls_one_thread/1, guide_threads_double_it/1,
          guide_error_handling/1, guide_async_call/1, guide_async_gather/1,
-         guide_async_error_handling/1,
+         guide_async_error_handling/1, guide_fastapi_http/1, guide_fastapi_websocket/1,
+         fastapi_served_by_uvicorn/1,
          call_forms/1, erlang_preimported/1, register_forms/1, register_badarg/1,
          multiple_arguments/1, registration_is_immediate/1,
          error_raise/1, error_throw/1, error_exit/1, error_unregistered/1,
@@ -52,7 +53,7 @@ groups() ->
     [{guide, [], [guide_threading_thread, guide_thread_pool_executor,
                   guide_sequential_calls_one_thread, guide_threads_double_it,
                   guide_error_handling, guide_async_call, guide_async_gather,
-                  guide_async_error_handling]},
+                  guide_async_error_handling, guide_fastapi_http, guide_fastapi_websocket]},
      {api, [], [call_forms, erlang_preimported, register_forms, register_badarg,
                 multiple_arguments, registration_is_immediate]},
      {errors, [], [error_raise, error_throw, error_exit, error_unregistered,
@@ -64,7 +65,8 @@ groups() ->
      {types, [], [types_both_ways, types_from_python, send_delivers]},
      {concurrency, [], [threads_16_x_1000, thread_pool_32_map_10000, async_gather_1000,
                         thread_calls_while_main_blocked, reentrancy_3_levels,
-                        reentrancy_deep, async_call_reenters_context]},
+                        reentrancy_deep, async_call_reenters_context,
+                        fastapi_served_by_uvicorn]},
      {handlers, [], [handlers_per_slot_and_depth, thread_churn_is_bounded]},
      {timeouts, [], [slow_callback_cancelled_on_timeout, callback_after_cancel_not_delayed,
                      abandoned_handler_retired, async_call_cancelled_on_timeout]},
@@ -89,7 +91,8 @@ init_per_suite(Config) ->
                   whoami => fun([]) -> self() end,
                   boom => fun([]) -> error(badarith) end,
                   throw_it => fun([]) -> throw(oops) end,
-                  exit_it => fun([]) -> exit(bye) end},
+                  exit_it => fun([]) -> exit(bye) end,
+                  process_message => fun([Text]) -> <<"got: ", Text/binary>> end},
     [ok = py:register_function(Name, Fun) || {Name, Fun} <- maps:to_list(Functions)],
     ok = py:exec(py:context(1), result_helpers()),
     [{functions, maps:keys(Functions)} | Config].
@@ -274,6 +277,64 @@ async def safe_call(x):
     {ok, [Msg]} = py:eval(Ctx, <<"guide_async_errors">>),
     true = contains(Msg, <<"{too_big,42}">>),
     ok.
+
+%% "With FastAPI/Starlette": the guide's app, driven by Starlette's TestClient,
+%% which runs the app on an event loop of its own in another thread. (The
+%% guide's websocket handler lacks the `WebSocket' annotation, without which
+%% FastAPI takes the argument for a query parameter and refuses the connection.)
+guide_fastapi_http(_Config) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, fastapi_app()),
+    {ok, {200, #{<<"user">> := #{<<"id">> := 7, <<"name">> := <<"user7">>}}}} =
+        py:call(Ctx, '__main__', fastapi_get, [<<"/user/7">>]),
+    %% FastAPI's own validation, before any callback
+    {ok, {422, _}} = py:call(Ctx, '__main__', fastapi_get, [<<"/user/seven">>]),
+    ok.
+
+guide_fastapi_websocket(_Config) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, fastapi_app()),
+    {ok, [<<"got: hello">>, <<"got: wörld"/utf8>>, <<"got: ">>]} =
+        py:call(Ctx, '__main__', fastapi_ws_roundtrip, [[<<"hello">>, <<"wörld"/utf8>>, <<>>]]),
+    ok.
+
+fastapi_app() ->
+    <<"
+from fastapi import FastAPI, WebSocket
+from fastapi.testclient import TestClient
+import erlang
+
+app = FastAPI()
+
+@app.get('/user/{user_id}')
+async def get_user(user_id: int):
+    # Use async_call for asyncio compatibility
+    user = await erlang.async_call('get_user', user_id)
+    return {'user': user}
+
+@app.websocket('/ws')
+async def websocket_endpoint(websocket: WebSocket):
+    await websocket.accept()
+    while True:
+        data = await websocket.receive_text()
+        # Safe to use in WebSocket handlers
+        result = await erlang.async_call('process_message', data)
+        await websocket.send_text(result)
+
+def fastapi_get(path):
+    with TestClient(app) as client:
+        r = client.get(path)
+        return (r.status_code, r.json())
+
+def fastapi_ws_roundtrip(texts):
+    replies = []
+    with TestClient(app) as client:
+        with client.websocket_connect('/ws') as ws:
+            for text in texts:
+                ws.send_text(text)
+                replies.append(ws.receive_text())
+    return replies
+">>.
 
 %%====================================================================
 %% api
@@ -900,6 +961,65 @@ async def reenter_many(n):
         %% outside a coroutine the context runs its requests in order, as before
         {ok, 2} = py:eval(Ctx, <<"1 + 1">>, #{}, 2000)
     end).
+
+%% A FastAPI app served by uvicorn from a thread of the port program, its
+%% handler calling Erlang; Erlang's httpc sends 200 requests, 20 at a time.
+fastapi_served_by_uvicorn(_Config) ->
+    {ok, _} = application:ensure_all_started(inets),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"
+import threading, time
+import uvicorn
+from fastapi import FastAPI
+import erlang
+
+served = FastAPI()
+
+@served.get('/double/{n}')
+async def served_double(n: int):
+    return {'n': n, 'doubled': await erlang.async_call('double_it', n),
+            'handler': repr(erlang.call('whoami'))}
+
+def serve_start():
+    global server, server_thread
+    config = uvicorn.Config(served, host='127.0.0.1', port=0, log_level='warning',
+                            lifespan='off')
+    server = uvicorn.Server(config)
+    server_thread = threading.Thread(target=server.run, daemon=True)
+    server_thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server.servers[0].sockets[0].getsockname()[1]
+
+def serve_stop():
+    server.should_exit = True
+    server_thread.join(10)
+    return not server_thread.is_alive()
+">>),
+    {ok, Port} = py:call(Ctx, '__main__', serve_start, []),
+    try
+        Get = fun(N) ->
+                      Url = lists:concat(["http://127.0.0.1:", Port, "/double/", N]),
+                      {ok, {{_, 200, _}, _, Body}} =
+                          httpc:request(get, {Url, []}, [{timeout, 10000}], [{body_format, binary}]),
+                      Body
+              end,
+        Parent = self(),
+        Batches = [lists:seq(B * 20, B * 20 + 19) || B <- lists:seq(0, 9)],
+        Bodies = lists:append(
+                   [begin
+                        Pids = [spawn_link(fun() -> Parent ! {self(), N, Get(N)} end) || N <- Batch],
+                        [receive {P, N, Body} -> {N, Body} end || {P, N} <- lists:zip(Pids, Batch)]
+                    end || Batch <- Batches]),
+        200 = length(Bodies),
+        [true = contains(Body, <<"\"doubled\":", (integer_to_binary(2 * N))/binary, ",">>)
+         || {N, Body} <- Bodies],
+        %% the server's loop thread calls with erlang.call too, through its own handler
+        [true = contains(Body, <<"Pid">>) || {_, Body} <- Bodies]
+    after
+        {ok, true} = py:call(Ctx, '__main__', serve_stop, [])
+    end,
+    ok.
 
 %%====================================================================
 %% handlers
