@@ -18,7 +18,7 @@ void CallbackWaiter::arm(uint64_t id) {
 CallbackReply CallbackWaiter::wait() {
   std::unique_lock lk(mu_);
   Runtime::instance().input().wait(
-      lk, cv_, [this] { return reply_.has_value(); }, InputGate::Expect::kReply);
+      lk, parker_, [this] { return reply_.has_value(); }, InputGate::Expect::kReply);
   armed_ = 0;
   return std::move(*reply_);
 }
@@ -29,7 +29,7 @@ void CallbackWaiter::deliver(uint64_t id, CallbackReply reply) {
     if (id != armed_ || reply_) return;  // a reply nobody waits for any more
     reply_ = std::move(reply);
   }
-  cv_.notify_one();
+  parker_.unpark();
 }
 
 // Owns the calling thread's waiter; gives its slot back when the thread exits.

@@ -9,7 +9,6 @@
 // asyncio loop watches, so the loop thread never blocks.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -17,6 +16,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "core/parker.hpp"
 
 namespace ep {
 
@@ -47,7 +48,7 @@ class CallbackWaiter {
   const uint32_t slot_;
   uint32_t sequence_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  Parker parker_;
   uint64_t armed_ = 0;
   std::optional<CallbackReply> reply_;
 };

@@ -106,7 +106,7 @@ PyObject* receive(PyObject* module, PyObject* arg) {
     GilRelease nogil;
     std::unique_lock lk(wake.mu);
     // Meanwhile this thread may be the one reading the input.
-    Runtime::instance().input().wait(lk, wake.cv, [&] { return wake.woken; });
+    Runtime::instance().input().wait(lk, wake.parker, [&] { return wake.woken; });
     wake.woken = false;
   }
 }

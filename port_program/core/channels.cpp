@@ -40,11 +40,11 @@ void ChannelWaker::wake() const {
       context->wake();
       break;
     case Kind::kThread: {
-      // Signal while holding the mutex: the waiter cannot return (and destroy
+      // Unpark while holding the mutex: the waiter cannot return (and destroy
       // the ThreadWake on its stack) before we let go.
       std::lock_guard lk(thread->mu);
       thread->woken = true;
-      thread->cv.notify_one();
+      thread->parker.unpark();
       break;
     }
     case Kind::kFd: {

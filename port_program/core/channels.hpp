@@ -15,7 +15,6 @@
 
 #include <Python.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "core/msgpack_writer.hpp"
+#include "core/parker.hpp"
 #include "core/py_ref.hpp"
 
 namespace ep {
@@ -36,7 +36,7 @@ class MsgpackReader;
 // A plain thread's wait: set and signalled by whoever delivers.
 struct ThreadWake {
   std::mutex mu;
-  std::condition_variable cv;
+  Parker parker;
   bool woken = false;
 };
 

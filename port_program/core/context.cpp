@@ -41,7 +41,7 @@ Context::~Context() {
     std::lock_guard lk(mu_);
     stop_ = true;
   }
-  cv_.notify_one();
+  parker_.unpark();
   thread_.reset();
   if (nested_fd_ >= 0) ::close(nested_fd_);
 }
@@ -71,7 +71,7 @@ void Context::post(Request&& request) {
     wake = sleeping_;
     loop = watch_nested_;
   }
-  if (wake) cv_.notify_one();
+  if (wake) parker_.unpark();
   if (loop) signal_fd(nested_fd_);
 }
 
@@ -144,7 +144,7 @@ bool Context::wait_pop(Request& out) {
     // Awaiting a callback's reply, the executor is sure to get input soon.
     auto expect = waits_.empty() ? InputGate::Expect::kInput : InputGate::Expect::kReply;
     Runtime::instance().input().wait(
-        lk, cv_, [this] { return !queue_.empty() || stop_; }, expect);
+        lk, parker_, [this] { return !queue_.empty() || stop_; }, expect);
     sleeping_ = false;
   }
   if (queue_.empty()) return false;

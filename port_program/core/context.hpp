@@ -7,7 +7,6 @@
 #include <Python.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -18,6 +17,7 @@
 
 #include "core/callbacks.hpp"
 #include "core/native_thread.hpp"
+#include "core/parker.hpp"
 #include "core/py_ref.hpp"
 #include "core/request.hpp"
 
@@ -113,7 +113,7 @@ class Context {
   int nested_fd_ = -1;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  Parker parker_;  // the executor's
   std::deque<Request> queue_;
   bool sleeping_ = false;
   bool watch_nested_ = false;  // post() signals nested_fd_

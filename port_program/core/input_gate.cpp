@@ -41,13 +41,12 @@ size_t InputGate::waiting() {
   return followers_.size();
 }
 
-void InputGate::wait_once(std::unique_lock<std::mutex>& lk, std::condition_variable& cv,
-                          ReadyRef ready, Expect expect) {
+void InputGate::wait_once(std::unique_lock<std::mutex>& lk, Parker& parker, ReadyRef ready,
+                          Expect expect) {
   Clock::time_point now = Clock::now();
-  Follower me{lk.mutex(), &cv,
-              expect == Expect::kReply ? Clock::time_point::max() : tl_served + kHot};
-  // Lock order: the gate's mutex, then a waiter's (make_leader_locked): never
-  // hold the waiter's own mutex while taking the gate's.
+  Follower me{&parker, expect == Expect::kReply ? Clock::time_point::max() : tl_served + kHot};
+  // The waiter's mutex is free while this thread is in the gate: as leader it
+  // dispatches frames, and whoever delivers one takes the mutex of its waiter.
   lk.unlock();
   bool leading = false;
   {
@@ -69,7 +68,11 @@ void InputGate::wait_once(std::unique_lock<std::mutex>& lk, std::condition_varia
   }
   if (!leading) {
     lk.lock();
-    cv.wait(lk, [&] { return ready() || me.promoted.load(std::memory_order_acquire); });
+    while (!ready() && !me.promoted.load(std::memory_order_acquire)) {
+      lk.unlock();
+      parker.park();
+      lk.lock();
+    }
     if (!me.promoted.load(std::memory_order_acquire)) {
       // What we wait for came: leave the followers, unless promoted meanwhile.
       lk.unlock();
@@ -170,9 +173,8 @@ void InputGate::make_leader_locked(Follower* f) {
   leader_hot_until_ = f->hot_until;
   ++epoch_;
   f->promoted.store(true, std::memory_order_release);
-  { std::lock_guard fl(*f->mu); }  // f is in cv.wait or will see the flag
   // f cannot leave before it resigns, which needs mu_, held here.
-  f->cv->notify_one();
+  f->parker->unpark();
 }
 
 void InputGate::step_down_locked() {

@@ -39,6 +39,8 @@
 #include <mutex>
 #include <vector>
 
+#include "core/parker.hpp"
+
 namespace ep {
 
 class NativeThread;
@@ -68,12 +70,13 @@ class InputGate {
   void start(InputSource& source);
 
   // Blocks until ready() is true. `lk` holds the mutex guarding what ready()
-  // reads, and whoever makes ready() true notifies `cv` (one waiter per cv).
-  // Meanwhile the calling thread may read and dispatch input itself.
+  // reads, and whoever makes ready() true then unparks `parker` (one waiting
+  // thread per parker). Meanwhile the calling thread may read and dispatch
+  // input itself.
   template <class Ready>
-  void wait(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, Ready&& ready,
+  void wait(std::unique_lock<std::mutex>& lk, Parker& parker, Ready&& ready,
             Expect expect = Expect::kInput) {
-    while (!ready()) wait_once(lk, cv, ReadyRef(ready), expect);
+    while (!ready()) wait_once(lk, parker, ReadyRef(ready), expect);
   }
 
   // How many threads wait as followers (for tests and diagnostics).
@@ -99,8 +102,7 @@ class InputGate {
 
   // A waiting thread, on its stack while it waits.
   struct Follower {
-    std::mutex* mu;
-    std::condition_variable* cv;
+    Parker* parker;
     Clock::time_point hot_until;
     std::atomic<bool> promoted{false};  // made the leader by the previous one
   };
@@ -111,8 +113,7 @@ class InputGate {
     Clock::time_point at;
   };
 
-  void wait_once(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, ReadyRef ready,
-                 Expect expect);
+  void wait_once(std::unique_lock<std::mutex>& lk, Parker& parker, ReadyRef ready, Expect expect);
   // Reads until the caller's input came, or until it stepped down for a kicker.
   void lead(std::unique_lock<std::mutex>& lk, ReadyRef ready);
   void resign();

@@ -71,19 +71,19 @@ class FakeSource : public ep::InputSource {
 // What one waiting thread waits for.
 struct Box {
   std::mutex mu;
-  std::condition_variable cv;
+  ep::Parker parker;
   bool ready = false;
   void set() {
     {
       std::lock_guard l(mu);
       ready = true;
     }
-    cv.notify_one();
+    parker.unpark();
   }
   void wait(ep::InputGate& gate, ep::InputGate::Expect expect = ep::InputGate::Expect::kInput) {
     std::unique_lock lk(mu);
     gate.wait(
-        lk, cv, [this] { return ready; }, expect);
+        lk, parker, [this] { return ready; }, expect);
   }
 };
 
@@ -118,10 +118,19 @@ TEST_CASE("input gate: the standby reads when no thread waits") {
   FakeSource source;
   ep::InputGate gate;
   gate.start(source);
-  Box box;
-  source.push([&] { box.set(); });
-  std::unique_lock lk(box.mu);
-  CHECK(box.cv.wait_for(lk, std::chrono::seconds(2), [&] { return box.ready; }));
+  // Waited for outside the gate, so only the standby can read it.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  source.push([&] {
+    {
+      std::lock_guard l(mu);
+      done = true;
+    }
+    cv.notify_one();
+  });
+  std::unique_lock lk(mu);
+  CHECK(cv.wait_for(lk, std::chrono::seconds(2), [&] { return done; }));
   CHECK(source.last_reader() != std::this_thread::get_id());
 }
 
