@@ -22,16 +22,21 @@ PipeSource::PipeSource(Fd fd, size_t max_frame, unsigned spin_us, Dispatcher& di
       buffer_(std::make_unique<char[]>(kBufferSize)),
       on_shutdown_(std::move(on_shutdown)),
       spin_us_(spin_us) {
+  // Non-blocking: the polling loop reads at once instead of asking poll()
+  // first. Only this process holds the read end (main.cpp moved it off stdin).
   int flags = fcntl(fd_.get(), F_GETFL);
-  if (flags >= 0) fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
+  if (flags >= 0) fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK);
   if (!kick_) {
     std::perror("erlang_python: eventfd");
     std::_Exit(3);
   }
 }
 
-void PipeSource::read_since(Clock::time_point start) {
-  ssize_t n = ::read(fd_.get(), buffer_.get(), kBufferSize);  // blocks if nothing came
+ssize_t PipeSource::read_some() {
+  return ::read(fd_.get(), buffer_.get(), kBufferSize);
+}
+
+void PipeSource::took(Clock::time_point start, ssize_t n) {
   // How soon input came: smoothed, but one quick arrival is enough to poll again.
   unsigned gap = elapsed_us(start);
   recent_gap_us_ = gap <= spin_us_ || recent_gap_us_ == ~0u ? gap : (recent_gap_us_ + gap) / 2;
@@ -46,12 +51,12 @@ unsigned PipeSource::elapsed_us(Clock::time_point start) {
 void PipeSource::read_interruptible() {
   auto start = Clock::now();
   if (spin_us_ > 0 && recent_gap_us_ <= spin_us_) {
-    // Only the pipe is polled here; a kick shows in kicked_ (cheaper than polling
+    // Only the pipe is read here; a kick shows in kicked_ (cheaper than polling
     // the eventfd too, which would slow the loop that catches the next request).
-    pollfd pipe{fd_.get(), POLLIN, 0};
     while (true) {
       if (kicked_.exchange(false, std::memory_order_acquire)) return drain_kick();
-      if (poll(&pipe, 1, 0) != 0) return read_since(start);
+      ssize_t n = read_some();
+      if (n >= 0 || errno != EAGAIN) return took(start, n);
       if (elapsed_us(start) > spin_us_) break;
       sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
     }
@@ -62,7 +67,7 @@ void PipeSource::read_interruptible() {
     kicked_.store(false, std::memory_order_relaxed);
     return drain_kick();
   }
-  if (fds[0].revents) read_since(start);
+  if (fds[0].revents) took(start, read_some());
 }
 
 void PipeSource::drain_kick() {

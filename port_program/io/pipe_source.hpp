@@ -4,6 +4,8 @@
 // Python is stuck.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -29,14 +31,15 @@ class PipeSource : public InputSource {
  private:
   static constexpr size_t kBufferSize = 256 * 1024;
 
-  // Before the blocking poll, read_interruptible() polls without blocking for up
+  // Before the blocking poll, read_interruptible() tries to read for up
   // to spin_us while input has lately come that soon after the leader started
   // waiting. On a VM, a reader that sleeps is woken through its idle vCPU, which
   // can cost ~100 µs; a reader that polls briefly catches the next request of a
   // caller that is calling in a loop. Input that comes later than that stops
   // the polling until it comes sooner again, so a quiet port program uses no CPU.
   using Clock = std::chrono::steady_clock;
-  void read_since(Clock::time_point start);
+  ssize_t read_some();                            // the pipe never blocks: -1/EAGAIN if empty
+  void took(Clock::time_point start, ssize_t n);  // n: read_some()'s result
   void drain_kick();
   static unsigned elapsed_us(Clock::time_point start);
   void consume(ssize_t n);
