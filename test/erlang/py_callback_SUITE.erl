@@ -987,7 +987,9 @@ def serve_start():
     server = uvicorn.Server(config)
     server_thread = threading.Thread(target=server.run, daemon=True)
     server_thread.start()
-    while not server.started:
+    while not server.started:  # uvicorn sets it once it listens
+        if not server_thread.is_alive():
+            raise RuntimeError('uvicorn stopped before it listened')
         time.sleep(0.01)
     return server.servers[0].sockets[0].getsockname()[1]
 
