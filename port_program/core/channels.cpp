@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 
 #include "core/context.hpp"
@@ -246,7 +247,10 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
   batch.ends.reserve(count);
   size_t base = items.offset();
   for (uint32_t i = 0; i < count; ++i) {
-    items.raw_object();  // throws on a malformed item: the frame is rejected whole
+    // Any depth: a message nested deeper than a receiver can decode still counts
+    // as one (its receive() raises), so acknowledgements stay exact. Throws on
+    // malformed msgpack: the frame is rejected whole.
+    items.raw_object(std::numeric_limits<size_t>::max());
     batch.ends.push_back(static_cast<uint32_t>(items.offset() - base));
   }
   batch.bytes = std::make_shared<const std::string>(region.substr(0, items.offset() - base));

@@ -77,7 +77,17 @@ void Dispatcher::on_frame(std::string_view message) {
         if (id.negative || n != 3) throw MsgpackError("bad callback reply");
         CallbackReply reply{type.magnitude == protocol::kCallbackOk ? CallbackReply::Kind::kOk
                                                                     : CallbackReply::Kind::kError,
-                            std::string(in.raw_object())};
+                            {}};
+        try {
+          reply.payload.assign(in.raw_object());
+        } catch (const MsgpackError& e) {
+          // A value that cannot cross (nested too deeply) still answers the call:
+          // the thread waiting for it must not wait forever.
+          reply.kind = CallbackReply::Kind::kError;
+          reply.payload.clear();
+          MsgpackWriter(reply.payload)
+              .str(std::string("its result cannot be decoded: ") + e.what());
+        }
         Runtime::instance().callbacks().deliver(id.magnitude, std::move(reply));
         return;
       }

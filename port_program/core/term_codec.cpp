@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/protocol.hpp"
+#include "core/stack_room.hpp"
 
 namespace ep {
 namespace {
@@ -14,6 +15,15 @@ using protocol::kMaxDepth;
 PyRef too_deep() {
   PyErr_Format(PyExc_ValueError, "term nesting exceeds %zu levels", kMaxDepth);
   return {};
+}
+
+// A container nested as deep as the protocol allows, on a thread whose stack
+// cannot hold that many levels: RecursionError, as Python's own recursion gives.
+bool out_of_stack(size_t depth) {
+  if (!stack_nearly_full()) return false;
+  PyErr_Format(PyExc_RecursionError, "term nesting too deep for this thread's stack (%zu levels)",
+               depth);
+  return true;
 }
 
 PyRef make_atom(std::string_view name, const TermTypes& types) {
@@ -54,6 +64,7 @@ PyRef decode(MsgpackReader& in, const TermTypes& types, size_t depth);
 
 PyRef decode_sequence(MsgpackReader& in, const TermTypes& types, size_t depth, bool tuple) {
   if (depth > kMaxDepth) return too_deep();
+  if (out_of_stack(depth)) return {};
   uint32_t n = in.array_header();
   check_count(in, n);
   PyRef seq = PyRef::steal(tuple ? PyTuple_New(n) : PyList_New(n));
@@ -72,6 +83,7 @@ PyRef decode_sequence(MsgpackReader& in, const TermTypes& types, size_t depth, b
 
 PyRef decode_map(MsgpackReader& in, const TermTypes& types, size_t depth) {
   if (depth > kMaxDepth) return too_deep();
+  if (out_of_stack(depth)) return {};
   uint32_t n = in.map_header();
   check_count(in, n);
   PyRef dict = PyRef::steal(PyDict_New());
@@ -239,6 +251,7 @@ bool encode_items(MsgpackWriter& out, PyObject* seq, const TermTypes& types, siz
     too_deep();
     return false;
   }
+  if (out_of_stack(depth)) return false;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   PyObject** items = PySequence_Fast_ITEMS(seq);
   out.array_header(static_cast<uint32_t>(n));
@@ -260,6 +273,7 @@ bool encode_dict(MsgpackWriter& out, PyObject* dict, const TermTypes& types, siz
     too_deep();
     return false;
   }
+  if (out_of_stack(depth)) return false;
   out.map_header(static_cast<uint32_t>(PyDict_GET_SIZE(dict)));
   Py_ssize_t pos = 0;
   PyObject *key, *value;

@@ -29,6 +29,7 @@
          errors_in_threads/1, async_call_errors/1, error_reason_not_latin1/1,
          error_reason_not_latin1_async/1, error_handler_killed/1,
          error_handler_killed_thread/1, error_async_process_killed/1,
+         error_result_too_deep/1, deep_terms_on_a_small_stack/1,
          async_call_reenters_context/1, abandoned_handler_retired/1,
          async_call_cancelled_on_timeout/1,
          types_both_ways/1, types_from_python/1, send_delivers/1,
@@ -61,7 +62,8 @@ groups() ->
                    error_uncaught_reaches_caller, errors_in_threads, async_call_errors,
                    error_reason_not_latin1, error_reason_not_latin1_async,
                    error_handler_killed, error_handler_killed_thread,
-                   error_async_process_killed]},
+                   error_async_process_killed, error_result_too_deep,
+                   deep_terms_on_a_small_stack]},
      {types, [], [types_both_ways, types_from_python, send_delivers]},
      {concurrency, [], [threads_16_x_1000, thread_pool_32_map_10000, async_gather_1000,
                         thread_calls_while_main_blocked, reentrancy_3_levels,
@@ -654,6 +656,93 @@ async def killed_async():
         {ok, [Msg, 3]} = Result,
         true = contains(Msg, <<"erlang.async_call('killed') failed: callback process died: killed">>)
     end).
+
+%% A registered function whose result nests deeper than Python decodes
+%% (10,000 levels): the call fails at once with RuntimeError naming the
+%% function, on the context's thread, on a Python thread and in async_call;
+%% 10,000 levels still arrive.
+error_result_too_deep(_Config) ->
+    ok = py:register_function(deep_list, fun([N]) -> nest(N) end),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"
+import asyncio, threading
+def deep_depth(x):
+    d = 0
+    while isinstance(x, list):
+        d += 1
+        x = x[0] if x else None
+    return d
+def deep_outcome(call):
+    try:
+        return deep_depth(call())
+    except Exception as e:
+        return (type(e).__name__, str(e))
+def deep_everywhere(n):
+    out = [deep_outcome(lambda: erlang.call('deep_list', n))]
+    t = threading.Thread(target=lambda: out.append(deep_outcome(lambda: erlang.deep_list(n))))
+    threading.stack_size(64 << 20)  # room for 10,000 levels, sanitizers included
+    try:
+        t.start()
+    finally:
+        threading.stack_size(0)
+    t.join()
+    async def deep_async():
+        return await erlang.async_call('deep_list', n)
+    out.append(deep_outcome(lambda: asyncio.run(deep_async())))
+    return out
+">>),
+    {ok, [10000, 10000, 10000]} = py:call(Ctx, '__main__', deep_everywhere, [10000]),
+    {ok, Outcomes} = py:call(Ctx, '__main__', deep_everywhere, [10001], #{timeout => 10000}),
+    [{<<"RuntimeError">>, M1}, {<<"RuntimeError">>, M2}, {<<"RuntimeError">>, M3}] = Outcomes,
+    true = contains(M1, <<"erlang.call('deep_list') failed: its result cannot be decoded">>),
+    true = contains(M2, <<"erlang.call('deep_list') failed">>),
+    true = contains(M3, <<"erlang.async_call('deep_list') failed">>),
+    [true = contains(M, <<"10000 levels">>) || M <- [M1, M2, M3]],
+    ok = py:unregister_function(deep_list).
+
+%% A Python thread started with a small stack (threading.stack_size) cannot
+%% convert a term nested thousands of levels deep: RecursionError in that
+%% thread, either way, instead of a crashed port program; shallow terms still
+%% cross in the same thread.
+deep_terms_on_a_small_stack(_Config) ->
+    ok = py:register_function(deep_list, fun([N]) -> nest(N) end),
+    ok = py:register_function(deep_length, fun([L]) -> length(L) end),
+    Ctx = py:context(1),
+    {ok, OsPidBefore} = py:call(Ctx, os, getpid, []),
+    ok = py:exec(Ctx, <<"
+import threading
+def small_stack_outcomes(n):
+    nested = []
+    for _ in range(n):
+        nested = [nested]
+    out = []
+    def attempt(call):
+        try:
+            out.append(('ok', call()))
+        except RecursionError as e:
+            out.append(('RecursionError', str(e)))
+    def worker():
+        attempt(lambda: len(erlang.call('deep_list', n)))
+        attempt(lambda: erlang.call('deep_length', nested))
+        attempt(lambda: erlang.call('deep_list', 3))
+    t = threading.Thread(target=worker)
+    threading.stack_size(256 * 1024)  # for the threads started from now on
+    try:
+        t.start()
+    finally:
+        threading.stack_size(0)
+    t.join()
+    return out
+">>),
+    {ok, [{<<"RecursionError">>, R1}, {<<"RecursionError">>, R2}, {<<"ok">>, [[[]]]}]} =
+        py:call(Ctx, '__main__', small_stack_outcomes, [9000]),
+    [true = contains(R, <<"too deep for this thread's stack">>) || R <- [R1, R2]],
+    {ok, OsPidBefore} = py:call(Ctx, os, getpid, []),
+    [ok = py:unregister_function(F) || F <- [deep_list, deep_length]].
+
+%% A list nested N levels deep ([] is one level).
+nest(1) -> [];
+nest(N) -> [nest(N - 1)].
 
 %%====================================================================
 %% types

@@ -21,7 +21,7 @@
          async_timeout_keeps_message/1, async_consumers_cancelled_exactly_once/1,
          orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
          every_type_round_trips/1, large_messages/1, killed_server_closes/1,
-         space_visible_with_reply/1,
+         space_visible_with_reply/1, too_deep_message_raises/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -45,7 +45,8 @@ groups() ->
                       async_timeout_keeps_message, async_consumers_cancelled_exactly_once,
                       orphaned_want_gives_messages_back,
                       byte_channel_server_ends_after_owner_exit, every_type_round_trips,
-                      large_messages, killed_server_closes, space_visible_with_reply]},
+                      large_messages, killed_server_closes, space_visible_with_reply,
+                      too_deep_message_raises]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -481,6 +482,22 @@ large_messages(_Config) ->
     {ok, Rev} = py_byte_channel:recv(B, 120000),
     ok = py_byte_channel:close(B),
     {ok, 2} = result(Tag).
+
+%% A message nested deeper than Python can decode (10,000 levels) is one
+%% message all the same: its receive() raises ValueError and the messages
+%% around it arrive, in order, and are acknowledged (the queue ends empty).
+too_deep_message_raises(_Config) ->
+    Nest = fun Nest(0) -> []; Nest(N) -> [Nest(N - 1)] end,
+    {ok, Ch} = py_channel:new(#{max_size => 1000000}),
+    ok = py_channel:send(Ch, before),
+    ok = py_channel:send(Ch, Nest(10001)),
+    ok = py_channel:send(Ch, Nest(3)),
+    ok = py_channel:close(Ch),
+    {ok, [{<<"ok">>, before},
+          {<<"ValueError">>, <<"term nesting exceeds 10000 levels">>},
+          {<<"ok">>, [[[[]]]]}]} = py:call(ctx(), chan_workers, outcomes, [Ch]),
+    #{size := 0} = py_channel:info(Ch),
+    ok.
 
 %% A channel server killed: senders get {error, closed}, receivers waiting in
 %% several port programs get ChannelClosed, a byte reader gets closed.

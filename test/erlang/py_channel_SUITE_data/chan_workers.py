@@ -285,3 +285,16 @@ def reply_then_wait(channel_ref, go_ref):
     reply(sender, (erlang.Atom('response'), data))
     Channel(go_ref).receive()
     return True
+
+
+def outcomes(channel_ref):
+    """Every receive() until the close: the value, or the exception's class and text."""
+    out = []
+    ch = Channel(channel_ref)
+    while True:
+        try:
+            out.append(("ok", ch.receive()))
+        except ChannelClosed:
+            return out
+        except Exception as e:  # a message that cannot be decoded
+            out.append((type(e).__name__, str(e)))
