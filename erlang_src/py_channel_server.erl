@@ -52,6 +52,7 @@
                 ports = #{} :: #{port() => #port_state{}},
                 waiting = [] :: [port()],     % ports with a want outstanding
                 closed = false :: boolean(),
+                batch_bytes :: pos_integer(),  % per frame: within the ports' max_frame
                 inbound = queue:new() :: queue:queue(binary()),
                 readers = queue:new() :: queue:queue({pid(), reference()})}).
 
@@ -167,7 +168,10 @@ try_recv(Server) ->
 
 -spec init(map()) -> {ok, #state{}}.
 init(#{id := Id, kind := Kind, counters := Counters, owner := Owner}) ->
-    {ok, #state{id = Id, kind = Kind, counters = Counters,
+    %% A batch stays well within a frame; a single message over the frame
+    %% limit still goes alone, and the port program fails its receive().
+    BatchBytes = max(1, min(?BATCH_BYTES, py_config:max_frame() div 2)),
+    {ok, #state{id = Id, kind = Kind, counters = Counters, batch_bytes = BatchBytes,
                 owner = erlang:monitor(process, Owner)}}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) ->
@@ -301,9 +305,10 @@ ship_to([], _Share, State) ->
 ship_to(Waiting, _Share, #state{queued = 0} = State) ->
     State#state{waiting = Waiting};
 ship_to([Port | Waiting], Share, #state{id = Id, ports = Ports, front = Front,
-                                        pending = Pending, queued = Queued} = State) ->
+                                        pending = Pending, queued = Queued,
+                                        batch_bytes = BatchBytes} = State) ->
     {Batch, N, Front1, Pending1} = take(Front, Pending, min(Share, ?BATCH_COUNT),
-                                        ?BATCH_BYTES, [], 0),
+                                        BatchBytes, [], 0),
     Frame = [arr_hdr(N + 2), 31, py_msgpack:encode(Id) | [I || {I, _} <- Batch]],
     case catch erlang:port_command(Port, Frame) of
         true ->

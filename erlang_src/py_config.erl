@@ -3,7 +3,8 @@
 
 -define(READ_SPIN_US, 100).
 
--export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0]).
+-export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0,
+         max_frame/0]).
 
 %% @doc The port program: app env `port_program', else $EP_PORT_PROGRAM, else
 %% priv/erlang_python_port next to this application's ebin.
@@ -53,7 +54,7 @@ base_args(Contexts, PythonPath) ->
     Paths = [python_pkg_dir() | [to_list(P) || P <- PythonPath]],
     ["--contexts", integer_to_list(Contexts)]
         ++ lists:append([["--python-path", P] || P <- Paths])
-        ++ ["--max-frame", integer_to_list(application:get_env(erlang_python, max_frame, 64 bsl 20)),
+        ++ ["--max-frame", integer_to_list(max_frame()),
             "--read-spin-us", integer_to_list(read_spin_us()),
             "--scheduling", atom_to_list(scheduling())].
 
@@ -86,6 +87,12 @@ scheduling() ->
 -spec call_timeout() -> timeout().
 call_timeout() ->
     application:get_env(erlang_python, call_timeout, 30000).
+
+%% @doc The largest frame either way (app env `max_frame', default 64 MiB),
+%% as the port programs started from now on get it.
+-spec max_frame() -> pos_integer().
+max_frame() ->
+    application:get_env(erlang_python, max_frame, 64 bsl 20).
 
 %% The application's root: code:lib_dir/1 needs the directory to be named after
 %% the application, which a git checkout need not be.

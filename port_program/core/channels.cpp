@@ -124,6 +124,7 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
   std::string frame;
   std::shared_ptr<const std::string> bytes;  // keeps the item alive outside the lock
   std::string_view item;
+  std::string error;  // an unreadable message's
   Take result;
   {
     std::lock_guard lk(mu_);
@@ -135,13 +136,18 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
     }
     if (!ch.batches.empty()) {
       Batch& b = ch.batches.front();
-      uint32_t start = b.next == 0 ? 0 : b.ends[b.next - 1];
-      bytes = b.bytes;
-      item = std::string_view(*bytes).substr(start, b.ends[b.next] - start);
+      if (b.error.empty()) {
+        uint32_t start = b.next == 0 ? 0 : b.ends[b.next - 1];
+        bytes = b.bytes;
+        item = std::string_view(*bytes).substr(start, b.ends[b.next] - start);
+        ch.unacked_bytes += accounted_size(ch.handle.kind, item);
+      } else {
+        error.swap(b.error);
+        ch.unacked_bytes += b.error_accounted;
+      }
       ++b.next;
       --ch.buffered;
       ++ch.unacked_count;
-      ch.unacked_bytes += accounted_size(ch.handle.kind, item);
       bool drained = ch.buffered == 0;
       bool due = ch.handle.max_size >= 0
                      ? ch.unacked_bytes * 4 >= static_cast<uint64_t>(ch.handle.max_size)
@@ -173,7 +179,10 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
   }
   // Decoding may run Python code (a collection's finalizers) that uses channels
   // itself: never with the lock held.
-  if (result == Take::kItem) {
+  if (result == Take::kItem && !error.empty()) {
+    PyErr_SetString(PyExc_ValueError, error.c_str());
+    value = PyRef();
+  } else if (result == Take::kItem) {
     MsgpackReader in(item);
     try {
       value = decode_term(in, Runtime::instance().types());
@@ -237,6 +246,12 @@ bool Channels::is_closed(uint64_t id) {
   return it == channels_.end() || it->second.closed;
 }
 
+Channels::Kind Channels::kind(uint64_t id) {
+  std::lock_guard lk(mu_);
+  auto it = channels_.find(id);
+  return it == channels_.end() ? Kind::kTerm : it->second.handle.kind;
+}
+
 void Channels::wake_all(std::vector<ChannelWaker>& waiters) {
   for (const ChannelWaker& w : waiters) w.wake();
 }
@@ -254,6 +269,18 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
     batch.ends.push_back(static_cast<uint32_t>(items.offset() - base));
   }
   batch.bytes = std::make_shared<const std::string>(region.substr(0, items.offset() - base));
+  arrived(id, std::move(batch), count);
+}
+
+void Channels::deliver_unreadable(uint64_t id, std::string reason, uint64_t accounted) {
+  Batch batch;
+  batch.ends.push_back(0);
+  batch.error = std::move(reason);
+  batch.error_accounted = accounted;
+  arrived(id, std::move(batch), 1);
+}
+
+void Channels::arrived(uint64_t id, Batch batch, uint32_t count) {
   std::vector<ChannelWaker> waiters;
   std::string frame;
   {

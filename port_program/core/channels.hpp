@@ -89,10 +89,14 @@ class Channels {
   // ByteChannel.send_bytes: raw bytes for py_byte_channel:recv/1,2.
   bool send_bytes(uint64_t id, std::string_view data);
   bool is_closed(uint64_t id);
+  Kind kind(uint64_t id);  // of a channel open here (kTerm if unknown)
 
   // From the I/O thread: `count` encoded messages for channel `id` (the rest of
   // the reader), and the server's "closed and drained".
   void deliver(uint64_t id, MsgpackReader& items, uint32_t count);
+  // One message that could not be delivered (a frame over the maximum size):
+  // its receive() raises ValueError(`reason`); it counts `accounted` bytes.
+  void deliver_unreadable(uint64_t id, std::string reason, uint64_t accounted);
   void closed(uint64_t id);
   // The server confirms a return: data for the channel is fresh again.
   void returned(uint64_t id);
@@ -103,7 +107,13 @@ class Channels {
     std::shared_ptr<const std::string> bytes;
     std::vector<uint32_t> ends;
     size_t next = 0;
+    // An unreadable message (ends holds its one end): what its receive() raises,
+    // and its accounted size.
+    std::string error;
+    uint64_t error_accounted = 0;
   };
+  // A batch came for channel `id`: buffer it and wake the receivers.
+  void arrived(uint64_t id, Batch batch, uint32_t count);
   struct Channel {
     Handle handle;
     std::deque<Batch> batches;

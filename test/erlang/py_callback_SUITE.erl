@@ -30,6 +30,7 @@
          error_reason_not_latin1_async/1, error_handler_killed/1,
          error_handler_killed_thread/1, error_async_process_killed/1,
          error_result_too_deep/1, deep_terms_on_a_small_stack/1,
+         error_result_over_max_frame/1,
          async_call_reenters_context/1, abandoned_handler_retired/1,
          async_call_cancelled_on_timeout/1,
          types_both_ways/1, types_from_python/1, send_delivers/1,
@@ -63,7 +64,7 @@ groups() ->
                    error_reason_not_latin1, error_reason_not_latin1_async,
                    error_handler_killed, error_handler_killed_thread,
                    error_async_process_killed, error_result_too_deep,
-                   deep_terms_on_a_small_stack]},
+                   deep_terms_on_a_small_stack, error_result_over_max_frame]},
      {types, [], [types_both_ways, types_from_python, send_delivers]},
      {concurrency, [], [threads_16_x_1000, thread_pool_32_map_10000, async_gather_1000,
                         thread_calls_while_main_blocked, reentrancy_3_levels,
@@ -739,6 +740,45 @@ def small_stack_outcomes(n):
     [true = contains(R, <<"too deep for this thread's stack">>) || R <- [R1, R2]],
     {ok, OsPidBefore} = py:call(Ctx, os, getpid, []),
     [ok = py:unregister_function(F) || F <- [deep_list, deep_length]].
+
+%% A registered function whose result is bigger than the port program's
+%% max_frame: the call fails at once with RuntimeError saying so, on the
+%% context's thread, on a Python thread and in async_call; the next call works.
+error_result_over_max_frame(_Config) ->
+    ok = application:set_env(erlang_python, max_frame, 1 bsl 20),
+    Started = py_pool:start_pool(cb_small_frames, 1, #{mode => process}),
+    ok = application:unset_env(erlang_python, max_frame),
+    {ok, [Ctx]} = Started,
+    try
+        ok = py:register_function(blob, fun([N]) -> binary:copy(<<"b">>, N) end),
+        ok = py:exec(Ctx, <<"
+import asyncio, threading
+def blob_outcome(call):
+    try:
+        return len(call())
+    except RuntimeError as e:
+        return str(e)
+def blob_everywhere(n):
+    out = [blob_outcome(lambda: erlang.call('blob', n))]
+    t = threading.Thread(target=lambda: out.append(blob_outcome(lambda: erlang.blob(n))))
+    t.start()
+    t.join()
+    async def blob_async():
+        return await erlang.async_call('blob', n)
+    out.append(blob_outcome(lambda: asyncio.run(blob_async())))
+    return out
+">>),
+        {ok, [M1, M2, M3]} = py:call(Ctx, '__main__', blob_everywhere, [2000000],
+                                     #{timeout => 10000}),
+        true = contains(M1, <<"erlang.call('blob') failed: its result does not fit">>),
+        true = contains(M2, <<"erlang.call('blob') failed: its result does not fit">>),
+        true = contains(M3, <<"erlang.async_call('blob') failed: its result does not fit">>),
+        [true = contains(M, <<"over the maximum frame of 1048576 bytes">>) || M <- [M1, M2, M3]],
+        {ok, [1000, 1000, 1000]} = py:call(Ctx, '__main__', blob_everywhere, [1000])
+    after
+        py:unregister_function(blob),
+        py_pool:stop_pool(cb_small_frames)
+    end.
 
 %% A list nested N levels deep ([] is one level).
 nest(1) -> [];

@@ -22,6 +22,7 @@
          orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
          every_type_round_trips/1, large_messages/1, killed_server_closes/1,
          space_visible_with_reply/1, too_deep_message_raises/1,
+         message_over_max_frame_raises/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -46,7 +47,7 @@ groups() ->
                       orphaned_want_gives_messages_back,
                       byte_channel_server_ends_after_owner_exit, every_type_round_trips,
                       large_messages, killed_server_closes, space_visible_with_reply,
-                      too_deep_message_raises]},
+                      too_deep_message_raises, message_over_max_frame_raises]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -498,6 +499,39 @@ too_deep_message_raises(_Config) ->
           {<<"ok">>, [[[[]]]]}]} = py:call(ctx(), chan_workers, outcomes, [Ch]),
     #{size := 0} = py_channel:info(Ch),
     ok.
+
+%% With a max_frame of 1 MiB: a message bigger than that is one message whose
+%% receive() raises ValueError (Channel and ByteChannel; its bytes are
+%% released), and 3 MiB of small messages arrive in batches that fit.
+message_over_max_frame_raises(Config) ->
+    ok = application:set_env(?APP, max_frame, 1 bsl 20),
+    try
+        {ok, [Ctx]} = py_context_router:start_pool(?POOL, 1, #{mode => process,
+                                                          python_path => [?config(data_dir, Config)]}),
+        {ok, Ch} = py_channel:new(#{max_size => 8000000}),
+        {ok, BCh} = py_byte_channel:new(#{max_size => 8000000}),
+        Small = binary:copy(<<"s">>, 1024),
+        [begin
+             ok = Send(C, <<"first">>),
+             ok = Send(C, binary:copy(<<"x">>, 2000000)),
+             [ok = Send(C, Small) || _ <- lists:seq(1, 3000)],
+             ok = Close(C)
+         end || {C, Send, Close} <- [{Ch, fun py_channel:send/2, fun py_channel:close/1},
+                                     {BCh, fun py_byte_channel:send/2, fun py_byte_channel:close/1}]],
+        {ok, [{<<"ok">>, <<"first">>}, {<<"ValueError">>, Why} | Rest]} =
+            py:call(Ctx, chan_workers, outcomes, [Ch]),
+        true = binary:match(Why, <<"channel message does not fit">>) =/= nomatch,
+        3000 = length([ok || {<<"ok">>, S} <- Rest, S =:= Small]),
+        3000 = length(Rest),
+        {ok, [{<<"ok">>, <<"first">>}, {<<"ValueError">>, _} | BRest]} =
+            py:call(Ctx, chan_workers, byte_outcomes, [BCh]),
+        3000 = length([ok || {<<"ok">>, S} <- BRest, S =:= Small]),
+        3000 = length(BRest),
+        #{size := 0} = py_channel:info(Ch),
+        #{size := 0} = py_byte_channel:info(BCh)
+    after
+        application:unset_env(?APP, max_frame)
+    end.
 
 %% A channel server killed: senders get {error, closed}, receivers waiting in
 %% several port programs get ChannelClosed, a byte reader gets closed.

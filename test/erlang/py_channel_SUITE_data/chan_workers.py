@@ -298,3 +298,16 @@ def outcomes(channel_ref):
             return out
         except Exception as e:  # a message that cannot be decoded
             out.append((type(e).__name__, str(e)))
+
+
+def byte_outcomes(channel_ref):
+    """outcomes() for a ByteChannel."""
+    out = []
+    ch = ByteChannel(channel_ref)
+    while True:
+        try:
+            out.append(("ok", ch.receive_bytes()))
+        except ByteChannelClosed:
+            return out
+        except Exception as e:
+            out.append((type(e).__name__, str(e)))
