@@ -88,7 +88,7 @@ scheduling() ->
 call_timeout() ->
     application:get_env(erlang_python, call_timeout, 30000).
 
-%% @doc The largest frame either way (app env `max_frame', default 64 MiB),
+%% @doc The largest frame a port program accepts (app env `max_frame', default 64 MiB),
 %% as the port programs started from now on get it.
 -spec max_frame() -> pos_integer().
 max_frame() ->
