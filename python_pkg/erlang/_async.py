@@ -13,6 +13,7 @@ called with async_call may call back into the same context without deadlock.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import weakref
@@ -26,10 +27,17 @@ except ImportError:  # plain Python
 
 class _Bridge:
     """The eventfd of one event loop and the futures waiting on it: async call
-    results, and channel receivers waiting for a wake-up (erlang.channel)."""
+    results, and channel receivers waiting for a wake-up (erlang.channel).
+
+    The loop holds its bridge (an attribute, and the reader callback); the
+    bridge holds the loop only weakly and forgets a call once its future is
+    done (a cancelled one included). So a loop that is done with, e.g. one of
+    many ``asyncio.run`` calls, is freed with its bridge, and its eventfd is
+    closed then.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = weakref.ref(loop)
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.futures: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._wakeups: list[asyncio.Future[None]] = []
@@ -52,11 +60,19 @@ class _Bridge:
             raise
         if self.nested_fd >= 0 and len(self.futures) == 1:
             _erlang.nested_watch(True)
+        future.add_done_callback(functools.partial(self._forget, token))
         return future
+
+    def _forget(self, token: int, _future: "asyncio.Future[Any]") -> None:
+        """A call's future is done: a reply still to come is dropped."""
+        if self.futures.pop(token, None) is not None and self.nested_fd >= 0 and not self.futures:
+            _erlang.nested_watch(False)
 
     def wakeup(self) -> "asyncio.Future[None]":
         """Done at the next signal of the eventfd (which the caller armed)."""
-        future = self._loop.create_future()
+        loop = self._loop()
+        assert loop is not None, "wakeup() runs on the bridge's loop"
+        future = loop.create_future()
         self._wakeups.append(future)
         return future
 
@@ -108,6 +124,7 @@ def _close(fd: int) -> None:
     os.close(fd)
 
 
+# Bridges of loops that take no attributes (every asyncio and uvloop loop does).
 _bridges: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge]" = weakref.WeakKeyDictionary()
 
 
@@ -127,7 +144,11 @@ def async_call(name: str, *args: Any) -> "asyncio.Future[Any]":
 
 def bridge(loop: asyncio.AbstractEventLoop) -> _Bridge:
     """The bridge of `loop`, made on first use."""
-    found = _bridges.get(loop)
+    found = getattr(loop, "_erlang_bridge", None) or _bridges.get(loop)
     if found is None:
-        found = _bridges[loop] = _Bridge(loop)
+        found = _Bridge(loop)
+        try:
+            loop._erlang_bridge = found  # type: ignore[attr-defined]
+        except AttributeError:
+            _bridges[loop] = found
     return found

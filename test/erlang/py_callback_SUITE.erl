@@ -35,7 +35,7 @@
          async_call_cancelled_on_timeout/1,
          types_both_ways/1, types_from_python/1, send_delivers/1,
          threads_16_x_1000/1, thread_pool_32_map_10000/1, async_gather_1000/1,
-         thread_calls_while_main_blocked/1, reentrancy_3_levels/1, reentrancy_deep/1,
+         thread_calls_while_main_blocked/1, event_loops_are_freed/1, reentrancy_3_levels/1, reentrancy_deep/1,
          handlers_per_slot_and_depth/1, thread_churn_is_bounded/1,
          slow_callback_cancelled_on_timeout/1, callback_after_cancel_not_delayed/1,
          registration_visible_to_new_pool/1, port_crash_kills_handlers/1]).
@@ -69,7 +69,7 @@ groups() ->
      {concurrency, [], [threads_16_x_1000, thread_pool_32_map_10000, async_gather_1000,
                         thread_calls_while_main_blocked, reentrancy_3_levels,
                         reentrancy_deep, async_call_reenters_context,
-                        fastapi_served_by_uvicorn]},
+                        fastapi_served_by_uvicorn, event_loops_are_freed]},
      {handlers, [], [handlers_per_slot_and_depth, thread_churn_is_bounded]},
      {timeouts, [], [slow_callback_cancelled_on_timeout, callback_after_cancel_not_delayed,
                      abandoned_handler_retired, async_call_cancelled_on_timeout]},
@@ -1090,6 +1090,37 @@ async def reenter_many(n):
         %% outside a coroutine the context runs its requests in order, as before
         {ok, 2} = py:eval(Ctx, <<"1 + 1">>, #{}, 2000)
     end).
+
+%% Each event loop that used async_call gets an eventfd; a loop that is done
+%% with must be freed with it, also when a call of it was cancelled: 300
+%% asyncio.run calls (a sync web handler may make one per request) leave the
+%% port program's descriptors as they were.
+event_loops_are_freed(_Config) ->
+    Ctx = py:context(1),
+    %% slower than the 1 ms the loops wait for it: each of those calls is cancelled
+    ok = py:register_function(slow_ident, fun([X]) -> timer:sleep(20), X end),
+    ok = py:exec(Ctx, <<"
+import asyncio
+async def loop_once(i):
+    done = await erlang.async_call('add_one', i)
+    try:
+        await asyncio.wait_for(erlang.async_call('slow_ident', i), 0.001)
+    except asyncio.TimeoutError:
+        pass
+    return done
+def many_loops(n):
+    return sum(asyncio.run(loop_once(i)) for i in range(n))
+">>),
+    {ok, OsPid} = py:call(Ctx, os, getpid, []),
+    Fds = fun() -> length(filelib:wildcard("/proc/" ++ integer_to_list(OsPid) ++ "/fd/*")) end,
+    {ok, _} = py:call(Ctx, '__main__', many_loops, [10]),
+    Before = Fds(),
+    {ok, Sum} = py:call(Ctx, '__main__', many_loops, [300], #{timeout => 60000}),
+    Sum = lists:sum([I + 1 || I <- lists:seq(0, 299)]),
+    After = Fds(),
+    ct:pal("descriptors before ~p, after 300 loops ~p", [Before, After]),
+    true = After =< Before + 4,
+    ok = py:unregister_function(slow_ident).
 
 %% A FastAPI app served by uvicorn from a thread of the port program, its
 %% handler calling Erlang; Erlang's httpc sends 200 requests, 20 at a time.
