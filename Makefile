@@ -12,7 +12,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench clean format
+.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz clean format
 
 all: deps cpp erlang
 
@@ -78,6 +78,19 @@ test-asan: all
 
 demo: all _build/test/py_demo.beam
 	erl -noshell -pa ebin _build/test -s py_demo main
+
+# libFuzzer on the term codec (needs clang): FUZZ_SECONDS of random msgpack,
+# starting from the golden vectors. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+PY_INCLUDE = $(shell /usr/bin/python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+fuzz: deps
+	@mkdir -p _build/fuzz/corpus
+	@cp spec/vectors/*.mp _build/fuzz/corpus/
+	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iport_program -I$(PY_INCLUDE) \
+	  -DEP_PYTHON_PKG_DIR='"$(CURDIR)/python_pkg"' test/fuzz/term_codec_fuzz.cpp \
+	  port_program/core/term_codec.cpp port_program/core/msgpack_reader.cpp port_program/core/stack_room.cpp \
+	  -lpython3.11 -o _build/fuzz/term_codec_fuzz
+	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./term_codec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus
 
 bench: all
 	@mkdir -p _build/bench
