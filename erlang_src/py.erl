@@ -22,6 +22,8 @@
 -type kwargs() :: #{atom() | binary() => term()}.
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
 -type result() :: {ok, term()} | {error, term()}.
+
+-define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 -export_type([context/0, pool/0, result/0]).
 
 %% @doc Calls `Module.Function(*Args)'.
@@ -140,8 +142,12 @@ await(Ref) ->
     await(Ref, py_config:call_timeout()).
 
 -spec await(reference(), timeout()) -> result().
-await(Ref, Timeout) ->
-    py_request:wait(Ref, Timeout).
+await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
+    py_request:wait(Ref, Timeout);
+await(Ref, Timeout) when is_reference(Ref) ->
+    {error, {badarg, {timeout, Timeout}}};
+await(Ref, _Timeout) ->
+    {error, {badarg, Ref}}.
 
 %% @doc Context `N' (1-based) of the default pool.
 -spec context(pos_integer()) -> context() | {error, term()}.
@@ -184,6 +190,8 @@ last_traceback() ->
 
 %% Internal
 
+request(_Target, Build, Timeout) when is_function(Build), not ?IS_TIMEOUT(Timeout) ->
+    {error, {badarg, {timeout, Timeout}}};
 request(Pool, Build, Timeout) when is_atom(Pool), is_function(Build) ->
     case py_pool:checkout(Pool) of
         {Ctx, {_, _, _, _} = Route} when is_pid(Ctx) -> py_request:call_route(Route, Build, Timeout);
@@ -218,10 +226,11 @@ target(_Module, _Function) ->
     default.
 
 call_msg(Module, Function, Args, Kwargs) ->
+    %% length/1 fails in a guard on an improper list: Args must be a proper one.
     case {name(Module), name(Function)} of
-        {{ok, M}, {ok, F}} when is_list(Args), is_map(Kwargs) ->
+        {{ok, M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
             fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end;
-        {{ok, _}, {ok, _}} when is_list(Args) ->
+        {{ok, _}, {ok, _}} when is_list(Args), length(Args) >= 0 ->
             {error, {badarg, Kwargs}};
         {{ok, _}, {ok, _}} ->
             {error, {badarg, Args}};

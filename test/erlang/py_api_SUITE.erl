@@ -359,6 +359,18 @@ badarg_inputs(_Config) ->
     {error, {badarg, _}} = py:eval(<<"1">>, not_a_map),
     {error, {badarg, _}} = py:exec(not_iodata),
     {error, {badarg, _}} = py:exec(py:context(1), 42),
+    %% improper argument lists and bad timeouts: refused before anything is sent
+    {error, {badarg, [1 | 2]}} = py:call(operator, add, [1 | 2]),
+    {error, {badarg, [1 | 2]}} = py:call(operator, add, [1 | 2], #{}),
+    {error, {badarg, [1 | 2]}} = py:cast(operator, add, [1 | 2]),
+    {error, {badarg, {timeout, -1}}} = py:call(py:context(1), operator, add, [1, 2],
+                                               #{timeout => -1}),
+    {error, {badarg, {timeout, soon}}} = py:call(operator, add, [1, 2], #{}, soon),
+    {error, {badarg, {timeout, 1.5}}} = py:eval(<<"1">>, #{}, 1.5),
+    {error, {badarg, {timeout, x}}} = py:exec(py:context(1), <<"1">>, x),
+    {error, {badarg, not_a_ref}} = py:await(not_a_ref),
+    {error, {badarg, {timeout, -1}}} = py:await(make_ref(), -1),
+    {messages, []} = erlang:process_info(self(), messages),
     {ok, 3} = py:call(operator, add, [1, 2]),
     ok.
 
