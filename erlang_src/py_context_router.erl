@@ -54,7 +54,7 @@ start_pool(Pool, Size) ->
 start_pool(Pool, Size, Mode) when is_atom(Mode) ->
     start_pool(Pool, Size, #{mode => Mode});
 start_pool(Pool, Size, Opts) when is_map(Opts) ->
-    case {maps:get(mode, Opts, auto), check_nodes(Opts)} of
+    case {maps:get(mode, Opts, auto), check_opts(Opts)} of
         {_, {error, _} = Error} ->
             Error;
         {Mode, ok} when Mode =:= auto; Mode =:= process; Mode =:= worker; Mode =:= subinterp ->
@@ -193,6 +193,27 @@ route_map() ->
 
 name(N) when is_atom(N) -> atom_to_binary(N, utf8);
 name(N) -> N.
+
+%% The options' types (a bad one would crash the pool's start later).
+check_opts(Opts) ->
+    Bad = [{K, V} || {K, V} <- maps:to_list(Opts), not valid_opt(K, V)],
+    case Bad of
+        [] -> check_nodes(Opts);
+        [KV | _] -> {error, {badarg, KV}}
+    end.
+
+valid_opt(python_path, Paths) -> is_list(Paths) andalso lists:all(fun is_path/1, Paths);
+valid_opt(venv, Path) -> is_path(Path);
+valid_opt(env, Env) ->
+    is_map(Env) andalso
+        lists:all(fun({K, V}) -> (is_atom(K) orelse is_path(K)) andalso (V =:= false orelse is_path(V)) end,
+                  maps:to_list(Env));
+valid_opt(max_memory, Bytes) -> is_integer(Bytes) andalso Bytes > 0;
+valid_opt(_Key, _Value) -> true.  % mode, nodes and node_retry are checked on their own
+
+is_path(P) when is_binary(P) -> true;
+is_path(P) when is_list(P) -> io_lib:char_list(P);
+is_path(_) -> false.
 
 check_nodes(#{nodes := Nodes} = Opts) when is_list(Nodes), Nodes =/= [] ->
     Retry = maps:get(node_retry, Opts, 5000),

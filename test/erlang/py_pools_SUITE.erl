@@ -388,6 +388,17 @@ start_pool_errors(_Config) ->
     {error, _} = py_context_router:start_pool(pools_bad, -1, worker),
     {error, _} = py_context_router:start_pool("pools_bad", 1),
     {error, _} = py_context_router:start_pool(pools_bad, 1, "worker"),
+    %% options of the wrong type are refused, not crashing the caller
+    {error, {badarg, {python_path, foo}}} =
+        py_context_router:start_pool(pools_bad, 1, #{python_path => foo}),
+    {error, {badarg, {python_path, [1]}}} =
+        py_context_router:start_pool(pools_bad, 1, #{python_path => [1]}),
+    {error, {badarg, {env, foo}}} = py_context_router:start_pool(pools_bad, 1, #{env => foo}),
+    {error, {badarg, {env, #{"K" := 1}}}} =
+        py_context_router:start_pool(pools_bad, 1, #{env => #{"K" => 1}}),
+    {error, {badarg, {venv, 42}}} = py_context_router:start_pool(pools_bad, 1, #{venv => 42}),
+    {error, {badarg, {max_memory, -5}}} =
+        py_context_router:start_pool(pools_bad, 1, #{max_memory => -5}),
     false = py_context_router:pool_started(pools_bad),
     {error, _} = py:register_pool("io", json),
     {error, _} = py:register_pool(io, 42),
