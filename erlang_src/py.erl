@@ -22,9 +22,9 @@
 -type kwargs() :: #{atom() | binary() => term()}.
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
 -type result() :: {ok, term()} | {error, term()}.
+-export_type([context/0, pool/0, result/0]).
 
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
--export_type([context/0, pool/0, result/0]).
 
 %% @doc Calls `Module.Function(*Args)'.
 -spec call(name(), name(), list()) -> result().

@@ -23,14 +23,24 @@ constexpr uint64_t kAckEveryCount = 4096;
 
 // Bytes of a message as Erlang counted them: the encoded term, or the raw data
 // of a byte channel.
-uint64_t accounted_size(Channels::Kind kind, std::string_view item) {
-  if (kind == Channels::Kind::kTerm) return item.size();
-  try {
-    MsgpackReader in(item);
-    return in.bin().size();
-  } catch (const MsgpackError&) {
-    return item.size();
+// What a message counts for in acknowledgements: its encoded size, or for a
+// byte channel the data in its bin. `head` is the start of the message (its
+// first byte is enough), `size` its whole encoded size.
+uint64_t accounted_size(Channels::Kind kind, std::string_view head, uint64_t size) {
+  if (kind == Channels::Kind::kTerm || head.empty()) return size;
+  uint64_t header = 0;
+  switch (static_cast<uint8_t>(head[0])) {
+    case 0xc4:
+      header = 2;
+      break;  // bin 8
+    case 0xc5:
+      header = 3;
+      break;  // bin 16
+    case 0xc6:
+      header = 5;
+      break;  // bin 32
   }
+  return size >= header ? size - header : size;
 }
 
 }  // namespace
@@ -140,10 +150,11 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
         uint32_t start = b.next == 0 ? 0 : b.ends[b.next - 1];
         bytes = b.bytes;
         item = std::string_view(*bytes).substr(start, b.ends[b.next] - start);
-        ch.unacked_bytes += accounted_size(ch.handle.kind, item);
+        ch.unacked_bytes += accounted_size(ch.handle.kind, item, item.size());
       } else {
         error.swap(b.error);
-        ch.unacked_bytes += b.error_accounted;
+        ch.unacked_bytes +=
+            accounted_size(ch.handle.kind, std::string_view(&b.error_first, 1), b.error_size);
       }
       ++b.next;
       --ch.buffered;
@@ -246,12 +257,6 @@ bool Channels::is_closed(uint64_t id) {
   return it == channels_.end() || it->second.closed;
 }
 
-Channels::Kind Channels::kind(uint64_t id) {
-  std::lock_guard lk(mu_);
-  auto it = channels_.find(id);
-  return it == channels_.end() ? Kind::kTerm : it->second.handle.kind;
-}
-
 void Channels::wake_all(std::vector<ChannelWaker>& waiters) {
   for (const ChannelWaker& w : waiters) w.wake();
 }
@@ -272,11 +277,13 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
   arrived(id, std::move(batch), count);
 }
 
-void Channels::deliver_unreadable(uint64_t id, std::string reason, uint64_t accounted) {
+void Channels::deliver_unreadable(uint64_t id, std::string reason, std::string_view head,
+                                  uint64_t size) {
   Batch batch;
   batch.ends.push_back(0);
   batch.error = std::move(reason);
-  batch.error_accounted = accounted;
+  batch.error_first = head.empty() ? '\0' : head[0];
+  batch.error_size = size;
   arrived(id, std::move(batch), 1);
 }
 

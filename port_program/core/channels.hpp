@@ -89,14 +89,14 @@ class Channels {
   // ByteChannel.send_bytes: raw bytes for py_byte_channel:recv/1,2.
   bool send_bytes(uint64_t id, std::string_view data);
   bool is_closed(uint64_t id);
-  Kind kind(uint64_t id);  // of a channel open here (kTerm if unknown)
 
   // From the I/O thread: `count` encoded messages for channel `id` (the rest of
   // the reader), and the server's "closed and drained".
   void deliver(uint64_t id, MsgpackReader& items, uint32_t count);
   // One message that could not be delivered (a frame over the maximum size):
-  // its receive() raises ValueError(`reason`); it counts `accounted` bytes.
-  void deliver_unreadable(uint64_t id, std::string reason, uint64_t accounted);
+  // its receive() raises ValueError(`reason`). `head` is the start of the
+  // message as encoded, `size` its whole encoded size: it is accounted as any.
+  void deliver_unreadable(uint64_t id, std::string reason, std::string_view head, uint64_t size);
   void closed(uint64_t id);
   // The server confirms a return: data for the channel is fresh again.
   void returned(uint64_t id);
@@ -108,9 +108,10 @@ class Channels {
     std::vector<uint32_t> ends;
     size_t next = 0;
     // An unreadable message (ends holds its one end): what its receive() raises,
-    // and its accounted size.
+    // the first byte of its encoding and its encoded size (for the accounting).
     std::string error;
-    uint64_t error_accounted = 0;
+    char error_first = 0;
+    uint64_t error_size = 0;
   };
   // A batch came for channel `id`: buffer it and wake the receivers.
   void arrived(uint64_t id, Batch batch, uint32_t count);
@@ -128,12 +129,12 @@ class Channels {
     std::vector<ChannelWaker> waiters;
   };
 
-  // Starts `out` as [Type, ChanId, Server, Counters, Count, Bytes, ...] with the
-  // counts not acknowledged yet (then zero): the head of an ack and a return.
   // Starts `out` as [type, id, server, ...] of `elements` elements: the rest is
   // written with the returned writer.
   static MsgpackWriter server_frame(std::string& out, const Channel& ch, int type,
                                     uint32_t elements);
+  // Starts `out` as [Type, ChanId, Server, Counters, Count, Bytes, ...] with the
+  // counts not acknowledged yet (then zero): the head of an ack and a return.
   static void counted_frame(std::string& out, Channel& ch, int type, uint32_t elements);
   // Makes `out` an ack (and, with `want`, a request for more).
   static void ack_frame(std::string& out, Channel& ch, bool want);

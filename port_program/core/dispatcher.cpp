@@ -52,6 +52,17 @@ void Dispatcher::error_reply(std::string_view reqid, std::string_view reason) {
   Runtime::instance().sink().send(msg);
 }
 
+namespace {
+
+// A callback reply that fails the call: what waits for it raises RuntimeError.
+CallbackReply failed_reply(const std::string& reason) {
+  CallbackReply reply{CallbackReply::Kind::kError, {}};
+  MsgpackWriter(reply.payload).str(reason);
+  return reply;
+}
+
+}  // namespace
+
 void Dispatcher::on_frame(std::string_view message) {
   MsgpackReader in(message);
   std::string_view reqid;
@@ -83,10 +94,7 @@ void Dispatcher::on_frame(std::string_view message) {
         } catch (const MsgpackError& e) {
           // A value that cannot cross (nested too deeply) still answers the call:
           // the thread waiting for it must not wait forever.
-          reply.kind = CallbackReply::Kind::kError;
-          reply.payload.clear();
-          MsgpackWriter(reply.payload)
-              .str(std::string("its result cannot be decoded: ") + e.what());
+          reply = failed_reply(std::string("its result cannot be decoded: ") + e.what());
         }
         Runtime::instance().callbacks().deliver(id.magnitude, std::move(reply));
         return;
@@ -166,7 +174,7 @@ void Dispatcher::on_oversized(std::string_view head, uint64_t declared_len, size
     if (n >= 2) {
       MsgpackInt type = in.integer();
       if (type.negative) throw MsgpackError("bad message type");
-      if (oversized_for_waiter(head, in, type.magnitude, n, declared_len, max_frame)) return;
+      if (oversized_for_waiter(in, type.magnitude, n, declared_len, max_frame)) return;
       std::string_view reqid = in.raw_object();
       error_reply(reqid, reason);
       return;
@@ -179,30 +187,24 @@ void Dispatcher::on_oversized(std::string_view head, uint64_t declared_len, size
 // Frames that answer a waiting Python thread or receiver rather than a request:
 // what waits for them learns that the value did not fit, instead of waiting
 // forever. `in` is past the message type.
-bool Dispatcher::oversized_for_waiter(std::string_view head, MsgpackReader& in, uint64_t type,
-                                      uint32_t n, uint64_t declared_len, size_t max_frame) {
+bool Dispatcher::oversized_for_waiter(MsgpackReader& in, uint64_t type, uint32_t n,
+                                      uint64_t declared_len, size_t max_frame) {
   std::string too_big = std::to_string(declared_len) + " bytes, over the maximum frame of " +
                         std::to_string(max_frame) + " bytes (max_frame)";
   if ((type == protocol::kCallbackOk || type == protocol::kCallbackError) && n == 3) {
     MsgpackInt id = in.integer();
     if (id.negative) return false;
-    CallbackReply reply{CallbackReply::Kind::kError, {}};
-    MsgpackWriter(reply.payload).str("its result does not fit: " + too_big);
-    Runtime::instance().callbacks().deliver(id.magnitude, std::move(reply));
+    Runtime::instance().callbacks().deliver(id.magnitude,
+                                            failed_reply("its result does not fit: " + too_big));
     return true;
   }
   if (type == protocol::kChannelData && n == 3) {
     // One message (the server ships a bigger one alone): it counts as taken.
     MsgpackInt id = in.integer();
     if (id.negative) return false;
-    uint64_t item = declared_len - in.offset();
-    Channels& channels = Runtime::instance().channels();
-    if (channels.kind(id.magnitude) == Channels::Kind::kBytes && in.offset() < head.size()) {
-      // A byte channel counts the data, not its bin header.
-      auto b = static_cast<uint8_t>(head[in.offset()]);
-      item -= b == 0xc4 ? 2 : b == 0xc5 ? 3 : b == 0xc6 ? 5 : 0;
-    }
-    channels.deliver_unreadable(id.magnitude, "channel message does not fit: " + too_big, item);
+    Runtime::instance().channels().deliver_unreadable(id.magnitude,
+                                                      "channel message does not fit: " + too_big,
+                                                      in.rest(), declared_len - in.offset());
     return true;
   }
   return false;

@@ -26,8 +26,8 @@ class Dispatcher {
  private:
   void protocol_error(std::string_view reason);
   void error_reply(std::string_view reqid, std::string_view reason);
-  bool oversized_for_waiter(std::string_view head, MsgpackReader& in, uint64_t type, uint32_t n,
-                            uint64_t declared_len, size_t max_frame);
+  bool oversized_for_waiter(MsgpackReader& in, uint64_t type, uint32_t n, uint64_t declared_len,
+                            size_t max_frame);
 
   std::vector<std::unique_ptr<Context>>& contexts_;
   bool shutdown_ = false;

@@ -1,7 +1,7 @@
 // The protocol pipe as the core's InputSource: whichever thread leads (see
 // core/input_gate.hpp) waits for it (and for interrupt()'s eventfd) in poll(),
-// reads it and dispatches the complete frames. End of input ends the process at once, even if
-// Python is stuck.
+// reads it and dispatches the complete frames. End of input ends the process
+// at once, even if Python is stuck.
 #pragma once
 
 #include <sys/types.h>

@@ -665,33 +665,16 @@ async def killed_async():
 error_result_too_deep(_Config) ->
     ok = py:register_function(deep_list, fun([N]) -> nest(N) end),
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
-import asyncio, threading
+    ok = py:exec(Ctx, [three_ways_py(), <<"
 def deep_depth(x):
     d = 0
     while isinstance(x, list):
         d += 1
         x = x[0] if x else None
     return d
-def deep_outcome(call):
-    try:
-        return deep_depth(call())
-    except Exception as e:
-        return (type(e).__name__, str(e))
 def deep_everywhere(n):
-    out = [deep_outcome(lambda: erlang.call('deep_list', n))]
-    t = threading.Thread(target=lambda: out.append(deep_outcome(lambda: erlang.deep_list(n))))
-    threading.stack_size(64 << 20)  # room for 10,000 levels, sanitizers included
-    try:
-        t.start()
-    finally:
-        threading.stack_size(0)
-    t.join()
-    async def deep_async():
-        return await erlang.async_call('deep_list', n)
-    out.append(deep_outcome(lambda: asyncio.run(deep_async())))
-    return out
-">>),
+    return call_three_ways('deep_list', n, deep_depth)
+">>]),
     {ok, [10000, 10000, 10000]} = py:call(Ctx, '__main__', deep_everywhere, [10000]),
     {ok, Outcomes} = py:call(Ctx, '__main__', deep_everywhere, [10001], #{timeout => 10000}),
     [{<<"RuntimeError">>, M1}, {<<"RuntimeError">>, M2}, {<<"RuntimeError">>, M3}] = Outcomes,
@@ -751,25 +734,12 @@ error_result_over_max_frame(_Config) ->
     {ok, [Ctx]} = Started,
     try
         ok = py:register_function(blob, fun([N]) -> binary:copy(<<"b">>, N) end),
-        ok = py:exec(Ctx, <<"
-import asyncio, threading
-def blob_outcome(call):
-    try:
-        return len(call())
-    except RuntimeError as e:
-        return str(e)
+        ok = py:exec(Ctx, [three_ways_py(), <<"
 def blob_everywhere(n):
-    out = [blob_outcome(lambda: erlang.call('blob', n))]
-    t = threading.Thread(target=lambda: out.append(blob_outcome(lambda: erlang.blob(n))))
-    t.start()
-    t.join()
-    async def blob_async():
-        return await erlang.async_call('blob', n)
-    out.append(blob_outcome(lambda: asyncio.run(blob_async())))
-    return out
-">>),
-        {ok, [M1, M2, M3]} = py:call(Ctx, '__main__', blob_everywhere, [2000000],
-                                     #{timeout => 10000}),
+    return call_three_ways('blob', n, len)
+">>]),
+        {ok, [{<<"RuntimeError">>, M1}, {<<"RuntimeError">>, M2}, {<<"RuntimeError">>, M3}]} =
+            py:call(Ctx, '__main__', blob_everywhere, [2000000], #{timeout => 10000}),
         true = contains(M1, <<"erlang.call('blob') failed: its result does not fit">>),
         true = contains(M2, <<"erlang.call('blob') failed: its result does not fit">>),
         true = contains(M3, <<"erlang.async_call('blob') failed: its result does not fit">>),
@@ -779,6 +749,34 @@ def blob_everywhere(n):
         py:unregister_function(blob),
         py_pool:stop_pool(cb_small_frames)
     end.
+
+%% call_three_ways(Name, Arg, Measure): the registered function Name called
+%% with Arg on the context's thread (erlang.call), on a new Python thread
+%% (erlang.Name, with room for 10,000 levels on its stack, sanitizers
+%% included) and with async_call: Measure(result), or the exception's
+%% (class, message), for each.
+three_ways_py() ->
+    <<"
+import asyncio, threading
+def call_three_ways(name, arg, measure):
+    def outcome(call):
+        try:
+            return measure(call())
+        except Exception as e:
+            return (type(e).__name__, str(e))
+    out = [outcome(lambda: erlang.call(name, arg))]
+    t = threading.Thread(target=lambda: out.append(outcome(lambda: getattr(erlang, name)(arg))))
+    threading.stack_size(64 << 20)
+    try:
+        t.start()
+    finally:
+        threading.stack_size(0)
+    t.join()
+    async def via_async():
+        return await erlang.async_call(name, arg)
+    out.append(outcome(lambda: asyncio.run(via_async())))
+    return out
+">>.
 
 %% A list nested N levels deep ([] is one level).
 nest(1) -> [];

@@ -287,27 +287,21 @@ def reply_then_wait(channel_ref, go_ref):
     return True
 
 
-def outcomes(channel_ref):
+def _outcomes(receive, closed):
     """Every receive() until the close: the value, or the exception's class and text."""
     out = []
-    ch = Channel(channel_ref)
     while True:
         try:
-            out.append(("ok", ch.receive()))
-        except ChannelClosed:
+            out.append(("ok", receive()))
+        except closed:
             return out
         except Exception as e:  # a message that cannot be decoded
             out.append((type(e).__name__, str(e)))
 
 
+def outcomes(channel_ref):
+    return _outcomes(Channel(channel_ref).receive, ChannelClosed)
+
+
 def byte_outcomes(channel_ref):
-    """outcomes() for a ByteChannel."""
-    out = []
-    ch = ByteChannel(channel_ref)
-    while True:
-        try:
-            out.append(("ok", ch.receive_bytes()))
-        except ByteChannelClosed:
-            return out
-        except Exception as e:
-            out.append((type(e).__name__, str(e)))
+    return _outcomes(ByteChannel(channel_ref).receive_bytes, ByteChannelClosed)
