@@ -65,7 +65,7 @@ send(Ctx, Build) ->
 
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
-    try write(Port, py_msgpack:encode(Build(Ref))) of
+    try write(Port, py_msgpack:encode(in_chain(Build(Ref), Owner))) of
         true -> {ok, Ref}
     catch
         error:badarg ->
@@ -83,8 +83,8 @@ write(Ctx, Frame) ->
 -spec cast(pid(), builder()) -> ok | {error, term()}.
 cast(Ctx, Build) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, _Owner, Local, _}] ->
-            try write(Port, py_msgpack:encode((Build(Local))(none))) of
+        [{_, Port, Owner, Local, _}] ->
+            try write(Port, py_msgpack:encode(in_chain((Build(Local))(none), Owner))) of
                 true -> ok
             catch
                 error:badarg -> {error, {python_died, port_closed}}
@@ -126,6 +126,16 @@ failed(Reason) ->
     Ref.
 
 %% Internal
+
+%% A request sent by a process running a callback of the same port program
+%% (py_callback) carries that callback's ID as a trailing chain marker: it runs
+%% nested if a thread of the context waits for that callback, else in its turn.
+%% One process dictionary read on the plain call path.
+in_chain(Msg, Owner) ->
+    case get('$py_callback') of
+        {Owner, CbId} -> Msg ++ [CbId];
+        _ -> Msg
+    end.
 
 python_error(Payload) ->
     case decode3(Payload) of

@@ -63,6 +63,26 @@ CallbackReply failed_reply(const std::string& reason) {
 
 }  // namespace
 
+namespace {
+
+// The optional trailing chain marker of a request (`in` is at its body): the
+// body is skipped only when the marker is there, i.e. for requests sent by a
+// callback's process, never on the plain call path.
+void read_nest(Request& request, MsgpackReader& in, uint32_t n) {
+  const uint32_t plain = request.type == protocol::kCall   ? 7
+                         : request.type == protocol::kEval ? 5
+                                                           : 4;
+  if (n <= plain) return;
+  for (uint32_t i = 3; i < plain; ++i) in.raw_object();
+  if (in.peek() == MsgpackType::Nil) return;
+  MsgpackInt nest = in.integer();
+  if (nest.negative) throw MsgpackError("bad chain marker");
+  request.has_nest = true;
+  request.nest = nest.magnitude;
+}
+
+}  // namespace
+
 void Dispatcher::on_frame(std::string_view message) {
   MsgpackReader in(message);
   std::string_view reqid;
@@ -143,6 +163,7 @@ void Dispatcher::on_frame(std::string_view message) {
         request.reqid_off = static_cast<uint32_t>(reqid_off);
         request.reqid_len = static_cast<uint32_t>(reqid.size());
         request.body_off = static_cast<uint32_t>(in.offset());
+        read_nest(request, in, n);
         contexts_[ctx.magnitude]->post(std::move(request));
         return;
       }

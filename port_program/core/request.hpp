@@ -19,9 +19,15 @@ struct Request {
   uint32_t reqid_off = 0;  // request ID bytes, copied verbatim into the reply
   uint32_t reqid_len = 0;
   uint32_t body_off = 0;  // first element after the context number
+  // The chain marker (spec/PROTOCOL.md, "Callbacks"): the ID of the callback
+  // whose Erlang process sent this request. It may run nested only while a
+  // thread of its context waits for that callback.
+  bool has_nest = false;
+  uint64_t nest = 0;
 
   std::string_view reqid() const { return std::string_view(bytes).substr(reqid_off, reqid_len); }
   std::string_view body() const { return std::string_view(bytes).substr(body_off); }
+  bool is_request() const { return type >= 1 && type <= 3; }  // call, eval, exec
   bool wants_reply() const { return !(reqid_len == 1 && bytes[reqid_off] == '\xc0'); }
 };
 
