@@ -198,7 +198,7 @@ callback(Bin, #state{port = Port} = State) ->
     case py_msgpack:decode(Bin) of
         {ok, Id, Rest0} when is_integer(Id) ->
             case py_msgpack:decode(Rest0) of
-                {ok, none, Request} ->
+                {ok, Nil, Request} when Nil =:= none; Nil =:= nil ->  % app env none_as
                     Pid = proc_lib:spawn_link(py_callback, run, [Port, Id, Request]),
                     State#state{workers = (State#state.workers)#{Pid => {async, Id}}};
                 {ok, Key, Request} ->
@@ -299,6 +299,7 @@ fail_callback(Id, Reason, #state{port = Port}) ->
 log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
     Context = case Ctx of
                   none -> undefined;
+                  nil -> undefined;  % app env none_as
                   _ -> case ets:match(py_contexts, {'$1', Port, '_', Ctx, '_'}) of
                            [[Pid]] -> Pid;
                            _ -> undefined
