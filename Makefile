@@ -67,7 +67,7 @@ endef
 
 # An Elixir project (test/elixir, ExUnit) that depends on erlang_python by path.
 test-elixir: all
-	cd test/elixir && MIX_ENV=test mix test
+	cd test/elixir && mix test
 
 # Releases (rebar3/relx and mix release) copied elsewhere and run: a call, a
 # callback and a channel round trip each.
