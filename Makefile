@@ -43,7 +43,7 @@ PY_PKG_FILES := $(shell find python_pkg -name '*.py' -not -path '*/__pycache__/*
 PY_PKG_DIRS := $(shell find python_pkg -type d -not -name __pycache__ 2>/dev/null)
 
 port: priv-python
-	@test -f $(PORT_BUILD)/Makefile || $(call configure,$(PORT_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEP_TESTS=OFF)
+	@test -f $(PORT_BUILD)/Makefile || { $(call configure,$(PORT_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEP_TESTS=OFF); }
 	@cmake --build $(PORT_BUILD) --target erlang_python_port -j $(JOBS) | { grep -v -e 'Built target' -e 'Consolidate compiler' || true; }; exit $${PIPESTATUS[0]}
 
 # The Python package `erlang', as the port program imports it in a release.
