@@ -75,13 +75,19 @@ python_pkg_found_under_priv(Config) ->
 start_failure_text(Program, Opts) ->
     ok = logger:add_handler(startup_capture, ?MODULE, #{config => #{pid => self()}}),
     ok = application:set_env(erlang_python, port_program, Program),
+    %% The reports are expected: keep them off the console (CT's logs keep them).
+    Level = case logger:get_handler_config(default) of
+                {ok, #{level := L}} -> ok = logger:update_handler_config(default, level, none), L;
+                {error, _} -> undefined
+            end,
     try
         {ok, _} = py_context_router:start_pool(broken, 1, Opts#{mode => process}),
         wait_for_report()
     after
         application:unset_env(erlang_python, port_program),
+        _ = py_context_router:stop_pool(broken),
         _ = logger:remove_handler(startup_capture),
-        _ = py_context_router:stop_pool(broken)
+        Level =/= undefined andalso logger:update_handler_config(default, level, Level)
     end.
 
 wait_for_report() ->
