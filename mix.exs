@@ -42,8 +42,9 @@ defmodule ErlangPython.MixProject do
       erlc_include_path: "erlang_src",
       erlc_options: [:debug_info],
       compilers: [:erlang_python_port | Mix.compilers()],
-      # The repository's suites are run by `make test`, not by Mix.
-      test_paths: [],
+      # `mix test` here runs the ExUnit tests of test/elixir (`make test`
+      # runs every suite).
+      test_paths: ["test/elixir/test"],
       deps: []
     ]
   end
