@@ -19,12 +19,14 @@
 -type context() :: pid().
 -type pool() :: atom().
 -type name() :: atom() | binary().
--type kwargs() :: #{atom() | binary() => term()}.
+-type kwargs() :: #{atom() | binary() => term()} | [{atom(), term()}].
+%% A map, or a keyword list (Elixir's `reverse: true').
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
 -type result() :: {ok, term()} | {error, term()}.
 -export_type([context/0, pool/0, result/0]).
 
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+-define(IS_KWARGS(K), (is_map(K) orelse is_list(K))).
 
 %% @doc Calls `Module.Function(*Args)'.
 -spec call(name(), name(), list()) -> result().
@@ -35,7 +37,7 @@ call(Module, Function, Args) ->
 %% `call(Ctx | Pool, Module, Function, Args)' picks the context or pool.
 -spec call(name(), name(), list(), kwargs()) -> result();
           (context() | pool(), name(), name(), list()) -> result().
-call(Module, Function, Args, Kwargs) when is_map(Kwargs) ->
+call(Module, Function, Args, Kwargs) when is_map(Kwargs); is_list(Args) ->
     request(target(Module, Function), call_msg(Module, Function, Args, Kwargs),
             py_config:call_timeout());
 call(Target, Module, Function, Args) ->
@@ -47,12 +49,12 @@ call(Target, Module, Function, Args) ->
 -spec call(name(), name(), list(), kwargs(), timeout()) -> result();
           (context(), name(), name(), list(), call_opts()) -> result();
           (pool(), name(), name(), list(), kwargs()) -> result().
-call(Module, Function, Args, Kwargs, Timeout) when is_list(Args), is_map(Kwargs) ->
+call(Module, Function, Args, Kwargs, Timeout) when is_list(Args), ?IS_KWARGS(Kwargs) ->
     request(target(Module, Function), call_msg(Module, Function, Args, Kwargs), Timeout);
 call(Ctx, Module, Function, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
     request(Ctx, call_msg(Module, Function, Args, maps:get(kwargs, Opts, #{})),
             maps:get(timeout, Opts, py_config:call_timeout()));
-call(Pool, Module, Function, Args, Kwargs) when is_atom(Pool), is_map(Kwargs) ->
+call(Pool, Module, Function, Args, Kwargs) when is_atom(Pool), ?IS_KWARGS(Kwargs) ->
     request(Pool, call_msg(Module, Function, Args, Kwargs), py_config:call_timeout());
 call(A, B, C, D, E) ->
     {error, {badarg, [A, B, C, D, E]}}.
@@ -225,13 +227,14 @@ target(Module, Function) when (is_atom(Module) orelse is_binary(Module)),
 target(_Module, _Function) ->
     default.
 
-call_msg(Module, Function, Args, Kwargs) ->
+call_msg(Module, Function, Args, Kwargs0) ->
     %% length/1 fails in a guard on an improper list: Args must be a proper one.
+    Kwargs = kwargs_map(Kwargs0),
     case {name(Module), name(Function)} of
         {{ok, M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
             fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end;
         {{ok, _}, {ok, _}} when is_list(Args), length(Args) >= 0 ->
-            {error, {badarg, Kwargs}};
+            {error, {badarg, Kwargs0}};
         {{ok, _}, {ok, _}} ->
             {error, {badarg, Args}};
         {{ok, _}, Error} ->
@@ -239,6 +242,22 @@ call_msg(Module, Function, Args, Kwargs) ->
         {Error, _} ->
             Error
     end.
+
+%% A keyword list ([{atom(), term()}], keys unique) as the kwargs map; anything
+%% else is returned as it is (call_msg/4 rejects what is not a map).
+kwargs_map(Kwargs) when is_list(Kwargs) ->
+    try maps:from_list(Kwargs) of
+        Map when map_size(Map) =:= length(Kwargs) ->
+            case lists:all(fun is_atom/1, maps:keys(Map)) of
+                true -> Map;
+                false -> Kwargs
+            end;
+        _ -> Kwargs
+    catch
+        error:badarg -> Kwargs
+    end;
+kwargs_map(Kwargs) ->
+    Kwargs.
 
 name(Name) when is_atom(Name) -> {ok, atom_to_binary(Name, utf8)};
 name(Name) when is_binary(Name) -> {ok, Name};
