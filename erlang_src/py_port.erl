@@ -171,6 +171,11 @@ handle_message(Data, State) ->
             release_bytes(Counters, Bytes),
             Server ! {'$py_ack', State#state.port, Count, Want},
             {noreply, watch_channel(Server, Id, State)};
+        {ok, [35, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
+            %% An ack, and try_receive asks what is queued now.
+            release_bytes(Counters, Bytes),
+            Server ! {'$py_probe', State#state.port, Count},
+            {noreply, watch_channel(Server, Id, State)};
         {ok, [36, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
             %% An ack, and nothing in that port program receives any more.
             release_bytes(Counters, Bytes),

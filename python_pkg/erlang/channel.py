@@ -110,7 +110,7 @@ class _Base:
         return value
 
     async def _async_receive(self) -> Any:
-        value = _native.try_receive(self._id)
+        value = _native.take(self._id)  # what is here already; never waits
         if value is _native.EMPTY:
             loop_bridge = bridge(asyncio.get_running_loop())
             # Take only when running again: a receive cancelled while it waits
@@ -150,7 +150,11 @@ class Channel(_Base):
         return self._receive()
 
     def try_receive(self) -> Any:
-        """The next message, or None when there is none yet. Raises ChannelClosed."""
+        """The next message, or None when the channel is empty. Raises ChannelClosed.
+
+        A message that ``send/2`` accepted before this call is returned: with
+        nothing buffered here it asks the channel's server (one round trip).
+        """
         return self._try_receive()
 
     async def async_receive(self) -> Any:
@@ -171,7 +175,7 @@ class ByteChannel(_Base):
         return self._receive()
 
     def try_receive_bytes(self) -> bytes | None:
-        """The next chunk, or None when there is none yet. Raises ByteChannelClosed."""
+        """The next chunk, or None when the channel is empty. Raises ByteChannelClosed."""
         return self._try_receive()
 
     async def async_receive_bytes(self) -> bytes:
