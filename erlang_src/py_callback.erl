@@ -49,7 +49,7 @@ unregister_function(Name) ->
 lookup(Key) ->
     case ets:lookup(?TABLE, Key) of
         [{_, Callable}] -> {ok, Callable};
-        [] -> error
+        [] -> py_builtins:lookup(Key)  % "_py.*": the package's own (dropin2)
     end.
 
 %% @doc Starts a handler serving callbacks of the port program owned by `Owner'.
