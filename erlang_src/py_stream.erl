@@ -150,9 +150,13 @@ start_link() ->
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
-    %% Streams started before a restart are unwatched now: let them go.
-    true = ets:delete_all_objects(?TABLE),
-    {ok, #{}}.
+    %% After a restart: watch the owners of the streams that run (their port
+    %% programs' deaths are no longer reported to them).
+    State = lists:foldl(fun({Ref, Owner}, S) ->
+                                O = erlang:monitor(process, Owner),
+                                S#{O => {owner, Ref}}
+                        end, #{}, ets:tab2list(?TABLE)),
+    {ok, State}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
 handle_call(_Request, _From, State) ->

@@ -100,12 +100,12 @@ void PortLoop::cap_memory(size_t bytes) {
         }
         // Over the cap: first MemoryError in the Python code running now (its
         // request fails, the context lives on); killed if it is still over
-        // after kMemoryGraceMs, or over by half again.
+        // after kMemoryGraceMs, or at twice the cap.
         if (self->over_since_ == 0) {
           self->over_since_ = now;
           if (Runtime::instance().raise_memory_error() > 0) return;
         }
-        if (now - self->over_since_ >= kMemoryGraceMs || used > self->max_memory_ / 2 * 3) {
+        if (now - self->over_since_ >= kMemoryGraceMs || used / 2 > self->max_memory_) {
           std::fprintf(stderr, "erlang_python: resident memory %zu bytes exceeds max_memory %zu\n",
                        used, self->max_memory_);
           std::fflush(stderr);

@@ -31,8 +31,8 @@ class PortLoop {
 
   // Caps resident memory at `bytes`, checked every 20 ms: crossing it raises
   // MemoryError in the Python code running then (the request fails, the
-  // context lives on); still over after kMemoryGraceMs, or over by half
-  // again, the process is killed (SIGKILL, as the kernel's OOM killer would).
+  // context lives on); still over after kMemoryGraceMs, or at twice the cap,
+  // the process is killed (SIGKILL, as the kernel's OOM killer would).
   void cap_memory(size_t bytes);
   static constexpr uint64_t kMemoryGraceMs = 2000;
 
