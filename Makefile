@@ -1,6 +1,7 @@
 # The one entry point: make, make test, make demo, make bench.
 SHELL := /bin/bash
 DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper \
+  python3-venv python3-pip python3-wheel \
   python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
   python3-pytest python3-msgpack python3-uvloop python3-numpy \
   python3-fastapi python3-uvicorn python3-httpx \

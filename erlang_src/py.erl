@@ -15,6 +15,18 @@
          context/1, version/0, last_traceback/0,
          register_function/2, register_function/3, unregister_function/1,
          register_pool/2, unregister_pool/1]).
+%% dropin2: streams, shared state, SharedDict, logging and tracing, memory, venvs
+-export([stream/3, stream/4, stream_eval/1, stream_eval/2,
+         stream_start/3, stream_start/4, stream_cancel/1,
+         state_fetch/1, state_store/2, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2,
+         shared_dict_new/0, shared_dict_get/2, shared_dict_get/3, shared_dict_set/3,
+         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
+         configure_logging/0, configure_logging/1,
+         enable_tracing/0, disable_tracing/0, get_traces/0, clear_traces/0,
+         memory_stats/0, gc/0, gc/1, tracemalloc_start/0, tracemalloc_start/1,
+         tracemalloc_stop/0,
+         ensure_venv/2, ensure_venv/3, activate_venv/1, deactivate_venv/0, venv_info/0]).
 
 -type context() :: pid().
 -type pool() :: atom().
@@ -189,6 +201,140 @@ unregister_pool(Target) ->
 -spec last_traceback() -> binary() | undefined.
 last_traceback() ->
     get('$py_last_traceback').
+
+%%--------------------------------------------------------------------
+%% dropin2: streams (py_stream), shared state (py_state), SharedDict
+%% (py_shared_dict), logging and tracing (py_logging), memory (py_memory),
+%% virtual environments (py_venv). Each delegates; see those modules.
+%%--------------------------------------------------------------------
+
+%% @doc Every value of the generator `Module.Function(*Args)', as a list.
+-spec stream(name(), name(), list()) -> result().
+stream(Module, Function, Args) -> py_stream:stream(Module, Function, Args).
+
+-spec stream(name(), name(), list(), kwargs()) -> result().
+stream(Module, Function, Args, Kwargs) -> py_stream:stream(Module, Function, Args, Kwargs).
+
+%% @doc Every value of the iterable that `Code' evaluates to, as a list.
+-spec stream_eval(iodata()) -> result().
+stream_eval(Code) -> py_stream:stream_eval(Code).
+
+-spec stream_eval(iodata(), map()) -> result().
+stream_eval(Code, Locals) -> py_stream:stream_eval(Code, Locals).
+
+%% @doc Streams `{py_stream, Ref, {data, V}}', then `done' or `{error, R}', to
+%% the caller as the generator yields.
+-spec stream_start(name(), name(), list()) -> {ok, reference()} | {error, term()}.
+stream_start(Module, Function, Args) -> py_stream:stream_start(Module, Function, Args).
+
+%% @doc Options: `owner', `kwargs', `pool', `context'.
+-spec stream_start(name(), name(), list(), map()) -> {ok, reference()} | {error, term()}.
+stream_start(Module, Function, Args, Opts) ->
+    py_stream:stream_start(Module, Function, Args, Opts).
+
+-spec stream_cancel(reference()) -> ok | {error, term()}.
+stream_cancel(Ref) -> py_stream:stream_cancel(Ref).
+
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(Key) -> py_state:fetch(Key).
+
+-spec state_store(term(), term()) -> ok.
+state_store(Key, Value) -> py_state:store(Key, Value).
+
+-spec state_remove(term()) -> ok.
+state_remove(Key) -> py_state:remove(Key).
+
+-spec state_keys() -> [term()].
+state_keys() -> py_state:keys().
+
+-spec state_clear() -> ok.
+state_clear() -> py_state:clear().
+
+%% @doc Atomically adds 1; the new value.
+-spec state_incr(term()) -> integer().
+state_incr(Key) -> py_state:incr(Key, 1).
+
+-spec state_incr(term(), integer()) -> integer().
+state_incr(Key, By) -> py_state:incr(Key, By).
+
+-spec state_decr(term()) -> integer().
+state_decr(Key) -> py_state:incr(Key, -1).
+
+-spec state_decr(term(), integer()) -> integer().
+state_decr(Key, By) when is_integer(By) -> py_state:incr(Key, -By);
+state_decr(Key, By) -> py_state:incr(Key, By).
+
+-spec shared_dict_new() -> {ok, py_shared_dict:handle()}.
+shared_dict_new() -> py_shared_dict:new().
+
+-spec shared_dict_get(py_shared_dict:handle(), term()) -> term().
+shared_dict_get(SD, Key) -> py_shared_dict:get(SD, Key).
+
+-spec shared_dict_get(py_shared_dict:handle(), term(), term()) -> term().
+shared_dict_get(SD, Key, Default) -> py_shared_dict:get(SD, Key, Default).
+
+-spec shared_dict_set(py_shared_dict:handle(), term(), term()) -> ok.
+shared_dict_set(SD, Key, Value) -> py_shared_dict:set(SD, Key, Value).
+
+-spec shared_dict_del(py_shared_dict:handle(), term()) -> ok.
+shared_dict_del(SD, Key) -> py_shared_dict:del(SD, Key).
+
+-spec shared_dict_keys(py_shared_dict:handle()) -> [term()].
+shared_dict_keys(SD) -> py_shared_dict:keys(SD).
+
+-spec shared_dict_destroy(py_shared_dict:handle()) -> ok.
+shared_dict_destroy(SD) -> py_shared_dict:destroy(SD).
+
+-spec configure_logging() -> ok | {error, term()}.
+configure_logging() -> py_logging:configure_logging().
+
+-spec configure_logging(map()) -> ok | {error, term()}.
+configure_logging(Opts) -> py_logging:configure_logging(Opts).
+
+-spec enable_tracing() -> ok | {error, term()}.
+enable_tracing() -> py_logging:enable_tracing().
+
+-spec disable_tracing() -> ok | {error, term()}.
+disable_tracing() -> py_logging:disable_tracing().
+
+-spec get_traces() -> {ok, [map()]}.
+get_traces() -> py_logging:get_traces().
+
+-spec clear_traces() -> ok.
+clear_traces() -> py_logging:clear_traces().
+
+-spec memory_stats() -> result().
+memory_stats() -> py_memory:memory_stats().
+
+-spec gc() -> result().
+gc() -> py_memory:gc().
+
+-spec gc(0..2) -> result().
+gc(Generation) -> py_memory:gc(Generation).
+
+-spec tracemalloc_start() -> ok | {error, term()}.
+tracemalloc_start() -> py_memory:tracemalloc_start().
+
+-spec tracemalloc_start(pos_integer()) -> ok | {error, term()}.
+tracemalloc_start(Frames) -> py_memory:tracemalloc_start(Frames).
+
+-spec tracemalloc_stop() -> ok | {error, term()}.
+tracemalloc_stop() -> py_memory:tracemalloc_stop().
+
+-spec ensure_venv(file:filename_all(), file:filename_all()) -> ok | {error, term()}.
+ensure_venv(Path, Deps) -> py_venv:ensure_venv(Path, Deps).
+
+-spec ensure_venv(file:filename_all(), file:filename_all(), list()) -> ok | {error, term()}.
+ensure_venv(Path, Deps, Opts) -> py_venv:ensure_venv(Path, Deps, Opts).
+
+-spec activate_venv(file:filename_all()) -> ok | {error, term()}.
+activate_venv(Path) -> py_venv:activate_venv(Path).
+
+-spec deactivate_venv() -> ok | {error, term()}.
+deactivate_venv() -> py_venv:deactivate_venv().
+
+-spec venv_info() -> {ok, map()} | {error, term()}.
+venv_info() -> py_venv:venv_info().
 
 %% Internal
 

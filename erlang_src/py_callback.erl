@@ -58,7 +58,7 @@ unregister_function(Name) ->
 lookup(Key) ->
     case ets:lookup(?TABLE, Key) of
         [{_, Callable}] -> {ok, Callable};
-        [] -> error
+        [] -> py_builtins:lookup(Key)  % "_py.*": the package's own (dropin2)
     end.
 
 %% @doc The callback the calling process runs (`none' outside a callback): a

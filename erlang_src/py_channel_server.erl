@@ -73,7 +73,9 @@ start_link(Args) ->
           {ok, {pos_integer(), pid(), atomics:atomics_ref(), pos_integer() | infinity}}
           | {error, term()}.
 new(Kind, Opts) when is_map(Opts) ->
+    %% max_size => 0 is unbounded, as in erlang_python (dropin2)
     case maps:get(max_size, Opts, infinity) of
+        0 -> new(Kind, Opts#{max_size => infinity});
         Max when Max =:= infinity; is_integer(Max), Max > 0 ->
             Id = erlang:unique_integer([positive]),
             Counters = atomics:new(2, [{signed, true}]),

@@ -70,6 +70,9 @@ init({Pool, Index, Contexts, Spec}) ->
         Port ->
             %% Requests may follow at once: they wait in the pipe while Python starts.
             true = port_command(Port, py_msgpack:encode([0, ?PROTOCOL_VERSION, #{}])),
+            %% Node-wide setup (py_setup: logging, tracing, a venv) before any request.
+            _ = [port_command(Port, py_msgpack:encode([3, none, I, Code]))
+                 || Code <- py_setup:codes(), I <- lists:seq(0, Contexts - 1)],
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
             ets:insert(py_ports, {{Pool, Index}, self(), Port}),
             {ok, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid}}

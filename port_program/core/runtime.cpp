@@ -99,4 +99,22 @@ bool Runtime::load_package() {
          PySys_SetObject("stderr", err.get()) == 0;
 }
 
+int Runtime::raise_memory_error() {
+  if (!interp_) return 0;
+  PyGILState_STATE gil = PyGILState_Ensure();
+  PyThreadState* self = PyThreadState_Get();
+  int raised = 0;
+  for (PyThreadState* ts = PyInterpreterState_ThreadHead(interp_); ts != nullptr;
+       ts = PyThreadState_Next(ts)) {
+    if (ts == self) continue;
+    PyFrameObject* frame = PyThreadState_GetFrame(ts);
+    if (frame == nullptr) continue;  // idle: waiting for a request, not running Python
+    Py_DECREF(frame);
+    // SetAsyncExc matches the OS thread id (thread_id), not PyThreadState_GetID.
+    raised += PyThreadState_SetAsyncExc(ts->thread_id, PyExc_MemoryError);
+  }
+  PyGILState_Release(gil);
+  return raised;
+}
+
 }  // namespace ep
