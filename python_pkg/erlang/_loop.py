@@ -11,6 +11,7 @@ keeps its exact behaviour. What is ours:
   when a wake-up is already pending);
 - signal handlers work on a loop of any thread (``uv_signal``); on Python's
   main thread they stay the standard library's (``signal.set_wakeup_fd``);
+- socket and datagram transports read into one buffer per loop (_transports);
 - subprocesses work on a loop of any thread: each child is watched with a
   pidfd on the loop itself, no watcher thread and no SIGCHLD handler.
 """
@@ -24,6 +25,7 @@ import warnings
 from asyncio import coroutines, events, unix_events
 from typing import Any, Callable
 
+from ._transports import ReadBuffer, datagram_transport, socket_transport
 from ._selector import UvSelector
 
 __all__ = ["ErlangEventLoop"]
@@ -35,7 +37,18 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
     def __init__(self) -> None:
         self._uv_signals: set[int] = set()
         self._pidfds: dict[int, int] = {}  # pidfd -> pid
+        self._read_buffer = ReadBuffer()
         super().__init__(UvSelector())
+
+    # -- transports -------------------------------------------------------
+
+    def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *,
+                               extra: Any = None, server: Any = None) -> Any:
+        return socket_transport(self, sock, protocol, waiter, extra=extra, server=server)
+
+    def _make_datagram_transport(self, sock: Any, protocol: Any, address: Any = None,
+                                 waiter: Any = None, extra: Any = None) -> Any:
+        return datagram_transport(self, sock, protocol, address, waiter, extra)
 
     # -- wake-ups ---------------------------------------------------------
 
