@@ -7,6 +7,8 @@ transport, ``sock_*`` method, sendfile and start_tls of the standard library
 keeps its exact behaviour. What is ours:
 
 - readiness, wake-ups and waits come from a libuv loop of its own (UvSelector);
+- ``_run_once`` is native (``_erlang_loop.run_once``), on the same ``_ready``
+  deque, ``_scheduled`` heap and Handles, so what reaches into them still works;
 - ``call_soon_threadsafe`` wakes it through a ``uv_async`` (no socket write
   when a wake-up is already pending);
 - signal handlers work on a loop of any thread (``uv_signal``); on Python's
@@ -19,11 +21,14 @@ keeps its exact behaviour. What is ours:
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 import threading
 import warnings
-from asyncio import coroutines, events, unix_events
+from asyncio import coroutines, events, format_helpers, unix_events
 from typing import Any, Callable
+
+import _erlang_loop
 
 from ._transports import ReadBuffer, datagram_transport, socket_transport
 from ._selector import UvSelector
@@ -49,6 +54,24 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
     def _make_datagram_transport(self, sock: Any, protocol: Any, address: Any = None,
                                  waiter: Any = None, extra: Any = None) -> Any:
         return datagram_transport(self, sock, protocol, address, waiter, extra)
+
+    # -- one iteration -------------------------------------------------
+
+    def _run_once(self) -> None:
+        """BaseEventLoop._run_once, natively (core/run_once.cpp)."""
+        _erlang_loop.run_once(self)
+
+    def _purge_cancelled_timers(self) -> None:
+        """Many cancelled timers: dropped all at once (as BaseEventLoop._run_once)."""
+        kept = []
+        for handle in self._scheduled:
+            if handle._cancelled:
+                handle._scheduled = False
+            else:
+                kept.append(handle)
+        heapq.heapify(kept)
+        self._scheduled = kept
+        self._timer_cancelled_count = 0
 
     # -- wake-ups ---------------------------------------------------------
 
@@ -164,3 +187,14 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
             self._pidfds.clear()
         super().close()
 
+
+def _callback_failed(handle: events.Handle, exc: BaseException) -> None:
+    """A callback run natively raised `exc`: reported as Handle._run does."""
+    cb = format_helpers._format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
+_erlang_loop.set_callback_failed(_callback_failed)

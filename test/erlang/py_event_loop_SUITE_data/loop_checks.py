@@ -407,3 +407,42 @@ def idle_server_stop():
 
 def version():
     return sys.version_info[:2]
+
+
+def native_run_once():
+    """The native _run_once keeps Handle._run's and the timer heap's contract."""
+    import contextvars
+
+    out = []
+    loop = erlang.new_event_loop()
+    errors = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    loop.call_soon(lambda: 1 / 0)
+    var = contextvars.ContextVar("var", default="outside")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inside")
+    seen = []
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon(lambda: seen.append(var.get()))
+    fired = []
+    timers = [loop.call_later(0.001 * (i % 10), fired.append, i) for i in range(200)]
+    for t in timers[:150]:
+        t.cancel()
+    loop.run_until_complete(asyncio.sleep(0.05))
+    out.append(len(errors) == 1 and isinstance(errors[0]["exception"], ZeroDivisionError)
+               and errors[0]["message"].startswith("Exception in callback")
+               and errors[0]["handle"] is not None)
+    out.append(seen == ["inside", "outside"])
+    out.append(sorted(fired) == list(range(150, 200)))
+    out.append(len(loop._scheduled) == 0)
+
+    def leave():
+        raise SystemExit(3)
+
+    loop.call_soon(leave)
+    try:
+        loop.run_until_complete(asyncio.sleep(0.01))
+    except SystemExit as exc:
+        out.append(exc.code)
+    loop.close()
+    return out
