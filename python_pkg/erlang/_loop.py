@@ -15,7 +15,8 @@ keeps its exact behaviour. What is ours:
   main thread they stay the standard library's (``signal.set_wakeup_fd``);
 - socket and datagram transports read into one buffer per loop (_transports);
 - subprocesses work on a loop of any thread: each child is watched with a
-  pidfd on the loop itself, no watcher thread and no SIGCHLD handler.
+  pidfd on the loop itself, no watcher thread and no SIGCHLD handler (unless
+  a child watcher was set, which is then used as the standard loop does).
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
         extra: Any = None,
         **kwargs: Any,
     ) -> Any:
+        if _child_watcher_set():
+            # A child watcher set explicitly (asyncio.set_child_watcher, or made
+            # by get_child_watcher) is used, as the standard loop does: it may
+            # reap every child (FastChildWatcher) or be checked by its owner.
+            return await super()._make_subprocess_transport(
+                protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs)
         waiter = self.create_future()
         transp = unix_events._UnixSubprocessTransport(  # type: ignore[attr-defined]
             self, protocol, args, shell, stdin, stdout, stderr, bufsize,
@@ -186,6 +193,12 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
                 os.close(pidfd)
             self._pidfds.clear()
         super().close()
+
+
+def _child_watcher_set() -> bool:
+    """The current policy holds a child watcher (asyncio's, 3.11)."""
+    policy = events.get_event_loop_policy()
+    return getattr(policy, "_watcher", None) is not None
 
 
 def _callback_failed(handle: events.Handle, exc: BaseException) -> None:
