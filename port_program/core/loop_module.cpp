@@ -22,7 +22,6 @@ PyObject* set_callback_failed(PyObject* module, PyObject* fn) {
 }
 
 PyMethodDef kMethods[] = {
-    {"run_once", run_once, METH_O, "run_once(loop): BaseEventLoop._run_once, natively."},
     {"set_callback_failed", set_callback_failed, METH_O, "set_callback_failed(fn)"},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -45,7 +44,9 @@ int exec_module(PyObject* module) {
   if (!st.selector_type || PyModule_AddObjectRef(module, "Selector", st.selector_type) < 0) {
     return -1;
   }
-  if (!(st.heappop = attr_of("_heapq", "heappop")) ||
+  if (!(st.base_call_soon = attr_of("asyncio.base_events", "BaseEventLoop.call_soon")) ||
+      !(st.base_call_at = attr_of("asyncio.base_events", "BaseEventLoop.call_at")) ||
+      !(st.base_call_later = attr_of("asyncio.base_events", "BaseEventLoop.call_later")) ||
       !(st.handle_type = attr_of("asyncio.events", "Handle")) ||
       !(st.timer_handle_type = attr_of("asyncio.events", "TimerHandle")) ||
       !(st.base_run_once = attr_of("asyncio.base_events", "BaseEventLoop._run_once")) ||
@@ -82,48 +83,62 @@ int exec_module(PyObject* module) {
       {&st.append, "append"},
       {&st.debug, "_debug"},
       {&st.purge_timers, "_purge_cancelled_timers"},
+      {&st.closed, "_closed"},
+      {&st.loop, "_loop"},
+      {&st.repr, "_repr"},
+      {&st.source_traceback, "_source_traceback"},
   };
   for (const Name& n : names) {
     if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
   }
-  return 0;
+  st.timers = TimerHeap{st.timer_handle_type, st.when};
+  PyRef core = PyRef::steal(make_loop_core_type(module));
+  return core ? PyModule_AddObjectRef(module, "LoopCore", core.get()) : -1;
 }
 
 PyModuleDef_Slot kSlots[] = {{Py_mod_exec, reinterpret_cast<void*>(exec_module)}, {0, nullptr}};
 
 void free_module(void* module) {
   LoopState& st = loop_state(static_cast<PyObject*>(module));
-  PyObject** all[] = {&st.selector_type,
-                      &st.heappop,
-                      &st.handle_type,
-                      &st.timer_handle_type,
-                      &st.base_process_events,
-                      &st.base_run_once,
-                      &st.callback_failed,
-                      &st.scheduled,
-                      &st.ready,
-                      &st.stopping,
-                      &st.timer_cancelled_count,
-                      &st.cancelled,
-                      &st.when,
-                      &st.time,
-                      &st.clock_resolution,
-                      &st.selector,
-                      &st.uv,
-                      &st.fd_to_key,
-                      &st.on_signal,
-                      &st.select,
-                      &st.process_events,
-                      &st.remove_reader,
-                      &st.remove_writer,
-                      &st.run,
-                      &st.context,
-                      &st.callback,
-                      &st.args,
-                      &st.popleft,
-                      &st.append,
-                      &st.debug,
-                      &st.purge_timers};
+  PyObject** all[] = {
+      &st.selector_type,
+      &st.handle_type,
+      &st.timer_handle_type,
+      &st.base_process_events,
+      &st.base_run_once,
+      &st.base_call_soon,
+      &st.base_call_at,
+      &st.base_call_later,
+      &st.callback_failed,
+      &st.scheduled,
+      &st.ready,
+      &st.stopping,
+      &st.timer_cancelled_count,
+      &st.cancelled,
+      &st.when,
+      &st.time,
+      &st.clock_resolution,
+      &st.selector,
+      &st.uv,
+      &st.fd_to_key,
+      &st.on_signal,
+      &st.select,
+      &st.process_events,
+      &st.remove_reader,
+      &st.remove_writer,
+      &st.run,
+      &st.context,
+      &st.callback,
+      &st.args,
+      &st.popleft,
+      &st.append,
+      &st.debug,
+      &st.purge_timers,
+      &st.closed,
+      &st.loop,
+      &st.repr,
+      &st.source_traceback,
+  };
   for (PyObject** p : all) Py_CLEAR(*p);
 }
 

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "core/timer_heap.hpp"
 #include "core/uv_selector.hpp"
 
 namespace ep {
@@ -19,17 +20,20 @@ struct SelectorObject {
 
 struct LoopState {
   PyObject* selector_type;
-  PyObject* heappop;              // _heapq.heappop
   PyObject* handle_type;          // asyncio.events.Handle
   PyObject* timer_handle_type;    // asyncio.events.TimerHandle
   PyObject* base_process_events;  // BaseSelectorEventLoop._process_events
   PyObject* base_run_once;        // BaseEventLoop._run_once (debug mode)
-  PyObject* callback_failed;      // erlang._loop's (handle, exc) reporter
+  PyObject* base_call_soon;       // BaseEventLoop.call_soon, call_at, call_later
+  PyObject* base_call_at;
+  PyObject* base_call_later;
+  PyObject* callback_failed;  // erlang._loop's (handle, exc) reporter
   // Interned attribute names.
   PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,
       *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
-      *purge_timers;
+      *purge_timers, *closed, *loop, *repr, *source_traceback;
+  TimerHeap timers;  // on a loop's _scheduled
 };
 
 LoopState& loop_state(PyObject* module);
@@ -41,6 +45,10 @@ PyObject* make_selector_type();
 bool selector_wait(SelectorObject* s, double timeout);
 
 // run_once(loop) (run_once.cpp).
-PyObject* run_once(PyObject* module, PyObject* loop);
+PyObject* run_once(const LoopState& st, PyObject* loop);
+
+// The LoopCore type (loop_core.cpp): a base of ErlangEventLoop with the
+// native call_soon, call_at, call_later and _run_once.
+PyObject* make_loop_core_type(PyObject* module);
 
 }  // namespace ep

@@ -49,7 +49,7 @@ bool append(const LoopState& st, PyObject* ready, PyObject* handle) {
 
 // Pops the heap's head and marks it unscheduled; the handle, or null.
 PyRef pop_timer(const LoopState& st, PyObject* heap) {
-  PyRef h = PyRef::steal(PyObject_CallOneArg(st.heappop, heap));
+  PyRef h = st.timers.pop(heap);
   if (h && PyObject_SetAttr(h.get(), st.scheduled, Py_False) < 0) return {};
   return h;
 }
@@ -254,8 +254,7 @@ bool run_ready(const LoopState& st, PyObject* ready) {
 
 }  // namespace
 
-PyObject* run_once(PyObject* module, PyObject* loop) {
-  const LoopState& st = loop_state(module);
+PyObject* run_once(const LoopState& st, PyObject* loop) {
   int debug = truth(loop, st.debug);
   if (debug < 0) return nullptr;
   if (debug) return PyObject_CallOneArg(st.base_run_once, loop);

@@ -7,8 +7,9 @@ transport, ``sock_*`` method, sendfile and start_tls of the standard library
 keeps its exact behaviour. What is ours:
 
 - readiness, wake-ups and waits come from a libuv loop of its own (UvSelector);
-- ``_run_once`` is native (``_erlang_loop.run_once``), on the same ``_ready``
-  deque, ``_scheduled`` heap and Handles, so what reaches into them still works;
+- ``_run_once``, ``call_soon``, ``call_at`` and ``call_later`` are native
+  (``_erlang_loop.LoopCore``), on the same ``_ready`` deque, ``_scheduled``
+  heap and asyncio Handles, so what reaches into them still works;
 - ``call_soon_threadsafe`` wakes it through a ``uv_async`` (no socket write
   when a wake-up is already pending);
 - signal handlers work on a loop of any thread (``uv_signal``); on Python's
@@ -37,7 +38,7 @@ from ._selector import UvSelector
 __all__ = ["ErlangEventLoop"]
 
 
-class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defined,misc]
+class ErlangEventLoop(_erlang_loop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[name-defined,misc]
     """An asyncio event loop whose I/O, timers' waits and wake-ups are libuv's."""
 
     def __init__(self) -> None:
@@ -57,10 +58,7 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
         return datagram_transport(self, sock, protocol, address, waiter, extra)
 
     # -- one iteration -------------------------------------------------
-
-    def _run_once(self) -> None:
-        """BaseEventLoop._run_once, natively (core/run_once.cpp)."""
-        _erlang_loop.run_once(self)
+    # _run_once, call_soon, call_at and call_later are LoopCore's (native).
 
     def _purge_cancelled_timers(self) -> None:
         """Many cancelled timers: dropped all at once (as BaseEventLoop._run_once)."""

@@ -15,7 +15,8 @@
          sleep_sync_and_async/1, sync_sleep_blocks_only_its_thread/1,
          spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
-         native_run_once_keeps_the_contract/1, idle_loop_uses_no_cpu/1]).
+         native_run_once_keeps_the_contract/1, native_scheduling_keeps_the_contract/1,
+         idle_loop_uses_no_cpu/1]).
 
 all() ->
     [names_are_real, usage_patterns_on_a_context, usage_patterns_on_python_threads,
@@ -24,7 +25,8 @@ all() ->
      call_soon_threadsafe_wakes_a_waiting_loop, async_call_on_erlang_loop,
      sleep_sync_and_async, sync_sleep_blocks_only_its_thread, spawn_task_from_sync_code,
      spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
-     selector_errors_are_exceptions, native_run_once_keeps_the_contract, idle_loop_uses_no_cpu].
+     selector_errors_are_exceptions, native_run_once_keeps_the_contract,
+     native_scheduling_keeps_the_contract, idle_loop_uses_no_cpu].
 
 init_per_suite(Config) ->
     py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
@@ -106,6 +108,13 @@ native_run_once_keeps_the_contract(Config) ->
     %% A callback's exception reaches the exception handler, contexts are
     %% entered, cancelled timers are purged in bulk, SystemExit propagates.
     {ok, [true, true, true, true, 3]} = check(Config, native_run_once).
+
+native_scheduling_keeps_the_contract(Config) ->
+    %% asyncio's Handle types, argument errors, timers in time order, debug
+    %% mode's checks, a closed loop refusing.
+    {ok, [true, true, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, true,
+          <<"debug TypeError">>, <<"Event loop is closed">>]} =
+        check(Config, native_scheduling).
 
 %% A loop with a listening server, idle for 10 s: the port program's CPU time
 %% (utime + stime in /proc/<pid>/stat, in clock ticks of 10 ms) stays ~0.

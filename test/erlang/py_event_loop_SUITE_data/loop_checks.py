@@ -446,3 +446,44 @@ def native_run_once():
         out.append(exc.code)
     loop.close()
     return out
+
+
+def native_scheduling():
+    """call_soon / call_at / call_later made natively keep their contract."""
+    import random
+
+    loop = erlang.new_event_loop()
+    out = []
+    h = loop.call_soon(print)
+    t = loop.call_at(loop.time() + 10, print)
+    out.append(type(h) is asyncio.Handle and type(t) is asyncio.TimerHandle)
+    out.append(t.when() > loop.time() and t in loop._scheduled)
+    h.cancel()
+    t.cancel()
+    for bad in (lambda: loop.call_later(None, print), lambda: loop.call_at(None, print),
+                lambda: loop.call_soon(print, context=None, other=1), lambda: loop.call_soon()):
+        try:
+            bad()
+        except TypeError:
+            out.append("TypeError")
+    # Timers fire in the order of their time, whatever the order of scheduling.
+    fired = []
+    rng = random.Random(7)
+    delays = [rng.random() * 0.05 for _ in range(300)]
+    base = loop.time()
+    for d in delays:
+        loop.call_at(base + d, fired.append, d)
+    loop.run_until_complete(asyncio.sleep(0.1))
+    out.append(fired == sorted(delays))
+    loop.set_debug(True)  # the standard library's methods, with their checks
+    try:
+        loop.call_soon(asyncio.sleep(0))
+    except TypeError:
+        out.append("debug TypeError")
+    loop.set_debug(False)
+    loop.close()
+    try:
+        loop.call_soon(print)
+    except RuntimeError as exc:
+        out.append(str(exc))
+    return out
