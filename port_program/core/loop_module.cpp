@@ -1,6 +1,7 @@
 #include "core/loop_module.hpp"
 
 #include <cstring>
+#include <iterator>
 #include <string>
 
 #include "core/loop_state.hpp"
@@ -91,7 +92,15 @@ int exec_module(PyObject* module) {
   for (const Name& n : names) {
     if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
   }
-  st.timers = TimerHeap{st.timer_handle_type, st.when};
+  st.timers = TimerHeap{st.timer_handle_type, st.when, slot_offset(st.timer_handle_type, st.when)};
+  st.cancelled_offset = slot_offset(st.handle_type, st.cancelled);
+  PyObject* slots[] = {st.context,          st.loop, st.callback, st.args, st.cancelled, st.repr,
+                       st.source_traceback, st.when, st.scheduled};
+  st.handle_offsets_known = true;
+  for (size_t i = 0; i < std::size(slots); ++i) {
+    st.handle_offsets[i] = slot_offset(st.timer_handle_type, slots[i]);
+    st.handle_offsets_known = st.handle_offsets_known && st.handle_offsets[i] >= 0;
+  }
   PyRef core = PyRef::steal(make_loop_core_type(module));
   return core ? PyModule_AddObjectRef(module, "LoopCore", core.get()) : -1;
 }

@@ -33,7 +33,12 @@ struct LoopState {
       *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
       *purge_timers, *closed, *loop, *repr, *source_traceback;
-  TimerHeap timers;  // on a loop's _scheduled
+  TimerHeap timers;             // on a loop's _scheduled
+  Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
+  // The slots a new Handle/TimerHandle gets, in make_handle's order; all
+  // known (>= 0) or the attributes are set by name.
+  Py_ssize_t handle_offsets[9];
+  bool handle_offsets_known;
 };
 
 LoopState& loop_state(PyObject* module);
