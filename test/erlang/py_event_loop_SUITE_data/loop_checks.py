@@ -487,3 +487,9 @@ def native_scheduling():
     except RuntimeError as exc:
         out.append(str(exc))
     return out
+
+
+async def called_coroutine():
+    """Called by py:call: run on a new ErlangEventLoop."""
+    await asyncio.sleep(0.01)
+    return type(asyncio.get_running_loop()).__name__
