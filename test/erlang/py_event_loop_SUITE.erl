@@ -12,7 +12,8 @@
          called_coroutine_runs_on_erlang_loop/1, usage_patterns_on_python_threads/1,
          loops_isolated_per_thread/1, policy_makes_a_loop_on_any_thread/1, tcp_unix_udp_echo/1,
          subprocesses_on_non_main_threads/1, signal_handlers_on_non_main_threads/1,
-         call_soon_threadsafe_wakes_a_waiting_loop/1, async_call_on_erlang_loop/1,
+         call_soon_threadsafe_wakes_a_waiting_loop/1,
+         call_soon_threadsafe_from_many_threads/1, async_call_on_erlang_loop/1,
          sleep_sync_and_async/1, sync_sleep_blocks_only_its_thread/1,
          spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
@@ -24,7 +25,8 @@ all() ->
      called_coroutine_runs_on_erlang_loop, usage_patterns_on_python_threads,
      loops_isolated_per_thread, policy_makes_a_loop_on_any_thread, tcp_unix_udp_echo,
      subprocesses_on_non_main_threads, signal_handlers_on_non_main_threads,
-     call_soon_threadsafe_wakes_a_waiting_loop, async_call_on_erlang_loop,
+     call_soon_threadsafe_wakes_a_waiting_loop, call_soon_threadsafe_from_many_threads,
+     async_call_on_erlang_loop,
      sleep_sync_and_async, sync_sleep_blocks_only_its_thread, spawn_task_from_sync_code,
      spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
      selector_errors_are_exceptions, native_run_once_keeps_the_contract,
@@ -114,6 +116,9 @@ signal_handlers_on_non_main_threads(Config) ->
 
 call_soon_threadsafe_wakes_a_waiting_loop(Config) ->
     {ok, [<<"woken">>, true]} = check(Config, threadsafe_wakeup).
+
+call_soon_threadsafe_from_many_threads(Config) ->
+    {ok, 16000} = check(Config, threadsafe_storm, [8, 2000]).
 
 async_call_on_erlang_loop(Config) ->
     ok = py:register_function(loop_double, fun([X]) -> 2 * X end),
