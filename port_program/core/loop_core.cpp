@@ -111,6 +111,17 @@ PyRef make_handle(const LoopState& st, PyObject* type, PyObject* self, const Cal
   return h;
 }
 
+// A Handle queued on _ready; null with an error set.
+PyRef queue_handle(const LoopState& st, PyObject* self, const CallArgs& a) {
+  PyRef h = make_handle(st, st.handle_type, self, a, nullptr);
+  if (!h) return {};
+  PyRef ready = PyRef::steal(PyObject_GetAttr(self, st.ready));
+  if (!ready || !PyRef::steal(PyObject_CallMethodOneArg(ready.get(), st.append, h.get()))) {
+    return {};
+  }
+  return h;
+}
+
 PyObject* call_soon(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t nargsf,
                     PyObject* kwnames) {
   const LoopState& st = state_of(cls);
@@ -119,13 +130,41 @@ PyObject* call_soon(PyObject* self, PyTypeObject* cls, PyObject* const* args, si
   int debug = check_loop(st, self);
   if (debug < 0) return nullptr;
   if (debug) return base(st.base_call_soon, self, args, nargsf, kwnames);
-  PyRef h = make_handle(st, st.handle_type, self, a, nullptr);
-  if (!h) return nullptr;
-  PyRef ready = PyRef::steal(PyObject_GetAttr(self, st.ready));
-  if (!ready || !PyRef::steal(PyObject_CallMethodOneArg(ready.get(), st.append, h.get()))) {
-    return nullptr;
+  return queue_handle(st, self, a).release();
+}
+
+// Ends the loop's wait (the selector's uv_async); any thread.
+bool write_to_self(const LoopState& st, PyObject* self) {
+  PyRef selector = PyRef::steal(PyObject_GetAttr(self, st.selector));
+  if (!selector) return false;
+  if (selector.get() == Py_None) return true;  // closed
+  PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
+  if (uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type)) {
+    auto* s = reinterpret_cast<SelectorObject*>(uv.get());
+    if (s->sel) s->sel->wakeup();  // the GIL orders this against close()
+    return true;
   }
+  PyErr_Clear();
+  return PyRef::steal(PyObject_CallMethodNoArgs(selector.get(), st.wakeup)).operator bool();
+}
+
+PyObject* call_soon_threadsafe(PyObject* self, PyTypeObject* cls, PyObject* const* args,
+                               size_t nargsf, PyObject* kwnames) {
+  const LoopState& st = state_of(cls);
+  CallArgs a;
+  if (!parse("call_soon_threadsafe", args, nargsf, kwnames, 1, a)) return nullptr;
+  int debug = check_loop(st, self);
+  if (debug < 0) return nullptr;
+  if (debug) return base(st.base_call_soon_threadsafe, self, args, nargsf, kwnames);
+  PyRef h = queue_handle(st, self, a);
+  if (!h || !write_to_self(st, self)) return nullptr;
   return h.release();
+}
+
+PyObject* write_to_self_method(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t,
+                               PyObject*) {
+  if (!write_to_self(state_of(cls), self)) return nullptr;
+  Py_RETURN_NONE;
 }
 
 // TimerHandle(when, callback, args, loop, context) pushed on _scheduled.
@@ -191,6 +230,10 @@ constexpr int kFlags = METH_METHOD | METH_FASTCALL | METH_KEYWORDS;
 
 PyMethodDef kMethods[] = {
     {"call_soon", method(call_soon), kFlags, "BaseEventLoop.call_soon, natively."},
+    {"call_soon_threadsafe", method(call_soon_threadsafe), kFlags,
+     "BaseEventLoop.call_soon_threadsafe, natively."},
+    {"_write_to_self", method(write_to_self_method), kFlags,
+     "Ends the loop's wait (uv_async); any thread."},
     {"call_at", method(call_at), kFlags, "BaseEventLoop.call_at, natively."},
     {"call_later", method(call_later), kFlags, "BaseEventLoop.call_later, natively."},
     {"_run_once", method(run_once_method), kFlags, "BaseEventLoop._run_once, natively."},

@@ -47,6 +47,8 @@ int exec_module(PyObject* module) {
   }
   if (!(st.base_call_soon = attr_of("asyncio.base_events", "BaseEventLoop.call_soon")) ||
       !(st.base_call_at = attr_of("asyncio.base_events", "BaseEventLoop.call_at")) ||
+      !(st.base_call_soon_threadsafe =
+            attr_of("asyncio.base_events", "BaseEventLoop.call_soon_threadsafe")) ||
       !(st.base_call_later = attr_of("asyncio.base_events", "BaseEventLoop.call_later")) ||
       !(st.handle_type = attr_of("asyncio.events", "Handle")) ||
       !(st.timer_handle_type = attr_of("asyncio.events", "TimerHandle")) ||
@@ -88,6 +90,8 @@ int exec_module(PyObject* module) {
       {&st.loop, "_loop"},
       {&st.repr, "_repr"},
       {&st.source_traceback, "_source_traceback"},
+      {&st.write_to_self, "_write_to_self"},
+      {&st.wakeup, "wakeup"},
   };
   for (const Name& n : names) {
     if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
@@ -118,6 +122,7 @@ void free_module(void* module) {
       &st.base_call_soon,
       &st.base_call_at,
       &st.base_call_later,
+      &st.base_call_soon_threadsafe,
       &st.callback_failed,
       &st.scheduled,
       &st.ready,
@@ -147,6 +152,8 @@ void free_module(void* module) {
       &st.loop,
       &st.repr,
       &st.source_traceback,
+      &st.write_to_self,
+      &st.wakeup,
   };
   for (PyObject** p : all) Py_CLEAR(*p);
 }

@@ -7,7 +7,7 @@ transport, ``sock_*`` method, sendfile and start_tls of the standard library
 keeps its exact behaviour. What is ours:
 
 - readiness, wake-ups and waits come from a libuv loop of its own (UvSelector);
-- ``_run_once``, ``call_soon``, ``call_at`` and ``call_later`` are native
+- ``_run_once``, ``call_soon(_threadsafe)``, ``call_at``, ``call_later`` are native
   (``_erlang_loop.LoopCore``), on the same ``_ready`` deque, ``_scheduled``
   heap and asyncio Handles, so what reaches into them still works;
 - ``call_soon_threadsafe`` wakes it through a ``uv_async`` (no socket write
@@ -85,11 +85,8 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
         self._timer_cancelled_count = 0
 
     # -- wake-ups ---------------------------------------------------------
-
-    def _write_to_self(self) -> None:
-        selector = self._selector
-        if selector is not None:
-            selector.wakeup()
+    # call_soon_threadsafe and _write_to_self are LoopCore's: the selector's
+    # uv_async (the self-pipe stays for signal.set_wakeup_fd on the main thread).
 
     # -- signals ----------------------------------------------------------
 
