@@ -17,6 +17,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ._async import async_call
+from ._schedule import (  # explicit scheduling (py:call continues in Erlang)
+    InlineScheduleMarker,
+    ScheduleMarker,
+    consume_time_slice,
+    schedule,
+    schedule_inline,
+    schedule_py,
+)
 from ._types import Atom, OpaqueTerm, Pid, Ref
 
 try:
@@ -36,11 +44,17 @@ __all__ = [
     "ByteChannelClosed",
     "Channel",
     "ChannelClosed",
+    "InlineScheduleMarker",
     "OpaqueTerm",
     "Pid",
     "Ref",
+    "ScheduleMarker",
     "async_call",
     "call",
+    "consume_time_slice",
+    "schedule",
+    "schedule_inline",
+    "schedule_py",
     "send",
 ]
 
