@@ -164,19 +164,20 @@ def serve(loop_id: int, fd: int) -> None:
     host = _Host(loop_id, loop)
     _hosts[loop] = host
     loop.add_reader(fd, host.drain)
-    host.drain()  # what arrived before the reader was added
+    loop.call_soon(host.drain)  # what arrived before the reader was added
     loop.run_forever()
 
 
-def stats() -> dict[str, int]:
+def stats() -> dict[Any, int]:
     """Counters of the loop this runs on (a task of py_event_loop_pool:get_stats/0)."""
     host = _hosts[asyncio.get_running_loop()]
+    from ._types import Atom
+
     return {
-        "loop": host.id,
-        "running": len(host.tasks),
-        "submitted": host.submitted,
-        "completed": host.completed,
-        "failed": host.failed,
-        "cancelled": host.cancelled,
-        "namespaces": len(host.namespaces),
+        Atom("running"): len(host.tasks),
+        Atom("submitted"): host.submitted,
+        Atom("completed"): host.completed,
+        Atom("failed"): host.failed,
+        Atom("cancelled"): host.cancelled,
+        Atom("namespaces"): len(host.namespaces),
     }
