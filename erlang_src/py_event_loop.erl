@@ -14,8 +14,12 @@
 %% as for `py:call'; `{error, timeout}' cancels the task; a port program that
 %% dies is `{error, {python_died, _}}' at once and the loop starts again.
 %%
-%% This module also is the server that forgets a process's namespace on the
-%% loops (exec/eval) when the process exits.
+%% This module also is a server: it forgets a process's namespace on the loops
+%% (exec/eval) when the process exits, and it keeps the results of tasks
+%% created by processes that another node spawned (an `rpc:call' runs in a
+%% process that exits at once): such a task's reply goes to the server, and
+%% await/2 from any process of this node collects it (distributed.md, "Using
+%% the Async Task API Remotely"). Kept results not awaited expire after 5 min.
 -module(py_event_loop).
 -behaviour(gen_server).
 
@@ -34,6 +38,8 @@
 -define(LOOP_ID, 0).  % the loop's number in its port program
 -define(DEFAULT_TIMEOUT, 5000).
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+-define(KEPT, py_event_loop_kept).  % ETS: the tasks whose results the server keeps
+-define(KEEP_MS, 300000).
 
 %% @doc The event loop of this module (the first of py_event_loop_pool's).
 -spec get_loop() -> {ok, loop()} | {error, term()}.
@@ -81,21 +87,37 @@ await(Ref) ->
 %% on timeout the task is cancelled.
 -spec await(reference(), timeout()) -> {ok, term()} | {error, term()}.
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
-    case py_request:wait(Ref, Timeout) of
-        {error, timeout} = Error ->
-            case erase({'$py_task', Ref}) of
-                undefined -> ok;
-                Port -> catch py_request_write(Port, [52, Ref, ?LOOP_ID])
-            end,
-            Error;
-        Result ->
-            erase({'$py_task', Ref}),
-            Result
+    case get({'$py_task', Ref}) =:= undefined andalso kept(Ref) of
+        true -> await_kept(Ref, Timeout);
+        false -> await_own(Ref, Timeout)
     end;
 await(Ref, Timeout) when is_reference(Ref) ->
     {error, {badarg, {timeout, Timeout}}};
 await(Ref, _Timeout) ->
     {error, {badarg, Ref}}.
+
+await_own(Ref, Timeout) ->
+    case py_request:wait(Ref, Timeout) of
+        {error, timeout} = Error ->
+            cancel_task(Ref),
+            Error;
+        Result ->
+            erase({'$py_task', Ref}),
+            Result
+    end.
+
+kept(Ref) ->
+    try ets:member(?KEPT, Ref) catch error:badarg -> false end.
+
+%% The server hands over the reply message it kept; the usual wait reads it.
+await_kept(Ref, Timeout) ->
+    case gen_server:call(?MODULE, {await, Ref, Timeout}, infinity) of
+        {reply, Msg} ->
+            self() ! Msg,
+            py_request:wait(Ref, 0);
+        Error ->
+            Error
+    end.
 
 %% @doc Runs `Module.Function(*Args)' on the loop; nobody gets the result
 %% (an exception is logged as Python stderr output).
@@ -168,6 +190,13 @@ run_on(_Loop, _Module, _Function, _Args, Opts) ->
 %% reference whose await returns the error.
 -spec create_task_on(loop(), name(), name(), list(), map()) -> reference().
 create_task_on(Loop, Module, Function, Args, Kwargs) ->
+    case node(group_leader()) =:= node() of
+        true -> send_task(Loop, Module, Function, Args, Kwargs);
+        false -> gen_server:call(?MODULE, {create_task, Loop, Module, Function, Args, Kwargs},
+                                 infinity)
+    end.
+
+send_task(Loop, Module, Function, Args, Kwargs) ->
     case task_parts(Module, Function, Args, Kwargs) of
         {ok, M, F, Ns} ->
             case route(Loop) of
@@ -200,33 +229,107 @@ default_timeout() ->
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
--spec init([]) -> {ok, #{pid() => {reference(), [loop()]}}}.
-init([]) ->
-    {ok, #{}}.
+-record(state, {owners = #{} :: #{pid() => {reference(), [loop()]}},
+                %% kept tasks: the reply message, or who awaits it (and its timer)
+                kept = #{} :: #{reference() => pending | {msg, tuple(), reference()}
+                                                | {awaited, gen_server:from(), reference() | none}}}).
 
--spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
+-spec init([]) -> {ok, #state{}}.
+init([]) ->
+    ets:new(?KEPT, [named_table, public, set, {read_concurrency, true}]),
+    {ok, #state{}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+          {reply, term(), #state{}} | {noreply, #state{}}.
+handle_call({create_task, Loop, Module, Function, Args, Kwargs}, _From,
+            #state{kept = Kept} = State) ->
+    %% the reply comes to this process, which keeps it for await/2
+    Ref = send_task(Loop, Module, Function, Args, Kwargs),
+    ets:insert(?KEPT, {Ref}),
+    {reply, Ref, State#state{kept = Kept#{Ref => pending}}};
+handle_call({await, Ref, Timeout}, From, #state{kept = Kept} = State) ->
+    case Kept of
+        #{Ref := {msg, Msg, Expiry}} ->
+            erlang:cancel_timer(Expiry),
+            {reply, {reply, Msg}, forget(Ref, State)};
+        #{Ref := pending} ->
+            Timer = case Timeout of
+                        infinity -> none;
+                        _ -> erlang:send_after(Timeout, self(), {await_timeout, Ref})
+                    end,
+            {noreply, State#state{kept = Kept#{Ref := {awaited, From, Timer}}}};
+        #{Ref := {awaited, _, _}} ->
+            {reply, {error, already_awaited}, State};
+        _ ->
+            {reply, {error, timeout}, State}
+    end;
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
--spec handle_cast(term(), map()) -> {noreply, map()}.
-handle_cast({watch, Pid, Loop}, State) ->
-    case State of
-        #{Pid := {Mon, Loops}} -> {noreply, State#{Pid := {Mon, [Loop | Loops -- [Loop]]}}};
-        _ -> {noreply, State#{Pid => {erlang:monitor(process, Pid), [Loop]}}}
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast({watch, Pid, Loop}, #state{owners = Owners} = State) ->
+    case Owners of
+        #{Pid := {Mon, Loops}} ->
+            {noreply, State#state{owners = Owners#{Pid := {Mon, [Loop | Loops -- [Loop]]}}}};
+        _ ->
+            {noreply, State#state{owners = Owners#{Pid => {erlang:monitor(process, Pid), [Loop]}}}}
     end;
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
--spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info({'DOWN', _, process, Pid, _}, State) when is_map_key(Pid, State) ->
-    {_, Loops} = maps:get(Pid, State),
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({Ref, _Tag, _Payload} = Msg, #state{kept = Kept} = State)
+  when is_map_key(Ref, Kept) ->
+    {noreply, kept_reply(Ref, Msg, State)};
+handle_info({'DOWN', Ref, process, _, _} = Msg, #state{kept = Kept} = State)
+  when is_map_key(Ref, Kept) ->
+    {noreply, kept_reply(Ref, Msg, State)};
+handle_info({'DOWN', _, process, Pid, _}, #state{owners = Owners} = State)
+  when is_map_key(Pid, Owners) ->
+    {_, Loops} = maps:get(Pid, Owners),
     [case route(Loop) of
          {ok, Port, _} -> catch py_request_write(Port, [51, none, ?LOOP_ID, Pid]);
          _ -> ok
      end || Loop <- Loops],
-    {noreply, maps:remove(Pid, State)};
+    {noreply, State#state{owners = maps:remove(Pid, Owners)}};
+handle_info({await_timeout, Ref}, #state{kept = Kept} = State) ->
+    case Kept of
+        #{Ref := {awaited, From, _}} ->
+            gen_server:reply(From, {error, timeout}),
+            erlang:demonitor(Ref, [flush]),
+            cancel_task(Ref),
+            {noreply, forget(Ref, State)};
+        _ ->
+            {noreply, State}
+    end;
+handle_info({expire, Ref}, State) ->
+    erlang:demonitor(Ref, [flush]),
+    {noreply, forget(Ref, State)};
 handle_info(_Msg, State) ->
     {noreply, State}.
+
+kept_reply(Ref, Msg, #state{kept = Kept} = State) ->
+    erlang:demonitor(Ref, [flush]),
+    case maps:get(Ref, Kept) of
+        {awaited, From, Timer} ->
+            _ = Timer =:= none orelse erlang:cancel_timer(Timer),
+            gen_server:reply(From, {reply, Msg}),
+            forget(Ref, State);
+        _ ->
+            Expiry = erlang:send_after(?KEEP_MS, self(), {expire, Ref}),
+            State#state{kept = Kept#{Ref := {msg, Msg, Expiry}}}
+    end.
+
+forget(Ref, #state{kept = Kept} = State) ->
+    ets:delete(?KEPT, Ref),
+    erase({'$py_task', Ref}),
+    State#state{kept = maps:remove(Ref, Kept)}.
+
+cancel_task(Ref) ->
+    case erase({'$py_task', Ref}) of
+        undefined -> ok;
+        Port -> catch py_request_write(Port, [52, Ref, ?LOOP_ID])
+    end.
 
 %%% Internal
 

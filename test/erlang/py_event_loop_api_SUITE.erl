@@ -24,7 +24,7 @@
          error_unencodable_result/1, error_badarg/1,
          timeout_cancels_task/1, no_late_message_after_timeout/1,
          port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
-         many_processes_concurrently/1, rpc_run_on_node/1]).
+         many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1]).
 
 suite() ->
     [{timetrap, {seconds, 120}}].
@@ -47,7 +47,8 @@ groups() ->
      {errors, [], [error_coroutine_raises, error_missing_module, error_missing_function,
                    error_unencodable_result, error_badarg, timeout_cancels_task,
                    no_late_message_after_timeout, port_death_python_died_then_restarted]},
-     {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node]}].
+     {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
+                  rpc_tasks_on_peer]}].
 
 %% A Python module the tasks use, defined in every port program of the loops.
 -define(HELPERS, <<"
@@ -545,3 +546,42 @@ many_processes_concurrently(_Config) ->
 rpc_run_on_node(_Config) ->
     {ok, 4.0} = rpc:call(node(), py_event_loop, run, [math, sqrt, [16.0]]),
     {ok, 10} = rpc:call(node(), py_event_loop, run, [el_helpers, double, [5], #{timeout => 10000}]).
+
+%% distributed.md, "Using the Async Task API Remotely": create_task and await
+%% in two rpc:calls to a node (each runs in a process of its own there).
+rpc_tasks_on_peer(_Config) ->
+    StartedDist = case is_alive() of
+                      true -> false;
+                      false ->
+                          _ = os:cmd("epmd -daemon"),
+                          {ok, _} = net_kernel:start([list_to_atom("el_ct_" ++ integer_to_list(
+                                                                     erlang:unique_integer([positive]))),
+                                                      shortnames]),
+                          true
+                  end,
+    Ebin = filename:dirname(code:which(py)),
+    {ok, Peer, Node} = peer:start(#{name => peer:random_name(el_peer),
+                                    args => ["-pa", Ebin,
+                                             "-erlang_python", "default_pool_size", "1",
+                                             "-erlang_python", "io_pool_size", "1",
+                                             "-erlang_python", "event_loop_pool_size", "1"]}),
+    try
+        {ok, _} = erpc:call(Node, application, ensure_all_started, [erlang_python]),
+        Ref = rpc:call(Node, py_event_loop, create_task, [asyncio, sleep, [0.05, <<"response">>]]),
+        ?assert(is_reference(Ref)),
+        {ok, <<"response">>} = rpc:call(Node, py_event_loop, await, [Ref, 10000]),
+        %% a result that came before the await is kept for it
+        Ref2 = rpc:call(Node, py_event_loop, create_task, [math, sqrt, [16.0]]),
+        {ok, 4.0} = rpc:call(Node, py_event_loop, run, [math, sqrt, [16.0]]),
+        {ok, 4.0} = rpc:call(Node, py_event_loop, await, [Ref2]),
+        %% errors and timeouts as locally; a timed-out task is cancelled
+        Ref3 = rpc:call(Node, py_event_loop, create_task, [no_such_module, f, []]),
+        {error, {'ModuleNotFoundError', _}} = rpc:call(Node, py_event_loop, await, [Ref3]),
+        Ref4 = rpc:call(Node, py_event_loop, create_task, [asyncio, sleep, [10]]),
+        {error, timeout} = rpc:call(Node, py_event_loop, await, [Ref4, 50]),
+        {ok, #{loops := [#{cancelled := 1}]}} =
+            {ok, rpc:call(Node, py_event_loop_pool, get_stats, [])}
+    after
+        peer:stop(Peer),
+        StartedDist andalso net_kernel:stop()
+    end.
