@@ -15,7 +15,7 @@ import inspect
 import sys
 from typing import Any, Callable
 
-import _erlang_loop
+import _erlang_loop_host
 
 from ._runtime import compile_eval, format_exception
 
@@ -47,7 +47,7 @@ class _Host:
 
     def _flush(self) -> None:
         self.flush_pending = False
-        _erlang_loop.flush(self.id)
+        _erlang_loop_host.flush(self.id)
 
     def _framed(self, first: bool) -> None:
         if first and not self.flush_pending:
@@ -59,7 +59,7 @@ class _Host:
         if reqid is None:
             return
         try:
-            self._framed(_erlang_loop.reply(self.id, reqid, value))
+            self._framed(_erlang_loop_host.reply(self.id, reqid, value))
         except BaseException as exc:  # no Erlang term for the value
             self.fail(reqid, exc, count=False)
 
@@ -70,12 +70,12 @@ class _Host:
         if reqid is None:
             sys.stderr.write(f"{cls}: {msg}\n{tb}")
             return
-        self._framed(_erlang_loop.reply_error(self.id, reqid, cls, msg, tb))
+        self._framed(_erlang_loop_host.reply_error(self.id, reqid, cls, msg, tb))
 
     # Requests ----------------------------------------------------------------
 
     def drain(self) -> None:
-        for item in _erlang_loop.take(self.id):
+        for item in _erlang_loop_host.take(self.id):
             kind = item[0]
             try:
                 if kind == _TASK:
@@ -94,7 +94,7 @@ class _Host:
                     self.namespaces.pop(item[2], None)
                 else:  # a request the port program could not read
                     self.failed += 1
-                    self._framed(_erlang_loop.reply_error(self.id, item[1], item[2], item[3], ""))
+                    self._framed(_erlang_loop_host.reply_error(self.id, item[1], item[2], item[3], ""))
             except BaseException as exc:
                 self.fail(item[1], exc)
 

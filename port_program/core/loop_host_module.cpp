@@ -1,4 +1,4 @@
-#include "core/loop_module.hpp"
+#include "core/loop_host_module.hpp"
 
 #include <string>
 #include <string_view>
@@ -206,7 +206,7 @@ PyMethodDef kMethods[] = {
 };
 
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
-                       "_erlang_loop",
+                       "_erlang_loop_host",
                        "erlang_python's event loops for py_event_loop.",
                        -1,
                        kMethods,
@@ -217,7 +217,7 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
 
 }  // namespace
 
-PyObject* init_loop_module() {
+PyObject* init_loop_host_module() {
   return PyModule_Create(&kModule);
 }
 
