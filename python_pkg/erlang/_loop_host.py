@@ -22,7 +22,9 @@ from ._runtime import compile_eval, format_exception
 
 def new_loop() -> asyncio.AbstractEventLoop:
     """The one place that chooses the loop class of py_event_loop's loops."""
-    return asyncio.new_event_loop()
+    import erlang
+
+    return erlang.new_event_loop()
 
 
 _TASK, _EXEC, _EVAL, _FORGET, _CANCEL = 48, 49, 50, 51, 52

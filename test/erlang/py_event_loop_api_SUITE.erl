@@ -19,7 +19,7 @@
          async_call_await/1, async_call_kwargs/1, async_gather_in_order/1,
          async_gather_error/1, py_await_on_async_ref/1,
          ns_exec_create_task/1, ns_state_persists/1, ns_eval/1, ns_isolated/1,
-         ns_freed_on_exit/1, loop_form_create_task/1,
+         ns_freed_on_exit/1, loop_form_create_task/1, loop_is_erlang_event_loop/1,
          error_coroutine_raises/1, error_missing_module/1, error_missing_function/1,
          error_unencodable_result/1, error_badarg/1,
          timeout_cancels_task/1, no_late_message_after_timeout/1,
@@ -39,7 +39,7 @@ groups() ->
                  seed_thread_safety_from_callback]},
      {pool, [], [pool_get_loop_affinity, pool_api, pool_stats, pool_all_loops,
                  pool_parallel_processing, pool_loops_in_several_ports, ordered_per_process,
-                 plain_and_coroutine_functions, pool_size_from_env]},
+                 plain_and_coroutine_functions, loop_is_erlang_event_loop, pool_size_from_env]},
      {async, [], [async_call_await, async_call_kwargs, async_gather_in_order,
                   async_gather_error, py_await_on_async_ref]},
      {namespaces, [], [ns_exec_create_task, ns_state_persists, ns_eval, ns_isolated,
@@ -296,6 +296,15 @@ plain_and_coroutine_functions(_Config) ->
     {ok, x} = py_event_loop_pool:run(asyncio, sleep, [0, x]),
     {ok, <<"a-b">>} = py_event_loop_pool:run(<<"builtins">>, <<"str.join">>, [<<"-">>, [<<"a">>, <<"b">>]]),
     {ok, <<"/a/b">>} = py_event_loop_pool:run(os, 'path.join', [<<"/a">>, <<"b">>]).
+
+%% The loops are ErlangEventLoops (erlang._loop_host.new_loop).
+loop_is_erlang_event_loop(_Config) ->
+    ok = py_event_loop:exec(<<"
+import asyncio
+async def loop_class():
+    return type(asyncio.get_running_loop()).__name__
+">>),
+    {ok, <<"ErlangEventLoop">>} = py_event_loop:run('__main__', loop_class, []).
 
 pool_size_from_env(_Config) ->
     Old = application:get_env(erlang_python, event_loop_pool_size),
