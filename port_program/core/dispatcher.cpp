@@ -158,8 +158,11 @@ void Dispatcher::on_frame(std::string_view message) {
           error_reply(reqid, "no event loop " + std::to_string(loop.magnitude));
           return;
         }
-        Request request{static_cast<uint8_t>(type.magnitude), 0, std::string(message),
-                        static_cast<uint32_t>(reqid_off), static_cast<uint32_t>(reqid.size()),
+        Request request{static_cast<uint8_t>(type.magnitude),
+                        0,
+                        std::string(message),
+                        static_cast<uint32_t>(reqid_off),
+                        static_cast<uint32_t>(reqid.size()),
                         static_cast<uint32_t>(in.offset())};
         Runtime::instance().loops().post(static_cast<uint32_t>(loop.magnitude), std::move(request));
         return;

@@ -98,13 +98,14 @@ PyObject* take(PyObject*, PyObject* arg) {
         PyRef text = PyRef::steal(v ? PyObject_Str(v.get()) : PyUnicode_FromString(""));
         const char* msg = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
         PyErr_Clear();
-        item = unreadable(reqid.get(), t ? reinterpret_cast<PyTypeObject*>(t.get())->tp_name
-                                         : "SystemError",
+        item = unreadable(reqid.get(),
+                          t ? reinterpret_cast<PyTypeObject*>(t.get())->tp_name : "SystemError",
                           msg ? msg : "");
       }
     } catch (const MsgpackError& e) {
       PyErr_Clear();
-      item = unreadable(reqid.get(), "ProtocolError", std::string("malformed message: ") + e.what());
+      item =
+          unreadable(reqid.get(), "ProtocolError", std::string("malformed message: ") + e.what());
     }
     if (!item || PyList_Append(list.get(), item.get()) < 0) return nullptr;
   }
@@ -196,12 +197,25 @@ PyObject* flush(PyObject*, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
+// spin(loop) -> bool: after answering, waits briefly (GIL released) for the
+// next request; true if one is queued (then the caller drains at once).
+PyObject* spin(PyObject*, PyObject* arg) {
+  LoopInbox* inbox = inbox_arg(arg);
+  if (!inbox) return nullptr;
+  unsigned us = Runtime::instance().loops().spin_us();
+  if (us == 0) Py_RETURN_FALSE;
+  bool got;
+  Py_BEGIN_ALLOW_THREADS got = inbox->spin(us);
+  Py_END_ALLOW_THREADS return PyBool_FromLong(got);
+}
+
 PyMethodDef kMethods[] = {
     {"take", take, METH_O, "take(loop): the requests queued for the loop, as tuples."},
     {"reply", fastcall(reply), METH_FASTCALL, "reply(loop, reqid, value): frame a result."},
     {"reply_error", fastcall(reply_error), METH_FASTCALL,
      "reply_error(loop, reqid, class, message, traceback): frame an error."},
     {"flush", flush, METH_O, "flush(loop): send the framed replies."},
+    {"spin", spin, METH_O, "spin(loop): wait briefly for the next request; True if queued."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "core/py_ref.hpp"
@@ -21,6 +22,7 @@ void LoopInbox::post(Request&& request) {
   {
     std::lock_guard lk(mu_);
     queue_.push_back(std::move(request));
+    queued_.store(true, std::memory_order_release);
     wake = !signalled_;
     signalled_ = true;
   }
@@ -35,6 +37,7 @@ const std::vector<Request>& LoopInbox::take() {
   taken_.clear();
   std::lock_guard lk(mu_);
   taken_.swap(queue_);
+  queued_.store(false, std::memory_order_relaxed);
   if (signalled_) {
     uint64_t count;
     ssize_t n = ::read(fd_, &count, sizeof count);
@@ -42,6 +45,17 @@ const std::vector<Request>& LoopInbox::take() {
     signalled_ = false;
   }
   return taken_;
+}
+
+bool LoopInbox::spin(unsigned us) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  while (!queued_.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  return true;
 }
 
 void LoopInbox::flush() {
@@ -58,9 +72,9 @@ void serve(LoopInbox* inbox) {
   PyThreadState* ts = PyThreadState_New(Runtime::instance().interpreter());
   GilHold gil(ts);
   PyRef host = PyRef::steal(PyImport_ImportModule("erlang._loop_host"));
-  PyRef done = host ? PyRef::steal(PyObject_CallMethod(host.get(), "serve", "Ii", inbox->id(),
-                                                       inbox->fd()))
-                    : PyRef();
+  PyRef done =
+      host ? PyRef::steal(PyObject_CallMethod(host.get(), "serve", "Ii", inbox->id(), inbox->fd()))
+           : PyRef();
   if (!done) PyErr_Print();  // reaches the logger as stderr output
 }
 

@@ -7,6 +7,7 @@
 
 #include <Python.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -33,6 +34,12 @@ class LoopInbox {
   // next take.
   const std::vector<Request>& take();
 
+  // Loop thread, GIL released: waits up to `us` microseconds, without
+  // sleeping, for a request; true if one is queued. A loop that just answered
+  // a request spins before it sleeps: the next request of a caller in a loop
+  // then costs no thread wake-up (cf. read_spin_us).
+  bool spin(unsigned us);
+
   // Loop thread, GIL held: replies are framed into `out` and leave with flush().
   std::string& out() { return out_; }
   void flush();
@@ -42,9 +49,10 @@ class LoopInbox {
   int fd_ = -1;
   std::mutex mu_;
   std::vector<Request> queue_;
-  std::vector<Request> taken_;  // the loop thread's
-  bool signalled_ = false;  // the eventfd holds a wake-up not yet taken
-  std::string out_;         // framed replies ({packet,4} prefixes included)
+  std::vector<Request> taken_;       // the loop thread's
+  bool signalled_ = false;           // the eventfd holds a wake-up not yet taken
+  std::atomic<bool> queued_{false};  // queue_ is not empty (read without the lock)
+  std::string out_;                  // framed replies ({packet,4} prefixes included)
 };
 
 // The loops of this port program, made on first use. Loop IDs are small ints.
@@ -61,12 +69,17 @@ class Loops {
   void post(uint32_t id, Request&& request);
   // Any thread: the inbox of loop `id`, or null if it was never started.
   LoopInbox* find(uint32_t id);
+  // How long a loop spins for the next request after answering one (µs; the
+  // port program's --read-spin-us).
+  void set_spin_us(unsigned us) { spin_us_.store(us, std::memory_order_relaxed); }
+  unsigned spin_us() const { return spin_us_.load(std::memory_order_relaxed); }
 
  private:
   struct Hosted {
     std::unique_ptr<LoopInbox> inbox;
     std::unique_ptr<NativeThread> thread;  // runs erlang._loop_host.serve
   };
+  std::atomic<unsigned> spin_us_{0};
   std::mutex mu_;
   std::vector<Hosted> loops_ = std::vector<Hosted>(kMaxLoops);
 };

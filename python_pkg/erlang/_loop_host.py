@@ -50,6 +50,9 @@ class _Host:
     def _flush(self) -> None:
         self.flush_pending = False
         _erlang_loop_host.flush(self.id)
+        # Nothing else to run: the caller's next request is likely on its way.
+        if not getattr(self.loop, "_ready", True) and _erlang_loop_host.spin(self.id):
+            self.drain()
 
     def _framed(self, first: bool) -> None:
         if first and not self.flush_pending:
