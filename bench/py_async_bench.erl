@@ -39,6 +39,9 @@ main([EchoPort | _]) ->
     Fire = median([fire_and_collect() || _ <- lists:seq(1, ?ROUNDS)]),
     row("fire-and-collect, 10,000 coroutines from one process (target >= 150k)",
         io_lib:format("~s tasks/s", [k(Fire)])),
+    {Beam, PortCpu} = cpu_per_task(),
+    row("CPU per fire-and-collect task: BEAM / loop's port program",
+        io_lib:format("~.1f us / ~.1f us", [Beam, PortCpu])),
     Conc = median([concurrent() || _ <- lists:seq(1, ?ROUNDS)]),
     row("50 processes submitting concurrently (target >= 100k)",
         io_lib:format("~s tasks/s", [k(Conc)])),
@@ -99,6 +102,28 @@ timed(F, N) ->
          F(),
          (erlang:monotonic_time(nanosecond) - T0) / 1000
      end || _ <- lists:seq(1, N)].
+
+%% CPU time (user + system) per task of one fire-and-collect round, of the
+%% BEAM and of the port program of the caller's loop: what a task costs
+%% whatever else the machine runs.
+cpu_per_task() ->
+    {ok, {py_loop, Slot}} = py_event_loop_pool:get_loop(),
+    Ctx = py_pool:context(py_event_loops, Slot),
+    {ok, _, Owner, _} = py_context:lookup(Ctx),
+    #{os_pid := PortOs} = py_port:info(Owner),
+    BeamOs = list_to_integer(os:getpid()),
+    B0 = cpu_us(BeamOs), P0 = cpu_us(PortOs),
+    fire_and_collect(),
+    B1 = cpu_us(BeamOs), P1 = cpu_us(PortOs),
+    {(B1 - B0) / ?TASKS, (P1 - P0) / ?TASKS}.
+
+cpu_us(OsPid) ->
+    {ok, Stat} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat"),
+    [_, AfterComm] = binary:split(Stat, <<") ">>),
+    Fields = binary:split(AfterComm, <<" ">>, [global]),
+    %% utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm
+    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
+    Ticks * 1000000 div 100.  % USER_HZ is 100 on Linux
 
 %% tasks/s
 fire_and_collect() ->

@@ -370,7 +370,10 @@ route({py_loop, Slot}) when is_integer(Slot), Slot >= 1 ->
                 [] -> {error, {python_died, restarting}}
             end;
         {error, _} = Error ->
-            Error
+            case py_pool:pool_started(?POOL) of
+                true -> Error;
+                false -> {error, event_loops_not_started}
+            end
     end;
 route({py_loop, 0}) ->
     {error, event_loops_not_started};

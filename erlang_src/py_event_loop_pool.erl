@@ -2,7 +2,7 @@
 %% pool `py_event_loops', one per port program, so independent processes use
 %% several cores. A process always gets the same loop (a hash of its pid), so
 %% its tasks start in the order it submitted them. Size: app env
-%% `event_loop_pool_size' (default: the number of schedulers).
+%% `event_loop_pool_size' (default: the number of schedulers; 0: no loops).
 -module(py_event_loop_pool).
 
 -export([get_loop/0, run/3, run/4, create_task/3, create_task/4, await/1, await/2,
@@ -62,13 +62,14 @@ spawn_task(Module, Function, Args, Kwargs) ->
 -spec get_stats() -> #{num_loops := non_neg_integer(), supported := boolean(), loops := [map()]}.
 get_stats() ->
     Loops = get_all_loops(),
+    Supported = Loops =/= [],
     Refs = [{Slot, py_event_loop:create_task_on(L, 'erlang._loop_host', stats, [], #{})}
             || {py_loop, Slot} = L <- Loops],
     Stats = [case py_event_loop:await(Ref) of
                  {ok, S} when is_map(S) -> S#{loop => Slot};
                  {error, Reason} -> #{loop => Slot, error => Reason}
              end || {Slot, Ref} <- Refs],
-    #{num_loops => length(Loops), supported => true, loops => Stats}.
+    #{num_loops => length(Loops), supported => Supported, loops => Stats}.
 
 %% @doc Every loop of the pool.
 -spec get_all_loops() -> [py_event_loop:loop()].
@@ -78,8 +79,18 @@ get_all_loops() ->
 %% @doc Starts the pool's port programs (erlang_python_sup's child).
 -spec start_pool() -> ignore | {error, term()}.
 start_pool() ->
-    Size = application:get_env(erlang_python, event_loop_pool_size,
-                               erlang:system_info(schedulers)),
+    case application:get_env(erlang_python, event_loop_pool_size,
+                             erlang:system_info(schedulers)) of
+        0 ->  % no event loops: their calls get {error, event_loops_not_started}
+            persistent_term:put(?SIZE_KEY, 0),
+            ignore;
+        Size when is_integer(Size), Size > 0 ->
+            start_pool(Size);
+        Other ->
+            {error, {badarg, {event_loop_pool_size, Other}}}
+    end.
+
+start_pool(Size) ->
     case py_context_router:start_pool(?POOL, Size, process) of
         {ok, _} ->
             persistent_term:put(?SIZE_KEY, Size),

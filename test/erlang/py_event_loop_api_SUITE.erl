@@ -313,7 +313,16 @@ pool_size_from_env(_Config) ->
     try
         {ok, _} = application:ensure_all_started(erlang_python),
         #{num_loops := 3, supported := true} = py_event_loop_pool:get_stats(),
-        3 = length(py_event_loop_pool:get_all_loops())
+        3 = length(py_event_loop_pool:get_all_loops()),
+        ok = application:stop(erlang_python),
+        ok = application:set_env(erlang_python, event_loop_pool_size, 0),
+        {ok, _} = application:ensure_all_started(erlang_python),
+        #{num_loops := 0, supported := false} = py_event_loop_pool:get_stats(),
+        {error, event_loops_not_started} = py_event_loop_pool:get_loop(),
+        {error, event_loops_not_started} = py_event_loop:run(math, sqrt, [4.0]),
+        {error, event_loops_not_started} = py_event_loop_pool:run(math, sqrt, [4.0]),
+        {error, event_loops_not_started} = py:async_await(py:async_call(math, sqrt, [4.0])),
+        {ok, 2.0} = py:call(math, sqrt, [4.0])
     after
         ok = application:stop(erlang_python),
         case Old of
