@@ -44,6 +44,8 @@ class _Host:
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
+        self.spins = 0  # waits for the next request after answering
+        self.spin_hits = 0  # ... that saw one come
 
     # Replies -----------------------------------------------------------------
 
@@ -51,8 +53,11 @@ class _Host:
         self.flush_pending = False
         _erlang_loop_host.flush(self.id)
         # Nothing else to run: the caller's next request is likely on its way.
-        if not getattr(self.loop, "_ready", True) and _erlang_loop_host.spin(self.id):
-            self.drain()
+        if not getattr(self.loop, "_ready", True):
+            self.spins += 1
+            if _erlang_loop_host.spin(self.id):
+                self.spin_hits += 1
+                self.drain()
 
     def _framed(self, first: bool) -> None:
         if first and not self.flush_pending:
@@ -185,4 +190,6 @@ def stats() -> dict[Any, int]:
         Atom("failed"): host.failed,
         Atom("cancelled"): host.cancelled,
         Atom("namespaces"): len(host.namespaces),
+        Atom("spins"): host.spins,
+        Atom("spin_hits"): host.spin_hits,
     }
