@@ -32,7 +32,7 @@ main([EchoPort | _]) ->
      || {K, Label} <- [{echo, "raw echo round trip, 32 B"},
                        {call_plain, "py:call of a plain function"},
                        {task_plain, "create_task + await of the same plain function"},
-                       {call_coro, "py:call of a coroutine function (asyncio.run per call)"},
+                       {call_coro, "py:call of a coroutine function (a new loop per call)"},
                        {task_coro, "create_task + await of the same coroutine function"}]],
     row("create_task + await / py:call, plain function (target <= 1.2)",
         io_lib:format("~.2f", [maps:get(task_plain, RT) / maps:get(call_plain, RT)])),
