@@ -14,7 +14,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan demo bench fuzz clean format
+.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan demo bench bench-async fuzz clean format
 
 all: deps cpp erlang priv-python
 
@@ -137,6 +137,12 @@ bench: all
 	@mkdir -p _build/bench
 	erlc -o _build/bench bench/*.erl
 	erl -noshell -pa ebin _build/bench -eval 'py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port", "$(CURDIR)/bench"]).'
+
+# py_event_loop figures (bench/README.md, "Event loops")
+bench-async: all
+	@mkdir -p _build/bench
+	erlc -o _build/bench bench/py_async_bench.erl
+	erl -noshell -pa ebin _build/bench -eval 'py_async_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port"]).'
 
 format:
 	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp test/cpp/*.cpp bench/*.cpp

@@ -24,6 +24,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ._async import async_call
+from ._schedule import (  # explicit scheduling (py:call continues in Erlang)
+    InlineScheduleMarker,
+    ScheduleMarker,
+    consume_time_slice,
+    schedule,
+    schedule_inline,
+    schedule_py,
+)
 from ._types import Atom, OpaqueTerm, Pid, Ref
 
 try:
@@ -61,19 +69,25 @@ __all__ = [
     "EventLoopPolicy",
     "ExecutionMode",
     "Function",
+    "InlineScheduleMarker",
     "OpaqueTerm",
     "Pid",
     "ProcessError",
     "Ref",
+    "ScheduleMarker",
     "SharedDict",
     "Span",
     "async_call",
     "call",
+    "consume_time_slice",
     "detect_mode",
     "install",
     "new_event_loop",
     "reply",
     "run",
+    "schedule",
+    "schedule_inline",
+    "schedule_py",
     "send",
     "setup_logging",
     "sleep",
