@@ -7,6 +7,11 @@ no Python equivalent arrive as :class:`Atom`, :class:`Pid`, :class:`Ref` and
 Channels from ``py_channel`` / ``py_byte_channel`` are read with
 :class:`Channel` and :class:`ByteChannel` (module :mod:`erlang.channel`).
 
+Asyncio on the port program's libuv: ``erlang.run(coro)``,
+``erlang.new_event_loop()``, :class:`ErlangEventLoop`, :class:`EventLoopPolicy`,
+``erlang.install()``, ``erlang.sleep(s)``, ``erlang.spawn_task(coro)`` and
+``erlang.detect_mode()`` (modules ``_loop``, ``_policy``, ``_tasks``, ``_mode``).
+
 Registered Erlang functions (``py:register_function/2,3``) are called with
 ``erlang.call(name, *args)``, ``await erlang.async_call(name, *args)``, or as
 attributes: ``erlang.my_function(*args)`` and ``from erlang import my_function``.
@@ -36,16 +41,44 @@ __all__ = [
     "ByteChannelClosed",
     "Channel",
     "ChannelClosed",
+    "ErlangEventLoop",
+    "ErlangEventLoopPolicy",
+    "EventLoopPolicy",
+    "ExecutionMode",
     "OpaqueTerm",
     "Pid",
     "Ref",
     "async_call",
     "call",
+    "detect_mode",
+    "install",
+    "new_event_loop",
+    "run",
     "send",
+    "sleep",
+    "spawn_task",
 ]
 
 # Imported on first use (start-up time): the names of erlang.channel.
 _CHANNEL_NAMES = frozenset({"ByteChannel", "ByteChannelClosed", "Channel", "ChannelClosed"})
+
+# Imported on first use too (asyncio is not cheap): the event loop's names.
+_LOOP_NAMES = {
+    "ErlangEventLoop": "._loop",
+    "ErlangEventLoopPolicy": "._policy",
+    "EventLoopPolicy": "._policy",
+    "install": "._policy",
+    "new_event_loop": "._policy",
+    "run": "._policy",
+    "ExecutionMode": "._mode",
+    "detect_mode": "._mode",
+    "sleep": "._tasks",
+    "spawn_task": "._tasks",
+}
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> Any:
@@ -57,6 +90,12 @@ def __getattr__(name: str) -> Any:
 
         channel = importlib.import_module(".channel", __name__)
         return channel if name == "channel" else getattr(channel, name)
+    if name in _LOOP_NAMES:
+        import importlib
+
+        value = getattr(importlib.import_module(_LOOP_NAMES[name], __name__), name)
+        globals()[name] = value
+        return value
 
     def registered_function(*args: Any) -> Any:
         return call(name, *args)
