@@ -87,7 +87,7 @@ test-asan: all
 LOOP ?= auto
 ASYNCIO_MODULES ?= all
 CHECK ?= $(if $(filter erlang auto,$(LOOP)),true,false)
-ASYNCIO_QUICK := test_queues,test_locks,test_buffered_proto,test_sock_lowlevel,test_server,test_runners
+ASYNCIO_QUICK := test_events,test_queues,test_locks,test_buffered_proto,test_sock_lowlevel,test_server,test_sendfile,test_timeouts,test_waitfor
 ASYNCIO_RUN = erl -noshell -pa ebin _build/asyncio -eval \
   'py_asyncio_harness:main(["loop=$(1)", "modules=$(2)", "check=$(3)", "out=$(CURDIR)/_build/asyncio/results", "dir=$(CURDIR)/test/asyncio_suite"]).'
 

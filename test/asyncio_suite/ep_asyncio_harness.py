@@ -30,7 +30,7 @@ import time
 import traceback
 import unittest
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import ep_loops
 import ep_rebase
@@ -44,10 +44,13 @@ class LoopCounter:
     def __init__(self, loop_class: type) -> None:
         self.loop_class = loop_class
         self.count = 0
+        self.on_first: Callable[[], None] = lambda: None
 
     def note(self, loop: Any) -> Any:
         if isinstance(loop, self.loop_class):
             self.count += 1
+            if self.count == 1:
+                self.on_first()
         return loop
 
 
@@ -76,6 +79,7 @@ class RecordingResult(unittest.TestResult):
         self.out, self.tb_out, self.policy, self.counter = out, tb_out, policy, counter
         self.rebased, self.test_timeout, self.hang_file = rebased, test_timeout, hang_file
         self.current: dict[str, Any] = {}
+        counter.on_first = lambda: self._line({"loop_made": self.current.get("id")})
 
     def _line(self, record: dict[str, Any]) -> None:
         self.out.write(json.dumps(record) + "\n")
@@ -144,27 +148,31 @@ class RecordingResult(unittest.TestResult):
         super().stopTest(test)
 
 
-def read_results(path: Path) -> tuple[list[dict[str, Any]], str | None]:
-    """The finished tests of a results file, and a test started but never finished."""
+def read_results(path: Path) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """The finished tests of a results file, and a test started but never finished
+    (with whether it had made a loop of the kind)."""
     done: list[dict[str, Any]] = []
     started: str | None = None
+    made_loop = False
     if not path.exists():
-        return done, None
+        return done, None, False
     for raw in path.read_text().splitlines():
         try:
             rec = json.loads(raw)
         except ValueError:  # a line cut short by a crash
             continue
         if "start" in rec:
-            started = rec["start"]
+            started, made_loop = rec["start"], False
+        elif "loop_made" in rec:
+            made_loop = True
         else:
             done.append(rec)
             if rec["id"] == started:
                 started = None
-    return done, started
+    return done, started, made_loop
 
 
-def _record_broken(path: Path, test_id: str) -> None:
+def _record_broken(path: Path, test_id: str, made_loop: bool) -> None:
     """The test that ended the previous process: a hang (faulthandler dumped) or a crash."""
     hang = Path(str(path) + ".hang")
     dump = hang.read_text(errors="replace") if hang.exists() else ""
@@ -173,7 +181,7 @@ def _record_broken(path: Path, test_id: str) -> None:
         tb.write(f"==== {test_id}\n{outcome}\n{dump}\n")
     hang.write_text("")
     with open(path, "a") as out:
-        out.write(json.dumps({"id": test_id, "outcome": outcome, "loop": True, "secs": 0,
+        out.write(json.dumps({"id": test_id, "outcome": outcome, "loop": made_loop, "secs": 0,
                               "detail": outcome}) + "\n")
 
 
@@ -181,14 +189,21 @@ def run_module(loop: str, module: str, results_path: str, test_timeout: float = 
     """Run (or resume) test_asyncio module ``module`` on loop kind ``loop``; the number of tests run."""
     path = Path(results_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    done, broken = read_results(path)
+    done, broken, made_loop = read_results(path)
     if broken is not None:
-        _record_broken(path, broken)
+        rebased = ep_rebase.REBASED_CLASS + "." in broken and broken.split(".")[2] in ep_rebase.REBASES
+        _record_broken(path, broken, made_loop or rebased)
         done.append({"id": broken})
     finished = {rec["id"] for rec in done}
     kind = ep_loops.loop_kind(loop)
     counter = LoopCounter(kind.loop_class)
     tests, rebased = ep_rebase.load_module(module, lambda: counter.note(kind.factory()))
+    with open(path, "a") as out:
+        for test_id, why in ep_rebase.NOT_RUN.items():
+            if test_id not in finished and any(t.id() == test_id for t in tests):
+                out.write(json.dumps({"id": test_id, "outcome": "skipped", "loop": False,
+                                      "secs": 0, "detail": f"not run: {why}"}) + "\n")
+                finished.add(test_id)
     todo = unittest.TestSuite(t for t in tests if t.id() not in finished)
     policy = counting_policy(kind, counter)
     with open(path, "a") as out, open(str(path) + ".tb", "a") as tb_out, \

@@ -34,11 +34,13 @@ main(Args) ->
     ok = application:set_env(?APP, default_pool_size, 1),
     ok = application:set_env(?APP, python_path, [Dir]),
     {ok, _} = application:ensure_all_started(?APP),
+    %% A port program that a test crashed or hung is reported in the table.
+    ok = logger:set_module_level(supervisor, critical),
     Status =
         try
             Loop = loop(maps:get("loop", Opts, "auto")),
             Modules = modules(maps:get("modules", Opts, "all")),
-            TestTimeout = list_to_integer(maps:get("test_timeout", Opts, "120")),
+            TestTimeout = list_to_integer(maps:get("test_timeout", Opts, "60")),
             io:format("test_asyncio on loop ~ts: ~b modules, each in its own port program~n",
                       [Loop, length(Modules)]),
             Broken = lists:append([run_module(Loop, M, OutDir, TestTimeout) || M <- Modules]),
@@ -51,20 +53,23 @@ main(Args) ->
     application:stop(?APP),
     halt(Status).
 
-loop("auto") ->
-    case py:call(ep_loops, available, []) of
-        {ok, Kinds} ->
-            case lists:member(<<"erlang">>, Kinds) of
-                true -> <<"erlang">>;
-                false -> <<"stdlib">>
-            end;
-        Other -> throw({fatal, io_lib:format("ep_loops.available(): ~p", [Other])})
-    end;
 loop(Name) ->
-    Loop = list_to_binary(Name),
-    case py:call(ep_loops, loop_kind, [Loop]) of
-        {ok, _} -> Loop;
-        {error, Why} -> throw({fatal, io_lib:format("loop ~ts: ~p", [Name, Why])})
+    Kinds = case py:call(ep_loops, available, []) of
+                {ok, Ks} -> Ks;
+                Other -> throw({fatal, io_lib:format("ep_loops.available(): ~p", [Other])})
+            end,
+    Loop = case Name of
+               "auto" ->
+                   case lists:member(<<"erlang">>, Kinds) of
+                       true -> <<"erlang">>;
+                       false -> <<"stdlib">>
+                   end;
+               _ -> list_to_binary(Name)
+           end,
+    case lists:member(Loop, Kinds) of
+        true -> Loop;
+        false -> throw({fatal, io_lib:format("loop ~ts is not available here (available: ~p)",
+                                             [Loop, Kinds])})
     end.
 
 modules("all") ->
