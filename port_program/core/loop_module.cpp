@@ -1,200 +1,156 @@
 #include "core/loop_module.hpp"
 
-#include <cmath>
-#include <memory>
-#include <thread>
+#include <cstring>
+#include <string>
 
+#include "core/loop_state.hpp"
 #include "core/py_ref.hpp"
-#include "core/uv_selector.hpp"
 
 namespace ep {
+
+LoopState& loop_state(PyObject* module) {
+  return *static_cast<LoopState*>(PyModule_GetState(module));
+}
+
 namespace {
 
-// _erlang_loop.Selector: a UvSelector owned by a Python object. Only the
-// loop's own thread uses it, except wakeup(), which any thread may call.
-struct SelectorObject {
-  PyObject_HEAD std::unique_ptr<UvSelector> sel;
-  bool selecting;
-};
-
-PyObject* uv_error(int rc) {
-  errno = -rc;
-  return PyErr_SetFromErrno(PyExc_OSError);
-}
-
-SelectorObject* open_selector(PyObject* self) {
-  auto* s = reinterpret_cast<SelectorObject*>(self);
-  if (!s->sel) {
-    PyErr_SetString(PyExc_RuntimeError, "the selector is closed");
-    return nullptr;
-  }
-  if (s->selecting) {
-    PyErr_SetString(PyExc_RuntimeError, "the selector is in use by its loop's thread");
-    return nullptr;
-  }
-  return s;
-}
-
-PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
-  PyRef self = PyRef::steal(type->tp_alloc(type, 0));
-  if (!self) return nullptr;
-  auto* s = reinterpret_cast<SelectorObject*>(self.get());
-  new (&s->sel) std::unique_ptr<UvSelector>(std::make_unique<UvSelector>());
-  s->selecting = false;
-  if (int rc = s->sel->init(); rc < 0) return uv_error(rc);
-  return self.release();
-}
-
-void selector_dealloc(PyObject* self) {
-  auto* s = reinterpret_cast<SelectorObject*>(self);
-  s->sel.~unique_ptr<UvSelector>();
-  PyTypeObject* type = Py_TYPE(self);
-  type->tp_free(self);
-  Py_DECREF(type);  // a heap type: each instance holds a reference
-}
-
-// watch(fd, events): events is a mask of 1 (read) and 2 (write); 0 stops.
-PyObject* selector_watch(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
-  SelectorObject* s = open_selector(self);
-  if (!s) return nullptr;
-  int fd, events;
-  if (nargs != 2 || (fd = PyLong_AsLong(args[0])) == -1 ||
-      ((events = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred())) {
-    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "watch(fd, events): fd >= 0");
-    return nullptr;
-  }
-  if (fd < 0 || events < 0 || events > (UV_READABLE | UV_WRITABLE)) {
-    PyErr_SetString(PyExc_ValueError, "watch(fd, events): fd >= 0, events in 0..3");
-    return nullptr;
-  }
-  if (int rc = s->sel->watch(fd, events); rc < 0) return uv_error(rc);
+// set_callback_failed(fn): fn(handle, exc) reports a callback's exception as
+// Handle._run does (erlang._loop sets it at import).
+PyObject* set_callback_failed(PyObject* module, PyObject* fn) {
+  Py_XSETREF(loop_state(module).callback_failed, Py_NewRef(fn));
   Py_RETURN_NONE;
 }
 
-// select(timeout): timeout in seconds (None: until an event); a list of (fd, events).
-PyObject* selector_select(PyObject* self, PyObject* arg) {
-  SelectorObject* s = open_selector(self);
-  if (!s) return nullptr;
-  long timeout_ms = -1;
-  if (arg != Py_None) {
-    double t = PyFloat_AsDouble(arg);
-    if (t == -1.0 && PyErr_Occurred()) return nullptr;
-    timeout_ms = t <= 0 ? 0 : static_cast<long>(std::ceil(std::min(t, 86400.0) * 1e3));
-  }
-  int rc;
-  s->selecting = true;
-  {
-    GilRelease nogil;
-    rc = s->sel->select(timeout_ms);
-  }
-  s->selecting = false;
-  if (rc < 0) return uv_error(rc);
-  const auto& ready = s->sel->ready_list();
-  PyRef out = PyRef::steal(PyList_New(static_cast<Py_ssize_t>(ready.size())));
-  if (!out) return nullptr;
-  for (size_t i = 0; i < ready.size(); ++i) {
-    PyObject* pair = Py_BuildValue("(ii)", ready[i].first, ready[i].second);
-    if (!pair) return nullptr;
-    PyList_SET_ITEM(out.get(), static_cast<Py_ssize_t>(i), pair);
-  }
-  return out.release();
-}
-
-PyObject* selector_wakeup(PyObject* self, PyObject*) {
-  auto* s = reinterpret_cast<SelectorObject*>(self);
-  if (s->sel) s->sel->wakeup();  // the GIL orders this against close()
-  Py_RETURN_NONE;
-}
-
-// signal(signum, on): watch a signal number (through libuv) or stop.
-PyObject* selector_signal(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
-  SelectorObject* s = open_selector(self);
-  if (!s) return nullptr;
-  int signum, on;
-  if (nargs != 2 || ((signum = PyLong_AsLong(args[0])) == -1 && PyErr_Occurred()) ||
-      (on = PyObject_IsTrue(args[1])) < 0) {
-    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "signal(signum, on)");
-    return nullptr;
-  }
-  if (int rc = s->sel->signal_watch(signum, on != 0); rc < 0) return uv_error(rc);
-  Py_RETURN_NONE;
-}
-
-// signals(): the signal numbers received since the last call, in order.
-PyObject* selector_signals(PyObject* self, PyObject*) {
-  SelectorObject* s = open_selector(self);
-  if (!s) return nullptr;
-  std::vector<int> got = s->sel->take_signals();
-  PyRef out = PyRef::steal(PyList_New(static_cast<Py_ssize_t>(got.size())));
-  if (!out) return nullptr;
-  for (size_t i = 0; i < got.size(); ++i) {
-    PyObject* n = PyLong_FromLong(got[i]);
-    if (!n) return nullptr;
-    PyList_SET_ITEM(out.get(), static_cast<Py_ssize_t>(i), n);
-  }
-  return out.release();
-}
-
-PyObject* selector_close(PyObject* self, PyObject*) {
-  auto* s = reinterpret_cast<SelectorObject*>(self);
-  if (s->selecting) {
-    PyErr_SetString(PyExc_RuntimeError, "the selector is in use by its loop's thread");
-    return nullptr;
-  }
-  s->sel.reset();
-  Py_RETURN_NONE;
-}
-
-PyObject* selector_closed(PyObject* self, void*) {
-  return PyBool_FromLong(!reinterpret_cast<SelectorObject*>(self)->sel);
-}
-
-PyMethodDef kSelectorMethods[] = {
-    {"watch", fastcall(selector_watch), METH_FASTCALL, "watch(fd, events): 0 stops watching."},
-    {"select", selector_select, METH_O, "select(timeout or None): [(fd, events)]"},
-    {"wakeup", selector_wakeup, METH_NOARGS, "Ends a select() in progress; any thread."},
-    {"signal", fastcall(selector_signal), METH_FASTCALL, "signal(signum, on)"},
-    {"signals", selector_signals, METH_NOARGS, "The signals received since the last call."},
-    {"close", selector_close, METH_NOARGS, "Closes the libuv loop and every handle."},
+PyMethodDef kMethods[] = {
+    {"set_callback_failed", set_callback_failed, METH_O, "set_callback_failed(fn)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyGetSetDef kSelectorGetSet[] = {
-    {"closed", selector_closed, nullptr, "True once closed.", nullptr},
-    {nullptr, nullptr, nullptr, nullptr, nullptr},
-};
-
-PyType_Slot kSelectorSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>(
-         "I/O readiness, wake-ups and signals of one event loop, on its own libuv loop.")},
-    {Py_tp_new, reinterpret_cast<void*>(selector_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(selector_dealloc)},
-    {Py_tp_methods, kSelectorMethods},
-    {Py_tp_getset, kSelectorGetSet},
-    {0, nullptr},
-};
-
-PyType_Spec kSelectorSpec = {"_erlang_loop.Selector", sizeof(SelectorObject), 0, Py_TPFLAGS_DEFAULT,
-                             kSelectorSlots};
+PyObject* attr_of(const char* module, const char* qualname) {
+  PyRef obj = PyRef::steal(PyImport_ImportModule(module));
+  const char* name = qualname;
+  while (obj && name) {
+    const char* dot = std::strchr(name, '.');
+    std::string part = dot ? std::string(name, dot) : std::string(name);
+    obj = PyRef::steal(PyObject_GetAttrString(obj.get(), part.c_str()));
+    name = dot ? dot + 1 : nullptr;
+  }
+  return obj.release();
+}
 
 int exec_module(PyObject* module) {
-  PyRef type = PyRef::steal(PyType_FromSpec(&kSelectorSpec));
-  if (!type) return -1;
-  return PyModule_AddObjectRef(module, "Selector", type.get());
+  LoopState& st = loop_state(module);
+  st.selector_type = make_selector_type();
+  if (!st.selector_type || PyModule_AddObjectRef(module, "Selector", st.selector_type) < 0) {
+    return -1;
+  }
+  if (!(st.base_call_soon = attr_of("asyncio.base_events", "BaseEventLoop.call_soon")) ||
+      !(st.base_call_at = attr_of("asyncio.base_events", "BaseEventLoop.call_at")) ||
+      !(st.base_call_later = attr_of("asyncio.base_events", "BaseEventLoop.call_later")) ||
+      !(st.handle_type = attr_of("asyncio.events", "Handle")) ||
+      !(st.timer_handle_type = attr_of("asyncio.events", "TimerHandle")) ||
+      !(st.base_run_once = attr_of("asyncio.base_events", "BaseEventLoop._run_once")) ||
+      !(st.base_process_events =
+            attr_of("asyncio.selector_events", "BaseSelectorEventLoop._process_events"))) {
+    return -1;
+  }
+  struct Name {
+    PyObject** slot;
+    const char* text;
+  };
+  const Name names[] = {
+      {&st.scheduled, "_scheduled"},
+      {&st.ready, "_ready"},
+      {&st.stopping, "_stopping"},
+      {&st.timer_cancelled_count, "_timer_cancelled_count"},
+      {&st.cancelled, "_cancelled"},
+      {&st.when, "_when"},
+      {&st.time, "time"},
+      {&st.clock_resolution, "_clock_resolution"},
+      {&st.selector, "_selector"},
+      {&st.uv, "_uv"},
+      {&st.fd_to_key, "_fd_to_key"},
+      {&st.on_signal, "on_signal"},
+      {&st.select, "select"},
+      {&st.process_events, "_process_events"},
+      {&st.remove_reader, "_remove_reader"},
+      {&st.remove_writer, "_remove_writer"},
+      {&st.run, "_run"},
+      {&st.context, "_context"},
+      {&st.callback, "_callback"},
+      {&st.args, "_args"},
+      {&st.popleft, "popleft"},
+      {&st.append, "append"},
+      {&st.debug, "_debug"},
+      {&st.purge_timers, "_purge_cancelled_timers"},
+      {&st.closed, "_closed"},
+      {&st.loop, "_loop"},
+      {&st.repr, "_repr"},
+      {&st.source_traceback, "_source_traceback"},
+  };
+  for (const Name& n : names) {
+    if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
+  }
+  st.timers = TimerHeap{st.timer_handle_type, st.when};
+  PyRef core = PyRef::steal(make_loop_core_type(module));
+  return core ? PyModule_AddObjectRef(module, "LoopCore", core.get()) : -1;
 }
 
 PyModuleDef_Slot kSlots[] = {{Py_mod_exec, reinterpret_cast<void*>(exec_module)}, {0, nullptr}};
 
+void free_module(void* module) {
+  LoopState& st = loop_state(static_cast<PyObject*>(module));
+  PyObject** all[] = {
+      &st.selector_type,
+      &st.handle_type,
+      &st.timer_handle_type,
+      &st.base_process_events,
+      &st.base_run_once,
+      &st.base_call_soon,
+      &st.base_call_at,
+      &st.base_call_later,
+      &st.callback_failed,
+      &st.scheduled,
+      &st.ready,
+      &st.stopping,
+      &st.timer_cancelled_count,
+      &st.cancelled,
+      &st.when,
+      &st.time,
+      &st.clock_resolution,
+      &st.selector,
+      &st.uv,
+      &st.fd_to_key,
+      &st.on_signal,
+      &st.select,
+      &st.process_events,
+      &st.remove_reader,
+      &st.remove_writer,
+      &st.run,
+      &st.context,
+      &st.callback,
+      &st.args,
+      &st.popleft,
+      &st.append,
+      &st.debug,
+      &st.purge_timers,
+      &st.closed,
+      &st.loop,
+      &st.repr,
+      &st.source_traceback,
+  };
+  for (PyObject** p : all) Py_CLEAR(*p);
+}
+
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
                        "_erlang_loop",
                        "erlang_python's native event loop layer (libuv).",
-                       0,
-                       nullptr,
+                       sizeof(LoopState),
+                       kMethods,
                        kSlots,
                        nullptr,
                        nullptr,
-                       nullptr};
+                       free_module};
 
 }  // namespace
 

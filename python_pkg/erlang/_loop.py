@@ -7,35 +7,70 @@ transport, ``sock_*`` method, sendfile and start_tls of the standard library
 keeps its exact behaviour. What is ours:
 
 - readiness, wake-ups and waits come from a libuv loop of its own (UvSelector);
+- ``_run_once``, ``call_soon``, ``call_at`` and ``call_later`` are native
+  (``_erlang_loop.LoopCore``), on the same ``_ready`` deque, ``_scheduled``
+  heap and asyncio Handles, so what reaches into them still works;
 - ``call_soon_threadsafe`` wakes it through a ``uv_async`` (no socket write
   when a wake-up is already pending);
 - signal handlers work on a loop of any thread (``uv_signal``); on Python's
   main thread they stay the standard library's (``signal.set_wakeup_fd``);
+- socket and datagram transports read into one buffer per loop (_transports);
 - subprocesses work on a loop of any thread: each child is watched with a
-  pidfd on the loop itself, no watcher thread and no SIGCHLD handler.
+  pidfd on the loop itself, no watcher thread and no SIGCHLD handler (unless
+  a child watcher was set, which is then used as the standard loop does).
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 import threading
 import warnings
-from asyncio import coroutines, events, unix_events
+from asyncio import coroutines, events, format_helpers, unix_events
 from typing import Any, Callable
 
+import _erlang_loop
+
+from ._transports import ReadBuffer, datagram_transport, socket_transport
 from ._selector import UvSelector
 
 __all__ = ["ErlangEventLoop"]
 
 
-class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defined,misc]
+class ErlangEventLoop(_erlang_loop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[name-defined,misc]
     """An asyncio event loop whose I/O, timers' waits and wake-ups are libuv's."""
 
     def __init__(self) -> None:
         self._uv_signals: set[int] = set()
         self._pidfds: dict[int, int] = {}  # pidfd -> pid
+        self._read_buffer = ReadBuffer()
         super().__init__(UvSelector())
+
+    # -- transports -------------------------------------------------------
+
+    def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *,
+                               extra: Any = None, server: Any = None) -> Any:
+        return socket_transport(self, sock, protocol, waiter, extra=extra, server=server)
+
+    def _make_datagram_transport(self, sock: Any, protocol: Any, address: Any = None,
+                                 waiter: Any = None, extra: Any = None) -> Any:
+        return datagram_transport(self, sock, protocol, address, waiter, extra)
+
+    # -- one iteration -------------------------------------------------
+    # _run_once, call_soon, call_at and call_later are LoopCore's (native).
+
+    def _purge_cancelled_timers(self) -> None:
+        """Many cancelled timers: dropped all at once (as BaseEventLoop._run_once)."""
+        kept = []
+        for handle in self._scheduled:
+            if handle._cancelled:
+                handle._scheduled = False
+            else:
+                kept.append(handle)
+        heapq.heapify(kept)
+        self._scheduled = kept
+        self._timer_cancelled_count = 0
 
     # -- wake-ups ---------------------------------------------------------
 
@@ -91,6 +126,12 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
         extra: Any = None,
         **kwargs: Any,
     ) -> Any:
+        if _child_watcher_set():
+            # A child watcher set explicitly (asyncio.set_child_watcher, or made
+            # by get_child_watcher) is used, as the standard loop does: it may
+            # reap every child (FastChildWatcher) or be checked by its owner.
+            return await super()._make_subprocess_transport(
+                protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs)
         waiter = self.create_future()
         transp = unix_events._UnixSubprocessTransport(  # type: ignore[attr-defined]
             self, protocol, args, shell, stdin, stdout, stderr, bufsize,
@@ -151,3 +192,20 @@ class ErlangEventLoop(unix_events.SelectorEventLoop):  # type: ignore[name-defin
             self._pidfds.clear()
         super().close()
 
+
+def _child_watcher_set() -> bool:
+    """The current policy holds a child watcher (asyncio's, 3.11)."""
+    policy = events.get_event_loop_policy()
+    return getattr(policy, "_watcher", None) is not None
+
+
+def _callback_failed(handle: events.Handle, exc: BaseException) -> None:
+    """A callback run natively raised `exc`: reported as Handle._run does."""
+    cb = format_helpers._format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
+_erlang_loop.set_callback_failed(_callback_failed)
