@@ -195,7 +195,7 @@ def run_module(loop: str, module: str, results_path: str, test_timeout: float = 
         _record_broken(path, broken, made_loop or rebased)
         done.append({"id": broken})
     finished = {rec["id"] for rec in done}
-    kind = ep_loops.loop_kind(loop)
+    kind = ep_loops.test_loop_kind(loop)
     counter = LoopCounter(kind.loop_class)
     tests, rebased = ep_rebase.load_module(module, lambda: counter.note(kind.factory()))
     with open(path, "a") as out:
