@@ -14,7 +14,7 @@ import random
 import socket
 import statistics
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import ep_loops
 

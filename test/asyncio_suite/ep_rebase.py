@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import unittest
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Callable, Iterator
 
@@ -80,8 +81,7 @@ def _rebased_class(module: ModuleType, spec: Rebase, factory: Callable[[], objec
     def make_loop(self: object) -> object:
         return factory()
 
-    cls = type(REBASED_CLASS, bases, {spec.hook: make_loop, "__module__": module.__name__})
-    return cls
+    return type(REBASED_CLASS, bases, {spec.hook: make_loop, "__module__": module.__name__})
 
 
 def load_module(name: str, factory: Callable[[], object]) -> tuple[list[unittest.TestCase], type | None]:
@@ -101,7 +101,5 @@ def load_module(name: str, factory: Callable[[], object]) -> tuple[list[unittest
 def modules() -> list[str]:
     """Every test_asyncio module that can run on Linux."""
     package = importlib.import_module(PACKAGE)
-    from pathlib import Path
-
     names = sorted(p.stem for p in Path(package.__file__).parent.glob("test_*.py"))
     return [n for n in names if not n.startswith(("test_windows", "test_proactor"))]
