@@ -5,7 +5,9 @@
 %% itself) awaits erlang.async_call. Group `erlang_loop' runs them on
 %% ErlangEventLoop with 10,000 requests each; group `stdlib_loop' runs them
 %% on asyncio's standard loop with fewer, to tell a fault of the loop from a
-%% fault of the suite. Python side: py_event_loop_clients_SUITE_data/loop_clients.py.
+%% fault of the suite. Under `make test-asan' (ASAN_OPTIONS set) the erlang
+%% group makes 2,000 requests per case: enough for the sanitizers, and it keeps
+%% `make test' short. Python side: py_event_loop_clients_SUITE_data/loop_clients.py.
 -module(py_event_loop_clients_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -46,7 +48,7 @@ end_per_suite(_Config) ->
 
 init_per_group(Group, Config) ->
     {Kind, Requests} = case Group of
-                           erlang_loop -> {<<"erlang">>, 10000};
+                           erlang_loop -> {<<"erlang">>, erlang_loop_requests()};
                            stdlib_loop -> {<<"stdlib">>, 1000}
                        end,
     case py:call(?config(ctx, Config), loop_clients, has_loop, [Kind]) of
@@ -56,6 +58,12 @@ init_per_group(Group, Config) ->
 
 end_per_group(_Group, _Config) ->
     ok.
+
+erlang_loop_requests() ->
+    case os:getenv("ASAN_OPTIONS") of
+        false -> 10000;
+        _ -> 2000
+    end.
 
 %%====================================================================
 %% Cases
