@@ -72,10 +72,18 @@ bool set(PyObject* o, PyObject* name, PyObject* value) {
   return PyObject_SetAttr(o, name, value) == 0;
 }
 
-// events.Handle(callback, args, loop, context) (or a TimerHandle without its
-// _when), as Handle.__init__ makes it outside debug mode.
+// Stores a new reference to `value` in the empty slot `offset` of `o`.
+void fill(PyObject* o, Py_ssize_t offset, PyObject* value) {
+  *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + offset) = Py_NewRef(value);
+}
+
+// events.Handle(callback, args, loop, context), or a TimerHandle with its
+// _when and _scheduled=False, as their __init__ make them outside debug mode.
+// The slots of the fresh object are filled directly when their offsets are
+// known (asyncio's Handles are __slots__ classes), else set by name.
 PyRef make_handle(const LoopState& st, PyObject* type, PyObject* self, const CallArgs& a,
-                  Py_ssize_t first) {
+                  PyObject* when) {
+  Py_ssize_t first = when ? 1 : 0;
   PyRef args = PyRef::steal(PyTuple_New(a.nargs - first - 1));
   if (!args) return {};
   for (Py_ssize_t i = first + 1; i < a.nargs; ++i) {
@@ -87,10 +95,28 @@ PyRef make_handle(const LoopState& st, PyObject* type, PyObject* self, const Cal
   if (!context || !empty) return {};
   auto* t = reinterpret_cast<PyTypeObject*>(type);
   PyRef h = PyRef::steal(PyBaseObject_Type.tp_new(t, empty.get(), nullptr));
-  if (!h || !set(h.get(), st.context, context.get()) || !set(h.get(), st.loop, self) ||
-      !set(h.get(), st.callback, a.args[first]) || !set(h.get(), st.args, args.get()) ||
-      !set(h.get(), st.cancelled, Py_False) || !set(h.get(), st.repr, Py_None) ||
-      !set(h.get(), st.source_traceback, Py_None)) {
+  if (!h) return {};
+  PyObject* values[] = {context.get(), self,    a.args[first], args.get(), Py_False,
+                        Py_None,       Py_None, when,          Py_False};
+  size_t n = when ? 9 : 7;
+  if (st.handle_offsets_known) {
+    for (size_t i = 0; i < n; ++i) fill(h.get(), st.handle_offsets[i], values[i]);
+    return h;
+  }
+  PyObject* names[] = {st.context,          st.loop, st.callback, st.args, st.cancelled, st.repr,
+                       st.source_traceback, st.when, st.scheduled};
+  for (size_t i = 0; i < n; ++i) {
+    if (!set(h.get(), names[i], values[i])) return {};
+  }
+  return h;
+}
+
+// A Handle queued on _ready; null with an error set.
+PyRef queue_handle(const LoopState& st, PyObject* self, const CallArgs& a) {
+  PyRef h = make_handle(st, st.handle_type, self, a, nullptr);
+  if (!h) return {};
+  PyRef ready = PyRef::steal(PyObject_GetAttr(self, st.ready));
+  if (!ready || !PyRef::steal(PyObject_CallMethodOneArg(ready.get(), st.append, h.get()))) {
     return {};
   }
   return h;
@@ -104,21 +130,47 @@ PyObject* call_soon(PyObject* self, PyTypeObject* cls, PyObject* const* args, si
   int debug = check_loop(st, self);
   if (debug < 0) return nullptr;
   if (debug) return base(st.base_call_soon, self, args, nargsf, kwnames);
-  PyRef h = make_handle(st, st.handle_type, self, a, 0);
-  if (!h) return nullptr;
-  PyRef ready = PyRef::steal(PyObject_GetAttr(self, st.ready));
-  if (!ready || !PyRef::steal(PyObject_CallMethodOneArg(ready.get(), st.append, h.get()))) {
-    return nullptr;
+  return queue_handle(st, self, a).release();
+}
+
+// Ends the loop's wait (the selector's uv_async); any thread.
+bool write_to_self(const LoopState& st, PyObject* self) {
+  PyRef selector = PyRef::steal(PyObject_GetAttr(self, st.selector));
+  if (!selector) return false;
+  if (selector.get() == Py_None) return true;  // closed
+  PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
+  if (uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type)) {
+    auto* s = reinterpret_cast<SelectorObject*>(uv.get());
+    if (s->sel) s->sel->wakeup();  // the GIL orders this against close()
+    return true;
   }
+  PyErr_Clear();
+  return PyRef::steal(PyObject_CallMethodNoArgs(selector.get(), st.wakeup)).operator bool();
+}
+
+PyObject* call_soon_threadsafe(PyObject* self, PyTypeObject* cls, PyObject* const* args,
+                               size_t nargsf, PyObject* kwnames) {
+  const LoopState& st = state_of(cls);
+  CallArgs a;
+  if (!parse("call_soon_threadsafe", args, nargsf, kwnames, 1, a)) return nullptr;
+  int debug = check_loop(st, self);
+  if (debug < 0) return nullptr;
+  if (debug) return base(st.base_call_soon_threadsafe, self, args, nargsf, kwnames);
+  PyRef h = queue_handle(st, self, a);
+  if (!h || !write_to_self(st, self)) return nullptr;
   return h.release();
+}
+
+PyObject* write_to_self_method(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t,
+                               PyObject*) {
+  if (!write_to_self(state_of(cls), self)) return nullptr;
+  Py_RETURN_NONE;
 }
 
 // TimerHandle(when, callback, args, loop, context) pushed on _scheduled.
 PyObject* schedule(const LoopState& st, PyObject* self, PyObject* when, const CallArgs& a) {
-  PyRef timer = make_handle(st, st.timer_handle_type, self, a, 1);
-  if (!timer || !set(timer.get(), st.when, when) || !set(timer.get(), st.scheduled, Py_False)) {
-    return nullptr;
-  }
+  PyRef timer = make_handle(st, st.timer_handle_type, self, a, when);
+  if (!timer) return nullptr;
   PyRef scheduled = PyRef::steal(PyObject_GetAttr(self, st.scheduled));
   if (!scheduled) return nullptr;
   if (!st.timers.push(scheduled.get(), timer.get()) || !set(timer.get(), st.scheduled, Py_True)) {
@@ -178,6 +230,10 @@ constexpr int kFlags = METH_METHOD | METH_FASTCALL | METH_KEYWORDS;
 
 PyMethodDef kMethods[] = {
     {"call_soon", method(call_soon), kFlags, "BaseEventLoop.call_soon, natively."},
+    {"call_soon_threadsafe", method(call_soon_threadsafe), kFlags,
+     "BaseEventLoop.call_soon_threadsafe, natively."},
+    {"_write_to_self", method(write_to_self_method), kFlags,
+     "Ends the loop's wait (uv_async); any thread."},
     {"call_at", method(call_at), kFlags, "BaseEventLoop.call_at, natively."},
     {"call_later", method(call_later), kFlags, "BaseEventLoop.call_later, natively."},
     {"_run_once", method(run_once_method), kFlags, "BaseEventLoop._run_once, natively."},

@@ -1,6 +1,7 @@
 #include "core/loop_module.hpp"
 
 #include <cstring>
+#include <iterator>
 #include <string>
 
 #include "core/loop_state.hpp"
@@ -46,6 +47,8 @@ int exec_module(PyObject* module) {
   }
   if (!(st.base_call_soon = attr_of("asyncio.base_events", "BaseEventLoop.call_soon")) ||
       !(st.base_call_at = attr_of("asyncio.base_events", "BaseEventLoop.call_at")) ||
+      !(st.base_call_soon_threadsafe =
+            attr_of("asyncio.base_events", "BaseEventLoop.call_soon_threadsafe")) ||
       !(st.base_call_later = attr_of("asyncio.base_events", "BaseEventLoop.call_later")) ||
       !(st.handle_type = attr_of("asyncio.events", "Handle")) ||
       !(st.timer_handle_type = attr_of("asyncio.events", "TimerHandle")) ||
@@ -87,11 +90,21 @@ int exec_module(PyObject* module) {
       {&st.loop, "_loop"},
       {&st.repr, "_repr"},
       {&st.source_traceback, "_source_traceback"},
+      {&st.write_to_self, "_write_to_self"},
+      {&st.wakeup, "wakeup"},
   };
   for (const Name& n : names) {
     if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
   }
-  st.timers = TimerHeap{st.timer_handle_type, st.when};
+  st.timers = TimerHeap{st.timer_handle_type, st.when, slot_offset(st.timer_handle_type, st.when)};
+  st.cancelled_offset = slot_offset(st.handle_type, st.cancelled);
+  PyObject* slots[] = {st.context,          st.loop, st.callback, st.args, st.cancelled, st.repr,
+                       st.source_traceback, st.when, st.scheduled};
+  st.handle_offsets_known = true;
+  for (size_t i = 0; i < std::size(slots); ++i) {
+    st.handle_offsets[i] = slot_offset(st.timer_handle_type, slots[i]);
+    st.handle_offsets_known = st.handle_offsets_known && st.handle_offsets[i] >= 0;
+  }
   PyRef core = PyRef::steal(make_loop_core_type(module));
   return core ? PyModule_AddObjectRef(module, "LoopCore", core.get()) : -1;
 }
@@ -109,6 +122,7 @@ void free_module(void* module) {
       &st.base_call_soon,
       &st.base_call_at,
       &st.base_call_later,
+      &st.base_call_soon_threadsafe,
       &st.callback_failed,
       &st.scheduled,
       &st.ready,
@@ -138,6 +152,8 @@ void free_module(void* module) {
       &st.loop,
       &st.repr,
       &st.source_traceback,
+      &st.write_to_self,
+      &st.wakeup,
   };
   for (PyObject** p : all) Py_CLEAR(*p);
 }

@@ -26,14 +26,20 @@ struct LoopState {
   PyObject* base_run_once;        // BaseEventLoop._run_once (debug mode)
   PyObject* base_call_soon;       // BaseEventLoop.call_soon, call_at, call_later
   PyObject* base_call_at;
+  PyObject* base_call_soon_threadsafe;
   PyObject* base_call_later;
   PyObject* callback_failed;  // erlang._loop's (handle, exc) reporter
   // Interned attribute names.
   PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,
       *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
-      *purge_timers, *closed, *loop, *repr, *source_traceback;
-  TimerHeap timers;  // on a loop's _scheduled
+      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup;
+  TimerHeap timers;             // on a loop's _scheduled
+  Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
+  // The slots a new Handle/TimerHandle gets, in make_handle's order; all
+  // known (>= 0) or the attributes are set by name.
+  Py_ssize_t handle_offsets[9];
+  bool handle_offsets_known;
 };
 
 LoopState& loop_state(PyObject* module);

@@ -239,13 +239,25 @@ bool run_handle(const LoopState& st, PyObject* h) {
       operator bool();
 }
 
+// handle._cancelled, read from its slot when it is a plain Handle/TimerHandle.
+int is_cancelled(const LoopState& st, PyObject* h) {
+  PyTypeObject* type = Py_TYPE(h);
+  if (st.cancelled_offset >= 0 && (type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
+                                   type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type))) {
+    PyObject* v = slot_value(h, st.cancelled_offset);
+    if (v == Py_False) return 0;
+    if (v == Py_True) return 1;
+  }
+  return truth(h, st.cancelled);
+}
+
 bool run_ready(const LoopState& st, PyObject* ready) {
   Py_ssize_t ntodo = PyObject_Size(ready);
   if (ntodo < 0) return false;
   for (Py_ssize_t i = 0; i < ntodo; ++i) {
     PyRef h = PyRef::steal(PyObject_CallMethodNoArgs(ready, st.popleft));
     if (!h) return false;
-    int c = truth(h.get(), st.cancelled);
+    int c = is_cancelled(st, h.get());
     if (c < 0) return false;
     if (!c && !run_handle(st, h.get())) return false;
   }

@@ -1,10 +1,30 @@
 #include "core/timer_heap.hpp"
 
+#include <structmember.h>
+
 namespace ep {
+
+Py_ssize_t slot_offset(PyObject* type, PyObject* name) {
+  PyRef descr = PyRef::steal(PyObject_GetAttr(type, name));
+  if (!descr) {
+    PyErr_Clear();
+    return -1;
+  }
+  if (Py_TYPE(descr.get()) != &PyMemberDescr_Type) return -1;
+  PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(descr.get())->d_member;
+  return m->type == T_OBJECT_EX ? m->offset : -1;
+}
 
 int TimerHeap::less(PyObject* a, PyObject* b) const {
   auto* t = reinterpret_cast<PyTypeObject*>(timer_type);
   if (Py_TYPE(a) == t && Py_TYPE(b) == t) {
+    if (when_offset >= 0) {
+      PyObject* wa = slot_value(a, when_offset);
+      PyObject* wb = slot_value(b, when_offset);
+      if (wa && wb && PyFloat_CheckExact(wa) && PyFloat_CheckExact(wb)) {
+        return PyFloat_AS_DOUBLE(wa) < PyFloat_AS_DOUBLE(wb);
+      }
+    }
     PyRef wa = PyRef::steal(PyObject_GetAttr(a, when));
     PyRef wb = wa ? PyRef::steal(PyObject_GetAttr(b, when)) : PyRef();
     if (!wb) return -1;

@@ -11,9 +11,19 @@
 
 namespace ep {
 
+// The offset of a __slots__ attribute of `type` holding an object, or -1:
+// reading it directly skips the attribute lookup on the hot paths.
+Py_ssize_t slot_offset(PyObject* type, PyObject* name);
+
+// The value of that slot of `o` (borrowed; null when unset).
+inline PyObject* slot_value(PyObject* o, Py_ssize_t offset) {
+  return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + offset);
+}
+
 struct TimerHeap {
-  PyObject* timer_type;  // asyncio.events.TimerHandle (borrowed)
-  PyObject* when;        // the interned name "_when" (borrowed)
+  PyObject* timer_type;    // asyncio.events.TimerHandle (borrowed)
+  PyObject* when;          // the interned name "_when" (borrowed)
+  Py_ssize_t when_offset;  // its slot in a TimerHandle, or -1
 
   bool push(PyObject* heap, PyObject* item) const;
   PyRef pop(PyObject* heap) const;  // null with IndexError when empty

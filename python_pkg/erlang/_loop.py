@@ -7,7 +7,7 @@ transport, ``sock_*`` method, sendfile and start_tls of the standard library
 keeps its exact behaviour. What is ours:
 
 - readiness, wake-ups and waits come from a libuv loop of its own (UvSelector);
-- ``_run_once``, ``call_soon``, ``call_at`` and ``call_later`` are native
+- ``_run_once``, ``call_soon(_threadsafe)``, ``call_at``, ``call_later`` are native
   (``_erlang_loop.LoopCore``), on the same ``_ready`` deque, ``_scheduled``
   heap and asyncio Handles, so what reaches into them still works;
 - ``call_soon_threadsafe`` wakes it through a ``uv_async`` (no socket write
@@ -30,7 +30,16 @@ import warnings
 from asyncio import coroutines, events, format_helpers, unix_events
 from typing import Any, Callable
 
-import _erlang_loop
+try:
+    import _erlang_loop
+
+    _LoopCore = _erlang_loop.LoopCore
+except ImportError:  # plain Python: the class exists, making a loop fails
+    _erlang_loop = None
+
+    class _LoopCore:  # type: ignore[no-redef]
+        pass
+
 
 from ._transports import ReadBuffer, datagram_transport, socket_transport
 from ._selector import UvSelector
@@ -38,10 +47,13 @@ from ._selector import UvSelector
 __all__ = ["ErlangEventLoop"]
 
 
-class ErlangEventLoop(_erlang_loop.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[name-defined,misc]
+class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore[name-defined,misc]
     """An asyncio event loop whose I/O, timers' waits and wake-ups are libuv's."""
 
     def __init__(self) -> None:
+        if _erlang_loop is None:
+            self._closed = True  # nothing for __del__ to close
+            raise RuntimeError("ErlangEventLoop needs the erlang_python port program")
         self._uv_signals: set[int] = set()
         self._pidfds: dict[int, int] = {}  # pidfd -> pid
         self._read_buffer = ReadBuffer()
@@ -73,11 +85,8 @@ class ErlangEventLoop(_erlang_loop.LoopCore, unix_events.SelectorEventLoop):  # 
         self._timer_cancelled_count = 0
 
     # -- wake-ups ---------------------------------------------------------
-
-    def _write_to_self(self) -> None:
-        selector = self._selector
-        if selector is not None:
-            selector.wakeup()
+    # call_soon_threadsafe and _write_to_self are LoopCore's: the selector's
+    # uv_async (the self-pipe stays for signal.set_wakeup_fd on the main thread).
 
     # -- signals ----------------------------------------------------------
 
@@ -208,4 +217,5 @@ def _callback_failed(handle: events.Handle, exc: BaseException) -> None:
     handle._loop.call_exception_handler(context)
 
 
-_erlang_loop.set_callback_failed(_callback_failed)
+if _erlang_loop is not None:
+    _erlang_loop.set_callback_failed(_callback_failed)

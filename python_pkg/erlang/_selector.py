@@ -11,7 +11,10 @@ from __future__ import annotations
 import selectors
 from typing import Any, Callable, Optional
 
-import _erlang_loop
+try:
+    import _erlang_loop
+except ImportError:  # plain Python: see UvSelector()
+    _erlang_loop = None
 
 _EVENTS = selectors.EVENT_READ | selectors.EVENT_WRITE
 
@@ -20,6 +23,8 @@ class UvSelector(selectors._BaseSelectorImpl):  # type: ignore[name-defined,misc
     """Readiness from libuv; registration bookkeeping as the stdlib's selectors."""
 
     def __init__(self) -> None:
+        if _erlang_loop is None:
+            raise RuntimeError("UvSelector needs the erlang_python port program")
         super().__init__()
         self._uv = _erlang_loop.Selector()
         # Set by the loop while it has signal handlers: called with each signal

@@ -28,7 +28,9 @@ def sleep(seconds: float) -> Any:
 _spawned: set["asyncio.Task[Any]"] = set()
 
 
-def spawn_task(coro: Coroutine[Any, Any, Any], *, name: Optional[str] = None) -> "asyncio.Task[Any]":
+def spawn_task(
+    coro: Coroutine[Any, Any, Any], *, name: Optional[str] = None
+) -> "asyncio.Task[Any]":
     """Start `coro` as a task and return it.
 
     With a running loop on this thread, on that loop. From sync code (no

@@ -26,7 +26,11 @@ class ReadBuffer:
         self.view = memoryview(self.data)
 
 
-class ErlangSocketTransport(selector_events._SelectorSocketTransport):  # type: ignore[misc,name-defined]
+_SocketTransport = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+_DatagramTransport = selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
+
+
+class ErlangSocketTransport(_SocketTransport):  # type: ignore[misc,valid-type]
     def _read_ready__data_received(self) -> None:
         if self._conn_lost:
             return
@@ -54,7 +58,7 @@ class ErlangSocketTransport(selector_events._SelectorSocketTransport):  # type: 
             self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
 
-class ErlangDatagramTransport(selector_events._SelectorDatagramTransport):  # type: ignore[misc,name-defined]
+class ErlangDatagramTransport(_DatagramTransport):  # type: ignore[misc,valid-type]
     def _read_ready(self) -> None:
         if self._conn_lost:
             return

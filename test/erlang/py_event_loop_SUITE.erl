@@ -8,10 +8,12 @@
 -include_lib("common_test/include/ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
--export([names_are_real/1, usage_patterns_on_a_context/1, usage_patterns_on_python_threads/1,
+-export([names_are_real/1, usage_patterns_on_a_context/1, seed_patterns_verbatim_in_exec/1,
+         called_coroutine_runs_on_erlang_loop/1, usage_patterns_on_python_threads/1,
          loops_isolated_per_thread/1, policy_makes_a_loop_on_any_thread/1, tcp_unix_udp_echo/1,
          subprocesses_on_non_main_threads/1, signal_handlers_on_non_main_threads/1,
-         call_soon_threadsafe_wakes_a_waiting_loop/1, async_call_on_erlang_loop/1,
+         call_soon_threadsafe_wakes_a_waiting_loop/1,
+         call_soon_threadsafe_from_many_threads/1, async_call_on_erlang_loop/1,
          sleep_sync_and_async/1, sync_sleep_blocks_only_its_thread/1,
          spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
@@ -19,10 +21,12 @@
          idle_loop_uses_no_cpu/1]).
 
 all() ->
-    [names_are_real, usage_patterns_on_a_context, usage_patterns_on_python_threads,
+    [names_are_real, usage_patterns_on_a_context, seed_patterns_verbatim_in_exec,
+     called_coroutine_runs_on_erlang_loop, usage_patterns_on_python_threads,
      loops_isolated_per_thread, policy_makes_a_loop_on_any_thread, tcp_unix_udp_echo,
      subprocesses_on_non_main_threads, signal_handlers_on_non_main_threads,
-     call_soon_threadsafe_wakes_a_waiting_loop, async_call_on_erlang_loop,
+     call_soon_threadsafe_wakes_a_waiting_loop, call_soon_threadsafe_from_many_threads,
+     async_call_on_erlang_loop,
      sleep_sync_and_async, sync_sleep_blocks_only_its_thread, spawn_task_from_sync_code,
      spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
      selector_errors_are_exceptions, native_run_once_keeps_the_contract,
@@ -52,6 +56,42 @@ usage_patterns_on_a_context(Config) ->
     {ok, [{<<"ErlangEventLoop">>, 1}, {<<"ErlangEventLoop">>, 2}, {<<"ErlangEventLoop">>, 3},
           {<<"ErlangEventLoop">>, 4}]} = check(Config, patterns_here).
 
+%% The seed's four patterns as a user would paste them into py:exec.
+seed_patterns_verbatim_in_exec(Config) ->
+    Ctx = ?config(ctx, Config),
+    ok = py:exec(Ctx, <<"
+import asyncio
+import erlang
+
+seen = []
+
+async def main():
+    await asyncio.sleep(0.01)
+    seen.append(type(asyncio.get_running_loop()).__name__)
+
+erlang.run(main())
+
+with asyncio.Runner(loop_factory=erlang.new_event_loop) as runner:
+    runner.run(main())
+
+_old_policy = asyncio.get_event_loop_policy()
+erlang.install()
+asyncio.run(main())
+asyncio.set_event_loop_policy(_old_policy)
+
+loop = erlang.new_event_loop()
+asyncio.set_event_loop(loop)
+try:
+    loop.run_until_complete(main())
+finally:
+    loop.close()
+">>),
+    {ok, [<<"ErlangEventLoop">>, <<"ErlangEventLoop">>, <<"ErlangEventLoop">>,
+          <<"ErlangEventLoop">>]} = py:eval(Ctx, <<"seen">>, #{}, 5000).
+
+called_coroutine_runs_on_erlang_loop(Config) ->
+    {ok, <<"ErlangEventLoop">>} = check(Config, called_coroutine).
+
 usage_patterns_on_python_threads(Config) ->
     {ok, Results} = check(Config, patterns_on_threads),
     Expected = lists:append(lists:duplicate(4, [{<<"ErlangEventLoop">>, N} || N <- [1, 2, 4]])),
@@ -76,6 +116,9 @@ signal_handlers_on_non_main_threads(Config) ->
 
 call_soon_threadsafe_wakes_a_waiting_loop(Config) ->
     {ok, [<<"woken">>, true]} = check(Config, threadsafe_wakeup).
+
+call_soon_threadsafe_from_many_threads(Config) ->
+    {ok, 16000} = check(Config, threadsafe_storm, [8, 2000]).
 
 async_call_on_erlang_loop(Config) ->
     ok = py:register_function(loop_double, fun([X]) -> 2 * X end),

@@ -487,3 +487,42 @@ def native_scheduling():
     except RuntimeError as exc:
         out.append(str(exc))
     return out
+
+
+async def called_coroutine():
+    """Called by py:call: run on a new ErlangEventLoop."""
+    await asyncio.sleep(0.01)
+    return type(asyncio.get_running_loop()).__name__
+
+
+def threadsafe_storm(threads, each):
+    """Many threads' call_soon_threadsafe into a running loop: none lost."""
+    loop = erlang.new_event_loop()
+    total = threads * each
+    count = [0]
+    done = loop.create_future()
+
+    def bump():
+        count[0] += 1
+        if count[0] == total:
+            done.set_result(None)
+
+    def producer():
+        for _ in range(each):
+            loop.call_soon_threadsafe(bump)
+            if _ % 97 == 0:
+                time.sleep(0.0005)  # let the loop go back to waiting now and then
+
+    async def main():
+        workers = [threading.Thread(target=producer) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        await asyncio.wait_for(done, 30)
+        for w in workers:
+            w.join()
+        return count[0]
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
