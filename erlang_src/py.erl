@@ -193,11 +193,7 @@ last_traceback() ->
 request(_Target, Build, Timeout) when is_function(Build), not ?IS_TIMEOUT(Timeout) ->
     {error, {badarg, {timeout, Timeout}}};
 request(Pool, Build, Timeout) when is_atom(Pool), is_function(Build) ->
-    case py_pool:checkout(Pool) of
-        {Ctx, {_, _, _, _} = Route} when is_pid(Ctx) -> py_request:call_route(Route, Build, Timeout);
-        {Ctx, none} when is_pid(Ctx) -> py_request:call(Ctx, Build, Timeout);
-        Error -> Error
-    end;
+    py_pool:call(Pool, Build, Timeout);
 request(Target, Build, Timeout) when is_function(Build) ->
     case context_of(Target) of
         Ctx when is_pid(Ctx) -> py_request:call(Ctx, Build, Timeout);
