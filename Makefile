@@ -1,6 +1,6 @@
 # The one entry point: make, make test, make demo, make bench.
 SHELL := /bin/bash
-DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper \
+DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper erlang-proper-dev \
   python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
   python3-pytest python3-msgpack python3-uvloop python3-numpy \
   python3-fastapi python3-uvicorn python3-httpx

@@ -108,6 +108,7 @@ wait(Ref, Timeout) ->
         {Ref, ok, Payload} ->
             case py_msgpack:decode_all(Payload) of
                 {ok, Value} -> {ok, Value};
+                {error, {atom_limit, _} = Reason} -> {error, Reason};
                 {error, Reason} -> {error, {bad_reply, Reason}}
             end;
         {Ref, error, Payload} ->
@@ -139,7 +140,8 @@ python_error(Payload) ->
     case decode3(Payload) of
         {ok, Class, Message, Traceback} ->
             put('$py_last_traceback', Traceback),
-            {error, {binary_to_atom(Class, utf8), Message}};
+            %% Python may name classes at will: an atom only within the budget
+            {error, {py_atoms:class_name(Class), Message}};
         error ->
             {error, {bad_reply, Payload}}
     end.
