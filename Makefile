@@ -12,7 +12,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz clean format
+.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz fuzz-corpus clean format
 
 all: deps cpp erlang
 
@@ -79,18 +79,45 @@ test-asan: all
 demo: all _build/test/py_demo.beam
 	erl -noshell -pa ebin _build/test -s py_demo main
 
-# libFuzzer on the term codec (needs clang): FUZZ_SECONDS of random msgpack,
-# starting from the golden vectors. Not part of `make test`.
+# libFuzzer (needs clang), under ASan + UBSan, seeded from spec/vectors/:
+# term_codec_fuzz (msgpack -> Python -> msgpack), frame_reader_fuzz (the
+# {packet,4} reader, split and merged frames), py_encode_fuzz (Python objects
+# -> msgpack). Each runs FUZZ_SECONDS, or FUZZ_RUNS executions when set
+# (FUZZ_RUNS=3400000 gives the 10^7 of bench/README.md). Not part of `make test`.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
+FUZZ_TARGETS := term_codec_fuzz frame_reader_fuzz py_encode_fuzz
 PY_INCLUDE = $(shell /usr/bin/python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-fuzz: deps
-	@mkdir -p _build/fuzz/corpus
-	@cp spec/vectors/*.mp _build/fuzz/corpus/
-	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iport_program -I$(PY_INCLUDE) \
-	  -DEP_PYTHON_PKG_DIR='"$(CURDIR)/python_pkg"' test/fuzz/term_codec_fuzz.cpp \
-	  port_program/core/term_codec.cpp port_program/core/msgpack_reader.cpp port_program/core/stack_room.cpp \
-	  -lpython3.11 -o _build/fuzz/term_codec_fuzz
-	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./term_codec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus
+FUZZ_CXX := clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -Iport_program -I$(PY_INCLUDE) -DEP_PYTHON_PKG_DIR='"$(CURDIR)/python_pkg"'
+FUZZ_CODEC := port_program/core/term_codec.cpp port_program/core/msgpack_reader.cpp port_program/core/stack_room.cpp
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
+
+_build/fuzz/term_codec_fuzz: test/fuzz/term_codec_fuzz.cpp $(FUZZ_CODEC)
+	@mkdir -p _build/fuzz
+	$(FUZZ_CXX) $^ -lpython3.11 -o $@
+_build/fuzz/py_encode_fuzz: test/fuzz/py_encode_fuzz.cpp $(FUZZ_CODEC)
+	@mkdir -p _build/fuzz
+	$(FUZZ_CXX) $^ -lpython3.11 -o $@
+_build/fuzz/frame_reader_fuzz: test/fuzz/frame_reader_fuzz.cpp port_program/core/frame_reader.hpp
+	@mkdir -p _build/fuzz
+	$(FUZZ_CXX) $< -o $@
+
+# Seeds: the vectors as they are (msgpack values), and for the frame reader
+# the same vectors framed, one per frame and all in one stream.
+fuzz-corpus:
+	@mkdir -p _build/fuzz/corpus_msgpack _build/fuzz/corpus_frames
+	@cp spec/vectors/*.mp _build/fuzz/corpus_msgpack/
+	@/usr/bin/python3 -c 'import glob, struct, sys; \
+	  vs = [open(f, "rb").read() for f in sorted(glob.glob("spec/vectors/*.mp"))]; \
+	  fr = lambda v: struct.pack(">I", len(v)) + v; \
+	  [open("_build/fuzz/corpus_frames/v%03d" % i, "wb").write(bytes([i % 9]) + bytes([1 + i % 7] * 8) + fr(v)) for i, v in enumerate(vs)]; \
+	  open("_build/fuzz/corpus_frames/all", "wb").write(bytes([7]) + bytes([3] * 8) + b"".join(fr(v) for v in vs))'
+
+fuzz: deps fuzz-corpus $(addprefix _build/fuzz/,$(FUZZ_TARGETS))
+	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./term_codec_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
+	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./py_encode_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
+	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./frame_reader_fuzz $(FUZZ_LIMIT) -max_len=8192 corpus_frames
 
 bench: all
 	@mkdir -p _build/bench
