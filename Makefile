@@ -12,7 +12,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz fuzz-corpus clean format
+.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz fuzz-corpus stress clean format
 
 all: deps cpp erlang
 
@@ -118,6 +118,15 @@ fuzz: deps fuzz-corpus $(addprefix _build/fuzz/,$(FUZZ_TARGETS))
 	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./term_codec_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
 	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./py_encode_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
 	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./frame_reader_fuzz $(FUZZ_LIMIT) -max_len=8192 corpus_frames
+
+# Fault storms, long form: every storm of py_storm_SUITE 100 times with 10,000
+# calls in flight (make test runs the same suite: 2 rounds of 2,000).
+STRESS_REPEAT ?= 100
+STRESS_CALLS ?= 10000
+stress: all
+	@mkdir -p $(CT_LOGDIR)
+	EP_STORM_REPEAT=$(STRESS_REPEAT) EP_STORM_CALLS=$(STRESS_CALLS) ct_run -noshell -sname ct_stress_$$$$ -dir test/erlang \
+	  -suite py_storm_SUITE -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src $(CT_ARGS)
 
 bench: all
 	@mkdir -p _build/bench
