@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper erlang-proper-dev \
   python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
   python3-pytest python3-msgpack python3-uvloop python3-numpy \
-  python3-fastapi python3-uvicorn python3-httpx
+  python3-fastapi python3-uvicorn python3-httpx clang libc++-14-dev libc++abi-14-dev
 BUILD := _cmake
 ASAN_BUILD := _cmake_asan
 JOBS ?= 2
@@ -12,7 +12,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz fuzz-corpus stress clean format
+.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz fuzz-corpus stress check dialyzer check-threads clean format
 
 all: deps cpp erlang
 
@@ -39,7 +39,7 @@ erlang: $(ERL_BEAMS) ebin/erlang_python.app
 
 ebin/%.beam: erlang_src/%.erl $(wildcard erlang_src/*.hrl)
 	@mkdir -p ebin
-	erlc +debug_info -I erlang_src -o ebin $<
+	erlc +debug_info +warnings_as_errors -I erlang_src -o ebin $<
 
 ebin/erlang_python.app: erlang_src/erlang_python.app.src
 	@mkdir -p ebin
@@ -118,6 +118,35 @@ fuzz: deps fuzz-corpus $(addprefix _build/fuzz/,$(FUZZ_TARGETS))
 	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./term_codec_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
 	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./py_encode_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
 	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./frame_reader_fuzz $(FUZZ_LIMIT) -max_len=8192 corpus_frames
+
+# Contracts the machine checks (.ci/run runs `make check` before `make test`):
+# Dialyzer on the application with no warnings (the PLT of erts, kernel and
+# stdlib is built once into _build/plt: ~85 s of CPU), erlc with
+# warnings_as_errors (the `erlang' target), and clang's -Wthread-safety on
+# the port program against libc++, whose std::mutex is an annotated
+# capability (see port_program/core/thread_annotations.hpp).
+PLT := _build/plt/erts_kernel_stdlib.plt
+TSA_CXX := clang++ -std=c++20 -stdlib=libc++ -D_LIBCPP_ENABLE_THREAD_SAFETY_ANNOTATIONS \
+  -Wthread-safety -Werror -fsyntax-only -Iport_program -I$(PY_INCLUDE) \
+  -DEP_PYTHON_EXECUTABLE='"/usr/bin/python3"'
+TSA_SOURCES := $(wildcard port_program/core/*.cpp port_program/io/*.cpp) port_program/main.cpp
+
+$(PLT):
+	@mkdir -p _build/plt
+	dialyzer --build_plt --output_plt $@ --apps erts kernel stdlib
+
+dialyzer: erlang $(PLT)
+	dialyzer --plt $(PLT) ebin
+
+_build/tsa/%.ok: %.cpp $(wildcard port_program/*/*.hpp)
+	@mkdir -p $(dir $@)
+	$(TSA_CXX) $<
+	@touch $@
+
+check-threads: deps $(patsubst %.cpp,_build/tsa/%.ok,$(TSA_SOURCES))
+
+check: dialyzer check-threads
+	@echo "make check: Dialyzer, erlc warnings_as_errors and -Wthread-safety passed"
 
 # Fault storms, long form: every storm of py_storm_SUITE 100 times with 10,000
 # calls in flight (make test runs the same suite: 2 rounds of 2,000).

@@ -144,7 +144,7 @@ bool Context::wait_pop(Request& out) {
     // Awaiting a callback's reply, the executor is sure to get input soon.
     auto expect = waits_.empty() ? InputGate::Expect::kInput : InputGate::Expect::kReply;
     Runtime::instance().input().wait(
-        lk, parker_, [this] { return !queue_.empty() || stop_; }, expect);
+        lk, parker_, [this]() REQUIRES(mu_) { return !queue_.empty() || stop_; }, expect);
     sleeping_ = false;
   }
   if (queue_.empty()) return false;

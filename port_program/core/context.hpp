@@ -20,6 +20,7 @@
 #include "core/parker.hpp"
 #include "core/py_ref.hpp"
 #include "core/request.hpp"
+#include "core/thread_annotations.hpp"
 
 namespace ep {
 
@@ -83,7 +84,7 @@ class Context {
   using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
   void run();
-  bool wait_pop(Request& out);  // blocks; false when stopping
+  bool wait_pop(Request& out) NO_THREAD_SAFETY_ANALYSIS;  // blocks; false when stopping
   bool try_pop(Request& out);
   void take(Request& item);  // a request, a callback reply or a cancellation
   void stop_watching();
@@ -114,10 +115,10 @@ class Context {
 
   std::mutex mu_;
   Parker parker_;  // the executor's
-  std::deque<Request> queue_;
-  bool sleeping_ = false;
-  bool watch_nested_ = false;  // post() signals nested_fd_
-  bool stop_ = false;
+  std::deque<Request> queue_ GUARDED_BY(mu_);
+  bool sleeping_ GUARDED_BY(mu_) = false;
+  bool watch_nested_ GUARDED_BY(mu_) = false;  // post() signals nested_fd_
+  bool stop_ GUARDED_BY(mu_) = false;
   std::atomic<uint32_t> pending_{0};
   std::unique_ptr<NativeThread> thread_;  // last: starts after every member exists
 };
