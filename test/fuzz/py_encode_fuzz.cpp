@@ -155,8 +155,13 @@ class Program {
         break;
       }
       default:
-        // share a value
-        if (stack_.size() > 1) stack_.push_back(ep::PyRef::borrow(stack_[next() % stack_.size()].get()));
+        // share a value; not a container: a DAG of shared lists expands
+        // exponentially when encoded, which makes the fuzzer crawl
+        if (stack_.size() > 1) {
+          PyObject* obj = stack_[next() % stack_.size()].get();
+          if (!PyList_Check(obj) && !PyTuple_Check(obj) && !PyDict_Check(obj))
+            stack_.push_back(ep::PyRef::borrow(obj));
+        }
         break;
     }
   }
