@@ -12,7 +12,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz fuzz-corpus stress check dialyzer check-threads clean format
+.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz fuzz-corpus stress soak check dialyzer check-threads clean format
 
 all: deps cpp erlang
 
@@ -156,6 +156,14 @@ stress: all
 	@mkdir -p $(CT_LOGDIR)
 	EP_STORM_REPEAT=$(STRESS_REPEAT) EP_STORM_CALLS=$(STRESS_CALLS) ct_run -noshell -sname ct_stress_$$$$ -dir test/erlang \
 	  -suite py_storm_SUITE -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src $(CT_ARGS)
+
+# Soak (not in make test): SOAK_CALLS mixed calls; resident memory of the VM
+# and of each port program must stay within 10% after warm-up.
+SOAK_CALLS ?= 1000000
+soak: all
+	@mkdir -p _build/bench
+	erlc -o _build/bench bench/py_soak.erl
+	erl -noshell -pa ebin _build/bench -eval 'py_soak:main(["$(SOAK_CALLS)"]).'
 
 bench: all
 	@mkdir -p _build/bench
