@@ -1,11 +1,12 @@
 # The one entry point: make, make test, make demo, make bench.
 SHELL := /bin/bash
-DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper \
+DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper erlang-proper-dev \
   python3-venv python3-pip python3-wheel \
   python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
   python3-pytest python3-msgpack python3-uvloop python3-numpy \
   python3-fastapi python3-uvicorn python3-httpx \
-  rebar3 elixir libpython3.11-testsuite python3-aiohttp
+  rebar3 elixir libpython3.11-testsuite python3-aiohttp \
+  clang libc++-14-dev libc++abi-14-dev
 BUILD := _cmake
 ASAN_BUILD := _cmake_asan
 JOBS ?= 2
@@ -15,7 +16,8 @@ TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
 .PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan demo bench bench-async fuzz clean format \
-  test-asyncio test-asyncio-quick bench-loop
+  test-asyncio test-asyncio-quick bench-loop \
+  fuzz-corpus stress soak check dialyzer check-threads clean format
 
 all: deps cpp erlang priv-python
 
@@ -81,7 +83,7 @@ erlang: $(ERL_BEAMS) ebin/erlang_python.app
 
 ebin/%.beam: erlang_src/%.erl $(wildcard erlang_src/*.hrl)
 	@mkdir -p ebin
-	erlc +debug_info -I erlang_src -o ebin $<
+	erlc +debug_info +warnings_as_errors -I erlang_src -o ebin $<
 
 ebin/erlang_python.app: erlang_src/erlang_python.app.src
 	@mkdir -p ebin
@@ -151,18 +153,91 @@ bench-loop: all
 demo: all _build/test/py_demo.beam
 	erl -noshell -pa ebin _build/test -s py_demo main
 
-# libFuzzer on the term codec (needs clang): FUZZ_SECONDS of random msgpack,
-# starting from the golden vectors. Not part of `make test`.
+# libFuzzer (needs clang), under ASan + UBSan, seeded from spec/vectors/:
+# term_codec_fuzz (msgpack -> Python -> msgpack), frame_reader_fuzz (the
+# {packet,4} reader, split and merged frames), py_encode_fuzz (Python objects
+# -> msgpack). Each runs FUZZ_SECONDS, or FUZZ_RUNS executions when set
+# (FUZZ_RUNS=3400000 gives the 10^7 of bench/README.md). Not part of `make test`.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
+FUZZ_TARGETS := term_codec_fuzz frame_reader_fuzz py_encode_fuzz
 PY_INCLUDE = $(shell /usr/bin/python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-fuzz: deps
-	@mkdir -p _build/fuzz/corpus
-	@cp spec/vectors/*.mp _build/fuzz/corpus/
-	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iport_program -I$(PY_INCLUDE) \
-	  -DEP_PYTHON_PKG_DIR='"$(CURDIR)/python_pkg"' test/fuzz/term_codec_fuzz.cpp \
-	  port_program/core/term_codec.cpp port_program/core/msgpack_reader.cpp port_program/core/stack_room.cpp \
-	  -lpython3.11 -o _build/fuzz/term_codec_fuzz
-	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./term_codec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus
+FUZZ_CXX := clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -Iport_program -I$(PY_INCLUDE) -DEP_PYTHON_PKG_DIR='"$(CURDIR)/python_pkg"'
+FUZZ_CODEC := port_program/core/term_codec.cpp port_program/core/msgpack_reader.cpp port_program/core/stack_room.cpp
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
+
+_build/fuzz/term_codec_fuzz: test/fuzz/term_codec_fuzz.cpp $(FUZZ_CODEC)
+	@mkdir -p _build/fuzz
+	$(FUZZ_CXX) $^ -lpython3.11 -o $@
+_build/fuzz/py_encode_fuzz: test/fuzz/py_encode_fuzz.cpp $(FUZZ_CODEC)
+	@mkdir -p _build/fuzz
+	$(FUZZ_CXX) $^ -lpython3.11 -o $@
+_build/fuzz/frame_reader_fuzz: test/fuzz/frame_reader_fuzz.cpp port_program/core/frame_reader.hpp
+	@mkdir -p _build/fuzz
+	$(FUZZ_CXX) $< -o $@
+
+# Seeds: the vectors as they are (msgpack values), and for the frame reader
+# the same vectors framed, one per frame and all in one stream.
+fuzz-corpus:
+	@mkdir -p _build/fuzz/corpus_msgpack _build/fuzz/corpus_frames
+	@cp spec/vectors/*.mp _build/fuzz/corpus_msgpack/
+	@/usr/bin/python3 -c 'import glob, struct, sys; \
+	  vs = [open(f, "rb").read() for f in sorted(glob.glob("spec/vectors/*.mp"))]; \
+	  fr = lambda v: struct.pack(">I", len(v)) + v; \
+	  [open("_build/fuzz/corpus_frames/v%03d" % i, "wb").write(bytes([i % 9]) + bytes([1 + i % 7] * 8) + fr(v)) for i, v in enumerate(vs)]; \
+	  open("_build/fuzz/corpus_frames/all", "wb").write(bytes([7]) + bytes([3] * 8) + b"".join(fr(v) for v in vs))'
+
+fuzz: deps fuzz-corpus $(addprefix _build/fuzz/,$(FUZZ_TARGETS))
+	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./term_codec_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
+	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./py_encode_fuzz $(FUZZ_LIMIT) -max_len=4096 corpus_msgpack
+	cd _build/fuzz && ASAN_OPTIONS=detect_leaks=0 ./frame_reader_fuzz $(FUZZ_LIMIT) -max_len=8192 corpus_frames
+
+# Contracts the machine checks (.ci/run runs `make check` before `make test`):
+# Dialyzer on the application with no warnings (the PLT of erts, kernel and
+# stdlib is built once into _build/plt: ~85 s of CPU), erlc with
+# warnings_as_errors (the `erlang' target), and clang's -Wthread-safety on
+# the port program against libc++, whose std::mutex is an annotated
+# capability (see port_program/core/thread_annotations.hpp).
+PLT := _build/plt/erts_kernel_stdlib.plt
+TSA_CXX := clang++ -std=c++20 -stdlib=libc++ -D_LIBCPP_ENABLE_THREAD_SAFETY_ANNOTATIONS \
+  -Wthread-safety -Werror -fsyntax-only -Iport_program -I$(PY_INCLUDE) \
+  -DEP_PYTHON_EXECUTABLE='"/usr/bin/python3"'
+TSA_SOURCES := $(wildcard port_program/core/*.cpp port_program/io/*.cpp) port_program/main.cpp
+
+$(PLT):
+	@mkdir -p _build/plt
+	dialyzer --build_plt --output_plt $@ --apps erts kernel stdlib
+
+dialyzer: erlang $(PLT)
+	dialyzer --plt $(PLT) ebin
+
+_build/tsa/%.ok: %.cpp $(wildcard port_program/*/*.hpp)
+	@mkdir -p $(dir $@)
+	$(TSA_CXX) $<
+	@touch $@
+
+check-threads: deps $(patsubst %.cpp,_build/tsa/%.ok,$(TSA_SOURCES))
+
+check: dialyzer check-threads
+	@echo "make check: Dialyzer, erlc warnings_as_errors and -Wthread-safety passed"
+
+# Fault storms, long form: every storm of py_storm_SUITE 100 times with 10,000
+# calls in flight (make test runs the same suite: 2 rounds of 2,000).
+STRESS_REPEAT ?= 100
+STRESS_CALLS ?= 10000
+stress: all
+	@mkdir -p $(CT_LOGDIR)
+	EP_STORM_REPEAT=$(STRESS_REPEAT) EP_STORM_CALLS=$(STRESS_CALLS) ct_run -noshell -sname ct_stress_$$$$ -dir test/erlang \
+	  -suite py_storm_SUITE -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src $(CT_ARGS)
+
+# Soak (not in make test): SOAK_CALLS mixed calls; resident memory of the VM
+# and of each port program must stay within 10% after warm-up.
+SOAK_CALLS ?= 1000000
+soak: all
+	@mkdir -p _build/bench
+	erlc -o _build/bench bench/py_soak.erl
+	erl -noshell -pa ebin _build/bench -eval 'py_soak:main(["$(SOAK_CALLS)"]).'
 
 bench: all
 	@mkdir -p _build/bench

@@ -411,14 +411,9 @@ venv_info() -> py_venv:venv_info().
 request(_Target, Build, Timeout) when is_function(Build), not ?IS_TIMEOUT(Timeout) ->
     {error, {badarg, {timeout, Timeout}}};
 request(Pool, Build, Timeout) when is_atom(Pool), is_function(Build) ->
-    %% py_schedule: a handler that returned a schedule marker continues here
-    case py_pool:checkout(Pool) of
-        {Ctx, {_, _, _, _} = Route} when is_pid(Ctx) ->
-            py_schedule:continued(Ctx, py_request:call_route(Route, Build, Timeout), Timeout);
-        {Ctx, none} when is_pid(Ctx) ->
-            py_schedule:continued(Ctx, py_request:call(Ctx, Build, Timeout), Timeout);
-        Error -> Error
-    end;
+    %% py_schedule: a handler that returned a schedule marker continues on its context
+    py_pool:call(Pool, Build, Timeout,
+                 fun(Ctx, Reply) -> py_schedule:continued(Ctx, Reply, Timeout) end);
 request(Target, Build, Timeout) when is_function(Build) ->
     case context_of(Target) of
         Ctx when is_pid(Ctx) ->

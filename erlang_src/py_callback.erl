@@ -103,7 +103,11 @@ run(Owner, Port, Id, Request) ->
 reply(Request) ->
     Reply = try decode_request(Request) of
                 {ok, Name, Args} -> invoke(Name, Args);
-                error -> {error, <<"malformed callback request">>}
+                {error, {atom_limit, Limit}} ->
+                    {error, iolist_to_binary(
+                              ["the arguments hold more new atoms than the node allows "
+                               "(max_new_atoms ", integer_to_list(Limit), ")"])};
+                {error, _} -> {error, <<"malformed callback request">>}
             catch
                 _:_ -> {error, <<"callback handler failed">>}
             end,
@@ -144,10 +148,13 @@ decode_request(Bin) ->
         {ok, Name, Rest} when is_binary(Name) ->
             case py_msgpack:decode_all(Rest) of
                 {ok, Args} when is_list(Args) -> {ok, Name, Args};
-                _ -> error
+                {ok, _} -> {error, args};
+                {error, _} = Error -> Error
             end;
-        _ ->
-            error
+        {ok, _, _} ->
+            {error, name};
+        {error, _} = Error ->
+            Error
     end.
 
 invoke(Name, Args) ->

@@ -32,7 +32,9 @@
 %% Every term can be encoded. Decoding never raises on malformed input: it
 %% returns `{error, Reason}'. Decoding stops with `{error, too_deep}' when
 %% containers (arrays, maps, tuples) are nested more than 10,000 levels deep;
-%% encoding has no depth limit.
+%% encoding has no depth limit. An atom (ext 1) that does not exist yet is
+%% created only within the node's budget (py_atoms); pids, references and
+%% opaque terms (ext 3, 4, 7) never create atoms.
 %%
 %% Encoding returns iodata built head-first; decoding uses binary matching
 %% and builds lists head-first with counted body recursion.
@@ -50,6 +52,7 @@
     | {unknown_ext, integer()}
     | {bad_ext, integer()}
     | {bad_reply, binary()}
+    | {atom_limit, non_neg_integer()}
     | {malformed, term()}.
 %% Why a decode failed: `truncated' (the input ends inside a value),
 %% `too_deep' (nesting deeper than 10,000), `trailing_bytes' (only from
@@ -57,7 +60,9 @@
 %% `{unknown_ext, Type}', `{bad_ext, Type}' (a known ext type whose payload
 %% is invalid), `{bad_reply, Prefix}' (only from {@link decode_reply/1}: the
 %% message is not an array of at least two elements starting with a
-%% positive fixint; `Prefix' is its first bytes).
+%% positive fixint; `Prefix' is its first bytes), `{atom_limit, Limit}' (an
+%% atom that does not exist yet, with the node's budget of atoms created from
+%% decoded data spent: see py_atoms).
 
 -define(MAX_DEPTH, 10000).
 %% The atom msgpack nil decodes to: a persistent term, read only when a nil is
@@ -532,8 +537,10 @@ dec_value(K, N, R0, D) ->
     {[{K, V} | T], Rest}.
 
 ext_term(1, Name, _) ->
-    try binary_to_atom(Name, utf8)
-    catch error:_ -> throw({bad_ext, 1})
+    %% An atom that exists costs one lookup; a new one is charged to the
+    %% node's budget (py_atoms), as port data must not fill the atom table.
+    try binary_to_existing_atom(Name, utf8)
+    catch error:_ -> py_atoms:existing_or_new(Name)
     end;
 ext_term(2, Payload, D) when D < ?MAX_DEPTH ->
     {N, Elems} =
@@ -586,7 +593,9 @@ dec_tuple_elems(N, Elems, D) ->
 %% The whole payload must be one term in external format.
 b2t(Payload) ->
     Size = byte_size(Payload) + 1,
-    try binary_to_term(<<131, Payload/binary>>, [used]) of
+    %% `safe': pids, references and opaque terms were made by a node, whose
+    %% atoms exist; bytes that would create atoms are not such a term.
+    try binary_to_term(<<131, Payload/binary>>, [safe, used]) of
         {Term, Size} -> {ok, Term};
         _ -> error
     catch

@@ -7,6 +7,7 @@
 -module(py_pool).
 
 -export([init_tables/0, start_default/0, start_pool/3, stop_pool/1, pool_started/1, checkout/1,
+         checkout/2, call/3, call/4,
          get_context/1, context/2, contexts/1, num_contexts/1, spec/1]).
 %% Node pools (used by py_node_pool)
 -export([start_member/1, member_contexts/1, set_live/2, generation_cell/3, slots_changed/1]).
@@ -178,7 +179,9 @@ pool_started(Pool) ->
 %% @doc A context of the pool: the one this process used last if it is idle
 %% (a caller calling in a loop stays with one port program, whose reading
 %% thread is then still awake), else round-robin, skipping to an idle context
-%% when the next one in turn has calls in flight. A node pool chooses among
+%% when the next one in turn has calls in flight. A slot whose context is
+%% restarting is skipped; `{error, {context_starting, Pool}}' only when every
+%% slot is (checkout/2 waits instead). A node pool chooses among
 %% its live contexts round-robin the same way.
 -spec get_context(atom()) -> pid() | {error, term()}.
 get_context(Pool) ->
@@ -203,6 +206,86 @@ checkout(Pool) ->
             checkout_fresh(Pool)
     end.
 
+%% @doc A request to a context of the pool (py:call/eval/exec): it goes to a
+%% live context, waiting within `Timeout' while every context is restarting.
+%% A request that could not be written because its port program had just died
+%% (nothing reached Python) goes to another context.
+-spec call(atom(), py_request:builder(), timeout()) -> {ok, term()} | {error, term()}.
+call(Pool, Build, Timeout) ->
+    call(Pool, Build, Timeout, fun(_Ctx, Reply) -> Reply end).
+
+%% @doc call/3 whose reply goes through `Then' with the context that gave it
+%% (a schedule marker continues on that context: py_schedule).
+-spec call(atom(), py_request:builder(), timeout(),
+           fun((pid(), {ok, term()} | {error, term()}) -> Result)) -> Result | {error, term()}.
+call(Pool, Build, Timeout, Then) ->
+    call(Pool, Build, Timeout, Then, deadline(Timeout), 1).
+
+call(Pool, Build, Timeout, Then, Deadline, Backoff) ->
+    case checkout(Pool, Timeout) of
+        {Ctx, {_, _, _, _} = Route, Left} ->
+            case py_request:try_route(Route, Build, Left) of
+                not_sent ->
+                    %% The slot's context is about to go (its row and this
+                    %% process's cached route with it): choose again.
+                    erase({'$py_pool_routes', Pool}),
+                    case time_left(Deadline) of
+                        0 -> {error, timeout};
+                        Left1 ->
+                            receive after min(Backoff, Left1) -> ok end,
+                            call(Pool, Build, time_left(Deadline), Then, Deadline,
+                                 min(Backoff * 2, 10))
+                    end;
+                Reply ->
+                    Then(Ctx, Reply)
+            end;
+        {Ctx, none, Left} ->
+            Then(Ctx, py_request:call(Ctx, Build, Left));
+        Error ->
+            Error
+    end.
+
+time_left(infinity) -> infinity;
+time_left(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+%% @doc checkout/1 that, while every context of the pool is restarting (a
+%% one-context pool whose port program died), waits up to `Timeout' ms for
+%% one; returns the time left of `Timeout', or `{error, timeout}'.
+-spec checkout(atom(), timeout()) ->
+          {pid(), py_request:route() | none, timeout()} | {error, term()}.
+checkout(Pool, Timeout) ->
+    case checkout(Pool) of
+        {Ctx, Route} when is_pid(Ctx) -> {Ctx, Route, Timeout};
+        {error, {context_starting, _}} -> wait_checkout(Pool, deadline(Timeout), 1);
+        Error -> Error
+    end.
+
+deadline(infinity) -> infinity;
+deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
+
+%% A restart takes a few milliseconds (the port program answers requests only
+%% once Python is up, but its contexts are routable as soon as it is spawned):
+%% poll, backing off to 10 ms.
+wait_checkout(Pool, Deadline, Sleep) ->
+    Left = case Deadline of
+               infinity -> infinity;
+               _ -> Deadline - erlang:monotonic_time(millisecond)
+           end,
+    case Left of
+        _ when is_integer(Left), Left =< 0 -> ok;
+        _ -> receive after min(Sleep, Left) -> ok end  % an integer is less than infinity
+    end,
+    case checkout(Pool) of
+        {Ctx, Route} when is_pid(Ctx) ->
+            {Ctx, Route, time_left(Deadline)};
+        {error, {context_starting, _}} when Left =:= infinity; Left > 0 ->
+            wait_checkout(Pool, Deadline, min(Sleep * 2, 10));
+        {error, {context_starting, _}} ->
+            {error, timeout};
+        Error ->
+            Error
+    end.
+
 checkout_fresh(Pool) ->
     case ets:lookup(?POOLS, Pool) of
         [{_, Size, Counters, Spec}] when is_integer(Size) ->
@@ -215,13 +298,19 @@ checkout_fresh(Pool) ->
                           [{_, Pid, Route}] -> {Pid, Route};
                           [] -> {error, {context_starting, Pool}}
                       end || Slot <- lists:seq(0, Size - 1)],
+            RoutesT = list_to_tuple(Routes),
             case {Generation, lists:keymember(error, 1, Routes)} of
                 {{Cell1, Gen}, false} ->
-                    put({'$py_pool_routes', Pool}, {Counters, Cell1, Gen, list_to_tuple(Routes)});
-                _ ->
-                    erase({'$py_pool_routes', Pool})
-            end,
-            pick(Pool, list_to_tuple(Routes), Counters);
+                    put({'$py_pool_routes', Pool}, {Counters, Cell1, Gen, RoutesT}),
+                    pick(Pool, RoutesT, Counters);
+                {_, false} ->
+                    erase({'$py_pool_routes', Pool}),
+                    pick(Pool, RoutesT, Counters);
+                {_, true} ->
+                    %% A member is restarting: never choose its empty slot.
+                    erase({'$py_pool_routes', Pool}),
+                    pick_live(Pool, RoutesT, Counters)
+            end;
         [{_, {}, _, _}] ->
             {error, {no_contexts, Pool}};
         [{_, Live, Counters, _}] ->
@@ -256,6 +345,36 @@ own_route(Owner, Routes, I, Picked) ->
     case element(I, Routes) of
         {_, {_, Owner, _, _}} = Own -> Own;
         _ -> own_route(Owner, Routes, I - 1, Picked)
+    end.
+
+%% A slot of `Routes' that has a context: the first idle one in round-robin
+%% order, else the least loaded; else the error of an empty slot.
+pick_live(Pool, Routes, Counters) ->
+    Size = tuple_size(Routes),
+    Start = atomics:add_get(Counters, 1, 1) rem Size,
+    case live_slot(Routes, Counters, Start, Size, 0, none) of
+        none ->
+            {error, {context_starting, Pool}};
+        {_, Slot} ->
+            put({'$py_pool_slot', Pool}, Slot),
+            element(Slot + 1, Routes)
+    end.
+
+live_slot(_Routes, _Counters, _Start, Size, Size, Best) ->
+    Best;
+live_slot(Routes, Counters, Start, Size, I, Best) ->
+    Slot = (Start + I) rem Size,
+    case element(Slot + 1, Routes) of
+        {Pid, _} when is_pid(Pid) ->
+            case {atomics:get(Counters, Slot + 2), Best} of
+                {0, _} -> {0, Slot};
+                {Load, {BestLoad, _}} when BestLoad =< Load ->
+                    live_slot(Routes, Counters, Start, Size, I + 1, Best);
+                {Load, _} ->
+                    live_slot(Routes, Counters, Start, Size, I + 1, {Load, Slot})
+            end;
+        _ ->
+            live_slot(Routes, Counters, Start, Size, I + 1, Best)
     end.
 
 pick_slot(Pool, Size, Counters) ->

@@ -92,11 +92,16 @@ handle_cast(_Msg, State) ->
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info({Port, {data, Data}}, #state{port = Port} = State) ->
-    case Data of
-        <<16#93, 4, Rest/binary>> -> forward(Rest, ok, Data), {noreply, State};
-        <<16#95, 5, Rest/binary>> -> forward(Rest, error, Data), {noreply, State};
-        <<16#95, 16, Rest/binary>> -> {noreply, callback(Rest, State)};
-        _ -> handle_message(Data, State)
+    try
+        case Data of
+            <<16#93, 4, Rest/binary>> -> forwarded(forward(Rest, ok, Data), State);
+            <<16#95, 5, Rest/binary>> -> forwarded(forward(Rest, error, Data), State);
+            <<16#95, 16, Rest/binary>> -> callback(Rest, State);
+            _ -> handle_message(Data, State)
+        end
+    catch
+        %% a well-formed message with values of the wrong types
+        Class:Reason -> bad_frame({Class, Reason}, State)
     end;
 handle_info({Port, {exit_status, Status}}, #state{port = Port, startup = Text} = State)
   when is_list(Text) ->
@@ -133,15 +138,38 @@ terminate(_Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPi
 %% Internal
 
 %% The request ID is a reference (ext 4), almost always in an ext8 header.
-forward(<<16#c7, Len, 4, RefBytes:Len/binary, Payload/binary>>, Tag, _Whole) ->
-    Ref = binary_to_term(<<131, RefBytes/binary>>),
-    Ref ! {Ref, Tag, Payload},
-    ok;
+%% `safe': bytes that would create an atom are no reference this node issued.
+forward(<<16#c7, Len, 4, RefBytes:Len/binary, Payload/binary>>, Tag, Whole) ->
+    try binary_to_term(<<131, RefBytes/binary>>, [safe]) of
+        Ref when is_reference(Ref) ->
+            Ref ! {Ref, Tag, Payload},
+            ok;
+        _ ->
+            forward(<<>>, Tag, Whole)
+    catch
+        error:badarg -> forward(<<>>, Tag, Whole)
+    end;
 forward(_, Tag, Whole) ->
     case py_msgpack:decode_reply(Whole) of
         {_Type, Ref, Payload} when is_reference(Ref) -> Ref ! {Ref, Tag, Payload}, ok;
+        {error, {atom_limit, _}} -> ok;
+        {error, Reason} -> {error, Reason};
         _ -> ok  % a cast's reply or an ID we never issued: nobody waits for it
     end.
+
+forwarded(ok, State) ->
+    {noreply, State};
+forwarded({error, Reason}, State) ->
+    bad_frame(Reason, State).
+
+%% A frame that does not decode: the port program is broken or hostile. It is
+%% closed (its callers get `{error, {python_died, _}}' at once, the context
+%% restarts); the owner itself exits normally.
+bad_frame(Reason, State) ->
+    logger:error("Python port program ~p of pool ~p sent a malformed frame (~0tp): "
+                 "closing it", [State#state.os_pid, State#state.pool, Reason],
+                 #{domain => [python]}),
+    {stop, {shutdown, {python_died, {bad_frame, Reason}}}, State}.
 
 handle_message(Data, State) ->
     case py_msgpack:decode_all(Data) of
@@ -194,10 +222,17 @@ handle_message(Data, State) ->
             logger:error("Python port program protocol error: ~ts", [Reason],
                          #{domain => [python]}),
             {noreply, State};
-        Other ->
+        {ok, Other} ->
             logger:warning("unexpected message from the Python port program: ~p", [Other],
                            #{domain => [python]}),
-            {noreply, State}
+            {noreply, State};
+        {error, {atom_limit, Limit}} ->
+            logger:warning("a message from the Python port program was dropped: it holds "
+                           "more new atoms than the node allows (max_new_atoms ~p)", [Limit],
+                           #{domain => [python]}),
+            {noreply, State};
+        {error, Reason} ->
+            bad_frame(Reason, State)
     end.
 
 %% A callback request `[16, Id, HandlerKey, Name, Args]': the handler key names
@@ -208,24 +243,33 @@ callback(Bin, #state{port = Port} = State) ->
             case py_msgpack:decode(Rest0) of
                 {ok, Nil, Request} when Nil =:= none; Nil =:= nil ->  % app env none_as
                     Pid = proc_lib:spawn_link(py_callback, run, [self(), Port, Id, Request]),
-                    State#state{workers = (State#state.workers)#{Pid => {async, Id}}};
-                {ok, Key, Request} ->
+                    {noreply, State#state{workers = (State#state.workers)#{Pid => {async, Id}}}};
+                {ok, Key, Request} when is_integer(Key) ->
                     case handler(Key, State) of
                         {ok, {Pid, Done, Sent, _}, State1} ->
                             Pid ! {py_callback, Id, Request},
                             Handlers = State1#state.handlers,
-                            State1#state{handlers = Handlers#{Key => {Pid, Done, Sent + 1, Id}}};
+                            {noreply,
+                             State1#state{handlers = Handlers#{Key => {Pid, Done, Sent + 1, Id}}}};
                         error ->
                             %% No handler could start: fail the call rather than leave it waiting.
                             catch erlang:port_command(
                                     Port, py_msgpack:encode([21, Id, <<"no callback handler">>])),
-                            State
+                            {noreply, State}
                     end;
-                _ -> State
+                Bad ->
+                    %% The thread that asked waits for a reply: it gets one.
+                    catch erlang:port_command(
+                            Port, py_msgpack:encode([21, Id, <<"malformed callback request">>])),
+                    case Bad of
+                        {error, Reason} -> bad_frame(Reason, State);
+                        _ -> {noreply, State}
+                    end
             end;
-        _ ->
-            logger:warning("malformed callback request from Python", #{domain => [python]}),
-            State
+        {ok, _, _} ->
+            bad_frame(callback_id, State);
+        {error, Reason} ->
+            bad_frame(Reason, State)
     end.
 
 %% The handler of `Key', idle: a busy one (its request was abandoned by

@@ -12,7 +12,7 @@
 %% which the runtime routes back to the caller's node.
 -module(py_request).
 
--export([call/3, call_route/3, send/2, cast/2, wait/2, failed/1]).
+-export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1]).
 
 %% Makes a request message from the context's number in its port program, then
 %% the request ID.
@@ -34,11 +34,21 @@ call(Ctx, Build, Timeout) ->
 
 %% @doc call/3 when the caller has the context's route already (py_pool:checkout/1).
 -spec call_route(route(), builder(), timeout()) -> {ok, term()} | {error, term()}.
-call_route({Port, Owner, Local, Load}, Build, Timeout) ->
+call_route(Route, Build, Timeout) ->
+    case try_route(Route, Build, Timeout) of
+        not_sent -> {error, {python_died, port_closed}};
+        Reply -> Reply
+    end.
+
+%% @doc call_route/3, or `not_sent' if the port was closed before the request
+%% could be written: nothing reached Python, another context may take it.
+-spec try_route(route(), builder(), timeout()) -> {ok, term()} | {error, term()} | not_sent.
+try_route({Port, Owner, Local, Load}, Build, Timeout) ->
     %% the slot's in-flight counter: lowered even if this process is killed
     py_inflight:begin_call(Load),
     try send_to(Port, Owner, Build(Local)) of
-        Sent -> await_sent(Sent, Port, Local, Timeout)
+        {ok, _} = Sent -> await_sent(Sent, Port, Local, Timeout);
+        {error, {python_died, port_closed}} -> not_sent
     after
         py_inflight:end_call(Load)
     end.
@@ -50,9 +60,7 @@ await_sent({ok, Ref}, Port, Local, Timeout) ->
             Error;
         Reply ->
             Reply
-    end;
-await_sent(Error, _Port, _Local, _Timeout) ->
-    Error.
+    end.
 
 %% @doc Sends a request to context `Ctx'; `Build' makes the message from the
 %% request ID and the context's number in its port program.
@@ -100,6 +108,7 @@ wait(Ref, Timeout) ->
         {Ref, ok, Payload} ->
             case py_msgpack:decode_all(Payload) of
                 {ok, Value} -> {ok, Value};
+                {error, {atom_limit, _} = Reason} -> {error, Reason};
                 {error, Reason} -> {error, {bad_reply, Reason}}
             end;
         {Ref, error, Payload} ->
@@ -141,7 +150,8 @@ python_error(Payload) ->
     case decode3(Payload) of
         {ok, Class, Message, Traceback} ->
             put('$py_last_traceback', Traceback),
-            {error, {binary_to_atom(Class, utf8), Message}};
+            %% Python may name classes at will: an atom only within the budget
+            {error, {py_atoms:class_name(Class), Message}};
         error ->
             {error, {bad_reply, Payload}}
     end.

@@ -31,6 +31,7 @@
 #include "core/msgpack_writer.hpp"
 #include "core/parker.hpp"
 #include "core/py_ref.hpp"
+#include "core/thread_annotations.hpp"
 
 namespace ep {
 
@@ -41,7 +42,7 @@ class MsgpackReader;
 struct ThreadWake {
   std::mutex mu;
   Parker parker;
-  bool woken = false;
+  bool woken GUARDED_BY(mu) = false;
 };
 
 struct ChannelWaker {
@@ -160,11 +161,11 @@ class Channels {
   static void ack_frame(std::string& out, Channel& ch, bool want);
   // Lock held, no Channel object left and no want outstanding: acknowledges
   // what was taken, gives back what was not (into `out`), forgets `it`.
-  void forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out);
+  void forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out) REQUIRES(mu_);
   static void wake_all(std::vector<ChannelWaker>& waiters);
 
   std::mutex mu_;
-  std::unordered_map<uint64_t, Channel> channels_;
+  std::unordered_map<uint64_t, Channel> channels_ GUARDED_BY(mu_);
 };
 
 }  // namespace ep

@@ -163,8 +163,8 @@ bool Context::try_pop(Request& out) {
 
 bool Context::wait_pop(Request& out, bool nested) {
   std::unique_lock lk(mu_);
-  auto next = [this, nested] { return nested ? find_nestable_locked() : queue_.begin(); };
-  auto ready = [&] { return stop_ || next() != queue_.end(); };
+  auto next = [this, nested]() REQUIRES(mu_) { return nested ? find_nestable_locked() : queue_.begin(); };
+  auto ready = [&]() REQUIRES(mu_) { return stop_ || next() != queue_.end(); };
   if (!ready()) {
     sleeping_ = true;
     // Awaiting a callback's reply, the executor is sure to get input soon.

@@ -20,6 +20,7 @@
 #include "core/parker.hpp"
 #include "core/py_ref.hpp"
 #include "core/request.hpp"
+#include "core/thread_annotations.hpp"
 
 namespace ep {
 
@@ -87,14 +88,14 @@ class Context {
   void run();
   // Blocks; false when stopping. `nested`: only what may run nested in the
   // waits on the stack (nestable()), the rest stays queued, in order.
-  bool wait_pop(Request& out, bool nested);
+  bool wait_pop(Request& out, bool nested) NO_THREAD_SAFETY_ANALYSIS;
   bool try_pop(Request& out);
   bool try_pop_nestable(Request& out);
   // Executor thread: a callback reply, cancellation or wake, or a request of the
   // chain of a callback this thread waits for (its marker names one of waits_,
   // or an erlang.async_call of this executor that is pending).
   bool nestable(const Request& item) const;
-  std::deque<Request>::iterator find_nestable_locked();  // mu_ held
+  std::deque<Request>::iterator find_nestable_locked() REQUIRES(mu_);
   void take(Request& item);  // a request, a callback reply or a cancellation
   void stop_watching();
   void execute(const Request& request);
@@ -124,10 +125,10 @@ class Context {
 
   std::mutex mu_;
   Parker parker_;  // the executor's
-  std::deque<Request> queue_;
-  bool sleeping_ = false;
-  bool watch_nested_ = false;  // post() signals nested_fd_
-  bool stop_ = false;
+  std::deque<Request> queue_ GUARDED_BY(mu_);
+  bool sleeping_ GUARDED_BY(mu_) = false;
+  bool watch_nested_ GUARDED_BY(mu_) = false;  // post() signals nested_fd_
+  bool stop_ GUARDED_BY(mu_) = false;
   std::atomic<uint32_t> pending_{0};
   std::unique_ptr<NativeThread> thread_;  // last: starts after every member exists
 };

@@ -224,7 +224,8 @@ void InputGate::standby() {
     seen_vacant = !leader_;
     if (leader_ && quiet > kQuietTicks) {
       standby_deep_ = true;
-      standby_cv_.wait(g, [this] { return stopping_ || !leader_ || leader_ == &standby_mark_; });
+      standby_cv_.wait(
+          g, [this]() REQUIRES(mu_) { return stopping_ || !leader_ || leader_ == &standby_mark_; });
       standby_deep_ = false;
       seen = epoch_;
       seen_vacant = !leader_;

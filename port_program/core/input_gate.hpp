@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "core/parker.hpp"
+#include "core/thread_annotations.hpp"
 
 namespace ep {
 
@@ -75,7 +76,7 @@ class InputGate {
   // input itself.
   template <class Ready>
   void wait(std::unique_lock<std::mutex>& lk, Parker& parker, Ready&& ready,
-            Expect expect = Expect::kInput) {
+            Expect expect = Expect::kInput) NO_THREAD_SAFETY_ANALYSIS {
     while (!ready()) wait_once(lk, parker, ReadyRef(ready), expect);
   }
 
@@ -92,7 +93,9 @@ class InputGate {
    public:
     template <class F>
     explicit ReadyRef(F& f)
-        : obj_(&f), call_([](void* o) { return static_cast<bool>((*static_cast<F*>(o))()); }) {}
+        : obj_(&f), call_([](void* o) NO_THREAD_SAFETY_ANALYSIS {
+            return static_cast<bool>((*static_cast<F*>(o))());  // called with the lock held
+          }) {}
     bool operator()() const { return call_(obj_); }
 
    private:
@@ -113,30 +116,31 @@ class InputGate {
     Clock::time_point at;
   };
 
-  void wait_once(std::unique_lock<std::mutex>& lk, Parker& parker, ReadyRef ready, Expect expect);
+  void wait_once(std::unique_lock<std::mutex>& lk, Parker& parker, ReadyRef ready,
+                 Expect expect) NO_THREAD_SAFETY_ANALYSIS;
   // Reads until the caller's input came, or until it stepped down for a kicker.
-  void lead(std::unique_lock<std::mutex>& lk, ReadyRef ready);
+  void lead(std::unique_lock<std::mutex>& lk, ReadyRef ready) NO_THREAD_SAFETY_ANALYSIS;
   void resign();
   // The rest run with mu_ held.
-  void served_locked(Clock::time_point now);
-  bool other_hot_locked(const Follower& me, Clock::time_point now) const;
-  void make_leader_locked(Follower* f);
-  void step_down_locked();
-  void remove_follower_locked(Follower* f);
-  void standby();
-  void standby_lead(std::unique_lock<std::mutex>& g);
+  void served_locked(Clock::time_point now) REQUIRES(mu_);
+  bool other_hot_locked(const Follower& me, Clock::time_point now) const REQUIRES(mu_);
+  void make_leader_locked(Follower* f) REQUIRES(mu_);
+  void step_down_locked() REQUIRES(mu_);
+  void remove_follower_locked(Follower* f) REQUIRES(mu_);
+  void standby() NO_THREAD_SAFETY_ANALYSIS;
+  void standby_lead(std::unique_lock<std::mutex>& g) NO_THREAD_SAFETY_ANALYSIS;
 
   std::mutex mu_;
   InputSource* source_ = nullptr;
-  const void* leader_ = nullptr;  // a Follower, &standby_mark_, or null (vacant)
-  Clock::time_point leader_hot_until_;
-  std::vector<Follower*> followers_;
-  std::array<Served, 4> served_;  // the last few threads whose input came
-  uint64_t epoch_ = 0;            // changes whenever the role changes hands
-  bool kicked_ = false;           // a hot waiter asked the reader to step down
-  Follower* kicker_ = nullptr;    // ... this one, to lead (if it still waits)
-  bool standby_deep_ = false;     // the standby sleeps until a vacancy
-  bool stopping_ = false;
+  const void* leader_ GUARDED_BY(mu_) = nullptr;  // a Follower, &standby_mark_, or null (vacant)
+  Clock::time_point leader_hot_until_ GUARDED_BY(mu_);
+  std::vector<Follower*> followers_ GUARDED_BY(mu_);
+  std::array<Served, 4> served_ GUARDED_BY(mu_);  // the last few threads whose input came
+  uint64_t epoch_ GUARDED_BY(mu_) = 0;            // changes whenever the role changes hands
+  bool kicked_ GUARDED_BY(mu_) = false;           // a hot waiter asked the reader to step down
+  Follower* kicker_ GUARDED_BY(mu_) = nullptr;    // ... this one, to lead (if it still waits)
+  bool standby_deep_ GUARDED_BY(mu_) = false;     // the standby sleeps until a vacancy
+  bool stopping_ GUARDED_BY(mu_) = false;
   char standby_mark_ = 0;
   std::condition_variable standby_cv_;
   std::unique_ptr<NativeThread> standby_thread_;

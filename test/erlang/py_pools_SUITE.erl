@@ -29,7 +29,8 @@
          max_memory_option/1, stop_pool/1, get_context_prefers_idle/1,
          get_context_after_killed_caller/1, nested_request_keeps_outer_callback/1,
          killed_callers_release_counters/1, worker_pool_mixed_readers/1,
-         cached_routes_follow_changes/1,
+         cached_routes_follow_changes/1, restarting_member_is_skipped/1,
+         call_waits_for_restarting_pool/1,
          app_env_configuration/1, port_scheduling_option/1]).
 
 -define(APP, erlang_python).
@@ -37,7 +38,7 @@
 -define(TEST_POOLS, [gpu, pools_w1, pools_w2, pools_w20, pools_p1, pools_p2, pools_p20,
                      pools_bad, pools_si, pools_crash, pools_pp, pools_venv, pools_env,
                      pools_mem, pools_stop, pools_idle, pools_auto, pools_nest,
-                     pools_normal, pools_mix, pools_cache]).
+                     pools_normal, pools_mix, pools_cache, pools_skip, pools_wait]).
 %% How long an answer that should be prompt may take (the suite also runs
 %% under ASan, about 3x slower).
 -define(PROMPT_MS, 5000).
@@ -60,7 +61,8 @@ groups() ->
                   max_memory_option, stop_pool, get_context_prefers_idle,
                   get_context_after_killed_caller, nested_request_keeps_outer_callback,
                   killed_callers_release_counters, worker_pool_mixed_readers,
-                  cached_routes_follow_changes]},
+                  cached_routes_follow_changes, restarting_member_is_skipped,
+                  call_waits_for_restarting_pool]},
      {configuration, [], [app_env_configuration, port_scheduling_option]}].
 
 %% The app is started with the suite's helper modules (written to priv_dir) on
@@ -895,6 +897,59 @@ cached_routes_follow_changes(_Config) ->
     {ok, AgainOsPid} = py:call(Pool, os, getpid, []),
     true = lists:usort([OsPid, NewOsPid, AgainOsPid]) =:= lists:sort([OsPid, NewOsPid, AgainOsPid]),
     ok.
+
+%% A process whose context is restarting (here: its py_context stopped by
+%% its supervisor, the state between a crash and the restart) is served at
+%% once by another context of the pool, not told `context_starting'.
+restarting_member_is_skipped(_Config) ->
+    Pool = pools_skip,
+    {ok, [_, _]} = py_context_router:start_pool(Pool, 2, process),
+    {ok, Used} = py:call(Pool, os, getpid, []),
+    [Other] = [os_pid(C) || C <- py_context_router:contexts(Pool)] -- [Used],
+    {PortSup, Ctx} = port_sup_of(Pool, Used),
+    Ref = monitor(process, Ctx),
+    ok = supervisor:terminate_child(PortSup, {context, 0}),
+    receive {'DOWN', Ref, process, Ctx, _} -> ok end,
+    1 = length(py_context_router:contexts(Pool)),
+    %% the same process, many times (it also had the route cached)
+    [{ok, Other} = py:call(Pool, os, getpid, []) || _ <- lists:seq(1, 20)],
+    {ok, 4} = py:eval(Pool, <<"2 + 2">>, #{}, 5000),
+    {ok, _} = supervisor:restart_child(PortSup, {context, 0}),
+    2 = length(py_context_router:contexts(Pool)),
+    {ok, _} = py:call(Pool, os, getpid, []),
+    ok.
+
+%% With every context of the pool restarting, a call waits (within its
+%% timeout) for one instead of failing; none comes: `{error, timeout}'.
+call_waits_for_restarting_pool(_Config) ->
+    Pool = pools_wait,
+    {ok, [_]} = py_context_router:start_pool(Pool, 1, process),
+    {ok, OsPid} = py:call(Pool, os, getpid, []),
+    {PortSup, _Ctx} = port_sup_of(Pool, OsPid),
+    ok = supervisor:terminate_child(PortSup, {context, 0}),
+    [] = py_context_router:contexts(Pool),
+    T0 = now_ms(),
+    {error, timeout} = py:eval(Pool, <<"1">>, #{}, 200),
+    true = now_ms() - T0 >= 200,
+    Caller = async(fun() -> py:eval(Pool, <<"1 + 1">>, #{}, 30000) end),
+    %% the caller is still waiting, not answered with an error
+    receive {async_result, Caller, Early} -> ct:fail({answered_without_context, Early})
+    after 300 -> ok
+    end,
+    {ok, _} = supervisor:restart_child(PortSup, {context, 0}),
+    {ok, 2} = result(Caller),
+    ok.
+
+%% The py_port_sup of the pool's port program with OS pid OsPid, and its
+%% (first) context.
+port_sup_of(Pool, OsPid) ->
+    [{_, PoolSup, _, _}] = [C || {Id, _, _, _} = C <- supervisor:which_children(py_pools_sup),
+                                 Id =:= Pool],
+    [{PortSup, Ctx}] =
+        [{Sup, Ctx} || {{port, _}, Sup, supervisor, _} <- supervisor:which_children(PoolSup),
+                       {{context, 0}, Ctx, _, _} <- supervisor:which_children(Sup),
+                       is_pid(Ctx), os_pid(Ctx) =:= OsPid],
+    {PortSup, Ctx}.
 
 %% One port program, three kinds of waiters at once: a context called in a
 %% loop (it should read its own requests), a context called now and then (it

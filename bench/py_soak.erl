@@ -1,0 +1,113 @@
+%% Soak (issue 18; not part of `make test'): `make soak' makes SOAK_CALLS
+%% (default 1,000,000) mixed calls from 8 processes: payloads of 0 B to 1 MiB
+%% (mostly small), Python exceptions, callbacks into Erlang, and channel
+%% traffic. It samples the resident memory of the VM and of every port
+%% program at each tenth of the run and prints it; after the first tenth
+%% (warm-up) every sample must stay within 10% of the warm-up figure.
+-module(py_soak).
+
+-export([main/1]).
+
+-define(WORKERS, 8).
+
+-spec main([string()]) -> no_return().
+main(Args) ->
+    Calls = case Args of
+                [N | _] -> list_to_integer(N);
+                [] -> 1000000
+            end,
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = py:register_function(soak_echo, fun([X]) -> X end),
+    [ok = py:exec(Ctx, python_code()) || Ctx <- py_context_router:contexts(default)],
+    {ok, Ch} = py_channel:new(#{max_size => 10000000}),
+    Samples = run(Calls, Ch),
+    [{_, Warm} | _] = Rest = tl(Samples),
+    io:format("~nresident memory (MiB), sample after each tenth of ~p calls:~n", [Calls]),
+    io:format("~-10s ~-10s ~s~n", ["calls", "VM", "port programs"]),
+    [io:format("~-10w ~-10.1f ~w~n", [Done, mib(maps:get(vm, S)),
+                                      [round(mib(R)) || R <- maps:get(ports, S)]])
+     || {Done, S} <- Samples],
+    Worst = lists:max([abs(maps:get(vm, S) - maps:get(vm, Warm)) / maps:get(vm, Warm)
+                       || {_, S} <- Rest]),
+    PortWorst = lists:max([0.0 | [abs(P - W) / W || {_, S} <- Rest,
+                                                    {P, W} <- lists:zip(maps:get(ports, S),
+                                                                        maps:get(ports, Warm)),
+                                                    W > 0]]),
+    io:format("largest drift after warm-up: VM ~.1f%, port programs ~.1f% (bound 10%)~n",
+              [Worst * 100, PortWorst * 100]),
+    halt(case Worst =< 0.10 andalso PortWorst =< 0.10 of true -> 0; false -> 1 end).
+
+run(Calls, Ch) ->
+    Tenth = max(1, Calls div 10),
+    Counter = counters:new(1, []),
+    Parent = self(),
+    Workers = [spawn_link(fun() -> worker(I, Calls, Counter, Ch), Parent ! {done, self()} end)
+               || I <- lists:seq(1, ?WORKERS)],
+    Samples = sample(Counter, Tenth, Calls, 0, [{0, rss()}]),
+    [receive {done, W} -> ok end || W <- Workers],
+    Samples.
+
+sample(Counter, Tenth, Calls, Last, Acc) ->
+    Done = counters:get(Counter, 1),
+    if
+        Done >= Calls -> lists:reverse([{Done, rss()} | Acc]);
+        Done >= Last + Tenth -> sample(Counter, Tenth, Calls, Done, [{Done, rss()} | Acc]);
+        true -> receive after 20 -> ok end, sample(Counter, Tenth, Calls, Last, Acc)
+    end.
+
+worker(I, Calls, Counter, Ch) ->
+    rand:seed(exsss, {I, I * 7, I * 13}),
+    loop(Calls, Counter, Ch).
+
+loop(Calls, Counter, Ch) ->
+    case counters:get(Counter, 1) >= Calls of
+        true -> ok;
+        false ->
+            one(rand:uniform(100), Ch),
+            counters:add(Counter, 1, 1),
+            loop(Calls, Counter, Ch)
+    end.
+
+one(R, _Ch) when R =< 60 ->
+    {ok, 3} = py:call(operator, add, [1, 2]);
+one(R, _Ch) when R =< 80 ->
+    Size = payload_size(),
+    Bin = binary:copy(<<"x">>, Size),
+    {ok, Size} = py:call(builtins, len, [Bin]);
+one(R, _Ch) when R =< 85 ->
+    Size = payload_size(),
+    {ok, Size} = py:eval(<<"len(soak_make(n))">>, #{n => Size});
+one(R, _Ch) when R =< 92 ->
+    {error, {'ZeroDivisionError', _}} = py:call(operator, truediv, [1, 0]);
+one(R, _Ch) when R =< 97 ->
+    {ok, 42} = py:eval(<<"erlang.call('soak_echo', 42)">>);
+one(_, Ch) ->
+    ok = py_channel:send(Ch, <<"msg">>),
+    {ok, <<"msg">>} = py:call('__main__', soak_take, [Ch]).
+
+%% 0 B to 1 MiB, mostly small: 1 in 1000 calls is 1 MiB
+payload_size() ->
+    case rand:uniform(1000) of
+        1 -> 1 bsl 20;
+        N when N =< 50 -> rand:uniform(65536);
+        _ -> rand:uniform(256) - 1
+    end.
+
+python_code() ->
+    <<"from erlang.channel import Channel\n"
+      "def soak_make(n):\n"
+      "    return 'y' * n\n"
+      "def soak_take(ch):\n"
+      "    return Channel(ch).receive()\n">>.
+
+rss() ->
+    Ports = lists:usort([maps:get(os_pid, py_port:info(Owner))
+                         || {_, Owner, _} <- ets:tab2list(py_ports)]),
+    #{vm => rss_of(os:getpid()), ports => [rss_of(integer_to_list(P)) || P <- Ports]}.
+
+rss_of(Pid) ->
+    {ok, Status} = file:read_file("/proc/" ++ Pid ++ "/status"),
+    {match, [Kb]} = re:run(Status, <<"VmRSS:\\s+(\\d+) kB">>, [{capture, all_but_first, binary}]),
+    binary_to_integer(Kb) * 1024.
+
+mib(Bytes) -> Bytes / 1048576.
