@@ -13,6 +13,9 @@ start_link() ->
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     py_pool:init_tables(),
+    ok = py_semaphore:init(),
+    ok = py_config:check_env(),
+    ok = py_import:load_env(),
     Callbacks = #{id => py_callback_sup,
                   start => {py_callback_sup, start_link, []},
                   type => supervisor},

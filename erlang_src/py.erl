@@ -15,14 +15,22 @@
          context/1, version/0, last_traceback/0,
          register_function/2, register_function/3, unregister_function/1,
          register_pool/2, unregister_pool/1]).
+%% The reference's API beyond the calls (drop-in part 1): contexts and
+%% affinity, scalability, references, interrupts. Implemented in py_compat.
+-export([context/0, start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
+         execution_mode/0, subinterp_supported/0, parallel/1, interrupt/1, reload/1,
+         call_method/3, getattr/2, to_term/1, is_ref/1, cast/5, spawn_call/5]).
+%% for py_compat, py_ref and py_ns, not for users
+-export([request/3, call_msg/4, code/1]).
 
 -type context() :: pid().
 -type pool() :: atom().
 -type name() :: atom() | binary().
 -type kwargs() :: #{atom() | binary() => term()}.
--type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
+-type call_opts() :: #{kwargs => kwargs(), timeout => timeout(), return => value | ref,
+                       env => py_context:env()}.
 -type result() :: {ok, term()} | {error, term()}.
--export_type([context/0, pool/0, result/0]).
+-export_type([context/0, pool/0, result/0, name/0]).
 
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 
@@ -50,8 +58,7 @@ call(Target, Module, Function, Args) ->
 call(Module, Function, Args, Kwargs, Timeout) when is_list(Args), is_map(Kwargs) ->
     request(target(Module, Function), call_msg(Module, Function, Args, Kwargs), Timeout);
 call(Ctx, Module, Function, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
-    request(Ctx, call_msg(Module, Function, Args, maps:get(kwargs, Opts, #{})),
-            maps:get(timeout, Opts, py_config:call_timeout()));
+    py_compat:call_opts(Ctx, Module, Function, Args, Opts);
 call(Pool, Module, Function, Args, Kwargs) when is_atom(Pool), is_map(Kwargs) ->
     request(Pool, call_msg(Module, Function, Args, Kwargs), py_config:call_timeout());
 call(A, B, C, D, E) ->
@@ -76,7 +83,7 @@ eval(Code, Locals) ->
 eval(Ctx, Code, Locals) when is_pid(Ctx) ->
     eval(Ctx, Code, Locals, py_config:call_timeout());
 eval(Code, Locals, Timeout) ->
-    eval(target('__main__', eval), Code, Locals, Timeout).
+    eval(py_compat:sticky_target(), Code, Locals, Timeout).
 
 %% @doc Evaluates in context `Ctx' with a timeout.
 -spec eval(context() | pool(), iodata(), map(), timeout()) -> result().
@@ -91,7 +98,7 @@ eval(Target, Code, Locals, Timeout) ->
 %% @doc Executes Python statements; definitions stay in the context.
 -spec exec(iodata()) -> ok | {error, term()}.
 exec(Code) ->
-    exec(target('__main__', exec), Code).
+    exec(py_compat:sticky_target(), Code).
 
 %% @doc Executes in context `Ctx'.
 -spec exec(context() | pool(), iodata()) -> ok | {error, term()}.
@@ -116,7 +123,10 @@ exec(Target, Code, Timeout) ->
 cast(Module, Function, Args) ->
     cast(Module, Function, Args, #{}).
 
--spec cast(name(), name(), list(), kwargs()) -> ok | {error, term()}.
+-spec cast(name(), name(), list(), kwargs()) -> ok | {error, term()};
+          (context(), name(), name(), list()) -> ok | {error, term()}.
+cast(Ctx, Module, Function, Args) when is_pid(Ctx) ->
+    cast(Ctx, Module, Function, Args, #{});
 cast(Module, Function, Args, Kwargs) ->
     case {context_of(target(Module, Function)), call_msg(Module, Function, Args, Kwargs)} of
         {Ctx, Build} when is_pid(Ctx), is_function(Build) -> py_request:cast(Ctx, Build);
@@ -129,7 +139,10 @@ cast(Module, Function, Args, Kwargs) ->
 spawn_call(Module, Function, Args) ->
     spawn_call(Module, Function, Args, #{}).
 
--spec spawn_call(name(), name(), list(), kwargs()) -> reference().
+-spec spawn_call(name(), name(), list(), kwargs()) -> reference();
+                (context(), name(), name(), list()) -> reference().
+spawn_call(Ctx, Module, Function, Args) when is_pid(Ctx) ->
+    spawn_call(Ctx, Module, Function, Args, #{});
 spawn_call(Module, Function, Args, Kwargs) ->
     case send(target(Module, Function), call_msg(Module, Function, Args, Kwargs)) of
         {ok, Ref} -> Ref;
@@ -149,7 +162,8 @@ await(Ref, Timeout) when is_reference(Ref) ->
 await(Ref, _Timeout) ->
     {error, {badarg, Ref}}.
 
-%% @doc Context `N' (1-based) of the default pool.
+%% @doc Context `N' (1-based) of the default pool (a pid that stays valid
+%% across restarts of its port program).
 -spec context(pos_integer()) -> context() | {error, term()}.
 context(N) ->
     py_pool:context(default, N).
@@ -192,8 +206,10 @@ last_traceback() ->
 
 request(_Target, Build, Timeout) when is_function(Build), not ?IS_TIMEOUT(Timeout) ->
     {error, {badarg, {timeout, Timeout}}};
+request({sticky, Pool}, Build, Timeout) ->
+    request(py_affinity:sticky(Pool), Build, Timeout);
 request(Pool, Build, Timeout) when is_atom(Pool), is_function(Build) ->
-    case py_pool:checkout(Pool) of
+    case py_pool_checkout(Pool) of
         {Ctx, {_, _, _, _} = Route} when is_pid(Ctx) -> py_request:call_route(Route, Build, Timeout);
         {Ctx, none} when is_pid(Ctx) -> py_request:call(Ctx, Build, Timeout);
         Error -> Error
@@ -215,10 +231,15 @@ send(_Target, Error) ->
     Error.
 
 context_of(Ctx) when is_pid(Ctx) -> Ctx;
-context_of(Pool) when is_atom(Pool) -> py_pool:get_context(Pool);
+context_of({sticky, Pool}) -> py_affinity:sticky(Pool);
+context_of({error, _} = Error) -> Error;
+context_of(Pool) when is_atom(Pool) -> py_context_router:get_context(Pool);
 context_of(Other) -> {error, {badarg, Other}}.
 
 %% The pool serving Module.Function: registration routing.
+target(Module, Function) when Module =:= '__main__'; Module =:= <<"__main__">> ->
+    %% the caller's namespace: the same context every time
+    {sticky, py_context_router:lookup_pool(Module, Function)};
 target(Module, Function) when (is_atom(Module) orelse is_binary(Module)),
                               (is_atom(Function) orelse is_binary(Function)) ->
     py_context_router:lookup_pool(Module, Function);
@@ -250,4 +271,94 @@ code(Code) ->
         Bin -> {ok, Bin}
     catch
         error:badarg -> {error, {badarg, Code}}
+    end.
+
+%% A pool's context for this call: the one bound to this process for the pool
+%% (py_context_router:bind_context/1,2), else py_pool's choice.
+py_pool_checkout(Pool) ->
+    case py_affinity:bound(Pool) of
+        undefined -> py_pool:checkout(Pool);
+        Ctx -> {Ctx, none}
+    end.
+
+%%--------------------------------------------------------------------
+%% The reference's API beyond the calls (drop-in part 1): see py_compat
+%%--------------------------------------------------------------------
+
+%% @doc The context of this process in the default pool: the bound one, else
+%% the one its `exec'/`eval' go to (the same for the process's life).
+-spec context() -> context() | {error, term()}.
+context() -> py_compat:context().
+
+%% @doc Starts the default pool if it is not running; its contexts.
+-spec start_contexts() -> {ok, [context()]} | {error, term()}.
+start_contexts() -> py_context_router:start().
+
+-spec start_contexts(#{contexts => pos_integer(), mode => atom()}) ->
+          {ok, [context()]} | {error, term()}.
+start_contexts(Opts) -> py_context_router:start(Opts).
+
+-spec stop_contexts() -> ok.
+stop_contexts() -> py_context_router:stop().
+
+-spec contexts_started() -> boolean().
+contexts_started() -> py_context_router:is_started().
+
+%% @doc `owngil' when the default pool gives each context a GIL of its own
+%% (a port program each: mode `process'), `worker' when they share one.
+-spec execution_mode() -> worker | owngil.
+execution_mode() -> py_config:execution_mode().
+
+%% @doc True: contexts with a GIL of their own (`owngil', a port program
+%% each) work on any Python version here.
+-spec subinterp_supported() -> boolean().
+subinterp_supported() -> true.
+
+%% @doc Runs the calls concurrently, each on a context of the default pool;
+%% `{ok, Results}' in order, or `{error, {overloaded, Current, Max}}' when
+%% py_semaphore cannot take them all.
+-spec parallel([{name(), name(), list()} | {name(), name(), list(), kwargs()}]) ->
+          {ok, [result()]} | {error, term()}.
+parallel(Calls) -> py_compat:parallel(Calls).
+
+%% @doc Interrupts the Python code context `Ctx' runs now: that call returns
+%% `{error, interrupted}'. `not_running' if it runs none.
+-spec interrupt(context()) -> ok | not_running | {error, term()}.
+interrupt(Ctx) -> py_ns:interrupt(Ctx).
+
+%% @doc Reloads Python module `Module' in every context that imported it.
+-spec reload(name()) -> ok | {error, term()}.
+reload(Module) -> py_compat:reload(Module).
+
+%% @doc `Ref.Method(*Args)' for a reference (`#{return => ref}').
+-spec call_method(py_ref:ref(), name(), list()) -> result().
+call_method(Ref, Method, Args) -> py_ref:call_method(Ref, Method, Args).
+
+%% @doc `Ref.Name'.
+-spec getattr(py_ref:ref(), name()) -> result().
+getattr(Ref, Name) -> py_ref:getattr(Ref, Name).
+
+%% @doc The value a reference stands for, converted as a call's result.
+-spec to_term(py_ref:ref()) -> result().
+to_term(Ref) -> py_ref:to_term(Ref).
+
+-spec is_ref(term()) -> boolean().
+is_ref(Term) -> py_ref:is_ref(Term).
+
+%% @doc cast/4 on a context, with keyword arguments.
+-spec cast(context(), name(), name(), list(), kwargs()) -> ok | {error, term()}.
+cast(Ctx, Module, Function, Args, Kwargs) when is_pid(Ctx) ->
+    case call_msg(Module, Function, Args, Kwargs) of
+        Build when is_function(Build) -> py_request:cast(Ctx, Build);
+        Error -> Error
+    end;
+cast(Ctx, _Module, _Function, _Args, _Kwargs) ->
+    {error, {badarg, Ctx}}.
+
+%% @doc spawn_call/4 on a context, with keyword arguments.
+-spec spawn_call(context(), name(), name(), list(), kwargs()) -> reference().
+spawn_call(Ctx, Module, Function, Args, Kwargs) ->
+    case send(Ctx, call_msg(Module, Function, Args, Kwargs)) of
+        {ok, Ref} -> Ref;
+        {error, Reason} -> py_request:failed(Reason)
     end.

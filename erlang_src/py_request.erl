@@ -34,7 +34,16 @@ call(Ctx, Build, Timeout) ->
 
 %% @doc call/3 when the caller has the context's route already (py_pool:checkout/1).
 -spec call_route(route(), builder(), timeout()) -> {ok, term()} | {error, term()}.
-call_route({Port, Owner, Local, Load}, Build, Timeout) ->
+call_route({_Port, _Owner, _Local, none} = Route, Build, Timeout) ->
+    call_counted(Route, Build, Timeout);
+call_route(Route, Build, Timeout) ->
+    %% a unit of py_semaphore: given back with the in-flight counter below
+    case py_semaphore:acquire() of
+        ok -> call_counted(Route, Build, Timeout);
+        Overloaded -> Overloaded
+    end.
+
+call_counted({Port, Owner, Local, Load}, Build, Timeout) ->
     %% the slot's in-flight counter: lowered even if this process is killed
     py_inflight:begin_call(Load),
     try send_to(Port, Owner, Build(Local)) of
