@@ -89,7 +89,7 @@ eval(Code, Locals, Timeout) ->
 -spec eval(context() | pool(), iodata(), map(), timeout()) -> result().
 eval(Target, Code, Locals, Timeout) ->
     case {code(Code), Locals} of
-        {{ok, Bin}, #{}} -> request(Target, fun(Ctx) -> fun(Ref) -> [2, Ref, Ctx, Bin, Locals] end end,
+        {{ok, Bin}, #{}} -> request(Target, {ns, fun(Ctx) -> fun(Ref) -> [2, Ref, Ctx, Bin, Locals] end end},
                                     Timeout);
         {{ok, _}, _} -> {error, {badarg, Locals}};
         {Error, _} -> Error
@@ -110,7 +110,7 @@ exec(Target, Code) ->
 exec(Target, Code, Timeout) ->
     case code(Code) of
         {ok, Bin} ->
-            case request(Target, fun(Ctx) -> fun(Ref) -> [3, Ref, Ctx, Bin] end end, Timeout) of
+            case request(Target, {ns, fun(Ctx) -> fun(Ref) -> [3, Ref, Ctx, Bin] end end}, Timeout) of
                 {ok, _} -> ok;
                 Error -> Error
             end;
@@ -130,6 +130,7 @@ cast(Ctx, Module, Function, Args) when is_pid(Ctx) ->
 cast(Module, Function, Args, Kwargs) ->
     case {context_of(target(Module, Function)), call_msg(Module, Function, Args, Kwargs)} of
         {Ctx, Build} when is_pid(Ctx), is_function(Build) -> py_request:cast(Ctx, Build);
+        {Ctx, {ns, Build}} when is_pid(Ctx) -> py_request:cast(Ctx, own_ns(Ctx, Build));
         {{error, _} = Error, _} -> Error;
         {_, Error} -> Error
     end.
@@ -204,8 +205,15 @@ last_traceback() ->
 
 %% Internal
 
-request(_Target, Build, Timeout) when is_function(Build), not ?IS_TIMEOUT(Timeout) ->
+request(_Target, Build, Timeout) when (is_function(Build) orelse element(1, Build) =:= ns),
+                                      not ?IS_TIMEOUT(Timeout) ->
     {error, {badarg, {timeout, Timeout}}};
+request(Target, {ns, Build}, Timeout) ->
+    %% the caller's own namespace: on the process's own context of a pool
+    case context_of(sticky(Target)) of
+        Ctx when is_pid(Ctx) -> py_request:call(Ctx, own_ns(Ctx, Build), Timeout);
+        Error -> Error
+    end;
 request({sticky, Pool}, Build, Timeout) ->
     request(py_affinity:sticky(Pool), Build, Timeout);
 request(Pool, Build, Timeout) when is_atom(Pool), is_function(Build) ->
@@ -222,6 +230,11 @@ request(Target, Build, Timeout) when is_function(Build) ->
 request(_Target, Error, _Timeout) ->
     Error.
 
+send(Target, {ns, Build}) ->
+    case context_of(sticky(Target)) of
+        Ctx when is_pid(Ctx) -> py_request:send(Ctx, own_ns(Ctx, Build));
+        Error -> Error
+    end;
 send(Target, Build) when is_function(Build) ->
     case context_of(Target) of
         Ctx when is_pid(Ctx) -> py_request:send(Ctx, Build);
@@ -229,6 +242,12 @@ send(Target, Build) when is_function(Build) ->
     end;
 send(_Target, Error) ->
     Error.
+
+sticky(Pool) when is_atom(Pool) -> {sticky, Pool};
+sticky(Target) -> Target.
+
+own_ns(Ctx, Build) ->
+    py_ns:extend(Build, py_ns:own_trailer(Ctx)).
 
 context_of(Ctx) when is_pid(Ctx) -> Ctx;
 context_of({sticky, Pool}) -> py_affinity:sticky(Pool);
@@ -249,6 +268,9 @@ target(_Module, _Function) ->
 call_msg(Module, Function, Args, Kwargs) ->
     %% length/1 fails in a guard on an improper list: Args must be a proper one.
     case {name(Module), name(Function)} of
+        {{ok, <<"__main__">> = M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
+            %% resolved in the caller's namespace (py_ns)
+            {ns, fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end};
         {{ok, M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
             fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end;
         {{ok, _}, {ok, _}} when is_list(Args), length(Args) >= 0 ->
@@ -350,6 +372,7 @@ is_ref(Term) -> py_ref:is_ref(Term).
 cast(Ctx, Module, Function, Args, Kwargs) when is_pid(Ctx) ->
     case call_msg(Module, Function, Args, Kwargs) of
         Build when is_function(Build) -> py_request:cast(Ctx, Build);
+        {ns, Build} -> py_request:cast(Ctx, own_ns(Ctx, Build));
         Error -> Error
     end;
 cast(Ctx, _Module, _Function, _Args, _Kwargs) ->

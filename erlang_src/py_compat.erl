@@ -10,8 +10,11 @@
 -spec call_opts(pid(), py:name(), py:name(), list(), map()) -> py:result().
 call_opts(Ctx, Module, Function, Args, Opts) ->
     Timeout = maps:get(timeout, Opts, py_config:call_timeout()),
-    case {py:call_msg(Module, Function, Args, maps:get(kwargs, Opts, #{})),
-          py_ns:trailer(Opts)} of
+    {Msg, Main} = case py:call_msg(Module, Function, Args, maps:get(kwargs, Opts, #{})) of
+                      {ns, B} -> {B, true};
+                      Other -> {Other, false}
+                  end,
+    case {Msg, py_ns:trailer(Opts#{ctx => Ctx, main => Main})} of
         {Build, {ok, Trailer}} when is_function(Build) ->
             Result = py:request(Ctx, py_ns:extend(Build, Trailer), Timeout),
             py_ref:wrap(Ctx, Opts, Result);

@@ -24,7 +24,7 @@
                 id :: pid()}).
 
 -type context() :: pid().
--type env() :: {py_env, reference()}.
+-type env() :: {py_env, pid(), reference()}.
 -export_type([context/0, env/0]).
 
 %%--------------------------------------------------------------------
@@ -112,9 +112,11 @@ call(Ctx, Module, Function, Args, Kwargs, Timeout) ->
 %% (`#{return => ref}', ...).
 -spec call(context(), py:name(), py:name(), list(), map(), timeout(), env() | map()) ->
           py:result().
+call(Ctx, Module, Function, Args, Kwargs, Timeout, shared) ->
+    py:call(Ctx, Module, Function, Args, #{kwargs => Kwargs, timeout => Timeout, env => shared});
 call(Ctx, Module, Function, Args, Kwargs, Timeout, Opts) when is_map(Opts) ->
     py:call(Ctx, Module, Function, Args, Opts#{kwargs => Kwargs, timeout => Timeout});
-call(Ctx, Module, Function, Args, Kwargs, Timeout, {py_env, _} = Env) ->
+call(Ctx, Module, Function, Args, Kwargs, Timeout, {py_env, _, _} = Env) ->
     py:call(Ctx, Module, Function, Args, #{kwargs => Kwargs, timeout => Timeout, env => Env});
 call(_Ctx, _Module, _Function, _Args, _Kwargs, _Timeout, Other) ->
     {error, {badarg, Other}}.
@@ -133,7 +135,7 @@ eval(Ctx, Code, Locals, Timeout) ->
 
 %% @doc eval/4 in an environment of create_local_env/1.
 -spec eval(context(), iodata(), map(), timeout(), env()) -> py:result().
-eval(Ctx, Code, Locals, Timeout, {py_env, _} = Env) ->
+eval(Ctx, Code, Locals, Timeout, Env) when Env =:= shared; element(1, Env) =:= py_env ->
     py_ns:eval(Ctx, Code, Locals, Timeout, Env);
 eval(_Ctx, _Code, _Locals, _Timeout, Other) ->
     {error, {badarg, Other}}.
@@ -144,7 +146,7 @@ exec(Ctx, Code) ->
 
 %% @doc exec/2 in an environment of create_local_env/1, or with a timeout.
 -spec exec(context(), iodata(), env() | timeout()) -> ok | {error, term()}.
-exec(Ctx, Code, {py_env, _} = Env) ->
+exec(Ctx, Code, Env) when Env =:= shared; (is_tuple(Env) andalso element(1, Env) =:= py_env) ->
     py_ns:exec(Ctx, Code, py_config:call_timeout(), Env);
 exec(Ctx, Code, Timeout) ->
     py:exec(Ctx, Code, Timeout).
@@ -170,7 +172,7 @@ interrupt(Ctx) ->
 -spec create_local_env(context()) -> {ok, env()} | {error, term()}.
 create_local_env(Ctx) when is_pid(Ctx) ->
     case lookup(Ctx) of
-        {ok, _, _, _} -> {ok, py_ns:new_env()};
+        {ok, _, _, _} -> {ok, py_ns:new_env(Ctx)};
         error -> {error, {no_context, Ctx}}
     end;
 create_local_env(Ctx) ->
@@ -264,6 +266,13 @@ handle_cast(_Msg, State) ->
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({'$py_write', Frame}, #state{port = Port} = State) ->
     catch erlang:port_command(Port, Frame),
+    {noreply, State};
+%% process-bound namespaces of a node pool member's context (py_ns)
+handle_info({py_ns_watch, Pid, Key}, State) ->
+    ok = py_ns:watch(Pid, Key),
+    {noreply, State};
+handle_info({'DOWN', _, process, Pid, _}, #state{id = Id} = State) ->
+    _ = py_ns:down(Pid, Id),
     {noreply, State};
 handle_info(_Msg, State) ->
     {noreply, State}.

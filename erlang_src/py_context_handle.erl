@@ -71,6 +71,12 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({py_ns_watch, Pid, Key}, State) ->
+    ok = py_ns:watch(Pid, Key),
+    {noreply, State};
+handle_info({'DOWN', _, process, Pid, _}, State) ->
+    _ = py_ns:down(Pid, self()),
+    {noreply, State};
 handle_info({'EXIT', Pid, _Reason}, #state{linked = Pid, on_exit = OnExit} = State) ->
     %% Stopping the context goes through its supervisor, which waits for
     %% this process: not from here.

@@ -138,6 +138,10 @@ failed(Reason) ->
 
 python_error(Payload) ->
     case decode3(Payload) of
+        {ok, <<"KeyboardInterrupt">>, _Message, Traceback} ->
+            %% py:interrupt/1 (or a timeout) stopped the Python code
+            put('$py_last_traceback', Traceback),
+            {error, interrupted};
         {ok, Class, Message, Traceback} ->
             put('$py_last_traceback', Traceback),
             {error, {binary_to_atom(Class, utf8), Message}};

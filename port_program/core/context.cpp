@@ -27,11 +27,12 @@ Context::Context(int id) : id_(id) {
   Runtime& rt = Runtime::instance();
   {
     GilEnsure gil;
-    globals_ = PyRef::steal(PyDict_New());
-    PyDict_SetItemString(globals_.get(), "__builtins__", rt.builtins());
-    PyDict_SetItemString(globals_.get(), "__name__",
+    PyRef globals = PyRef::steal(PyDict_New());
+    PyDict_SetItemString(globals.get(), "__builtins__", rt.builtins());
+    PyDict_SetItemString(globals.get(), "__name__",
                          PyRef::steal(PyUnicode_FromString("__main__")).get());
-    PyDict_SetItemString(globals_.get(), "erlang", rt.erlang_module());
+    PyDict_SetItemString(globals.get(), "erlang", rt.erlang_module());
+    namespaces_ = std::make_unique<Namespaces>(std::move(globals));
   }
   thread_ = std::make_unique<NativeThread>([this] { run(); });
 }
@@ -116,7 +117,7 @@ void Context::cancel(std::string_view reqid) {
   {
     std::lock_guard lk(mu_);
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-      if (it->type <= protocol::kExec && it->reqid() == reqid) {
+      if (protocol::is_request(it->type) && it->reqid() == reqid) {
         queue_.erase(it);
         pending_.fetch_sub(1, std::memory_order_release);
         return;
@@ -127,6 +128,37 @@ void Context::cancel(std::string_view reqid) {
   item.type = protocol::kCancel;
   item.bytes.assign(reqid);
   post(std::move(item));
+  // Running Python (not waiting for Erlang): stop it, as the reference does.
+  interrupt(reqid);
+}
+
+std::string Context::set_interruptible(std::string_view reqid) {
+  std::lock_guard lk(mu_);
+  std::string previous = std::move(interruptible_);
+  interruptible_.assign(reqid);
+  return previous;
+}
+
+bool Context::interrupt(std::string_view reqid) {
+  // Under the GIL the executor cannot leave the request meanwhile: it changes
+  // interruptible_ only with the GIL held.
+  GilEnsure gil;
+  {
+    std::lock_guard lk(mu_);
+    if (interruptible_.empty() || (!reqid.empty() && interruptible_ != reqid)) return false;
+    // An asyncio loop waiting for Erlang (erlang.async_call) is not running
+    // the request's code: its cancellation raises in the await instead.
+    if (watch_nested_) return false;
+  }
+  PyThreadState_SetAsyncExc(thread_ident_, PyExc_KeyboardInterrupt);
+  interrupt_pending_ = true;
+  return true;
+}
+
+void Context::clear_interrupt() {
+  if (!interrupt_pending_) return;
+  interrupt_pending_ = false;
+  PyThreadState_SetAsyncExc(thread_ident_, nullptr);
 }
 
 bool Context::try_pop(Request& out) {
@@ -156,6 +188,7 @@ bool Context::wait_pop(Request& out) {
 void Context::run() {
   tl_current = this;
   thread_state_ = PyThreadState_New(Runtime::instance().interpreter());
+  thread_ident_ = PyThread_get_thread_ident();
   output::set_current_context(id_);
   Request item;
   while (wait_pop(item)) {
@@ -180,9 +213,17 @@ void Context::take(Request& item) {
     case protocol::kCall:
     case protocol::kEval:
     case protocol::kExec:
+    case protocol::kRefOp: {
       active_.push_back({item.reqid()});
+      std::string outer = set_interruptible(item.reqid());
       execute(item);
+      set_interruptible(outer);
+      clear_interrupt();
       active_.pop_back();
+      break;
+    }
+    case protocol::kDropNamespace:
+      namespaces_->drop(item.ns());
       break;
     case protocol::kCallbackOk:
     case protocol::kCallbackError:
@@ -215,8 +256,24 @@ void Context::wake() {
   post(std::move(item));
 }
 
+namespace {
+// While the executor waits for Erlang, the request is not running Python: an
+// interrupt would land in whatever Python runs next.
+struct NotInterruptible {
+  explicit NotInterruptible(Context* ctx, std::string (Context::*set)(std::string_view))
+      : ctx_(ctx), set_(set), saved_((ctx->*set)({})) {}
+  ~NotInterruptible() { (ctx_->*set_)(saved_); }
+  NotInterruptible(const NotInterruptible&) = delete;
+  NotInterruptible& operator=(const NotInterruptible&) = delete;
+  Context* ctx_;
+  std::string (Context::*set_)(std::string_view);
+  std::string saved_;
+};
+}  // namespace
+
 Context::WaitResult Context::wait_event() {
   if (cancelled()) return WaitResult::kCancelled;
+  NotInterruptible quiet(this, &Context::set_interruptible);
   Request item;
   if (!try_pop(item)) {
     GilRelease nogil;
@@ -230,6 +287,7 @@ CallbackReply Context::wait_callback(uint64_t id) {
   // The request this wait belongs to: the innermost one running.
   const Frame* frame = nullptr;
   size_t depth = active_.size();
+  NotInterruptible quiet(this, &Context::set_interruptible);
   waits_.push_back(id);
   struct Unwind {
     Context* ctx;
@@ -260,16 +318,25 @@ void Context::execute(const Request& request) {
   MsgpackReader in(request.body());
   PyRef result;
   try {
-    switch (request.type) {
-      case protocol::kCall:
-        result = call(in);
-        break;
-      case protocol::kEval:
-        result = eval(in);
-        break;
-      default:
-        result = exec(in);
-        break;
+    if (request.type == protocol::kRefOp) {
+      result = ref_op(in, request.ns());
+    } else {
+      Namespaces::Namespace* ns = namespaces_->get(request.ns());
+      // Held for the request: a nested one may drop the namespace meanwhile.
+      PyRef globals = ns ? PyRef::borrow(ns->globals.get()) : PyRef();
+      if (globals) {
+        switch (request.type) {
+          case protocol::kCall:
+            result = call(in, globals.get());
+            break;
+          case protocol::kEval:
+            result = eval(in, globals.get());
+            break;
+          default:
+            result = exec(in, globals.get());
+            break;
+        }
+      }
     }
   } catch (const MsgpackError& e) {
     PyErr_Clear();
@@ -284,6 +351,10 @@ void Context::execute(const Request& request) {
     return;
   }
   if (!request.wants_reply()) return;
+  if (request.want_ref) {
+    if (!reply_ref(request, std::move(result))) reply_python_error(request);
+    return;
+  }
   begin_message(reply_);
   MsgpackWriter w(reply_);
   w.array_header(3);
@@ -308,7 +379,69 @@ PyObject* Context::module(std::string_view name) {
   return borrowed;
 }
 
-PyRef Context::call(MsgpackReader& in) {
+// Keeps `result` in the request's namespace and replies with its number.
+bool Context::reply_ref(const Request& request, PyRef result) {
+  Namespaces::Namespace* ns = namespaces_->find(request.ns());
+  if (!ns) {
+    PyErr_SetString(PyExc_ReferenceError, "the namespace of this reference is gone");
+    return false;
+  }
+  uint64_t id = ns->next_ref++;
+  ns->refs.insert_or_assign(id, std::move(result));
+  begin_message(reply_);
+  MsgpackWriter w(reply_);
+  w.array_header(3);
+  w.int64(protocol::kReplyOk);
+  w.raw(request.reqid());
+  w.int64(static_cast<int64_t>(id));
+  Runtime::instance().sink().send(reply_);
+  return true;
+}
+
+// [Op, RefId, Name, Args, Kwargs] on a reference of namespace `ns`.
+PyRef Context::ref_op(MsgpackReader& in, std::string_view ns_key) {
+  MsgpackInt op = in.integer();
+  MsgpackInt id = in.integer();
+  std::string_view name = in.str();
+  Namespaces::Namespace* ns = namespaces_->find(ns_key);
+  auto it = ns ? ns->refs.find(id.magnitude) : decltype(ns->refs.end()){};
+  if (!ns || it == ns->refs.end()) {
+    PyErr_SetString(PyExc_ReferenceError,
+                    "reference released (its owner exited, or it was released)");
+    return {};
+  }
+  PyRef obj = PyRef::borrow(it->second.get());
+  switch (op.magnitude) {
+    case protocol::kRefCallMethod: {
+      PyRef key = py_str(name);
+      if (!key) return {};
+      PyRef method = PyRef::steal(PyObject_GetAttr(obj.get(), key.get()));
+      if (!method) return {};
+      const TermTypes& types = Runtime::instance().types();
+      PyRef args = decode_args(in, types);
+      if (!args) return {};
+      PyRef kwargs = decode_kwargs(in, types);
+      if (!kwargs) return {};
+      return PyRef::steal(PyObject_Call(method.get(), args.get(),
+                                        kwargs.get() == Py_None ? nullptr : kwargs.get()));
+    }
+    case protocol::kRefGetattr: {
+      PyRef key = py_str(name);
+      if (!key) return {};
+      return PyRef::steal(PyObject_GetAttr(obj.get(), key.get()));
+    }
+    case protocol::kRefToTerm:
+      return obj;
+    case protocol::kRefRelease:
+      ns->refs.erase(it);
+      return PyRef::borrow(Py_None);
+    default:
+      PyErr_SetString(PyExc_ValueError, "unknown reference operation");
+      return {};
+  }
+}
+
+PyRef Context::call(MsgpackReader& in, PyObject* globals) {
   const TermTypes& types = Runtime::instance().types();
   std::string_view mod_name = in.str();
   std::string_view fn_name = in.str();
@@ -318,7 +451,12 @@ PyRef Context::call(MsgpackReader& in) {
   if (mod_name == "__main__") {
     PyRef key = py_str(first);
     if (!key) return {};
-    PyObject* found = PyDict_GetItemWithError(globals_.get(), key.get());
+    PyObject* found = PyDict_GetItemWithError(globals, key.get());
+    // Not defined by this process: the context's shared namespace (preload
+    // code, py_context:exec(Ctx, Code, shared)) is the documented way to share.
+    if (!found && !PyErr_Occurred() && globals != namespaces_->shared()) {
+      found = PyDict_GetItemWithError(namespaces_->shared(), key.get());
+    }
     if (!found) {
       if (!PyErr_Occurred()) {
         PyErr_Format(PyExc_NameError, "name '%U' is not defined", key.get());
@@ -372,7 +510,7 @@ const Context::Compiled* Context::compiled(std::string_view code, bool eval_mode
   return &cache.emplace(std::string(code), std::move(entry)).first->second;
 }
 
-PyRef Context::eval(MsgpackReader& in) {
+PyRef Context::eval(MsgpackReader& in, PyObject* globals) {
   std::string_view code = in.str();
   const Compiled* c = compiled(code, true);
   if (!c) return {};
@@ -380,20 +518,20 @@ PyRef Context::eval(MsgpackReader& in) {
   // with locals they form a scope of their own, as in Python's eval().
   PyRef locals = decode_kwargs(in, Runtime::instance().types());
   if (!locals) return {};
-  PyObject* scope = locals.get() == Py_None ? globals_.get() : locals.get();
+  PyObject* scope = locals.get() == Py_None ? globals : locals.get();
   if (c->head) {
-    PyRef r = PyRef::steal(PyEval_EvalCode(c->head.get(), globals_.get(), scope));
+    PyRef r = PyRef::steal(PyEval_EvalCode(c->head.get(), globals, scope));
     if (!r) return {};
   }
   if (!c->tail) return PyRef::borrow(Py_None);
-  return PyRef::steal(PyEval_EvalCode(c->tail.get(), globals_.get(), scope));
+  return PyRef::steal(PyEval_EvalCode(c->tail.get(), globals, scope));
 }
 
-PyRef Context::exec(MsgpackReader& in) {
+PyRef Context::exec(MsgpackReader& in, PyObject* globals) {
   std::string_view code = in.str();
   const Compiled* c = compiled(code, false);
   if (!c) return {};
-  return PyRef::steal(PyEval_EvalCode(c->head.get(), globals_.get(), globals_.get()));
+  return PyRef::steal(PyEval_EvalCode(c->head.get(), globals, globals));
 }
 
 void Context::reply_error(const Request& request, std::string_view cls, std::string_view message,

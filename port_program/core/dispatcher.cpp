@@ -125,9 +125,43 @@ void Dispatcher::on_frame(std::string_view message) {
         }
         return;
       }
+      case protocol::kDropNamespace: {
+        if (n != 3) throw MsgpackError("bad namespace drop");
+        MsgpackInt ctx = in.integer();
+        size_t key_off = in.offset();
+        std::string_view key = in.raw_object();
+        if (ctx.negative || ctx.magnitude >= contexts_.size()) return;
+        Request request;
+        request.type = protocol::kDropNamespace;
+        request.bytes.assign(message);
+        request.ns_off = static_cast<uint32_t>(key_off);
+        request.ns_len = key == "\xc0" ? 0 : static_cast<uint32_t>(key.size());
+        contexts_[ctx.magnitude]->post(std::move(request));
+        return;
+      }
+      case protocol::kInterrupt: {
+        reqid = in.raw_object();
+        if (n != 3) throw MsgpackError("bad interrupt");
+        MsgpackInt ctx = in.integer();
+        if (ctx.negative || ctx.magnitude >= contexts_.size()) {
+          error_reply(reqid, "no context " + std::to_string(ctx.magnitude));
+          return;
+        }
+        bool running = contexts_[ctx.magnitude]->interrupt({});
+        std::string msg;
+        begin_message(msg);
+        MsgpackWriter w(msg);
+        w.array_header(3);
+        w.int64(protocol::kReplyOk);
+        w.raw(reqid);
+        w.boolean(running);
+        Runtime::instance().sink().send(msg);
+        return;
+      }
       case protocol::kCall:
       case protocol::kEval:
-      case protocol::kExec: {
+      case protocol::kExec:
+      case protocol::kRefOp: {
         size_t reqid_off = in.offset();
         reqid = in.raw_object();
         if (n < 4) throw MsgpackError("request has too few elements");
@@ -143,6 +177,17 @@ void Dispatcher::on_frame(std::string_view message) {
         request.reqid_off = static_cast<uint32_t>(reqid_off);
         request.reqid_len = static_cast<uint32_t>(reqid.size());
         request.body_off = static_cast<uint32_t>(in.offset());
+        uint32_t fixed = protocol::fixed_elements(request.type);
+        if (n < fixed) throw MsgpackError("request has too few elements");
+        if (n > fixed) {
+          try {
+            read_trailer(in, n - fixed, fixed - 3, request);
+          } catch (const MsgpackError&) {
+            // A body too deep to skip: the executor's decoding reports it.
+            request.ns_len = 0;
+            request.want_ref = false;
+          }
+        }
         contexts_[ctx.magnitude]->post(std::move(request));
         return;
       }
@@ -163,6 +208,23 @@ void Dispatcher::on_frame(std::string_view message) {
       protocol_error(reason);
     }
   }
+}
+
+// The optional elements after a request's body: Chain (reserved: skipped),
+// NsKey (nil: the shared namespace), ReturnRef (bool).
+void Dispatcher::read_trailer(MsgpackReader& in, uint32_t trailing, uint32_t body,
+                              Request& request) {
+  for (uint32_t i = 0; i < body; ++i) in.raw_object();
+  in.raw_object();  // Chain
+  if (trailing >= 2) {
+    size_t off = in.offset();
+    std::string_view key = in.raw_object();
+    if (key != "\xc0") {
+      request.ns_off = static_cast<uint32_t>(off);
+      request.ns_len = static_cast<uint32_t>(key.size());
+    }
+  }
+  if (trailing >= 3) request.want_ref = in.boolean();
 }
 
 void Dispatcher::on_oversized(std::string_view head, uint64_t declared_len, size_t max_frame) {

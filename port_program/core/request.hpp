@@ -19,9 +19,13 @@ struct Request {
   uint32_t reqid_off = 0;  // request ID bytes, copied verbatim into the reply
   uint32_t reqid_len = 0;
   uint32_t body_off = 0;  // first element after the context number
+  uint32_t ns_off = 0;    // the namespace key's bytes (empty: the shared namespace)
+  uint32_t ns_len = 0;
+  bool want_ref = false;  // reply with a reference to the result, not the result
 
   std::string_view reqid() const { return std::string_view(bytes).substr(reqid_off, reqid_len); }
   std::string_view body() const { return std::string_view(bytes).substr(body_off); }
+  std::string_view ns() const { return std::string_view(bytes).substr(ns_off, ns_len); }
   bool wants_reply() const { return !(reqid_len == 1 && bytes[reqid_off] == '\xc0'); }
 };
 

@@ -107,7 +107,7 @@ crash_with_calls_in_flight(Crash, Action, ExpectedStatus) ->
     {ok, _Port, Owner, _Local} = py_context:lookup(Ctx),
     #{os_pid := OsPid} = Info = py_port:info(Owner),
     true = os_pid_alive(OsPid),
-    ok = py:exec(Ctx, <<"import ctypes, os, socket, time\n"
+    ok = shared_exec(Ctx, <<"import ctypes, os, socket, time\n"
                         "_gate = socket.create_server(('127.0.0.1', 0))\n"
                         "def blocker(action):\n"
                         "    _gate.accept()\n"
@@ -297,7 +297,7 @@ spin(Ctx) ->
 malformed_frames_are_harmless(_Config) ->
     Ctx = py:context(1),
     {ok, Port, Owner, _} = py_context:lookup(Ctx),
-    ok = py:exec(Ctx, <<"survivor = 42">>),
+    ok = shared_exec(Ctx, <<"survivor = 42">>),
     %% garbage msgpack, a reserved byte, a truncated array, an empty frame
     Garbage = [<<1, 2, 3>>, <<16#c1>>, <<16#dc>>, <<>>, <<16#92, 16#ff, 1>>],
     [true = erlang:port_command(Port, G) || G <- Garbage],
@@ -457,3 +457,8 @@ wait_new_context(Old, N) ->
 retry_new_context(Old, N) ->
     receive after 10 -> ok end,
     wait_new_context(Old, N - 1).
+
+%% Helpers other processes call (callback handlers, spawned callers): in the
+%% context's shared namespace, which every process's namespace sees.
+shared_exec(Ctx, Code) ->
+    py_context:exec(Ctx, Code, shared).

@@ -899,7 +899,7 @@ worker_pool_mixed_readers(_Config) ->
     {ok, [Hot, Cold, Threads]} = py_context_router:start_pool(Pool, 3, worker),
     ok = py:register_function(mix_ident, fun([X]) -> X end),
     try
-        ok = py:exec(Threads, <<"
+        ok = py_context:exec(Threads, <<"
 import threading
 def mix_threads(n, calls):
     out = [0] * n
@@ -912,7 +912,7 @@ def mix_threads(n, calls):
     for t in ts: t.start()
     for t in ts: t.join()
     return out
-">>),
+">>, shared),
         CallbackJob = async(fun() -> py:call(Threads, '__main__', mix_threads, [4, 500],
                                              #{timeout => 60000}) end),
         HotJob = async(fun() -> [{ok, I} = py:call(Hot, operator, pos, [I])
