@@ -16,12 +16,24 @@
 -module(py_callback).
 
 -export([register_function/2, unregister_function/1, lookup/1]).
+%% the reference's names (its seeds call py_callback:register/2)
+-export([register/2, unregister/1]).
 -export([start_link/3, retire/1, run/3, init/3]).
 
 -define(TABLE, py_functions).
 
 -type callable() :: fun((list()) -> term()) | {module(), atom()}.
 -export_type([callable/0]).
+
+%% @doc The reference's name of register_function/2.
+-spec register(atom() | binary(), callable()) -> ok | {error, term()}.
+register(Name, Callable) ->
+    register_function(Name, Callable).
+
+%% @doc The reference's name of unregister_function/1.
+-spec unregister(atom() | binary()) -> ok | {error, term()}.
+unregister(Name) ->
+    unregister_function(Name).
 
 %% @doc Makes `Callable' callable from Python as `erlang.call(Name, ...)'. It is
 %% given the list of arguments.

@@ -22,7 +22,7 @@
          import_registry/1, path_registry_reaches_new_and_restarted/1, preload_examples/1,
          preload_clear/1, semaphore_overload/1, semaphore_killed_caller/1,
          scalability_api/1, parallel_example/1,
-         cast_spawn_call_on_context/1, reload_module/1]).
+         cast_spawn_call_on_context/1, reload_module/1, callback_register_names/1]).
 
 -define(PROMPT_MS, 5000).
 
@@ -47,7 +47,7 @@ groups() ->
                        preload_examples, preload_clear]},
      {scalability, [], [semaphore_overload, semaphore_killed_caller, scalability_api,
                         parallel_example]},
-     {rest, [], [cast_spawn_call_on_context, reload_module]}].
+     {rest, [], [cast_spawn_call_on_context, reload_module, callback_register_names]}].
 
 init_per_suite(Config) ->
     Dir = filename:join(?config(priv_dir, Config), "py"),
@@ -555,6 +555,15 @@ reload_module(Config) ->
     ok = py:reload(compat_reloaded),
     {ok, 22} = py:call(py:context(1), compat_reloaded, v, []),
     ok = py:reload(never_imported_module).
+
+%% The seeds' names: py_callback:register/2, unregister/1;
+%% py_channel:register_callbacks/0 is a no-op here.
+callback_register_names(_Config) ->
+    ok = py_channel:register_callbacks(),
+    ok = py_callback:register(<<"compute">>, fun([X]) -> X * 2 end),
+    {ok, 42} = py:eval(<<"erlang.call('compute', 21)">>),
+    ok = py_callback:unregister(<<"compute">>),
+    {error, {'RuntimeError', _}} = py:eval(<<"erlang.call('compute', 21)">>).
 
 %%====================================================================
 %% Helpers
