@@ -12,7 +12,7 @@
 
 -export([context_new_modes/1, context_api_forms/1, context_start_link_follows_owner/1,
          context_stop_of_pool_context/1, context_pid_survives_restart/1,
-         new_context_survives_restart/1,
+         new_context_survives_restart/1, context_memory_limit/1,
          explicit_context_state/1, multiple_independent_contexts/1, bind_context_example/1,
          run_with_context_example/1, bound_process_same_context/1,
          unbound_exec_eval_stays/1, py_context_0_is_stable/1, router_get_context_forms/1,
@@ -36,7 +36,8 @@ all() ->
 groups() ->
     [{explicit_contexts, [], [context_new_modes, context_api_forms,
                               context_start_link_follows_owner, context_stop_of_pool_context,
-                              context_pid_survives_restart, new_context_survives_restart]},
+                              context_pid_survives_restart, new_context_survives_restart,
+                              context_memory_limit]},
      {affinity, [], [explicit_context_state, multiple_independent_contexts,
                      bind_context_example, run_with_context_example,
                      bound_process_same_context, unbound_exec_eval_stays,
@@ -164,6 +165,18 @@ new_context_survives_restart(_Config) ->
     kill_port_program(Ctx),
     wait_restarted(Ctx, Owner),
     {ok, 4} = py_context:eval(Ctx, <<"2+2">>),
+    ok = py_context:stop(Ctx).
+
+%% memory.md's per-context cap: here the port program's resident memory, in
+%% any mode; going over it costs that port program (the caller is told at
+%% once) and the same context pid serves again.
+context_memory_limit(_Config) ->
+    {ok, Ctx} = py_context:new(#{mode => owngil, memory_limit => 100 * 1024 * 1024}),
+    {ok, _, Owner, _} = py_context:lookup(Ctx),
+    {error, {python_died, _}} = py_context:exec(Ctx, <<"_hog = b'x' * (400 * 1024 * 1024)">>),
+    wait_restarted(Ctx, Owner),
+    {ok, 4} = py_context:eval(Ctx, <<"2+2">>, #{}, 5000),
+    {error, {badarg, {memory_limit, -1}}} = py_context:new(#{memory_limit => -1}),
     ok = py_context:stop(Ctx).
 
 %%====================================================================
