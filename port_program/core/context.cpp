@@ -219,6 +219,7 @@ void Context::take(Request& item) {
       execute(item);
       set_interruptible(outer);
       clear_interrupt();
+      namespaces_->sync();
       active_.pop_back();
       break;
     }

@@ -1,17 +1,40 @@
 #include "core/namespaces.hpp"
 
 namespace ep {
+namespace {
+
+// The dict's modification counter (CPython 3.11's ma_version_tag: it changes
+// on every change of the dict). The one private field read here.
+uint64_t dict_version(PyObject* dict) {
+  return reinterpret_cast<PyDictObject*>(dict)->ma_version_tag;
+}
+
+}  // namespace
 
 Namespaces::Namespaces(PyRef shared) {
   shared_.globals = std::move(shared);
-  PyRef runtime = PyRef::steal(PyImport_ImportModule("erlang._runtime"));
-  PyRef make =
-      runtime ? PyRef::steal(PyObject_GetAttrString(runtime.get(), "shared_builtins")) : PyRef();
-  if (make) builtins_ = PyRef::steal(PyObject_CallOneArg(make.get(), shared_.globals.get()));
-  if (!builtins_) {
-    // Without it a process namespace sees Python's builtins only.
+  PyRef module = PyRef::steal(PyImport_ImportModule("builtins"));
+  if (module) real_builtins_ = PyRef::borrow(PyModule_GetDict(module.get()));
+  builtins_ = PyRef::steal(PyDict_New());
+  if (!real_builtins_ || !builtins_) {
     PyErr_Clear();
-    builtins_ = PyRef::borrow(PyDict_GetItemString(shared_.globals.get(), "__builtins__"));
+    return;
+  }
+  shared_version_ = dict_version(shared_.globals.get()) - 1;  // forces the first sync
+  sync();
+}
+
+void Namespaces::sync() {
+  if (!builtins_ || !real_builtins_) return;
+  PyObject* shared = shared_.globals.get();
+  uint64_t version = dict_version(shared);
+  if (version == shared_version_) return;
+  shared_version_ = version;
+  // Rebuilt in place: every process namespace holds this dict.
+  PyDict_Clear(builtins_.get());
+  if (PyDict_Update(builtins_.get(), real_builtins_.get()) < 0 ||
+      PyDict_Update(builtins_.get(), shared) < 0) {
+    PyErr_Clear();
   }
 }
 
@@ -22,11 +45,11 @@ Namespaces::Namespace* Namespaces::get(std::string_view key) {
   ns.globals = PyRef::steal(PyDict_New());
   if (!ns.globals) return nullptr;
   PyObject* g = ns.globals.get();
-  if (PyDict_SetItemString(g, "__builtins__", builtins_.get()) < 0 ||
-      PyDict_SetItemString(g, "__name__", PyDict_GetItemString(shared_.globals.get(), "__name__")) <
-          0 ||
-      PyDict_SetItemString(g, "erlang", PyDict_GetItemString(shared_.globals.get(), "erlang")) <
-          0) {
+  PyObject* shared = shared_.globals.get();
+  PyObject* builtins = builtins_ ? builtins_.get() : PyDict_GetItemString(shared, "__builtins__");
+  if (PyDict_SetItemString(g, "__builtins__", builtins) < 0 ||
+      PyDict_SetItemString(g, "__name__", PyDict_GetItemString(shared, "__name__")) < 0 ||
+      PyDict_SetItemString(g, "erlang", PyDict_GetItemString(shared, "erlang")) < 0) {
     return nullptr;
   }
   return &by_key_.emplace(std::string(key), std::move(ns)).first->second;

@@ -1,8 +1,12 @@
 // The namespaces of one context (spec/PROTOCOL.md, "Namespaces"): the shared
 // one (preload code runs there) and one per key a request names, made on
-// first use, whose `__builtins__` look names up in Python's builtins and then
-// in the shared namespace (erlang._runtime.SharedBuiltins). Each holds the Python objects of its
-// references (`#{return => ref}`), which live as long as the namespace.
+// first use. A process namespace's `__builtins__` is a dict of Python's
+// builtins plus the shared namespace's names, rebuilt whenever the shared
+// namespace changed (checked after each request), so what the shared
+// namespace defines is visible to every process unless it defines its own,
+// while lookups keep CPython's fast path for exact dicts.
+// Each namespace holds the Python objects of its references
+// (`#{return => ref}`), which live as long as the namespace.
 // Executor thread only, GIL held.
 #pragma once
 
@@ -25,7 +29,7 @@ class Namespaces {
     uint64_t next_ref = 1;
   };
 
-  // `shared` is the context's own namespace, the template of the others.
+  // `shared` is the context's own namespace, the base of the others.
   explicit Namespaces(PyRef shared);
 
   PyObject* shared() const { return shared_.globals.get(); }
@@ -37,7 +41,8 @@ class Namespaces {
   Namespace* find(std::string_view key);
   // Frees the namespace of `key` and its references (a no-op if absent).
   void drop(std::string_view key);
-  size_t size() const { return by_key_.size(); }
+  // After a request: the shared namespace's names, again, if it changed.
+  void sync();
 
  private:
   struct StringHash {
@@ -45,7 +50,9 @@ class Namespaces {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   Namespace shared_;
-  PyRef builtins_;  // the SharedBuiltins of this context's process namespaces
+  PyRef builtins_;       // the process namespaces' __builtins__ (one dict)
+  PyRef real_builtins_;  // Python's builtins module dict
+  uint64_t shared_version_ = 0;
   std::unordered_map<std::string, Namespace, StringHash, std::equal_to<>> by_key_;
 };
 

@@ -42,22 +42,3 @@ def run_coroutine(coro: object) -> object:
 
     return asyncio.run(coro)
 
-
-class SharedBuiltins(dict):
-    """The ``__builtins__`` of a process's namespace (spec/PROTOCOL.md,
-    "Namespaces"): Python's builtins, then the context's shared namespace, so
-    that what the shared namespace defines (preload code, code run with env
-    ``shared``) is visible to every process unless it defines its own."""
-
-    __slots__ = ("shared",)
-
-    def __missing__(self, key: str) -> object:
-        return self.shared[key]
-
-
-def shared_builtins(shared: dict) -> SharedBuiltins:
-    import builtins
-
-    chain = SharedBuiltins(vars(builtins))
-    chain.shared = shared
-    return chain

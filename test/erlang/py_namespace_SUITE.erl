@@ -192,7 +192,11 @@ shared_namespace(_Config) ->
                                           ok = py:exec(Ctx, <<"SHARED = 'mine'">>),
                                           py:eval(Ctx, <<"SHARED">>)
                                   end),
-    {ok, <<"yes">>} = py_context:eval(Ctx, <<"SHARED">>, #{}, 5000, shared).
+    {ok, <<"yes">>} = py_context:eval(Ctx, <<"SHARED">>, #{}, 5000, shared),
+    %% a name the shared namespace gets later is seen by a namespace made before
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
+    ok = py_context:exec(Ctx, <<"LATER = 'later'">>, shared),
+    {ok, <<"later">>} = py:eval(Ctx, <<"LATER">>).
 
 %% create_local_env/1: a namespace of its own, usable by any process.
 local_env(_Config) ->
