@@ -13,17 +13,26 @@
 %% owner never sees a handler as busy once Python has its reply. A handler whose
 %% request Python abandoned is retired by the owner: it finishes that request,
 %% then exits.
+%%
+%% While a process runs a callback it keeps `{Owner, CbId}' in its process
+%% dictionary (`$py_callback'): a request it sends to a context of that port
+%% program carries `CbId' as its chain marker (py_request), so that it runs
+%% nested if a thread of that context waits for this callback, and in its turn
+%% otherwise (spec/PROTOCOL.md, "Callbacks: waits, nesting, cancellation").
 -module(py_callback).
 
 -export([register_function/2, unregister_function/1, lookup/1]).
 %% the reference's names (its seeds call py_callback:register/2)
 -export([register/2, unregister/1]).
--export([start_link/3, retire/1, run/3, init/3]).
+-export([start_link/3, retire/1, run/4, init/3]).
+-export([chain/0, join_chain/1]).
 
 -define(TABLE, py_functions).
 
 -type callable() :: fun((list()) -> term()) | {module(), atom()}.
--export_type([callable/0]).
+%% The callback a process serves: its port owner and callback ID.
+-opaque chain() :: {pid(), non_neg_integer()}.
+-export_type([callable/0, chain/0]).
 
 %% @doc The reference's name of register_function/2.
 -spec register(atom() | binary(), callable()) -> ok | {error, term()}.
@@ -64,6 +73,27 @@ lookup(Key) ->
         [] -> error
     end.
 
+%% @doc The callback the calling process runs (`none' outside a callback): a
+%% process that calls Python on its behalf takes it with {@link join_chain/1},
+%% so that its requests run nested in the waiting thread as the callback's own
+%% would.
+-spec chain() -> chain() | none.
+chain() ->
+    case get('$py_callback') of
+        undefined -> none;
+        Chain -> Chain
+    end.
+
+%% @doc Makes the calling process's requests part of `Chain' (see chain/0);
+%% `none' leaves any chain.
+-spec join_chain(chain() | none) -> ok.
+join_chain(none) ->
+    erase('$py_callback'),
+    ok;
+join_chain({Owner, Id} = Chain) when is_pid(Owner), is_integer(Id) ->
+    put('$py_callback', Chain),
+    ok.
+
 %% @doc Starts a handler serving callbacks of the port program owned by `Owner'.
 -spec start_link(pid(), port(), atomics:atomics_ref()) -> {ok, pid()}.
 start_link(Owner, Port, Done) ->
@@ -75,10 +105,11 @@ retire(Handler) ->
     Handler ! py_callback_retire,
     ok.
 
-%% @doc Runs one callback (`Request' is the still-encoded name and arguments)
-%% and writes the reply to `Port'.
--spec run(port(), non_neg_integer(), binary()) -> ok.
-run(Port, Id, Request) ->
+%% @doc Runs one callback of the port program owned by `Owner' (`Request' is
+%% the still-encoded name and arguments) and writes the reply to `Port'.
+-spec run(pid(), port(), non_neg_integer(), binary()) -> ok.
+run(Owner, Port, Id, Request) ->
+    put('$py_callback', {Owner, Id}),
     write_reply(Port, Id, reply(Request)).
 
 reply(Request) ->
@@ -103,17 +134,19 @@ write_reply(Port, Id, Reply) ->
 init(Owner, Port, Done) ->
     link(Owner),
     proc_lib:init_ack({ok, self()}),
-    loop(Port, Done).
+    loop(Owner, Port, Done).
 
 %% Internal
 
-loop(Port, Done) ->
+loop(Owner, Port, Done) ->
     receive
         {py_callback, Id, Request} ->
+            put('$py_callback', {Owner, Id}),
             Reply = reply(Request),
+            erase('$py_callback'),
             atomics:add(Done, 1, 1),
             write_reply(Port, Id, Reply),
-            loop(Port, Done);
+            loop(Owner, Port, Done);
         py_callback_retire ->
             ok
     end.

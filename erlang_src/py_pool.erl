@@ -218,7 +218,7 @@ checkout(Pool) ->
     case get({'$py_pool_routes', Pool}) of
         {Counters, Cell, Generation, Routes} ->
             case atomics:get(Counters, Cell) of
-                Generation -> element(pick_slot(Pool, tuple_size(Routes), Counters) + 1, Routes);
+                Generation -> pick(Pool, Routes, Counters);
                 _ -> checkout_fresh(Pool)
             end;
         _ ->
@@ -243,7 +243,7 @@ checkout_fresh(Pool) ->
                 _ ->
                     erase({'$py_pool_routes', Pool})
             end,
-            lists:nth(pick_slot(Pool, Size, Counters) + 1, Routes);
+            pick(Pool, list_to_tuple(Routes), Counters);
         [{_, {}, _, _}] ->
             {error, {no_contexts, Pool}};
         [{_, Live, Counters, _}] ->
@@ -253,6 +253,31 @@ checkout_fresh(Pool) ->
             {element(1, element(I + 1, Live)), none};
         [] ->
             {error, {pool_not_started, Pool}}
+    end.
+
+%% A process running a callback (py_callback) whose pick is busy goes to the
+%% context of the callback's own port program instead, if the pool has it:
+%% that context's thread waits for the callback and runs the request nested at
+%% once, where a busy other context would queue it (and, if that context in
+%% turn waited for a callback calling this pool, neither would ever finish).
+pick(Pool, Routes, Counters) ->
+    Slot = pick_slot(Pool, tuple_size(Routes), Counters),
+    case get('$py_callback') of
+        undefined ->
+            element(Slot + 1, Routes);
+        {Owner, _} ->
+            case atomics:get(Counters, Slot + 2) of
+                0 -> element(Slot + 1, Routes);
+                _ -> own_route(Owner, Routes, tuple_size(Routes), element(Slot + 1, Routes))
+            end
+    end.
+
+own_route(_Owner, _Routes, 0, Picked) ->
+    Picked;
+own_route(Owner, Routes, I, Picked) ->
+    case element(I, Routes) of
+        {_, {_, Owner, _, _}} = Own -> Own;
+        _ -> own_route(Owner, Routes, I - 1, Picked)
     end.
 
 pick_slot(Pool, Size, Counters) ->

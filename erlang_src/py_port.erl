@@ -186,7 +186,7 @@ callback(Bin, #state{port = Port} = State) ->
         {ok, Id, Rest0} when is_integer(Id) ->
             case py_msgpack:decode(Rest0) of
                 {ok, none, Request} ->
-                    Pid = proc_lib:spawn_link(py_callback, run, [Port, Id, Request]),
+                    Pid = proc_lib:spawn_link(py_callback, run, [self(), Port, Id, Request]),
                     State#state{workers = (State#state.workers)#{Pid => {async, Id}}};
                 {ok, Key, Request} ->
                     case handler(Key, State) of

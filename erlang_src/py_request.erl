@@ -74,7 +74,7 @@ send(Ctx, Build) ->
 
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
-    try write(Port, py_msgpack:encode(Build(Ref))) of
+    try write(Port, py_msgpack:encode(in_chain(Build(Ref), Owner))) of
         true -> {ok, Ref}
     catch
         error:badarg ->
@@ -92,8 +92,8 @@ write(Ctx, Frame) ->
 -spec cast(pid(), builder()) -> ok | {error, term()}.
 cast(Ctx, Build) ->
     case ets:lookup(py_contexts, Ctx) of
-        [{_, Port, _Owner, Local, _}] ->
-            try write(Port, py_msgpack:encode((Build(Local))(none))) of
+        [{_, Port, Owner, Local, _}] ->
+            try write(Port, py_msgpack:encode(in_chain((Build(Local))(none), Owner))) of
                 true -> ok
             catch
                 error:badarg -> {error, {python_died, port_closed}}
@@ -135,6 +135,35 @@ failed(Reason) ->
     Ref.
 
 %% Internal
+
+%% A request sent by a process running a callback of the same port program
+%% (py_callback) carries that callback's ID as a trailing chain marker: it runs
+%% nested if a thread of the context waits for that callback, else in its turn.
+%% One process dictionary read on the plain call path.
+%% The marker is the first trailing element (spec/PROTOCOL.md, "Request
+%% trailer"): it fills the nil a namespaced request has there.
+in_chain(Msg, Owner) ->
+    case get('$py_callback') of
+        {Owner, CbId} -> set_nest(Msg, CbId);
+        _ -> Msg
+    end.
+
+set_nest([Type | _] = Msg, CbId) ->
+    case fixed_elements(Type) of
+        none ->
+            Msg;
+        Fixed ->
+            case lists:split(min(Fixed, length(Msg)), Msg) of
+                {Head, []} -> Head ++ [CbId];
+                {Head, [_Nil | Trailer]} -> Head ++ [CbId | Trailer]
+            end
+    end.
+
+fixed_elements(1) -> 7;
+fixed_elements(2) -> 5;
+fixed_elements(3) -> 4;
+fixed_elements(12) -> 8;
+fixed_elements(_) -> none.
 
 python_error(Payload) ->
     case decode3(Payload) of

@@ -75,8 +75,14 @@ void CallbackRegistry::release(uint32_t slot) {
 uint64_t CallbackRegistry::register_async(int fd, uint64_t token) {
   std::lock_guard lk(mu_);
   uint64_t id = kAsyncBit | ++async_sequence_;
-  async_targets_.emplace(id, std::make_pair(fd, token));
+  async_targets_.emplace(id, AsyncTarget{fd, token, Context::current()});
   return id;
+}
+
+bool CallbackRegistry::async_pending_on(uint64_t id, const Context* ctx) {
+  std::lock_guard lk(mu_);
+  auto it = async_targets_.find(id);
+  return it != async_targets_.end() && it->second.context == ctx;
 }
 
 std::vector<CallbackRegistry::AsyncResult> CallbackRegistry::take_async(int fd) {
@@ -89,7 +95,7 @@ std::vector<CallbackRegistry::AsyncResult> CallbackRegistry::take_async(int fd) 
 void CallbackRegistry::forget_async(int fd) {
   std::lock_guard lk(mu_);
   async_results_.erase(fd);
-  std::erase_if(async_targets_, [fd](const auto& kv) { return kv.second.first == fd; });
+  std::erase_if(async_targets_, [fd](const auto& kv) { return kv.second.fd == fd; });
 }
 
 void CallbackRegistry::drop_async(uint64_t id) {
@@ -104,8 +110,8 @@ void CallbackRegistry::deliver(uint64_t id, CallbackReply reply) {
       std::lock_guard lk(mu_);
       auto it = async_targets_.find(id);
       if (it == async_targets_.end()) return;
-      fd = it->second.first;
-      async_results_[fd].push_back({it->second.second, std::move(reply)});
+      fd = it->second.fd;
+      async_results_[fd].push_back({it->second.token, std::move(reply)});
       async_targets_.erase(it);
     }
     uint64_t one = 1;

@@ -61,14 +61,17 @@ class CallbackRegistry {
   CallbackWaiter& this_thread();
 
   // An async call: its reply is queued for `fd` and `fd` (an eventfd) signalled.
+  // Made on a context's executor thread, it is pending on that context until
+  // its reply comes or it is dropped (drop_async, forget_async).
   uint64_t register_async(int fd, uint64_t token);
+  bool async_pending_on(uint64_t id, const Context* ctx);
   struct AsyncResult {
     uint64_t token;
     CallbackReply reply;
   };
   std::vector<AsyncResult> take_async(int fd);
   void forget_async(int fd);
-  void drop_async(uint64_t id);  // a call that could not be sent
+  void drop_async(uint64_t id);  // a call that could not be sent, or is no longer awaited
 
   // From the I/O thread: a reply arrived.
   void deliver(uint64_t id, CallbackReply reply);
@@ -83,7 +86,12 @@ class CallbackRegistry {
   std::vector<uint32_t> sequences_;                   // slot -> last sequence used (for reuse)
   std::unordered_map<uint32_t, Context*> executors_;  // slot -> context of an executor thread
   uint64_t async_sequence_ = 0;
-  std::unordered_map<uint64_t, std::pair<int, uint64_t>> async_targets_;  // id -> (fd, token)
+  struct AsyncTarget {
+    int fd;
+    uint64_t token;
+    const Context* context;  // the executor's that made the call, or null
+  };
+  std::unordered_map<uint64_t, AsyncTarget> async_targets_;
   std::unordered_map<int, std::vector<AsyncResult>> async_results_;
 };
 

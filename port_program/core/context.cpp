@@ -70,7 +70,8 @@ void Context::post(Request&& request) {
     queue_.push_back(std::move(request));
     pending_.fetch_add(1, std::memory_order_release);
     wake = sleeping_;
-    loop = watch_nested_;
+    // Only what may run nested wakes a loop that watches for it.
+    loop = watch_nested_ && (!queue_.back().is_request() || queue_.back().has_nest);
   }
   if (wake) parker_.unpark();
   if (loop) signal_fd(nested_fd_);
@@ -87,7 +88,7 @@ void Context::watch_nested(bool on) {
   {
     std::lock_guard lk(mu_);
     watch_nested_ = on;
-    queued = !queue_.empty();
+    queued = find_nestable_locked() != queue_.end();
   }
   if (on && queued) signal_fd(nested_fd_);
 }
@@ -101,7 +102,33 @@ void Context::run_nested() {
   // Stops at a cancellation of the running request: what follows it in the
   // queue runs after that request, not nested in it.
   Request item;
-  while (!cancelled() && try_pop(item)) take(item);
+  while (!cancelled() && try_pop_nestable(item)) take(item);
+}
+
+bool Context::nestable(const Request& item) const {
+  // A namespace drop keeps its place behind the requests (it may be of the
+  // request waiting now).
+  if (item.type == protocol::kDropNamespace) return false;
+  // Replies, cancellations and wakes are what a wait waits for.
+  if (!item.is_request()) return true;
+  if (!item.has_nest) return false;
+  if (std::find(waits_.begin(), waits_.end(), item.nest) != waits_.end()) return true;
+  return (item.nest & CallbackRegistry::kAsyncBit) &&
+         Runtime::instance().callbacks().async_pending_on(item.nest, this);
+}
+
+std::deque<Request>::iterator Context::find_nestable_locked() {
+  return std::find_if(queue_.begin(), queue_.end(),
+                      [this](const Request& item) { return nestable(item); });
+}
+
+bool Context::try_pop_nestable(Request& out) {
+  std::lock_guard lk(mu_);
+  auto it = find_nestable_locked();
+  if (it == queue_.end()) return false;
+  out = std::move(*it);
+  queue_.erase(it);
+  return true;
 }
 
 void Context::post_callback_reply(uint64_t id, CallbackReply reply) {
@@ -169,19 +196,21 @@ bool Context::try_pop(Request& out) {
   return true;
 }
 
-bool Context::wait_pop(Request& out) {
+bool Context::wait_pop(Request& out, bool nested) {
   std::unique_lock lk(mu_);
-  if (queue_.empty() && !stop_) {
+  auto next = [this, nested] { return nested ? find_nestable_locked() : queue_.begin(); };
+  auto ready = [&] { return stop_ || next() != queue_.end(); };
+  if (!ready()) {
     sleeping_ = true;
     // Awaiting a callback's reply, the executor is sure to get input soon.
     auto expect = waits_.empty() ? InputGate::Expect::kInput : InputGate::Expect::kReply;
-    Runtime::instance().input().wait(
-        lk, parker_, [this] { return !queue_.empty() || stop_; }, expect);
+    Runtime::instance().input().wait(lk, parker_, ready, expect);
     sleeping_ = false;
   }
-  if (queue_.empty()) return false;
-  out = std::move(queue_.front());
-  queue_.pop_front();
+  auto it = next();
+  if (it == queue_.end()) return false;
+  out = std::move(*it);
+  queue_.erase(it);
   return true;
 }
 
@@ -191,7 +220,7 @@ void Context::run() {
   thread_ident_ = PyThread_get_thread_ident();
   output::set_current_context(id_);
   Request item;
-  while (wait_pop(item)) {
+  while (wait_pop(item, false)) {
     GilHold gil(thread_state_);
     do {
       take(item);
@@ -276,9 +305,9 @@ Context::WaitResult Context::wait_event() {
   if (cancelled()) return WaitResult::kCancelled;
   NotInterruptible quiet(this, &Context::set_interruptible);
   Request item;
-  if (!try_pop(item)) {
+  if (!try_pop_nestable(item)) {
     GilRelease nogil;
-    if (!wait_pop(item)) return WaitResult::kStopped;
+    if (!wait_pop(item, true)) return WaitResult::kStopped;
   }
   take(item);  // a wake, a nested request, a reply or a cancellation
   return cancelled() ? WaitResult::kCancelled : WaitResult::kWoken;
@@ -307,9 +336,9 @@ CallbackReply Context::wait_callback(uint64_t id) {
     // active_ may have grown (and moved) while nested requests ran.
     frame = depth > 0 ? &active_[depth - 1] : nullptr;
     if (frame && frame->cancelled) return {CallbackReply::Kind::kCancelled, {}};
-    if (!try_pop(item)) {
+    if (!try_pop_nestable(item)) {
       GilRelease nogil;
-      if (!wait_pop(item)) return {CallbackReply::Kind::kStopped, {}};
+      if (!wait_pop(item, true)) return {CallbackReply::Kind::kStopped, {}};
     }
     take(item);  // the awaited reply (parked), another reply, a cancellation, a nested request
   }

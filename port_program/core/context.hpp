@@ -50,7 +50,9 @@ class Context {
   bool interrupt(std::string_view reqid);
 
   // On the executor thread, GIL held: waits for callback `id`'s reply, running
-  // the requests that arrive meanwhile (Erlang calling back into this context).
+  // meanwhile the requests of the chain of a callback this thread waits for
+  // (Erlang calling back into this context: nestable()); the other requests
+  // stay queued and run in their turn.
   // A reply for an outer wait that arrives meanwhile is kept until that wait
   // resumes; a cancellation affects only the request it names (an outer one
   // sees it when its wait resumes).
@@ -68,10 +70,10 @@ class Context {
   // An asyncio loop running on the executor thread waits in its selector, not
   // in wait_callback: while it waits for an erlang.async_call it watches this
   // eventfd (signalled by post() while watched) and runs the queued requests
-  // with run_nested(), so Erlang can call back into this context.
+  // of its chain with run_nested(), so Erlang can call back into this context.
   int nested_fd();  // executor thread; -1 if no eventfd could be made
   void watch_nested(bool on);
-  void run_nested();  // executor thread, GIL held: runs what is queued, never blocks
+  void run_nested();  // executor thread, GIL held: runs what is nestable, never blocks
   // True when nothing is queued or running (used by an orderly shutdown).
   bool idle() const { return pending_.load(std::memory_order_acquire) == 0; }
 
@@ -88,8 +90,16 @@ class Context {
   using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
   void run();
-  bool wait_pop(Request& out);  // blocks; false when stopping
+  // Blocks; false when stopping. `nested`: only what may run nested in the
+  // waits on the stack (nestable()), the rest stays queued, in order.
+  bool wait_pop(Request& out, bool nested);
   bool try_pop(Request& out);
+  bool try_pop_nestable(Request& out);
+  // Executor thread: a callback reply, cancellation or wake, or a request of the
+  // chain of a callback this thread waits for (its marker names one of waits_,
+  // or an erlang.async_call of this executor that is pending).
+  bool nestable(const Request& item) const;
+  std::deque<Request>::iterator find_nestable_locked();  // mu_ held
   void take(Request& item);  // a request, a callback reply or a cancellation
   void stop_watching();
   void execute(const Request& request);

@@ -63,6 +63,8 @@ CallbackReply failed_reply(const std::string& reason) {
 
 }  // namespace
 
+namespace {}  // namespace
+
 void Dispatcher::on_frame(std::string_view message) {
   MsgpackReader in(message);
   std::string_view reqid;
@@ -179,15 +181,7 @@ void Dispatcher::on_frame(std::string_view message) {
         request.body_off = static_cast<uint32_t>(in.offset());
         uint32_t fixed = protocol::fixed_elements(request.type);
         if (n < fixed) throw MsgpackError("request has too few elements");
-        if (n > fixed) {
-          try {
-            read_trailer(in, n - fixed, fixed - 3, request);
-          } catch (const MsgpackError&) {
-            // A body too deep to skip: the executor's decoding reports it.
-            request.ns_len = 0;
-            request.want_ref = false;
-          }
-        }
+        if (n > fixed) read_trailer(in, n - fixed, fixed - 3, request);
         contexts_[ctx.magnitude]->post(std::move(request));
         return;
       }
@@ -210,12 +204,25 @@ void Dispatcher::on_frame(std::string_view message) {
   }
 }
 
-// The optional elements after a request's body: Chain (reserved: skipped),
-// NsKey (nil: the shared namespace), ReturnRef (bool).
+// The optional elements after a request's body (spec/PROTOCOL.md, "Request
+// trailer"): Nest (the chain marker, nil or a CbId), NsKey (nil: the shared
+// namespace), ReturnRef (bool). The body is skipped only when a trailer is
+// there, never on the plain call path.
 void Dispatcher::read_trailer(MsgpackReader& in, uint32_t trailing, uint32_t body,
                               Request& request) {
-  for (uint32_t i = 0; i < body; ++i) in.raw_object();
-  in.raw_object();  // Chain
+  try {
+    for (uint32_t i = 0; i < body; ++i) in.raw_object();
+  } catch (const MsgpackError&) {
+    return;  // a body too deep to skip: the executor's decoding reports it
+  }
+  if (in.peek() == MsgpackType::Nil) {
+    in.nil();
+  } else {
+    MsgpackInt nest = in.integer();
+    if (nest.negative) throw MsgpackError("bad chain marker");
+    request.has_nest = true;
+    request.nest = nest.magnitude;
+  }
   if (trailing >= 2) {
     size_t off = in.offset();
     std::string_view key = in.raw_object();

@@ -139,7 +139,7 @@ PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return reply_value(name, reply);
 }
 
-// call_async(name, args, fd, token): the reply is queued for `fd`, an eventfd.
+// call_async(name, args, fd, token) -> id: the reply is queued for `fd`, an eventfd.
 PyObject* call_async(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   unsigned long long token = 0;
   int fd = -1;
@@ -158,6 +158,15 @@ PyObject* call_async(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   rt.sink().send(msg);
+  return PyLong_FromUnsignedLongLong(id);
+}
+
+// async_drop(id): nobody awaits async call `id` any more: its reply is dropped,
+// and requests of its chain no longer run nested.
+PyObject* async_drop(PyObject*, PyObject* arg) {
+  unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+  if (PyErr_Occurred()) return nullptr;
+  Runtime::instance().callbacks().drop_async(id);
   Py_RETURN_NONE;
 }
 
@@ -228,7 +237,8 @@ PyObject* nested_watch(PyObject*, PyObject* arg) {
 }
 
 // run_nested() -> bool: runs the requests queued for the calling executor's
-// context; true when the caller of the request running there gave up.
+// context that belong to the chain of a callback it waits for; true when the
+// caller of the request running there gave up.
 PyObject* run_nested(PyObject*, PyObject*) {
   Context* ctx = Context::current();
   if (!ctx) Py_RETURN_FALSE;
@@ -261,6 +271,7 @@ PyMethodDef kMethods[] = {
      "Start a callback completed through an eventfd."},
     {"async_results", async_results, METH_O, "Take the completed async callbacks of an eventfd."},
     {"async_forget", async_forget, METH_O, "Drop what is pending for an eventfd."},
+    {"async_drop", async_drop, METH_O, "Drop one async call nobody awaits any more."},
     {"nested_fd", nested_fd, METH_NOARGS, "The eventfd of the executor's queue, or -1."},
     {"nested_watch", nested_watch, METH_O, "Signal nested_fd() when a request is queued."},
     {"run_nested", run_nested, METH_NOARGS,

@@ -5,9 +5,10 @@ eventfd; each event loop watches its own eventfd with add_reader, so the reply
 is picked up by the loop thread itself, on any asyncio loop.
 
 A loop running on a context's executor thread (a called coroutine) also watches
-the context's queue while one of its async calls is pending, and runs the
-requests that arrive meanwhile nested, as erlang.call does: an Erlang function
-called with async_call may call back into the same context without deadlock.
+the context's queue while one of its async calls is pending, and runs nested
+the requests that arrive meanwhile from the chain of a pending call, as
+erlang.call does: an Erlang function called with async_call may call back into
+the same context without deadlock. Other requests run in their turn.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class _Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.futures: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self.futures: dict[int, tuple[str, asyncio.Future[Any], int]] = {}
         self._wakeups: list[asyncio.Future[None]] = []
         self._tokens = itertools.count(1)
         loop.add_reader(self.fd, self._drain)
@@ -52,12 +53,13 @@ class _Bridge:
     def start(self, loop: asyncio.AbstractEventLoop, name: str, args: tuple) -> asyncio.Future[Any]:
         future = loop.create_future()
         token = next(self._tokens)
-        self.futures[token] = (name, future)
+        self.futures[token] = (name, future, 0)
         try:
-            _erlang.call_async(name, args, self.fd, token)
+            call_id = _erlang.call_async(name, args, self.fd, token)
         except BaseException:
             del self.futures[token]
             raise
+        self.futures[token] = (name, future, call_id)
         if self.nested_fd >= 0 and len(self.futures) == 1:
             _erlang.nested_watch(True)
         future.add_done_callback(functools.partial(self._forget, token))
@@ -65,7 +67,13 @@ class _Bridge:
 
     def _forget(self, token: int, _future: "asyncio.Future[Any]") -> None:
         """A call's future is done: a reply still to come is dropped."""
-        if self.futures.pop(token, None) is not None and self.nested_fd >= 0 and not self.futures:
+        pending = self.futures.pop(token, None)
+        if pending is None:
+            return  # its reply came (_drain)
+        # Done before its reply (cancelled): the reply is dropped, and the
+        # requests of its chain no longer run nested.
+        _erlang.async_drop(pending[2])
+        if self.nested_fd >= 0 and not self.futures:
             _erlang.nested_watch(False)
 
     def wakeup(self) -> "asyncio.Future[None]":
@@ -86,7 +94,7 @@ class _Bridge:
             if not future.done():
                 future.set_result(None)
         for token, ok, value in _erlang.async_results(self.fd):
-            name, future = self.futures.pop(token, (None, None))
+            name, future, _ = self.futures.pop(token, (None, None, 0))
             if future is None or future.done():
                 continue
             if ok:
@@ -105,7 +113,7 @@ class _Bridge:
         if self.futures and _erlang.run_nested():
             # The Erlang caller of the request running this loop gave up: fail
             # its pending async calls, as erlang.call's wait would be.
-            for name, future in self.futures.values():
+            for name, future, _ in self.futures.values():
                 if not future.done():
                     future.set_exception(
                         RuntimeError(

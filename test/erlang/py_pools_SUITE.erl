@@ -790,23 +790,33 @@ in_flight(Pool) ->
     [atomics:get(Counters, Slot + 2) || Slot <- lists:seq(0, Size - 1)].
 
 %% An io-style pool whose Python waits in an Erlang function (erlang.call on the
-%% context's own thread): while it waits, the context runs the next request
-%% sent to it, nested on the same thread. The outer call must still get its
-%% reply when that reply comes in while the nested call waits in erlang.call
-%% too, and a timeout of the outer caller must not cancel the nested call of
-%% another caller.
+%% context's own thread): while it waits, the context runs the requests of that
+%% callback's chain nested on the same thread (here sent by a process acting
+%% for the callback: py_callback:join_chain/1). The outer call must still get
+%% its reply when that reply comes in while the nested call waits in
+%% erlang.call too, and a timeout of the outer caller must not cancel the
+%% nested call, nor the other way round.
 nested_request_keeps_outer_callback(_Config) ->
-    register_hold(),
+    Test = self(),
+    ok = py:register_function(pools_hold, fun([Tag, OsPid]) ->
+                                                  Test ! {held, Tag, OsPid, self()},
+                                                  Test ! {chain, Tag, py_callback:chain()},
+                                                  receive {release, Reply} -> Reply end
+                                          end),
     {ok, [C]} = py_context_router:start_pool(pools_nest, 1, worker),
-    Call = fun(Tag, Timeout) ->
-                   async(fun() -> py:call(C, pools_probe, hold_in_callback, [Tag],
-                                          #{timeout => Timeout}) end)
+    Call = fun(Tag, Timeout, Chain) ->
+                   async(fun() ->
+                                 ok = py_callback:join_chain(Chain),
+                                 py:call(C, pools_probe, hold_in_callback, [Tag],
+                                         #{timeout => Timeout})
+                         end)
            end,
+    ChainOf = fun(Tag) -> receive {chain, Tag, Chain} -> Chain after 5000 -> ct:fail(Tag) end end,
     %% 1. A waits; B runs nested and waits; A's reply reaches the port program
     %% first, then B's
-    A = Call(a, 2000),
+    A = Call(a, 2000, none),
     [{a, _, HA}] = await_holds(1),
-    B = Call(b, 2000),
+    B = Call(b, 2000, ChainOf(a)),
     [{b, _, HB}] = await_holds(1),
     HA ! {release, a},
     ok = wait_reply_written(HA),
@@ -814,9 +824,9 @@ nested_request_keeps_outer_callback(_Config) ->
     RB = result(B),
     RA = result(A),
     %% 2. A2 times out (its request is cancelled) while B2 waits nested in it
-    A2 = Call(a2, 300),
+    A2 = Call(a2, 300, none),
     [{a2, _, HA2}] = await_holds(1),
-    B2 = Call(b2, 2000),
+    B2 = Call(b2, 2000, ChainOf(a2)),
     [{b2, _, HB2}] = await_holds(1),
     RA2 = result(A2),
     HB2 ! {release, b2},
@@ -827,9 +837,9 @@ nested_request_keeps_outer_callback(_Config) ->
     {ok, none} = py:call(C, pools_probe, error_of, [b2]),
     %% 3. the nested B3 times out while A3 waits under it: only B3 is cancelled,
     %% A3 still gets its reply
-    A3 = Call(a3, 5000),
+    A3 = Call(a3, 5000, none),
     [{a3, _, HA3}] = await_holds(1),
-    B3 = Call(b3, 300),
+    B3 = Call(b3, 300, ChainOf(a3)),
     [{b3, _, HB3}] = await_holds(1),
     RB3 = result(B3),
     HA3 ! {release, a3},

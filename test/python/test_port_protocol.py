@@ -101,3 +101,29 @@ def test_exits_promptly_on_eof_even_when_python_is_stuck(port: PortProgram) -> N
 def test_shutdown_message(port: PortProgram) -> None:
     port.send([SHUTDOWN])
     assert port.proc.wait(timeout=2) == 0
+
+
+def test_only_the_waiting_callbacks_chain_runs_nested(port: PortProgram) -> None:
+    """While context 0 waits in erlang.call, a request whose chain marker (a
+    trailing element) names that callback runs nested; one without a marker,
+    or naming another callback, runs after the waiting request."""
+    port.send([EXEC, "def", 0, "import erlang\nlog = []\ndef f():\n    log.append('f')\n"
+               "    r = erlang.call('x')\n    log.append('f-done')\n    return r"])
+    assert port.recv_reply() == [OK, "def", None]
+    port.send([CALL, "f", 0, "__main__", "f", [], {}])
+    callback = port.recv_reply()
+    assert callback[0] == 16 and callback[3] == "x"
+    cb_id = callback[1]
+    port.send([EVAL, "plain", 0, "log.append('plain')", {}])
+    port.send([EVAL, "other", 0, "log.append('other')", {}, cb_id + 1])
+    port.send([EVAL, "none", 0, "log.append('none')", {}, None])
+    port.send([EVAL, "chain", 0, "log.append('chain')", {}, cb_id])
+    assert port.recv_reply() == [OK, "chain", None]
+    port.send([20, cb_id, 5])
+    replies = [port.recv_reply() for _ in range(4)]
+    assert replies == [[OK, "f", 5], [OK, "plain", None], [OK, "other", None], [OK, "none", None]]
+    port.send([EVAL, "log", 0, "log", {}])
+    assert port.recv_reply() == [OK, "log", ["f", "chain", "f-done", "plain", "other", "none"]]
+    # a marker that is not an integer is a protocol error of that request
+    port.send([EVAL, "bad", 0, "1", {}, "x"])
+    assert port.recv_reply()[:3] == [ERROR, "bad", "ProtocolError"]
