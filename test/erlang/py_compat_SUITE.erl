@@ -367,6 +367,7 @@ app_env_keys(Config) ->
         3 = py_context_router:num_contexts(),
         worker = py:execution_mode(),
         7 = py_semaphore:max_concurrent(),
+        4 = py_config:event_loop_pool_size(),
         true = py_import:is_imported(json, dumps),
         true = py_import:is_imported(os),
         [_] = [P || P <- py_import:all_paths(), P =:= list_to_binary(Extra)],
