@@ -1,9 +1,11 @@
 # The one entry point: make, make test, make demo, make bench.
 SHELL := /bin/bash
 DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-proper \
+  python3-venv python3-pip python3-wheel \
   python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
   python3-pytest python3-msgpack python3-uvloop python3-numpy \
-  python3-fastapi python3-uvicorn python3-httpx
+  python3-fastapi python3-uvicorn python3-httpx \
+  rebar3 elixir
 BUILD := _cmake
 ASAN_BUILD := _cmake_asan
 JOBS ?= 2
@@ -12,9 +14,9 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port erlang test test-cpp test-eunit test-ct test-python test-asan demo bench fuzz clean format
+.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan demo bench fuzz clean format
 
-all: deps cpp erlang
+all: deps cpp erlang priv-python
 
 # Install the Debian packages that are missing (only when running as root).
 deps:
@@ -27,13 +29,52 @@ deps:
 	fi
 
 cpp: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Only the port program, for rebar3's compile hook (no tests, no apt-get).
-port:
-	@cmake -S . -B _build/cmake_port -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEP_TESTS=OFF >/dev/null
-	@cmake --build _build/cmake_port --target erlang_python_port -j $(JOBS)
+# --- Building for rebar3, Mix and releases ---------------------------------
+# `make port' is rebar3's pre-compile hook and Mix's compile step (mix.exs):
+# the port program and priv/python, everything a node needs at run time, so an
+# OTP release (which copies ebin/ and priv/) works wherever it is copied.
+# No tests, no apt-get; configured once (cmake --build re-configures by itself
+# when CMakeLists.txt changes), so an unchanged tree builds nothing.
+PORT_BUILD := _build/cmake_port
+BUILD_PACKAGES := cmake g++ pkg-config python3-dev libuv1-dev
+PY_PKG_FILES := $(shell find python_pkg -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
+PY_PKG_DIRS := $(shell find python_pkg -type d -not -name __pycache__ 2>/dev/null)
+
+port: priv-python
+	@test -f $(PORT_BUILD)/Makefile || { $(call configure,$(PORT_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEP_TESTS=OFF); }
+	@cmake --build $(PORT_BUILD) --target erlang_python_port -j $(JOBS) | { grep -v -e 'Built target' -e 'Consolidate compiler' || true; }; exit $${PIPESTATUS[0]}
+
+# The Python package `erlang', as the port program imports it in a release.
+priv-python: priv/python/.stamp
+priv/python/.stamp: $(PY_PKG_FILES) $(PY_PKG_DIRS)
+	@rm -rf priv/python && mkdir -p priv/python
+	@cd python_pkg && cp --parents $(patsubst python_pkg/%,%,$(PY_PKG_FILES)) ../priv/python/
+	@touch $@
+
+# configure(BuildDir, Flags): CMake's configure step, its output kept in
+# BuildDir/configure.log and shown when it fails, with the Debian packages
+# that are missing.
+define configure
+mkdir -p $(1) && if ! cmake -S . -B $(1) $(2) >$(1)/configure.log 2>&1; then \
+  cat $(1)/configure.log >&2; \
+  missing=$$(for p in $(BUILD_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+  echo "erlang_python: CMake's configure step failed (log above, also in $(1)/configure.log)" >&2; \
+  if [ -n "$$missing" ]; then echo "erlang_python: missing Debian packages: $$missing (apt-get install $$missing)" >&2; fi; \
+  exit 1; fi
+endef
+
+# An Elixir project (test/elixir, ExUnit) that depends on erlang_python by path.
+test-elixir: all
+	cd test/elixir && mix test
+
+# Releases (rebar3/relx and mix release) copied elsewhere and run: a call, a
+# callback and a channel round trip each.
+test-release: all
+	test/release/run.sh
+# ---------------------------------------------------------------------------
 
 erlang: $(ERL_BEAMS) ebin/erlang_python.app
 
@@ -49,7 +90,7 @@ _build/test/%.beam: test/erlang/%.erl
 	@mkdir -p _build/test
 	erlc +debug_info -I erlang_src -I /usr/lib/erlang/lib/proper-*/include -pa ebin -o _build/test $<
 
-test: all test-cpp test-python test-eunit test-ct test-asan
+test: all test-cpp test-python test-eunit test-ct test-asan test-elixir test-release
 	@echo "make test: every suite passed"
 
 test-cpp: cpp
@@ -70,7 +111,7 @@ test-ct: all
 
 # The Erlang suites once more, against the port program built with ASan + UBSan.
 test-asan: all
-	@cmake -S . -B $(ASAN_BUILD) -DEP_SANITIZE=ON -DEP_TESTS=OFF -DEP_PRIV_DIR=$(CURDIR)/$(ASAN_BUILD)/priv >/dev/null
+	@$(call configure,$(ASAN_BUILD),-DEP_SANITIZE=ON -DEP_TESTS=OFF -DEP_PRIV_DIR=$(CURDIR)/$(ASAN_BUILD)/priv)
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target erlang_python_port
 	@mkdir -p $(CT_LOGDIR)
 	EP_PORT_PROGRAM=$(CURDIR)/$(ASAN_BUILD)/priv/erlang_python_port ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
@@ -101,4 +142,4 @@ format:
 	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp test/cpp/*.cpp bench/*.cpp
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) ebin _build priv/erlang_python_port
+	rm -rf $(BUILD) $(ASAN_BUILD) ebin _build priv/erlang_python_port priv/python

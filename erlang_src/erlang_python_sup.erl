@@ -13,6 +13,7 @@ start_link() ->
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     py_pool:init_tables(),
+    ok = py_state:init_tables(),  % dropin2: state, streams, shared dicts, setup, traces
     ok = py_semaphore:init(),
     ok = py_config:check_env(),
     ok = py_import:load_env(),
@@ -32,5 +33,9 @@ init([]) ->
     InFlight = #{id => py_inflight,
                  start => {py_inflight, start_link, []},
                  type => worker},
+    %% dropin2: owners of running streams, owners of shared dicts
+    Streams = #{id => py_stream, start => {py_stream, start_link, []}, type => worker},
+    SharedDicts = #{id => py_shared_dict, start => {py_shared_dict, start_link, []},
+                    type => worker},
     {ok, {#{strategy => rest_for_one, intensity => 5, period => 10},
-          [Callbacks, Channels, Pools, Default, InFlight]}}.
+          [Callbacks, Channels, Pools, Default, InFlight, Streams, SharedDicts]}}.

@@ -22,17 +22,31 @@
          call_method/3, getattr/2, to_term/1, is_ref/1, cast/5, spawn_call/5]).
 %% for py_compat, py_ref and py_ns, not for users
 -export([request/3, call_msg/4, code/1]).
+%% dropin2: streams, shared state, SharedDict, logging and tracing, memory, venvs
+-export([stream/3, stream/4, stream_eval/1, stream_eval/2,
+         stream_start/3, stream_start/4, stream_cancel/1,
+         state_fetch/1, state_store/2, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2,
+         shared_dict_new/0, shared_dict_get/2, shared_dict_get/3, shared_dict_set/3,
+         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
+         configure_logging/0, configure_logging/1,
+         enable_tracing/0, disable_tracing/0, get_traces/0, clear_traces/0,
+         memory_stats/0, gc/0, gc/1, tracemalloc_start/0, tracemalloc_start/1,
+         tracemalloc_stop/0,
+         ensure_venv/2, ensure_venv/3, activate_venv/1, deactivate_venv/0, venv_info/0]).
 
 -type context() :: pid().
 -type pool() :: atom().
 -type name() :: atom() | binary().
--type kwargs() :: #{atom() | binary() => term()}.
+-type kwargs() :: #{atom() | binary() => term()} | [{atom(), term()}].
+%% A map, or a keyword list (Elixir's `reverse: true').
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout(), return => value | ref,
                        env => py_context:env()}.
 -type result() :: {ok, term()} | {error, term()}.
 -export_type([context/0, pool/0, result/0, name/0]).
 
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+-define(IS_KWARGS(K), (is_map(K) orelse is_list(K))).
 
 %% @doc Calls `Module.Function(*Args)'.
 -spec call(name(), name(), list()) -> result().
@@ -43,7 +57,7 @@ call(Module, Function, Args) ->
 %% `call(Ctx | Pool, Module, Function, Args)' picks the context or pool.
 -spec call(name(), name(), list(), kwargs()) -> result();
           (context() | pool(), name(), name(), list()) -> result().
-call(Module, Function, Args, Kwargs) when is_map(Kwargs) ->
+call(Module, Function, Args, Kwargs) when is_map(Kwargs); is_list(Args) ->
     request(target(Module, Function), call_msg(Module, Function, Args, Kwargs),
             py_config:call_timeout());
 call(Target, Module, Function, Args) ->
@@ -55,11 +69,11 @@ call(Target, Module, Function, Args) ->
 -spec call(name(), name(), list(), kwargs(), timeout()) -> result();
           (context(), name(), name(), list(), call_opts()) -> result();
           (pool(), name(), name(), list(), kwargs()) -> result().
-call(Module, Function, Args, Kwargs, Timeout) when is_list(Args), is_map(Kwargs) ->
+call(Module, Function, Args, Kwargs, Timeout) when is_list(Args), ?IS_KWARGS(Kwargs) ->
     request(target(Module, Function), call_msg(Module, Function, Args, Kwargs), Timeout);
 call(Ctx, Module, Function, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
     py_compat:call_opts(Ctx, Module, Function, Args, Opts);
-call(Pool, Module, Function, Args, Kwargs) when is_atom(Pool), is_map(Kwargs) ->
+call(Pool, Module, Function, Args, Kwargs) when is_atom(Pool), ?IS_KWARGS(Kwargs) ->
     request(Pool, call_msg(Module, Function, Args, Kwargs), py_config:call_timeout());
 call(A, B, C, D, E) ->
     {error, {badarg, [A, B, C, D, E]}}.
@@ -203,6 +217,140 @@ unregister_pool(Target) ->
 last_traceback() ->
     get('$py_last_traceback').
 
+%%--------------------------------------------------------------------
+%% dropin2: streams (py_stream), shared state (py_state), SharedDict
+%% (py_shared_dict), logging and tracing (py_logging), memory (py_memory),
+%% virtual environments (py_venv). Each delegates; see those modules.
+%%--------------------------------------------------------------------
+
+%% @doc Every value of the generator `Module.Function(*Args)', as a list.
+-spec stream(name(), name(), list()) -> result().
+stream(Module, Function, Args) -> py_stream:stream(Module, Function, Args).
+
+-spec stream(name(), name(), list(), kwargs()) -> result().
+stream(Module, Function, Args, Kwargs) -> py_stream:stream(Module, Function, Args, Kwargs).
+
+%% @doc Every value of the iterable that `Code' evaluates to, as a list.
+-spec stream_eval(iodata()) -> result().
+stream_eval(Code) -> py_stream:stream_eval(Code).
+
+-spec stream_eval(iodata(), map()) -> result().
+stream_eval(Code, Locals) -> py_stream:stream_eval(Code, Locals).
+
+%% @doc Streams `{py_stream, Ref, {data, V}}', then `done' or `{error, R}', to
+%% the caller as the generator yields.
+-spec stream_start(name(), name(), list()) -> {ok, reference()} | {error, term()}.
+stream_start(Module, Function, Args) -> py_stream:stream_start(Module, Function, Args).
+
+%% @doc Options: `owner', `kwargs', `pool', `context'.
+-spec stream_start(name(), name(), list(), map()) -> {ok, reference()} | {error, term()}.
+stream_start(Module, Function, Args, Opts) ->
+    py_stream:stream_start(Module, Function, Args, Opts).
+
+-spec stream_cancel(reference()) -> ok | {error, term()}.
+stream_cancel(Ref) -> py_stream:stream_cancel(Ref).
+
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(Key) -> py_state:fetch(Key).
+
+-spec state_store(term(), term()) -> ok.
+state_store(Key, Value) -> py_state:store(Key, Value).
+
+-spec state_remove(term()) -> ok.
+state_remove(Key) -> py_state:remove(Key).
+
+-spec state_keys() -> [term()].
+state_keys() -> py_state:keys().
+
+-spec state_clear() -> ok.
+state_clear() -> py_state:clear().
+
+%% @doc Atomically adds 1; the new value.
+-spec state_incr(term()) -> integer().
+state_incr(Key) -> py_state:incr(Key, 1).
+
+-spec state_incr(term(), integer()) -> integer().
+state_incr(Key, By) -> py_state:incr(Key, By).
+
+-spec state_decr(term()) -> integer().
+state_decr(Key) -> py_state:incr(Key, -1).
+
+-spec state_decr(term(), integer()) -> integer().
+state_decr(Key, By) when is_integer(By) -> py_state:incr(Key, -By);
+state_decr(Key, By) -> py_state:incr(Key, By).
+
+-spec shared_dict_new() -> {ok, py_shared_dict:handle()}.
+shared_dict_new() -> py_shared_dict:new().
+
+-spec shared_dict_get(py_shared_dict:handle(), term()) -> term().
+shared_dict_get(SD, Key) -> py_shared_dict:get(SD, Key).
+
+-spec shared_dict_get(py_shared_dict:handle(), term(), term()) -> term().
+shared_dict_get(SD, Key, Default) -> py_shared_dict:get(SD, Key, Default).
+
+-spec shared_dict_set(py_shared_dict:handle(), term(), term()) -> ok.
+shared_dict_set(SD, Key, Value) -> py_shared_dict:set(SD, Key, Value).
+
+-spec shared_dict_del(py_shared_dict:handle(), term()) -> ok.
+shared_dict_del(SD, Key) -> py_shared_dict:del(SD, Key).
+
+-spec shared_dict_keys(py_shared_dict:handle()) -> [term()].
+shared_dict_keys(SD) -> py_shared_dict:keys(SD).
+
+-spec shared_dict_destroy(py_shared_dict:handle()) -> ok.
+shared_dict_destroy(SD) -> py_shared_dict:destroy(SD).
+
+-spec configure_logging() -> ok | {error, term()}.
+configure_logging() -> py_logging:configure_logging().
+
+-spec configure_logging(map()) -> ok | {error, term()}.
+configure_logging(Opts) -> py_logging:configure_logging(Opts).
+
+-spec enable_tracing() -> ok | {error, term()}.
+enable_tracing() -> py_logging:enable_tracing().
+
+-spec disable_tracing() -> ok | {error, term()}.
+disable_tracing() -> py_logging:disable_tracing().
+
+-spec get_traces() -> {ok, [map()]}.
+get_traces() -> py_logging:get_traces().
+
+-spec clear_traces() -> ok.
+clear_traces() -> py_logging:clear_traces().
+
+-spec memory_stats() -> result().
+memory_stats() -> py_memory:memory_stats().
+
+-spec gc() -> result().
+gc() -> py_memory:gc().
+
+-spec gc(0..2) -> result().
+gc(Generation) -> py_memory:gc(Generation).
+
+-spec tracemalloc_start() -> ok | {error, term()}.
+tracemalloc_start() -> py_memory:tracemalloc_start().
+
+-spec tracemalloc_start(pos_integer()) -> ok | {error, term()}.
+tracemalloc_start(Frames) -> py_memory:tracemalloc_start(Frames).
+
+-spec tracemalloc_stop() -> ok | {error, term()}.
+tracemalloc_stop() -> py_memory:tracemalloc_stop().
+
+-spec ensure_venv(file:filename_all(), file:filename_all()) -> ok | {error, term()}.
+ensure_venv(Path, Deps) -> py_venv:ensure_venv(Path, Deps).
+
+-spec ensure_venv(file:filename_all(), file:filename_all(), list()) -> ok | {error, term()}.
+ensure_venv(Path, Deps, Opts) -> py_venv:ensure_venv(Path, Deps, Opts).
+
+-spec activate_venv(file:filename_all()) -> ok | {error, term()}.
+activate_venv(Path) -> py_venv:activate_venv(Path).
+
+-spec deactivate_venv() -> ok | {error, term()}.
+deactivate_venv() -> py_venv:deactivate_venv().
+
+-spec venv_info() -> {ok, map()} | {error, term()}.
+venv_info() -> py_venv:venv_info().
+
 %% Internal
 
 request(_Target, Build, Timeout) when (is_function(Build) orelse element(1, Build) =:= ns),
@@ -265,8 +413,9 @@ target(Module, Function) when (is_atom(Module) orelse is_binary(Module)),
 target(_Module, _Function) ->
     default.
 
-call_msg(Module, Function, Args, Kwargs) ->
+call_msg(Module, Function, Args, Kwargs0) ->
     %% length/1 fails in a guard on an improper list: Args must be a proper one.
+    Kwargs = kwargs_map(Kwargs0),
     case {name(Module), name(Function)} of
         {{ok, <<"__main__">> = M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
             %% resolved in the caller's namespace (py_ns)
@@ -274,7 +423,7 @@ call_msg(Module, Function, Args, Kwargs) ->
         {{ok, M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
             fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end;
         {{ok, _}, {ok, _}} when is_list(Args), length(Args) >= 0 ->
-            {error, {badarg, Kwargs}};
+            {error, {badarg, Kwargs0}};
         {{ok, _}, {ok, _}} ->
             {error, {badarg, Args}};
         {{ok, _}, Error} ->
@@ -282,6 +431,22 @@ call_msg(Module, Function, Args, Kwargs) ->
         {Error, _} ->
             Error
     end.
+
+%% A keyword list ([{atom(), term()}], keys unique) as the kwargs map; anything
+%% else is returned as it is (call_msg/4 rejects what is not a map).
+kwargs_map(Kwargs) when is_list(Kwargs) ->
+    try maps:from_list(Kwargs) of
+        Map when map_size(Map) =:= length(Kwargs) ->
+            case lists:all(fun is_atom/1, maps:keys(Map)) of
+                true -> Map;
+                false -> Kwargs
+            end;
+        _ -> Kwargs
+    catch
+        error:badarg -> Kwargs
+    end;
+kwargs_map(Kwargs) ->
+    Kwargs.
 
 name(Name) when is_atom(Name) -> {ok, atom_to_binary(Name, utf8)};
 name(Name) when is_binary(Name) -> {ok, Name};

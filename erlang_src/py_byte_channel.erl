@@ -20,7 +20,7 @@ new() ->
 
 %% @doc A new byte channel owned by the caller. Option `max_size': the most
 %% bytes queued toward Python before `send/2' returns `busy'.
--spec new(#{max_size => pos_integer() | infinity}) -> {ok, channel()} | {error, term()}.
+-spec new(#{max_size => non_neg_integer() | infinity}) -> {ok, channel()} | {error, term()}.
 new(Opts) ->
     case py_channel_server:new(bytes, Opts) of
         {ok, {Id, Server, Counters, Max}} ->

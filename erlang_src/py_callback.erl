@@ -70,7 +70,7 @@ unregister_function(Name) ->
 lookup(Key) ->
     case ets:lookup(?TABLE, Key) of
         [{_, Callable}] -> {ok, Callable};
-        [] -> error
+        [] -> py_builtins:lookup(Key)  % "_py.*": the package's own (dropin2)
     end.
 
 %% @doc The callback the calling process runs (`none' outside a callback): a
@@ -174,10 +174,32 @@ invoke(Name, Args) ->
             {error, <<"function '", Name/binary, "' is not registered">>}
     end.
 
+%% An Elixir exception (`raise ArgumentError, "bad"') reads as Elixir prints it:
+%% `ArgumentError: bad'; anything else as `Class:Reason'.
+reason_text(error, #{'__exception__' := true, '__struct__' := Module} = Exception)
+  when is_atom(Module) ->
+    Name = case atom_to_binary(Module, utf8) of
+               <<"Elixir.", Short/binary>> -> Short;
+               Full -> Full
+           end,
+    <<Name/binary, ": ", (exception_message(Module, Exception))/binary>>;
 reason_text(Class, Reason) ->
     case unicode:characters_to_binary(io_lib:format("~p:~0tp", [Class, Reason])) of
         Bin when is_binary(Bin) -> Bin;
         _ -> <<"error">>
+    end.
+
+%% Module:message/1 is the exception's own text (Exception.message/1 calls it).
+exception_message(Module, Exception) ->
+    try Module:message(Exception) of
+        Text when is_binary(Text) -> Text;
+        Other -> unicode:characters_to_binary(io_lib:format("~0tp", [Other]))
+    catch
+        _:_ ->
+            case Exception of
+                #{message := Text} when is_binary(Text) -> Text;
+                _ -> unicode:characters_to_binary(io_lib:format("~0tp", [Exception]))
+            end
     end.
 
 apply_callable(Fun, Args) when is_function(Fun, 1) -> Fun(Args);

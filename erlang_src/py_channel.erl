@@ -40,8 +40,8 @@ new() ->
     new(#{}).
 
 %% @doc A new channel owned by the caller. Option `max_size': the most bytes
-%% queued before `send/2' returns `busy' (default `infinity').
--spec new(#{max_size => pos_integer() | infinity}) -> {ok, channel()} | {error, term()}.
+%% queued before `send/2' returns `busy' (default `infinity'; 0 is also unbounded).
+-spec new(#{max_size => non_neg_integer() | infinity}) -> {ok, channel()} | {error, term()}.
 new(Opts) ->
     case py_channel_server:new(term, Opts) of
         {ok, {Id, Server, Counters, Max}} ->

@@ -7,6 +7,10 @@
 %% the port acknowledges them; if the port program dies first they are queued
 %% again, in order, ahead of everything else (at-least-once for that case).
 %%
+%% A probe (Python's try_receive found nothing in its port program) is
+%% answered at once with what is queued, or with nothing, and leaves the
+%% port's want, if any, as it was.
+%%
 %% Senders never wait for the server: they reserve their bytes in the atomics
 %% array of the handle (see py_channel.hrl) and send. The port owner subtracts
 %% the bytes Python acknowledged before it forwards the ack here.
@@ -69,7 +73,9 @@ start_link(Args) ->
           {ok, {pos_integer(), pid(), atomics:atomics_ref(), pos_integer() | infinity}}
           | {error, term()}.
 new(Kind, Opts) when is_map(Opts) ->
+    %% max_size => 0 is unbounded, as in erlang_python (dropin2)
     case maps:get(max_size, Opts, infinity) of
+        0 -> new(Kind, Opts#{max_size => infinity});
         Max when Max =:= infinity; is_integer(Max), Max > 0 ->
             Id = erlang:unique_integer([positive]),
             Counters = atomics:new(2, [{signed, true}]),
@@ -209,6 +215,17 @@ handle_info({'$py_ack', Port, Count, Want}, State) ->
                  false -> State1
              end,
     settle(State2);
+handle_info({'$py_probe', Port, Count}, State) ->
+    %% try_receive found nothing in that port program: it gets what is queued
+    %% now, maybe nothing, at once (its want, if any, stays as it was).
+    State1 = acknowledged(Port, Count, watch(Port, State)),
+    case drained_out(State1) of
+        true ->
+            send_closed(Port, State1#state.id),
+            settle(State1);
+        false ->
+            {noreply, probed(Port, State1)}
+    end;
 handle_info({'$py_return', Port, Count}, State) ->
     %% Nobody in that port program receives: what it was sent and did not take
     %% goes to the others.
@@ -304,20 +321,34 @@ ship_to([], _Share, State) ->
     State#state{waiting = []};
 ship_to(Waiting, _Share, #state{queued = 0} = State) ->
     State#state{waiting = Waiting};
-ship_to([Port | Waiting], Share, #state{id = Id, ports = Ports, front = Front,
-                                        pending = Pending, queued = Queued,
-                                        batch_bytes = BatchBytes} = State) ->
-    {Batch, N, Front1, Pending1} = take(Front, Pending, min(Share, ?BATCH_COUNT),
-                                        BatchBytes, [], 0),
-    Frame = [arr_hdr(N + 2), 31, py_msgpack:encode(Id) | [I || {I, _} <- Batch]],
+ship_to([Port | Waiting], Share, State) ->
+    ship_to(Waiting, Share, send_batch(Port, 31, Share, State)).
+
+%% Answers a probe ([35]) of `Port': a share of what is queued, or nothing,
+%% in a [38] frame.
+probed(Port, #state{queued = Queued, waiting = Waiting, ports = Ports} = State) ->
+    Share = max(1, Queued div max(length(Waiting) + 1, map_size(Ports))),
+    send_batch(Port, 38, Share, State).
+
+%% Sends `Port' a frame of type `Type' with up to `Share' queued messages
+%% (none if nothing is queued), kept in flight until acknowledged.
+send_batch(Port, Type, Share, #state{id = Id, ports = Ports, front = Front,
+                                     pending = Pending, queued = Queued,
+                                     batch_bytes = BatchBytes} = State) ->
+    {Batch, N, Front1, Pending1} = case Queued of
+                                       0 -> {[], 0, Front, Pending};
+                                       _ -> take(Front, Pending, min(Share, ?BATCH_COUNT),
+                                                 BatchBytes, [], 0)
+                                   end,
+    Frame = [arr_hdr(N + 2), Type, py_msgpack:encode(Id) | [I || {I, _} <- Batch]],
     case catch erlang:port_command(Port, Frame) of
-        true ->
+        true when N > 0 ->
             P = #port_state{in_flight = InFlight} = maps:get(Port, Ports),
             P1 = P#port_state{in_flight = queue:in({N, Batch}, InFlight)},
-            ship_to(Waiting, Share, State#state{ports = Ports#{Port := P1}, front = Front1,
-                                                pending = Pending1, queued = Queued - N});
-        _ ->  % the port is gone; its 'DOWN' requeues what it held
-            ship_to(Waiting, Share, State)
+            State#state{ports = Ports#{Port := P1}, front = Front1, pending = Pending1,
+                        queued = Queued - N};
+        _ ->  % nothing sent, or the port is gone (its 'DOWN' requeues what it held)
+            State
     end.
 
 %% Up to Count messages and Bytes bytes (at least one message) from the

@@ -11,7 +11,9 @@
 %%   <tr><td>binary</td><td>str</td></tr>
 %%   <tr><td>`{bytes, Binary}'</td><td>bin (decodes to a plain binary)</td></tr>
 %%   <tr><td>`true', `false'</td><td>bool</td></tr>
-%%   <tr><td>`none', `nil', `undefined'</td><td>nil (decodes to `none')</td></tr>
+%%   <tr><td>`none', `nil', `undefined'</td><td>nil (decodes to `none', or to
+%%       `nil' with the application env `none_as' set to `nil': see
+%%       {@link set_none_as/1})</td></tr>
 %%   <tr><td>other atom</td><td>ext 1 (atom)</td></tr>
 %%   <tr><td>proper list</td><td>array</td></tr>
 %%   <tr><td>tuple</td><td>ext 2 (payload: msgpack array of the elements)</td></tr>
@@ -36,7 +38,7 @@
 %% and builds lists head-first with counted body recursion.
 -module(py_msgpack).
 
--export([encode/1, decode/1, decode_all/1, decode_reply/1]).
+-export([encode/1, decode/1, decode_all/1, decode_reply/1, set_none_as/1, none_as/0]).
 
 -export_type([decode_error/0]).
 
@@ -58,6 +60,9 @@
 %% positive fixint; `Prefix' is its first bytes).
 
 -define(MAX_DEPTH, 10000).
+%% The atom msgpack nil decodes to: a persistent term, read only when a nil is
+%% decoded (a lookup of a few nanoseconds), written when the application starts.
+-define(NONE_AS, {?MODULE, none_as}).
 -define(T2B_OPTS, [{minor_version, 2}]).
 
 -compile({inline, [enc_str/1, enc_bin/1, enc_int/1, enc_atom/1, enc_opaque/2,
@@ -277,6 +282,23 @@ ext_hdr_size(_) -> 6.
 %% Decoding
 %%====================================================================
 
+%% @doc Sets the atom that msgpack nil (Python's None) decodes to from now on:
+%% `none' (the default) or `nil' (Elixir's nil). erlang_python_app calls it with
+%% the application env `none_as' when the application starts.
+-spec set_none_as(none | nil) -> ok | {error, {badarg, {none_as, term()}}}.
+set_none_as(Atom) when Atom =:= none; Atom =:= nil ->
+    case persistent_term:get(?NONE_AS, none) of
+        Atom -> ok;  % unchanged: no global garbage collection for nothing
+        _ -> persistent_term:put(?NONE_AS, Atom)
+    end;
+set_none_as(Other) ->
+    {error, {badarg, {none_as, Other}}}.
+
+%% @doc The atom msgpack nil decodes to.
+-spec none_as() -> none | nil.
+none_as() ->
+    persistent_term:get(?NONE_AS, none).
+
 %% @doc Decodes one msgpack value from the front of `Binary'.
 %%
 %% Returns the term and the bytes that follow it.
@@ -339,7 +361,7 @@ dec(<<B, R/binary>>, D) when B >= 16#81, B < 16#90, D < ?MAX_DEPTH -> dec_map(B 
 dec(<<16#90, R/binary>>, D) when D < ?MAX_DEPTH -> {[], R};
 dec(<<16#80, R/binary>>, D) when D < ?MAX_DEPTH -> {#{}, R};
 dec(<<B, _/binary>>, _) when B >= 16#80, B < 16#a0 -> throw(too_deep);
-dec(<<16#c0, R/binary>>, _) -> {none, R};
+dec(<<16#c0, R/binary>>, _) -> {persistent_term:get(?NONE_AS, none), R};
 dec(<<16#c2, R/binary>>, _) -> {false, R};
 dec(<<16#c3, R/binary>>, _) -> {true, R};
 dec(<<16#cc, R/binary>>, _) -> case R of <<I, T/binary>> -> {I, T}; _ -> throw(truncated) end;

@@ -32,7 +32,12 @@
                 %% Channel servers Python used, watched so that Python learns
                 %% when one is gone (closed), whatever the reason.
                 channels = #{} :: #{pid() => {reference(), [pos_integer()]}},
-                info = #{} :: map()}).
+                info = #{} :: map(),
+                %% Until the hello: what the port program printed (the reason
+                %% it cannot start Python), newest first, at most ?STARTUP_TEXT bytes.
+                startup = [] :: [binary()] | started}).
+
+-define(STARTUP_TEXT, 16384).
 
 %% {Pid, Done, Sent, LastId}: Done counts the requests the handler finished.
 -type handler() :: {pid(), atomics:atomics_ref(), non_neg_integer(), non_neg_integer()}.
@@ -65,6 +70,9 @@ init({Pool, Index, Contexts, Spec}) ->
         Port ->
             %% Requests may follow at once: they wait in the pipe while Python starts.
             true = port_command(Port, py_msgpack:encode([0, ?PROTOCOL_VERSION, #{}])),
+            %% Node-wide setup (py_setup: logging, tracing, a venv) before any request.
+            _ = [port_command(Port, py_msgpack:encode([3, none, I, Code]))
+                 || Code <- py_setup:codes(), I <- lists:seq(0, Contexts - 1)],
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
             ets:insert(py_ports, {{Pool, Index}, self(), Port}),
             {ok, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid}}
@@ -90,6 +98,14 @@ handle_info({Port, {data, Data}}, #state{port = Port} = State) ->
         <<16#95, 16, Rest/binary>> -> {noreply, callback(Rest, State)};
         _ -> handle_message(Data, State)
     end;
+handle_info({Port, {exit_status, Status}}, #state{port = Port, startup = Text} = State)
+  when is_list(Text) ->
+    %% Python never started: say why, visibly (no `python' domain, which
+    %% OTP's default handler hides).
+    logger:error("Python port program ~ts of pool ~p exited with status ~p before Python "
+                 "started:~n~ts", [py_config:port_program(), State#state.pool, Status,
+                                   case Text of [] -> "(it printed nothing)"; _ -> lists:reverse(Text) end]),
+    {stop, {shutdown, {python_died, Status}}, State#state{port = undefined}};
 handle_info({Port, {exit_status, Status}}, #state{port = Port} = State) ->
     logger:error("Python port program ~p of pool ~p exited with status ~p",
                  [State#state.os_pid, State#state.pool, Status], #{domain => [python]}),
@@ -130,12 +146,12 @@ forward(_, Tag, Whole) ->
 handle_message(Data, State) ->
     case py_msgpack:decode_all(Data) of
         {ok, [0, ?PROTOCOL_VERSION, Info]} ->
-            {noreply, State#state{info = Info}};
+            {noreply, State#state{info = Info, startup = started}};
         {ok, [0, Version | _]} ->
             {stop, {shutdown, {protocol_version, Version}}, State};
         {ok, [6, Stream, Ctx, Text]} ->
             log_output(Stream, Ctx, Text, State),
-            {noreply, State};
+            {noreply, startup_text(Text, State)};
         {ok, [7, Level, Logger, Message, Meta]} ->
             logger:log(log_level(Level), "~ts", [Message],
                        #{domain => [python], py_logger => Logger, py_meta => Meta}),
@@ -157,6 +173,11 @@ handle_message(Data, State) ->
             %% reaches a sender: the bytes Python took no longer count.
             release_bytes(Counters, Bytes),
             Server ! {'$py_ack', State#state.port, Count, Want},
+            {noreply, watch_channel(Server, Id, State)};
+        {ok, [35, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
+            %% An ack, and try_receive asks what is queued now.
+            release_bytes(Counters, Bytes),
+            Server ! {'$py_probe', State#state.port, Count},
             {noreply, watch_channel(Server, Id, State)};
         {ok, [36, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
             %% An ack, and nothing in that port program receives any more.
@@ -185,7 +206,7 @@ callback(Bin, #state{port = Port} = State) ->
     case py_msgpack:decode(Bin) of
         {ok, Id, Rest0} when is_integer(Id) ->
             case py_msgpack:decode(Rest0) of
-                {ok, none, Request} ->
+                {ok, Nil, Request} when Nil =:= none; Nil =:= nil ->  % app env none_as
                     Pid = proc_lib:spawn_link(py_callback, run, [self(), Port, Id, Request]),
                     State#state{workers = (State#state.workers)#{Pid => {async, Id}}};
                 {ok, Key, Request} ->
@@ -286,6 +307,7 @@ fail_callback(Id, Reason, #state{port = Port}) ->
 log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
     Context = case Ctx of
                   none -> undefined;
+                  nil -> undefined;  % app env none_as
                   _ -> case ets:match(py_contexts, {'$1', Port, '_', Ctx, '_'}) of
                            [[Pid]] -> Pid;
                            _ -> undefined
@@ -297,6 +319,14 @@ log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
                     end,
     logger:log(Level, "python ~s: ~ts", [Name, string:trim(Text, trailing, "\n")],
                #{domain => [python], stream => Name, py_context => Context, pool => Pool}).
+
+startup_text(Text, #state{startup = Acc} = State) when is_list(Acc), is_binary(Text) ->
+    case iolist_size(Acc) + byte_size(Text) =< ?STARTUP_TEXT of
+        true -> State#state{startup = [Text | Acc]};
+        false -> State
+    end;
+startup_text(_Text, State) ->
+    State.
 
 log_level(L) when L >= 50 -> critical;
 log_level(L) when L >= 40 -> error;

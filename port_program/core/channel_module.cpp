@@ -66,6 +66,7 @@ PyObject* result(PyObject* module, Channels::Take take, PyRef& value, uint64_t i
     case Channels::Take::kClosed:
       return Py_NewRef(state(module).closed);
     case Channels::Take::kUnknown:
+    case Channels::Take::kPending:
       break;
   }
   return unknown(id);
@@ -111,8 +112,54 @@ PyObject* receive(PyObject* module, PyObject* arg) {
   }
 }
 
-// try_receive(id): a message, EMPTY or CLOSED, at once.
+// try_receive(id): a message, EMPTY or CLOSED. With nothing buffered here it
+// asks the server what is queued (one round trip, GIL released; an executor
+// keeps serving the requests of its waits' chains meanwhile): EMPTY means the
+// channel had nothing queued when the server got the question.
 PyObject* try_receive(PyObject* module, PyObject* arg) {
+  uint64_t id;
+  if (!channel_id(arg, id)) return nullptr;
+  Channels& channels = Runtime::instance().channels();
+  PyRef value;
+  uint64_t ticket = 0;
+  if (Context* ctx = Context::current()) {
+    ChannelWaker waker{ChannelWaker::Kind::kContext, ctx, nullptr, -1};
+    while (true) {
+      Channels::Take take = channels.take_now(id, value, ticket, waker);
+      if (take != Channels::Take::kPending) {
+        channels.unregister(id, waker);
+        return result(module, take, value, id);
+      }
+      Context::WaitResult r = ctx->wait_event();
+      if (r != Context::WaitResult::kWoken) {
+        channels.unregister(id, waker);
+        PyErr_SetString(
+            PyExc_RuntimeError,
+            r == Context::WaitResult::kCancelled
+                ? "channel try_receive cancelled: the Erlang caller of this Python call gave up"
+                : "channel try_receive interrupted: the port program is stopping");
+        return nullptr;
+      }
+    }
+  }
+  ThreadWake wake;
+  ChannelWaker waker{ChannelWaker::Kind::kThread, nullptr, &wake, -1};
+  while (true) {
+    Channels::Take take = channels.take_now(id, value, ticket, waker);
+    if (take != Channels::Take::kPending) {
+      channels.unregister(id, waker);
+      return result(module, take, value, id);
+    }
+    GilRelease nogil;
+    std::unique_lock lk(wake.mu);
+    Runtime::instance().input().wait(lk, wake.parker, [&] { return wake.woken; });
+    wake.woken = false;
+  }
+}
+
+// take(id): what try_receive did before it asked the server: a message
+// buffered here, EMPTY (and a want is sent) or CLOSED, without waiting.
+PyObject* take_buffered(PyObject* module, PyObject* arg) {
   uint64_t id;
   if (!channel_id(arg, id)) return nullptr;
   PyRef value;
@@ -184,7 +231,9 @@ PyObject* send_bytes(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 PyMethodDef kMethods[] = {
     {"open", fastcall(open), METH_FASTCALL, "open(id, kind, pid, ref, max_size)"},
     {"receive", receive, METH_O, "receive(id): the next message or CLOSED; blocks."},
-    {"try_receive", try_receive, METH_O, "try_receive(id): the next message, EMPTY or CLOSED."},
+    {"try_receive", try_receive, METH_O,
+     "try_receive(id): the next message, EMPTY or CLOSED; asks the server when none is here."},
+    {"take", take_buffered, METH_O, "take(id): a message buffered here, EMPTY or CLOSED."},
     {"poll", fastcall(poll), METH_FASTCALL, "poll(id, fd): try_receive, signalling fd later."},
     {"release", release, METH_O, "release(id): a Channel object of the channel is gone."},
     {"forget_fd", forget_fd, METH_O, "Drop every poll registration of an eventfd."},

@@ -131,6 +131,16 @@ void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
 }
 
 Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* waker) {
+  return take_impl(id, value, waker, Empty::kWant, nullptr);
+}
+
+Channels::Take Channels::take_now(uint64_t id, PyRef& value, uint64_t& ticket,
+                                  const ChannelWaker& waker) {
+  return take_impl(id, value, &waker, Empty::kProbe, &ticket);
+}
+
+Channels::Take Channels::take_impl(uint64_t id, PyRef& value, const ChannelWaker* waker,
+                                   Empty empty, uint64_t* ticket) {
   std::string frame;
   std::shared_ptr<const std::string> bytes;  // keeps the item alive outside the lock
   std::string_view item;
@@ -175,6 +185,18 @@ Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* wak
       result = Take::kItem;
     } else if (ch.closed) {
       result = Take::kClosed;
+    } else if (empty == Empty::kProbe && *ticket != 0 && ch.probes_answered >= *ticket) {
+      // The server said what was queued when it got the probe: all taken.
+      result = Take::kEmpty;
+    } else if (empty == Empty::kProbe) {
+      if (std::find(ch.waiters.begin(), ch.waiters.end(), *waker) == ch.waiters.end()) {
+        ch.waiters.push_back(*waker);
+      }
+      if (*ticket == 0) {
+        *ticket = ++ch.probes_sent;
+        counted_frame(frame, ch, protocol::kChannelProbe, 6);
+      }
+      result = Take::kPending;
     } else {
       if (waker && std::find(ch.waiters.begin(), ch.waiters.end(), *waker) == ch.waiters.end()) {
         ch.waiters.push_back(*waker);
@@ -261,7 +283,7 @@ void Channels::wake_all(std::vector<ChannelWaker>& waiters) {
   for (const ChannelWaker& w : waiters) w.wake();
 }
 
-void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
+void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count, bool probe) {
   Batch batch;
   std::string_view region = items.rest();
   batch.ends.reserve(count);
@@ -274,20 +296,20 @@ void Channels::deliver(uint64_t id, MsgpackReader& items, uint32_t count) {
     batch.ends.push_back(static_cast<uint32_t>(items.offset() - base));
   }
   batch.bytes = std::make_shared<const std::string>(region.substr(0, items.offset() - base));
-  arrived(id, std::move(batch), count);
+  arrived(id, std::move(batch), count, probe);
 }
 
 void Channels::deliver_unreadable(uint64_t id, std::string reason, std::string_view head,
-                                  uint64_t size) {
+                                  uint64_t size, bool probe) {
   Batch batch;
   batch.ends.push_back(0);
   batch.error = std::move(reason);
   batch.error_first = head.empty() ? '\0' : head[0];
   batch.error_size = size;
-  arrived(id, std::move(batch), 1);
+  arrived(id, std::move(batch), 1, probe);
 }
 
-void Channels::arrived(uint64_t id, Batch batch, uint32_t count) {
+void Channels::arrived(uint64_t id, Batch batch, uint32_t count, bool probe) {
   std::vector<ChannelWaker> waiters;
   std::string frame;
   {
@@ -295,19 +317,25 @@ void Channels::arrived(uint64_t id, Batch batch, uint32_t count) {
     auto it = channels_.find(id);
     if (it == channels_.end()) return;  // never opened here: nobody asked for it
     Channel& ch = it->second;
-    // Before the server confirms a withdrawal, any data is the answer to the
-    // withdrawn want: the server has requeued it.
-    if (ch.withdrawing) return;
-    ch.want_sent = false;
-    if (count > 0) {
-      ch.batches.push_back(std::move(batch));
-      ch.buffered += count;
-      ch.last_batch = count;
+    if (probe) {
+      ++ch.probes_answered;
+      waiters.swap(ch.waiters);  // a try_receive waits for this answer
     }
-    if (ch.objects == 0) {
-      forget(it, frame);
-    } else {
-      waiters.swap(ch.waiters);
+    // Before the server confirms a withdrawal, any data is the answer to the
+    // withdrawn want (or an earlier probe): the server has requeued it.
+    if (!ch.withdrawing) {
+      if (!probe) ch.want_sent = false;
+      if (count > 0) {
+        ch.batches.push_back(std::move(batch));
+        ch.buffered += count;
+        ch.last_batch = count;
+      }
+      if (ch.objects == 0) {
+        forget(it, frame);
+      } else {
+        waiters.insert(waiters.end(), ch.waiters.begin(), ch.waiters.end());
+        ch.waiters.clear();
+      }
     }
   }
   if (!frame.empty()) Runtime::instance().sink().send(frame);

@@ -8,6 +8,10 @@
 // taken is acknowledged (count and bytes) so the sender-side size accounting in
 // Erlang drops as soon as Python has consumed the data.
 //
+// try_receive finds out whether the channel is empty rather than this buffer:
+// with nothing buffered it sends a probe, which the server answers at once with
+// what is queued (maybe nothing), apart from any want.
+//
 // Receivers wait in one of three ways: an executor thread keeps running nested
 // requests (Context::wait_event), any other Python thread sleeps on a condition
 // variable with the GIL released, and an asyncio loop watches an eventfd.
@@ -66,7 +70,8 @@ class Channels {
     int64_t max_size = -1;  // -1: unbounded
   };
 
-  enum class Take { kItem, kEmpty, kClosed, kUnknown };
+  // kPending: take_now() asked the server; call it again once woken.
+  enum class Take { kItem, kEmpty, kClosed, kUnknown, kPending };
 
   // A Python Channel object for the channel exists: makes it known here. Any thread.
   void open(Handle handle);
@@ -81,6 +86,12 @@ class Channels {
   // is open, asks Erlang for more and, if `waker` is given, registers it to be
   // woken when data or the close arrives.
   Take take(uint64_t id, PyRef& value, const ChannelWaker* waker);
+  // GIL held: try_receive. A message buffered here is taken at once; when none
+  // is and the channel is open, asks the server what is queued now (a probe,
+  // `ticket` 0 on the first call, set here) and returns kPending with `waker`
+  // registered: call again, with the same ticket, once woken. kEmpty only when
+  // the server's answer to this probe came and left nothing here to take.
+  Take take_now(uint64_t id, PyRef& value, uint64_t& ticket, const ChannelWaker& waker);
   void unregister(uint64_t id, const ChannelWaker& waker);
   void forget_fd(int fd);
 
@@ -91,12 +102,14 @@ class Channels {
   bool is_closed(uint64_t id);
 
   // From the I/O thread: `count` encoded messages for channel `id` (the rest of
-  // the reader), and the server's "closed and drained".
-  void deliver(uint64_t id, MsgpackReader& items, uint32_t count);
+  // the reader) answering a want, or a probe (maybe none), and the server's
+  // "closed and drained".
+  void deliver(uint64_t id, MsgpackReader& items, uint32_t count, bool probe);
   // One message that could not be delivered (a frame over the maximum size):
   // its receive() raises ValueError(`reason`). `head` is the start of the
   // message as encoded, `size` its whole encoded size: it is accounted as any.
-  void deliver_unreadable(uint64_t id, std::string reason, std::string_view head, uint64_t size);
+  void deliver_unreadable(uint64_t id, std::string reason, std::string_view head, uint64_t size,
+                          bool probe);
   void closed(uint64_t id);
   // The server confirms a return: data for the channel is fresh again.
   void returned(uint64_t id);
@@ -114,7 +127,10 @@ class Channels {
     uint64_t error_size = 0;
   };
   // A batch came for channel `id`: buffer it and wake the receivers.
-  void arrived(uint64_t id, Batch batch, uint32_t count);
+  void arrived(uint64_t id, Batch batch, uint32_t count, bool probe);
+  enum class Empty { kWant, kProbe };
+  Take take_impl(uint64_t id, PyRef& value, const ChannelWaker* waker, Empty empty,
+                 uint64_t* ticket);
   struct Channel {
     Handle handle;
     std::deque<Batch> batches;
@@ -123,7 +139,11 @@ class Channels {
     bool withdrawing = false;  // a return [36] is not confirmed yet ([37])
     bool closed = false;
     bool want_sent = false;  // a want is on its way and no data came back yet
-    uint32_t objects = 0;    // Python Channel objects alive
+    // Probes (try_receive) sent and answered: the server answers each one, in
+    // order, apart from wants ([38] does not answer a want, [31] no probe).
+    uint64_t probes_sent = 0;
+    uint64_t probes_answered = 0;
+    uint32_t objects = 0;  // Python Channel objects alive
     uint64_t unacked_count = 0;
     uint64_t unacked_bytes = 0;
     std::vector<ChannelWaker> waiters;

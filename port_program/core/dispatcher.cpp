@@ -101,10 +101,12 @@ void Dispatcher::on_frame(std::string_view message) {
         Runtime::instance().callbacks().deliver(id.magnitude, std::move(reply));
         return;
       }
-      case protocol::kChannelData: {
+      case protocol::kChannelData:
+      case protocol::kChannelProbeData: {
         MsgpackInt id = in.integer();
         if (id.negative || n < 2) throw MsgpackError("bad channel data");
-        Runtime::instance().channels().deliver(id.magnitude, in, n - 2);
+        Runtime::instance().channels().deliver(id.magnitude, in, n - 2,
+                                               type.magnitude == protocol::kChannelProbeData);
         return;
       }
       case protocol::kChannelReturned: {
@@ -267,13 +269,13 @@ bool Dispatcher::oversized_for_waiter(MsgpackReader& in, uint64_t type, uint32_t
                                             failed_reply("its result does not fit: " + too_big));
     return true;
   }
-  if (type == protocol::kChannelData && n == 3) {
+  if ((type == protocol::kChannelData || type == protocol::kChannelProbeData) && n == 3) {
     // One message (the server ships a bigger one alone): it counts as taken.
     MsgpackInt id = in.integer();
     if (id.negative) return false;
-    Runtime::instance().channels().deliver_unreadable(id.magnitude,
-                                                      "channel message does not fit: " + too_big,
-                                                      in.rest(), declared_len - in.offset());
+    Runtime::instance().channels().deliver_unreadable(
+        id.magnitude, "channel message does not fit: " + too_big, in.rest(),
+        declared_len - in.offset(), type == protocol::kChannelProbeData);
     return true;
   }
   return false;

@@ -264,6 +264,28 @@ PyObject* send(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
+// log(levelno, logger, message, meta): a logging record for the Erlang logger
+// ([7, ...]), no reply.
+PyObject* log(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  Runtime& rt = Runtime::instance();
+  const TermTypes& types = rt.types();
+  if (nargs != 4 || !PyLong_Check(args[0]) || !PyUnicode_Check(args[1]) ||
+      !PyUnicode_Check(args[2]) || !PyDict_Check(args[3])) {
+    PyErr_SetString(PyExc_TypeError, "log(levelno: int, logger: str, message: str, meta: dict)");
+    return nullptr;
+  }
+  std::string msg;
+  begin_message(msg);
+  MsgpackWriter w(msg);
+  w.array_header(5);
+  w.int64(protocol::kLog);
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    if (!encode_term(w, args[i], types)) return nullptr;
+  }
+  rt.sink().send(msg);
+  Py_RETURN_NONE;
+}
+
 PyMethodDef kMethods[] = {
     {"call", fastcall(call), METH_FASTCALL,
      "call(name, *args): call a registered Erlang function."},
@@ -278,6 +300,8 @@ PyMethodDef kMethods[] = {
      "Run the requests queued for this executor; True if its request was cancelled."},
     {"send", fastcall(send), METH_FASTCALL,
      "send(pid, term): send a message to an Erlang process."},
+    {"log", fastcall(log), METH_FASTCALL,
+     "log(levelno, logger, message, meta): a logging record for the Erlang logger."},
     {"write_output", fastcall(write_output), METH_FASTCALL,
      "Forward text written to sys.stdout/sys.stderr to Erlang."},
     {"flush_output", flush_output, METH_O, "Send the buffered partial line of a stream."},

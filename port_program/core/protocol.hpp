@@ -27,14 +27,15 @@ enum MessageType : uint8_t {
   kSend = 17,
   kCallbackOk = 20,
   kCallbackError = 21,
-  kChannelAck = 30,     // port -> Erlang: messages taken, and maybe a want
-  kChannelData = 31,    // Erlang -> port: messages of one channel
-  kChannelClose = 32,   // port -> Erlang: Python closed the channel
-  kChannelClosed = 33,  // Erlang -> port: closed and drained
-  kChannelBytes = 34,   // port -> Erlang: ByteChannel.send_bytes
-  kChannelReturn = 36,
-  kChannelReturned = 37,  // Erlang -> port: the return is done  // port -> Erlang: ack, and what
-                          // was not taken goes back
+  kChannelAck = 30,        // port -> Erlang: messages taken, and maybe a want
+  kChannelData = 31,       // Erlang -> port: messages of one channel
+  kChannelClose = 32,      // port -> Erlang: Python closed the channel
+  kChannelClosed = 33,     // Erlang -> port: closed and drained
+  kChannelBytes = 34,      // port -> Erlang: ByteChannel.send_bytes
+  kChannelProbe = 35,      // port -> Erlang: ack, and send what is queued now (try_receive)
+  kChannelReturn = 36,     // port -> Erlang: ack, and what was not taken goes back
+  kChannelReturned = 37,   // Erlang -> port: the return is done
+  kChannelProbeData = 38,  // Erlang -> port: the answer to a probe: what was queued (maybe none)
 };
 
 // Queue items that never cross the wire.

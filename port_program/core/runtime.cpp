@@ -51,7 +51,14 @@ bool Runtime::start(const RuntimeOptions& options, MessageSink& sink) {
   python_version_ = Py_GetVersion();
   python_version_ = python_version_.substr(0, python_version_.find(' '));
   if (!load_package()) {
-    PyErr_Print();
+    if (PyErr_Occurred()) {
+      PyErr_Print();
+    } else {
+      std::fprintf(stderr, "erlang_python: the Python package 'erlang' is incomplete\n");
+    }
+    PyRef path = PyRef::steal(PyObject_Repr(sys_path));
+    const char* text = path ? PyUnicode_AsUTF8(path.get()) : nullptr;
+    std::fprintf(stderr, "erlang_python: sys.path was %s\n", text ? text : "?");
     return false;
   }
   interp_ = PyInterpreterState_Get();
@@ -60,11 +67,16 @@ bool Runtime::start(const RuntimeOptions& options, MessageSink& sink) {
 }
 
 bool Runtime::load_package() {
+  // Stop at the first import that fails, its exception still set for the
+  // caller to print (a later import would run with it pending and lose it).
   erlang_module_ = PyRef::steal(PyImport_ImportModule("erlang"));
+  if (!erlang_module_) return false;
   PyRef runtime = PyRef::steal(PyImport_ImportModule("erlang._runtime"));
+  if (!runtime) return false;
   PyRef io = PyRef::steal(PyImport_ImportModule("erlang._io"));
+  if (!io) return false;
   builtins_ = PyRef::steal(PyImport_ImportModule("builtins"));
-  if (!erlang_module_ || !runtime || !io || !builtins_) return false;
+  if (!builtins_) return false;
   types_.atom = attr(erlang_module_.get(), "Atom");
   types_.pid = attr(erlang_module_.get(), "Pid");
   types_.ref = attr(erlang_module_.get(), "Ref");
@@ -85,6 +97,24 @@ bool Runtime::load_package() {
   PyRef err = PyRef::steal(PyObject_CallFunction(stream_cls.get(), "is", 2, "<stderr>"));
   return out && err && PySys_SetObject("stdout", out.get()) == 0 &&
          PySys_SetObject("stderr", err.get()) == 0;
+}
+
+int Runtime::raise_memory_error() {
+  if (!interp_) return 0;
+  PyGILState_STATE gil = PyGILState_Ensure();
+  PyThreadState* self = PyThreadState_Get();
+  int raised = 0;
+  for (PyThreadState* ts = PyInterpreterState_ThreadHead(interp_); ts != nullptr;
+       ts = PyThreadState_Next(ts)) {
+    if (ts == self) continue;
+    PyFrameObject* frame = PyThreadState_GetFrame(ts);
+    if (frame == nullptr) continue;  // idle: waiting for a request, not running Python
+    Py_DECREF(frame);
+    // SetAsyncExc matches the OS thread id (thread_id), not PyThreadState_GetID.
+    raised += PyThreadState_SetAsyncExc(ts->thread_id, PyExc_MemoryError);
+  }
+  PyGILState_Release(gil);
+  return raised;
 }
 
 }  // namespace ep

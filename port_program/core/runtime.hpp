@@ -46,6 +46,12 @@ class Runtime {
   PyObject* builtins() const { return builtins_.get(); }
   PyObject* erlang_module() const { return erlang_module_.get(); }
 
+  // The memory cap was crossed: raises MemoryError in every thread that is
+  // running Python code now (at its next bytecode boundary); idle threads are
+  // left alone, so the next request runs normally. Takes the GIL; returns how
+  // many threads were interrupted.
+  int raise_memory_error();
+
  private:
   Runtime() = default;
   bool load_package();

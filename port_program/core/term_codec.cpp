@@ -160,6 +160,13 @@ PyRef decode(MsgpackReader& in, const TermTypes& types, size_t depth) {
 // ---- encoding ----
 
 bool fail_type(PyObject* obj) {
+  if (PyGen_Check(obj) || PyAsyncGen_CheckExact(obj)) {
+    PyErr_Format(PyExc_TypeError,
+                 "cannot convert a %.200s to an Erlang term: stream it with py:stream/3,4, "
+                 "py:stream_eval/1,2 or py:stream_start/3,4",
+                 Py_TYPE(obj)->tp_name);
+    return false;
+  }
   PyErr_Format(PyExc_TypeError, "cannot convert Python object of type '%.200s' to an Erlang term",
                Py_TYPE(obj)->tp_name);
   return false;

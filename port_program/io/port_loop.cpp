@@ -8,6 +8,7 @@
 
 #include "core/output.hpp"
 #include "core/protocol.hpp"
+#include "core/runtime.hpp"
 
 namespace ep {
 
@@ -92,7 +93,19 @@ void PortLoop::cap_memory(size_t bytes) {
       [](uv_timer_t* t) {
         auto* self = static_cast<PortLoop*>(t->data);
         size_t used = resident_bytes();
-        if (used > self->max_memory_) {
+        uint64_t now = uv_now(&self->loop_);
+        if (used <= self->max_memory_) {
+          self->over_since_ = 0;  // re-armed
+          return;
+        }
+        // Over the cap: first MemoryError in the Python code running now (its
+        // request fails, the context lives on); killed if it is still over
+        // after kMemoryGraceMs, or at twice the cap.
+        if (self->over_since_ == 0) {
+          self->over_since_ = now;
+          if (Runtime::instance().raise_memory_error() > 0) return;
+        }
+        if (now - self->over_since_ >= kMemoryGraceMs || used / 2 > self->max_memory_) {
           std::fprintf(stderr, "erlang_python: resident memory %zu bytes exceeds max_memory %zu\n",
                        used, self->max_memory_);
           std::fflush(stderr);

@@ -29,9 +29,12 @@ class PortLoop {
   // A shutdown message was read (on any thread): exit once the contexts are idle.
   void request_shutdown();
 
-  // Kills the process (SIGKILL, as the kernel's OOM killer would) when its
-  // resident memory exceeds `bytes`; checked every 20 ms.
+  // Caps resident memory at `bytes`, checked every 20 ms: crossing it raises
+  // MemoryError in the Python code running then (the request fails, the
+  // context lives on); still over after kMemoryGraceMs, or at twice the cap,
+  // the process is killed (SIGKILL, as the kernel's OOM killer would).
   void cap_memory(size_t bytes);
+  static constexpr uint64_t kMemoryGraceMs = 2000;
 
  private:
   // One readable pipe: the uv handle, and what to do with the bytes.
@@ -54,6 +57,7 @@ class PortLoop {
   uv_timer_t shutdown_timer_{};
   uv_timer_t memory_timer_{};
   size_t max_memory_ = 0;
+  uint64_t over_since_ = 0;  // uv_now() when usage went over the cap; 0: under
   uint64_t shutdown_deadline_ = 0;
 };
 

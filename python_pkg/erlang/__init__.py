@@ -9,7 +9,9 @@ Channels from ``py_channel`` / ``py_byte_channel`` are read with
 
 Registered Erlang functions (``py:register_function/2,3``) are called with
 ``erlang.call(name, *args)``, ``await erlang.async_call(name, *args)``, or as
-attributes: ``erlang.my_function(*args)`` and ``from erlang import my_function``.
+attributes: ``erlang.my_function(*args)`` and ``from erlang import my_function``
+(looked up when the attribute is: a name that is neither one of this module's
+nor registered then is an AttributeError).
 """
 
 from __future__ import annotations
@@ -20,15 +22,27 @@ from ._async import async_call
 from ._types import Atom, OpaqueTerm, Pid, Ref
 
 try:
-    from _erlang import call, send
+    from _erlang import call
 except ImportError:  # plain Python: the types are usable, the calls are not
 
     def call(name: str, *args: Any) -> Any:
         raise RuntimeError("erlang.call needs the erlang_python port program")
 
-    def send(pid: Pid, term: Any) -> None:
-        raise RuntimeError("erlang.send needs the erlang_python port program")
 
+# --- dropin2: the rest of erlang_python's module (state, SharedDict, processes,
+# logging, tracing, streams). Every public name is listed; `erlang.<name>` for
+# any other name is a registered Erlang function or an AttributeError.
+from ._process import Function, ProcessError, reply, send, whereis
+from ._state import (
+    SharedDict,
+    state_clear,
+    state_decr,
+    state_delete,
+    state_get,
+    state_incr,
+    state_keys,
+    state_set,
+)
 
 __all__ = [
     "Atom",
@@ -36,27 +50,71 @@ __all__ = [
     "ByteChannelClosed",
     "Channel",
     "ChannelClosed",
+    "ErlangHandler",
+    "Function",
     "OpaqueTerm",
     "Pid",
+    "ProcessError",
     "Ref",
+    "SharedDict",
+    "Span",
     "async_call",
     "call",
+    "reply",
     "send",
+    "setup_logging",
+    "state_clear",
+    "state_decr",
+    "state_delete",
+    "state_get",
+    "state_incr",
+    "state_keys",
+    "state_set",
+    "trace",
+    "whereis",
 ]
 
-# Imported on first use (start-up time): the names of erlang.channel.
-_CHANNEL_NAMES = frozenset({"ByteChannel", "ByteChannelClosed", "Channel", "ChannelClosed"})
+# Imported on first use (start-up time): name -> (module, attribute or None).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "ByteChannel": (".channel", "ByteChannel"),
+    "ByteChannelClosed": (".channel", "ByteChannelClosed"),
+    "Channel": (".channel", "Channel"),
+    "ChannelClosed": (".channel", "ChannelClosed"),
+    "ErlangHandler": ("._logging", "ErlangHandler"),
+    "setup_logging": ("._logging", "setup_logging"),
+    "Span": ("._trace", "Span"),
+    "trace": ("._trace", "trace"),
+    "channel": (".channel", None),
+    "byte_channel": (".byte_channel", None),
+    "_stream": ("._stream", None),
+    "_trace": ("._trace", None),
+    "_logging": ("._logging", None),
+}
+
+
+def _is_registered(name: str) -> bool:
+    try:
+        return bool(call("_py.registered", name))
+    except RuntimeError:  # plain Python, or Erlang unreachable
+        return False
 
 
 def __getattr__(name: str) -> Any:
-    """``erlang.my_function(*args)`` is ``erlang.call('my_function', *args)``."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    if name in _CHANNEL_NAMES or name == "channel":
+    """The lazily imported names; else ``erlang.my_function(*args)`` is
+    ``erlang.call('my_function', *args)`` for a function registered (with
+    py:register_function/2,3) when the attribute is looked up. Any other name
+    is an AttributeError (so ``from erlang import misspelt`` fails at import)."""
+    if name in _LAZY:
         import importlib
 
-        channel = importlib.import_module(".channel", __name__)
-        return channel if name == "channel" else getattr(channel, name)
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name, __name__)
+        return module if attr is None else getattr(module, attr)
+    if name.startswith("_") or not _is_registered(name):
+        raise AttributeError(
+            f"module 'erlang' has no attribute {name!r} "
+            f"(and no Erlang function of that name is registered)"
+        )
 
     def registered_function(*args: Any) -> Any:
         return call(name, *args)

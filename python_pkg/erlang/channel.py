@@ -36,8 +36,9 @@ class ByteChannelClosed(ChannelClosed):
 
 
 def reply(pid: Pid, term: Any) -> None:
-    """Send `term` to the Erlang process `pid` (no reply expected)."""
-    from _erlang import send
+    """Send `term` to the Erlang process `pid` (no reply expected): ``erlang.send``,
+    so a process that has exited raises ``erlang.ProcessError``."""
+    from ._process import send
 
     send(pid, term)
 
@@ -101,6 +102,36 @@ class _Base:
             raise self._closed_error(f"{self._tag} {self._id} is closed")
         return value
 
+    def _receive_within(self, timeout_ms: int | float | None) -> Any:
+        if timeout_ms is None:
+            return self._receive()
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
+            raise ValueError(f"timeout_ms must be a number >= 0 or None, not {timeout_ms!r:.50}")
+        value = _native.try_receive(self._id)
+        if value is _native.EMPTY and timeout_ms > 0:
+            # Wait on an eventfd the channel signals when data or the close comes
+            # (select releases the GIL); nested requests do not run meanwhile.
+            import os
+            import select
+            import time
+
+            deadline = time.monotonic() + timeout_ms / 1000
+            fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            try:
+                while (value := _native.poll(self._id, fd)) is _native.EMPTY:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([fd], [], [], left)[0]:
+                        break
+                    os.eventfd_read(fd)
+            finally:
+                _native.forget_fd(fd)
+                os.close(fd)
+        if value is _native.EMPTY:
+            raise TimeoutError(f"{self._tag} {self._id}: nothing received within {timeout_ms} ms")
+        if value is _native.CLOSED:
+            raise self._closed_error(f"{self._tag} {self._id} is closed")
+        return value
+
     def _try_receive(self) -> Any:
         value = _native.try_receive(self._id)
         if value is _native.EMPTY:
@@ -110,7 +141,7 @@ class _Base:
         return value
 
     async def _async_receive(self) -> Any:
-        value = _native.try_receive(self._id)
+        value = _native.take(self._id)  # what is here already; never waits
         if value is _native.EMPTY:
             loop_bridge = bridge(asyncio.get_running_loop())
             # Take only when running again: a receive cancelled while it waits
@@ -145,18 +176,22 @@ class Channel(_Base):
     _kind = _TERM
     _closed_error = ChannelClosed
 
-    def receive(self) -> Any:
-        """The next message; blocks (GIL released). Raises ChannelClosed."""
-        return self._receive()
+    def receive(self, timeout_ms: int | float | None = None) -> Any:
+        """The next message; blocks (GIL released), at most ``timeout_ms``
+        milliseconds if given (then TimeoutError). Raises ChannelClosed."""
+        return self._receive_within(timeout_ms)
 
     def try_receive(self) -> Any:
-        """The next message, or None when there is none yet. Raises ChannelClosed."""
+        """The next message, or None when the channel is empty. Raises ChannelClosed.
+
+        A message that ``send/2`` accepted before this call is returned: with
+        nothing buffered here it asks the channel's server (one round trip).
+        """
         return self._try_receive()
 
     async def async_receive(self) -> Any:
         """The next message, without blocking the event loop. Raises ChannelClosed."""
         return await self._async_receive()
-
 
 
 class ByteChannel(_Base):
@@ -166,20 +201,26 @@ class ByteChannel(_Base):
     _kind = _BYTES
     _closed_error = ByteChannelClosed
 
-    def receive_bytes(self) -> bytes:
-        """The next chunk; blocks (GIL released). Raises ByteChannelClosed."""
-        return self._receive()
+    def receive_bytes(self, timeout_ms: int | float | None = None) -> bytes:
+        """The next chunk; blocks (GIL released), at most ``timeout_ms``
+        milliseconds if given (then TimeoutError). Raises ByteChannelClosed."""
+        return self._receive_within(timeout_ms)
+
+    def receive(self, timeout_ms: int | float | None = None) -> bytes:
+        """The same as receive_bytes."""
+        return self._receive_within(timeout_ms)
 
     def try_receive_bytes(self) -> bytes | None:
-        """The next chunk, or None when there is none yet. Raises ByteChannelClosed."""
+        """The next chunk, or None when the channel is empty. Raises ByteChannelClosed."""
         return self._try_receive()
 
     async def async_receive_bytes(self) -> bytes:
         """The next chunk, without blocking the event loop. Raises ByteChannelClosed."""
         return await self._async_receive()
 
-    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue `data` for ``py_byte_channel:recv/1,2`` on the Erlang side."""
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> bool:
+        """Queue `data` for ``py_byte_channel:recv/1,2`` on the Erlang side; True."""
         if _native.is_closed(self._id):
             raise ByteChannelClosed(f"py_byte_channel {self._id} is closed")
         _native.send_bytes(self._id, data)
+        return True

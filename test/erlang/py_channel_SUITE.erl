@@ -23,6 +23,8 @@
          every_type_round_trips/1, large_messages/1, killed_server_closes/1,
          space_visible_with_reply/1, too_deep_message_raises/1,
          message_over_max_frame_raises/1,
+         try_receive_sees_sent/1, try_receive_closed_raises/1, byte_try_receive_sees_sent/1,
+         try_receive_from_thread_and_loop/1, try_receive_server_killed/1,
          million_messages/1]).
 
 -define(APP, erlang_python).
@@ -47,7 +49,10 @@ groups() ->
                       orphaned_want_gives_messages_back,
                       byte_channel_server_ends_after_owner_exit, every_type_round_trips,
                       large_messages, killed_server_closes, space_visible_with_reply,
-                      too_deep_message_raises, message_over_max_frame_raises]},
+                      too_deep_message_raises, message_over_max_frame_raises,
+                      try_receive_sees_sent, try_receive_closed_raises,
+                      byte_try_receive_sees_sent, try_receive_from_thread_and_loop,
+                      try_receive_server_killed]},
      {load, [], [concurrent_senders_exact_accounting, million_messages]}].
 
 init_per_suite(Config) ->
@@ -274,10 +279,72 @@ bad_input(_Config) ->
 try_receive_empty(_Config) ->
     {ok, Ch} = py_channel:new(),
     {ok, none} = py:call(ctx(), chan_workers, try_take, [Ch]),
+    {ok, [none, none]} = py:call(ctx(), chan_workers, try_take_all, [Ch, 2]),
     ok = py_channel:send(Ch, 7),
-    %% The first try_receive asked for data; it arrives without further asking.
     {ok, [7]} = py:call(ctx(), chan_workers, take, [Ch, 1]),
     ok = py_channel:close(Ch).
+
+%% What send/2 accepted before try_receive is returned by it, on the first
+%% call (issue 19: the first one returned None, the message came later).
+try_receive_sees_sent(_Config) ->
+    {ok, Ch} = py_channel:new(#{max_size => 1000}),
+    ok = py_channel:send(Ch, hello),
+    {ok, hello} = py:call(ctx(), chan_workers, try_take, [Ch]),
+    ok = py_channel:send(Ch, {a, 1}),
+    ok = py_channel:send(Ch, <<"b">>),
+    {ok, [{a, 1}, <<"b">>, none]} = py:call(ctx(), chan_workers, try_take_all, [Ch, 3]),
+    %% everything taken was acknowledged: the space is free again
+    #{size := 0} = py_channel:info(Ch),
+    ok = py_channel:close(Ch).
+
+%% A closed channel: its messages, then ChannelClosed (not None).
+try_receive_closed_raises(_Config) ->
+    {ok, Empty} = py_channel:new(),
+    ok = py_channel:close(Empty),
+    {ok, [closed]} = py:call(ctx(), chan_workers, try_take_all, [Empty, 1]),
+    {error, {'ChannelClosed', _}} = py:call(ctx(), chan_workers, try_take, [Empty]),
+    {ok, Ch} = py_channel:new(),
+    ok = py_channel:send(Ch, last),
+    ok = py_channel:close(Ch),
+    {ok, [last, closed, closed]} = py:call(ctx(), chan_workers, try_take_all, [Ch, 3]).
+
+byte_try_receive_sees_sent(_Config) ->
+    {ok, B} = py_byte_channel:new(),
+    {ok, [none]} = py:call(ctx(), chan_workers, try_take_bytes, [B, 1]),
+    ok = py_byte_channel:send(B, <<"x">>),
+    ok = py_byte_channel:send(B, <<"yz">>),
+    {ok, [<<"x">>, <<"yz">>, none]} = py:call(ctx(), chan_workers, try_take_bytes, [B, 3]),
+    ok = py_byte_channel:send(B, <<"end">>),
+    ok = py_byte_channel:close(B),
+    {ok, [<<"end">>, closed]} = py:call(ctx(), chan_workers, try_take_bytes, [B, 2]).
+
+%% The same from a Python thread of its own and from a coroutine.
+try_receive_from_thread_and_loop(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    ok = py_channel:send(Ch, t1),
+    {ok, [t1, none]} = py:call(ctx(), chan_workers, try_take_in_thread, [Ch, 2]),
+    ok = py_channel:send(Ch, l1),
+    {ok, [l1, none]} = py:call(ctx(), chan_workers, try_take_in_loop, [Ch, 2]),
+    ok = py_channel:close(Ch),
+    {ok, [closed]} = py:call(ctx(), chan_workers, try_take_in_thread, [Ch, 1]),
+    {ok, [closed]} = py:call(ctx(), chan_workers, try_take_in_loop, [Ch, 1]).
+
+%% A server that is gone answers nothing: try_receive ends with ChannelClosed
+%% (the port owner watches the server), it does not hang.
+try_receive_server_killed(_Config) ->
+    {ok, Ch} = py_channel:new(),
+    {py_channel, _, Server, _, _} = Ch,
+    Mon = erlang:monitor(process, Server),
+    exit(Server, kill),
+    receive {'DOWN', Mon, process, Server, _} -> ok after ?TIMEOUT -> ct:fail(alive) end,
+    {ok, [closed, closed]} = py:call(ctx(), chan_workers, try_take_all, [Ch, 2],
+                                     #{timeout => 5000}),
+    {ok, B} = py_byte_channel:new(),
+    ok = py_byte_channel:send(B, <<"q">>),
+    {py_byte_channel, _, BServer, _, _} = B,
+    {ok, [<<"q">>]} = py:call(ctx(), chan_workers, try_take_bytes, [B, 1]),
+    exit(BServer, kill),
+    {ok, [closed]} = py:call(ctx(), chan_workers, try_take_bytes, [B, 1], #{timeout => 5000}).
 
 byte_try_receive_and_timeout(_Config) ->
     {ok, B} = py_byte_channel:new(),

@@ -338,7 +338,8 @@ explicit_interrupt(_Config) ->
                                                    #{pid => Test}, infinity)}
                    end),
     receive <<"started">> -> ok after ?PROMPT_MS -> ct:fail(not_started) end,
-    ok = py:interrupt(Ctx),
+    %% erlang.send waits for Erlang's ack: the loop starts just after it
+    interrupt_when_running(fun() -> py:interrupt(Ctx) end),
     receive {result, Caller, R} -> {error, interrupted} = R after ?PROMPT_MS -> ct:fail(not_interrupted) end,
     {ok, 4} = py:eval(Ctx, <<"2+2">>).
 
@@ -358,7 +359,7 @@ def guarded(pid):
 ">>, shared),
     spawn(fun() -> Test ! {guarded, py:call(Ctx, '__main__', guarded, [Test])} end),
     receive <<"started">> -> ok after ?PROMPT_MS -> ct:fail(not_started) end,
-    ok = py_context:interrupt(Ctx),
+    interrupt_when_running(fun() -> py_context:interrupt(Ctx) end),
     receive {guarded, R} -> {ok, <<"cleaned up">>} = R after ?PROMPT_MS -> ct:fail(no_result) end.
 
 interrupt_idle(_Config) ->
@@ -368,6 +369,16 @@ interrupt_idle(_Config) ->
 %%====================================================================
 %% Helpers
 %%====================================================================
+
+%% Interrupts once the context runs the code (not_running while it still
+%% waits for the ack of its erlang.send).
+interrupt_when_running(Interrupt) ->
+    py_test_util:wait_until(fun() ->
+                                    case Interrupt() of
+                                        ok -> true;
+                                        not_running -> false
+                                    end
+                            end, ?PROMPT_MS).
 
 in_process(Fun) ->
     Test = self(),

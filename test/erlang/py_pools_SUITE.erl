@@ -604,9 +604,10 @@ env_option(_Config) ->
     {ok, none} = py:call(io, os, getenv, [<<"EP_TEST_VAR">>]),
     ok.
 
-%% Python allocates 1 GB in a pool capped at 200 MB: the port program is killed
-%% (the call would otherwise sleep 30 s), the caller gets python_died at once,
-%% and the pool restarts it.
+%% Python allocates 1 GB in a pool capped at 200 MB and keeps it (it catches
+%% the MemoryError the cap raises first, see py_memory_SUITE): the port
+%% program is killed (the call would otherwise sleep 30 s), the caller gets
+%% python_died at once, and the pool restarts it.
 max_memory_option(_Config) ->
     Pool = pools_mem,
     {ok, [Ctx]} = py_context_router:start_pool(Pool, 1, #{max_memory => 200000000}),
@@ -614,7 +615,7 @@ max_memory_option(_Config) ->
     {ok, _, OldOwner, _} = py_context:lookup(Ctx),
     {ok, OsPid} = py:call(Pool, os, getpid, []),
     T0 = now_ms(),
-    R = py:call(Pool, pools_probe, alloc, [1000000000, 10000000, 30]),
+    R = py:call(Pool, pools_probe, alloc_and_hold, [1000000000, 10000000, 30]),
     Elapsed = now_ms() - T0,
     ct:pal("allocating 1 GB under max_memory 200 MB: ~p after ~p ms", [R, Elapsed]),
     {error, {python_died, 137}} = R,
@@ -1193,6 +1194,22 @@ def alloc(total, chunk, then_sleep):
         n += chunk
     time.sleep(then_sleep)
     return len(blocks)
+
+
+_held = []
+
+
+def alloc_and_hold(total, chunk, then_sleep):
+    \"\"\"alloc(), keeping what it got when the memory cap raises MemoryError.\"\"\"
+    n = 0
+    try:
+        while n < total:
+            _held.append(bytearray(b'\\x01') * chunk)
+            n += chunk
+    except MemoryError:
+        pass
+    time.sleep(then_sleep)
+    return len(_held)
 ">>, py_test_util:events_py()].
 
 db_module() ->

@@ -183,7 +183,13 @@ messages() ->
      {"msg_channel_return",
       "channel return (ack, the rest goes back): [36, ChanId, Server, Counters, Count, Bytes]",
       [36, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f]), 1, 40]},
-     {"msg_channel_returned", "a channel return is done: [37, ChanId]", [37, 7]}].
+     {"msg_channel_returned", "a channel return is done: [37, ChanId]", [37, 7]},
+     {"msg_channel_probe", "try_receive asks what is queued (an ack too): [35, ChanId, Server, Counters, Count, Bytes]",
+      [35, 7, pid(?NODE, 91, 0, 0), ref(?NODE, 0, [16#3a, 16#b1c2d3e4, 16#5f]), 2, 10]},
+     {"msg_channel_probe_data", "the answer to a probe: [38, ChanId, Msg...]",
+      [38, 7, <<"queued">>, 42]},
+     {"msg_channel_probe_empty", "the answer to a probe when nothing is queued: [38, ChanId]",
+      [38, 7]}].
 
 values() ->
     ints() ++ floats() ++ simple() ++ strs() ++ bins() ++ arrays() ++ maps() ++ exts().

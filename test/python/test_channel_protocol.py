@@ -7,7 +7,8 @@ import msgpack
 from conftest import PortProgram
 
 CALL, EXEC, OK, ERROR, PROTOCOL_ERROR = 1, 3, 4, 5, 14
-ACK, DATA, CLOSE, CLOSED, BYTES, RETURN, RETURNED = 30, 31, 32, 33, 34, 36, 37
+ACK, DATA, CLOSE, CLOSED, BYTES, PROBE, RETURN, RETURNED = 30, 31, 32, 33, 34, 35, 36, 37
+PROBE_DATA = 38
 
 PID = msgpack.ExtType(3, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
 REF = msgpack.ExtType(4, b"Z\x00\x03\x77\x0dnonode@nohost\x00\x00\x00\x00" + bytes(12))
@@ -18,6 +19,14 @@ def take(h, n):
     return [ch.receive() for _ in range(n)]
 def try_take(h):
     return Channel(h).try_receive()
+def try_take_all(h, n):
+    ch = Channel(h)
+    return [ch.try_receive() for _ in range(n)]
+def want_take(h):
+    import _erlang_channel
+    ch = Channel(h)
+    value = _erlang_channel.take(ch._id)
+    return None if value is _erlang_channel.EMPTY else value
 def close(h):
     Channel(h).close()
 def send_bytes(h, b):
@@ -55,7 +64,7 @@ def test_want_data_ack_then_reply(port: PortProgram) -> None:
 
 def test_withdrawn_want_drops_its_answer_until_confirmed(port: PortProgram) -> None:
     define_helpers(port)
-    port.send([CALL, 1, 0, "__main__", "try_take", [handle(6)], {}])
+    port.send([CALL, 1, 0, "__main__", "want_take", [handle(6)], {}])
     assert port.recv_reply() == [ACK, 6, PID, REF, 0, 0, True]
     # the temporary Channel object is gone: the want is withdrawn
     assert port.recv_reply() == [RETURN, 6, PID, REF, 0, 0]
@@ -133,3 +142,56 @@ def test_malformed_data_frame_is_a_protocol_error(port: PortProgram) -> None:
     assert port.recv_reply()[0] == PROTOCOL_ERROR
     port.send([CALL, 1, 0, "operator", "add", [1, 2], {}])
     assert port.recv_reply() == [OK, 1, 3]
+
+
+def test_try_receive_asks_the_server_and_waits_for_its_answer(port: PortProgram) -> None:
+    """try_receive with nothing here sends a probe (an ack that asks what is
+    queued now) and returns what the answer [38] brings, or None when it
+    brings nothing; it never sends a want."""
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "try_take_all", [handle(20), 3], {}])
+    assert port.recv_reply() == [PROBE, 20, PID, REF, 0, 0]
+    port.send([PROBE_DATA, 20, "m", "n"])
+    # "m" taken: half of the batch gone, a want goes out early (as for receive)
+    assert port.recv_reply() == [ACK, 20, PID, REF, 1, 2, True]
+    # "n" taken, drained: acknowledged
+    assert port.recv_reply() == [ACK, 20, PID, REF, 1, 2, False]
+    # the third asks again: nothing queued
+    assert port.recv_reply() == [PROBE, 20, PID, REF, 0, 0]
+    port.send([PROBE_DATA, 20])
+    # the want is still outstanding when the object goes: withdrawn
+    assert port.recv_reply() == [RETURN, 20, PID, REF, 0, 0]
+    assert port.recv_reply() == [OK, 1, ["m", "n", None]]
+
+
+def test_try_receive_closed_answer_raises(port: PortProgram) -> None:
+    define_helpers(port)
+    port.send([CALL, 1, 0, "__main__", "try_take", [handle(21)], {}])
+    assert port.recv_reply() == [PROBE, 21, PID, REF, 0, 0]
+    port.send([CLOSED, 21])
+    kind, reqid, cls, _message, _tb = port.recv_reply()
+    assert (kind, reqid, cls) == (ERROR, 1, "ChannelClosed")
+
+
+def test_probe_answer_does_not_answer_a_want(port: PortProgram) -> None:
+    """With a want out, try_receive still asks: an empty probe answer gives
+    None and leaves the want outstanding (no second want is sent); its data
+    then reaches the next receive()."""
+    define_helpers(port)
+    port.send([EXEC, 2, 0, "import _erlang_channel, erlang\n"
+               "def both(h, pid):\n    ch = Channel(h)\n"
+               "    assert _erlang_channel.take(ch._id) is _erlang_channel.EMPTY\n"
+               "    first = ch.try_receive()\n    erlang.send(pid, first)\n"
+               "    return [first, ch.receive()]\n"])
+    assert port.recv_reply() == [OK, 2, None]
+    port.send([CALL, 3, 0, "__main__", "both", [handle(22), PID], {}])
+    assert port.recv_reply() == [ACK, 22, PID, REF, 0, 0, True]
+    assert port.recv_reply() == [PROBE, 22, PID, REF, 0, 0]
+    port.send([PROBE_DATA, 22])
+    # try_receive returned None: erlang.send asks Erlang to deliver it
+    kind, cbid, _handler, name, args = port.recv_reply()
+    assert (kind, name, args) == (16, "_py.send", [PID, None])
+    port.send([20, cbid, True])
+    port.send([DATA, 22, "w"])
+    assert port.recv_reply() == [ACK, 22, PID, REF, 1, 2, False]
+    assert port.recv_reply() == [OK, 3, [None, "w"]]

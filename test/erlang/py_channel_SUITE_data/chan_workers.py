@@ -229,9 +229,57 @@ async def async_consumers_one_loop(channel_ref, n, cancel_every):
 
 
 def orphan_want(channel_ref):
-    """try_receive on a Channel object that is gone right after: its want stays
-    outstanding with nobody here to take what comes."""
-    return Channel(channel_ref).try_receive()
+    """A Channel object that asks for data (a want, as receive() does) and is
+    gone right after: its want stays outstanding with nobody here to take what
+    comes."""
+    import _erlang_channel
+
+    ch = Channel(channel_ref)
+    value = _erlang_channel.take(ch._id)
+    return None if value is _erlang_channel.EMPTY else value
+
+
+def try_take_all(channel_ref, n):
+    """`n` try_receive calls on one Channel object: what each returned, or
+    'closed' for ChannelClosed."""
+    ch = Channel(channel_ref)
+    out = []
+    for _ in range(n):
+        try:
+            out.append(ch.try_receive())
+        except ChannelClosed:
+            out.append(erlang.Atom('closed'))
+    return out
+
+
+def try_take_bytes(channel_ref, n):
+    ch = ByteChannel(channel_ref)
+    out = []
+    for _ in range(n):
+        try:
+            out.append(ch.try_receive_bytes())
+        except ByteChannelClosed:
+            out.append(erlang.Atom('closed'))
+    return out
+
+
+def try_take_in_thread(channel_ref, n):
+    """try_take_all from a Python thread of its own (not the context's)."""
+    box = []
+    t = threading.Thread(target=lambda: box.append(try_take_all(channel_ref, n)))
+    t.start()
+    t.join()
+    return box[0]
+
+
+async def _try_take_co(channel_ref, n):
+    await asyncio.sleep(0)
+    return try_take_all(channel_ref, n)
+
+
+def try_take_in_loop(channel_ref, n):
+    """try_take_all from a coroutine (the loop runs on the context's thread)."""
+    return asyncio.run(_try_take_co(channel_ref, n))
 
 
 def bytes_after_owner_exit(channel_ref, go_ref, notify):
