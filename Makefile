@@ -5,7 +5,7 @@ DEB_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-pro
   python3-dev libuv1-dev libmsgpack-cxx-dev doctest-dev cmake g++ pkg-config \
   python3-pytest python3-msgpack python3-uvloop python3-numpy \
   python3-fastapi python3-uvicorn python3-httpx \
-  rebar3 elixir
+  rebar3 elixir libpython3.11-testsuite python3-aiohttp
 BUILD := _cmake
 ASAN_BUILD := _cmake_asan
 JOBS ?= 2
@@ -14,7 +14,8 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan demo bench fuzz clean format
+.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan demo bench bench-async fuzz clean format \
+  test-asyncio test-asyncio-quick bench-loop
 
 all: deps cpp erlang priv-python
 
@@ -90,7 +91,7 @@ _build/test/%.beam: test/erlang/%.erl
 	@mkdir -p _build/test
 	erlc +debug_info -I erlang_src -I /usr/lib/erlang/lib/proper-*/include -pa ebin -o _build/test $<
 
-test: all test-cpp test-python test-eunit test-ct test-asan test-elixir test-release
+test: all test-cpp test-python test-eunit test-ct test-asan test-asyncio-quick test-elixir test-release
 	@echo "make test: every suite passed"
 
 test-cpp: cpp
@@ -117,6 +118,36 @@ test-asan: all
 	EP_PORT_PROGRAM=$(CURDIR)/$(ASAN_BUILD)/priv/erlang_python_port ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  ct_run -noshell -sname ct_asan_$$$$ -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src -label asan $(CT_ARGS)
 
+# --- asyncio event loops: CPython's test_asyncio and the loop benchmark -------
+# test_asyncio inside port programs, one module per port program
+# (test/asyncio_suite/, exceptions in test/README.md). LOOP: erlang, uvloop,
+# stdlib, or auto (erlang when the port program has ErlangEventLoop, else
+# stdlib). CHECK=true fails on a loop-dependent failure not listed as an
+# exception; the default checks only ErlangEventLoop (and auto).
+LOOP ?= auto
+ASYNCIO_MODULES ?= all
+CHECK ?= $(if $(filter erlang auto,$(LOOP)),true,false)
+ASYNCIO_QUICK := test_events,test_queues,test_locks,test_buffered_proto,test_sock_lowlevel,test_server,test_sendfile,test_timeouts,test_waitfor
+ASYNCIO_RUN = erl -noshell -pa ebin _build/asyncio -eval \
+  'py_asyncio_harness:main(["loop=$(1)", "modules=$(2)", "check=$(3)", "out=$(CURDIR)/_build/asyncio/results", "dir=$(CURDIR)/test/asyncio_suite"]).'
+
+_build/asyncio/%.beam: test/asyncio_suite/%.erl
+	@mkdir -p _build/asyncio
+	erlc +debug_info -o _build/asyncio $<
+
+test-asyncio: all _build/asyncio/py_asyncio_harness.beam
+	$(call ASYNCIO_RUN,$(LOOP),$(ASYNCIO_MODULES),$(CHECK))
+
+# The subset `make test` runs (about a minute).
+test-asyncio-quick: all _build/asyncio/py_asyncio_harness.beam
+	$(call ASYNCIO_RUN,auto,$(ASYNCIO_QUICK),true)
+# ErlangEventLoop vs uvloop vs the standard loop, one port program (bench/README.md).
+bench-loop: all
+	@mkdir -p _build/bench
+	erlc -o _build/bench bench/py_loop_bench.erl
+	erl -noshell -pa ebin _build/bench -eval 'py_loop_bench:main(["$(CURDIR)/bench", "$(CURDIR)/test/asyncio_suite"]).'
+# --- end of asyncio event loops ----------------------------------------------
+
 demo: all _build/test/py_demo.beam
 	erl -noshell -pa ebin _build/test -s py_demo main
 
@@ -137,6 +168,12 @@ bench: all
 	@mkdir -p _build/bench
 	erlc -o _build/bench bench/*.erl
 	erl -noshell -pa ebin _build/bench -eval 'py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port", "$(CURDIR)/bench"]).'
+
+# py_event_loop figures (bench/README.md, "Event loops")
+bench-async: all
+	@mkdir -p _build/bench
+	erlc -o _build/bench bench/py_async_bench.erl
+	erl -noshell -pa ebin _build/bench -eval 'py_async_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port"]).'
 
 format:
 	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp test/cpp/*.cpp bench/*.cpp

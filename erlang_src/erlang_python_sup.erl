@@ -37,5 +37,14 @@ init([]) ->
     Streams = #{id => py_stream, start => {py_stream, start_link, []}, type => worker},
     SharedDicts = #{id => py_shared_dict, start => {py_shared_dict, start_link, []},
                     type => worker},
+    %% py_event_loop, py_event_loop_pool: the loops' pool, the namespace server
+    EventLoops = #{id => event_loop_pool,
+                   start => {py_event_loop_pool, start_pool, []},
+                   restart => transient,
+                   type => worker},
+    LoopNamespaces = #{id => py_event_loop,
+                       start => {py_event_loop, start_link, []},
+                       type => worker},
     {ok, {#{strategy => rest_for_one, intensity => 5, period => 10},
-          [Callbacks, Channels, Pools, Default, InFlight, Streams, SharedDicts]}}.
+          [Callbacks, Channels, Pools, Default, InFlight, Streams, SharedDicts,
+           EventLoops, LoopNamespaces]}}.

@@ -34,6 +34,9 @@
          memory_stats/0, gc/0, gc/1, tracemalloc_start/0, tracemalloc_start/1,
          tracemalloc_stop/0,
          ensure_venv/2, ensure_venv/3, activate_venv/1, deactivate_venv/0, venv_info/0]).
+%% Async calls on the event loop pool (py_event_loop_pool)
+-export([async_call/3, async_call/4, async_await/1, async_await/2,
+         async_gather/1, async_gather/2]).
 
 -type context() :: pid().
 -type pool() :: atom().
@@ -213,6 +216,73 @@ unregister_pool(Target) ->
     py_context_router:unregister_pool(Target).
 
 %% @doc The formatted traceback of the last Python exception this process got.
+%%% Async calls: coroutines (or plain functions) on the event loop pool.
+
+%% @doc Starts `Module.Function(*Args)' on the caller's loop of
+%% py_event_loop_pool; collect the result with async_await/1,2 (or await/1,2).
+-spec async_call(name(), name(), list()) -> reference().
+async_call(Module, Function, Args) ->
+    py_event_loop_pool:create_task(Module, Function, Args, #{}).
+
+-spec async_call(name(), name(), list(), kwargs()) -> reference().
+async_call(Module, Function, Args, Kwargs) ->
+    py_event_loop_pool:create_task(Module, Function, Args, Kwargs).
+
+%% @doc The result of an async_call (default timeout: app env `call_timeout');
+%% on timeout the task is cancelled.
+-spec async_await(reference()) -> result().
+async_await(Ref) ->
+    py_event_loop:await(Ref, py_config:call_timeout()).
+
+-spec async_await(reference(), timeout()) -> result().
+async_await(Ref, Timeout) ->
+    py_event_loop:await(Ref, Timeout).
+
+%% @doc Runs every `{Module, Function, Args}' or `{Module, Function, Args,
+%% Kwargs}' concurrently → `{ok, Results}' in the order given, or the first
+%% error in that order (the other tasks are then cancelled).
+-spec async_gather([{name(), name(), list()} | {name(), name(), list(), kwargs()}]) -> result().
+async_gather(Calls) ->
+    async_gather(Calls, py_config:call_timeout()).
+
+-spec async_gather([{name(), name(), list()} | {name(), name(), list(), kwargs()}], timeout()) ->
+          result().
+async_gather(Calls, Timeout) when is_list(Calls), ?IS_TIMEOUT(Timeout) ->
+    case lists:all(fun(C) -> is_tuple(C) andalso (tuple_size(C) =:= 3 orelse
+                                                  tuple_size(C) =:= 4) end, Calls) of
+        true ->
+            Refs = [case C of
+                        {M, F, A} -> async_call(M, F, A);
+                        {M, F, A, K} -> async_call(M, F, A, K)
+                    end || C <- Calls],
+            Deadline = case Timeout of
+                           infinity -> infinity;
+                           _ -> erlang:monotonic_time(millisecond) + Timeout
+                       end,
+            gather(Refs, Deadline, []);
+        false ->
+            {error, {badarg, Calls}}
+    end;
+async_gather(Calls, Timeout) when is_list(Calls) ->
+    {error, {badarg, {timeout, Timeout}}};
+async_gather(Calls, _Timeout) ->
+    {error, {badarg, Calls}}.
+
+gather([], _Deadline, Acc) ->
+    {ok, lists:reverse(Acc)};
+gather([Ref | Rest], Deadline, Acc) ->
+    Left = case Deadline of
+               infinity -> infinity;
+               _ -> max(0, Deadline - erlang:monotonic_time(millisecond))
+           end,
+    case py_event_loop:await(Ref, Left) of
+        {ok, Value} ->
+            gather(Rest, Deadline, [Value | Acc]);
+        Error ->
+            [py_event_loop:await(R, 0) || R <- Rest],  % cancels what still runs
+            Error
+    end.
+
 -spec last_traceback() -> binary() | undefined.
 last_traceback() ->
     get('$py_last_traceback').
@@ -359,20 +429,25 @@ request(_Target, Build, Timeout) when (is_function(Build) orelse element(1, Buil
 request(Target, {ns, Build}, Timeout) ->
     %% the caller's own namespace: on the process's own context of a pool
     case context_of(sticky(Target)) of
-        Ctx when is_pid(Ctx) -> py_request:call(Ctx, own_ns(Ctx, Build), Timeout);
+        Ctx when is_pid(Ctx) ->
+            py_schedule:continued(Ctx, py_request:call(Ctx, own_ns(Ctx, Build), Timeout), Timeout);
         Error -> Error
     end;
 request({sticky, Pool}, Build, Timeout) ->
     request(py_affinity:sticky(Pool), Build, Timeout);
 request(Pool, Build, Timeout) when is_atom(Pool), is_function(Build) ->
+    %% py_schedule: a handler that returned a schedule marker continues here
     case py_pool_checkout(Pool) of
-        {Ctx, {_, _, _, _} = Route} when is_pid(Ctx) -> py_request:call_route(Route, Build, Timeout);
-        {Ctx, none} when is_pid(Ctx) -> py_request:call(Ctx, Build, Timeout);
+        {Ctx, {_, _, _, _} = Route} when is_pid(Ctx) ->
+            py_schedule:continued(Ctx, py_request:call_route(Route, Build, Timeout), Timeout);
+        {Ctx, none} when is_pid(Ctx) ->
+            py_schedule:continued(Ctx, py_request:call(Ctx, Build, Timeout), Timeout);
         Error -> Error
     end;
 request(Target, Build, Timeout) when is_function(Build) ->
     case context_of(Target) of
-        Ctx when is_pid(Ctx) -> py_request:call(Ctx, Build, Timeout);
+        Ctx when is_pid(Ctx) ->
+            py_schedule:continued(Ctx, py_request:call(Ctx, Build, Timeout), Timeout);
         Error -> Error
     end;
 request(_Target, Error, _Timeout) ->

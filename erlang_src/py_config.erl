@@ -7,7 +7,7 @@
          max_frame/0]).
 %% The reference's application env (see the README, Configuration)
 -export([default_pool_size/0, default_pool_mode/0, execution_mode/0, check_env/0,
-         known_keys/0, event_loop_pool_size/0]).
+         known_keys/0]).
 
 %% @doc The port program: app env `port_program', else $EP_PORT_PROGRAM, else
 %% priv/erlang_python_port next to this application's ebin.
@@ -146,15 +146,6 @@ execution_mode() ->
                 worker -> worker;
                 _ -> owngil
             end
-    end.
-
-%% @doc The reference's `event_loop_pool_size' (default: one per scheduler),
-%% for the event loop pools (not used by this module).
--spec event_loop_pool_size() -> pos_integer().
-event_loop_pool_size() ->
-    case application:get_env(erlang_python, event_loop_pool_size) of
-        {ok, N} when is_integer(N), N > 0 -> N;
-        _ -> erlang:system_info(schedulers)
     end.
 
 %% @doc Every application env key this application reads: ours and the

@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  runtime.loops().set_spin_us(options.read_spin_us);  // py_event_loop's loops spin as readers do
   std::vector<std::unique_ptr<ep::Context>> contexts;
   for (int i = 0; i < options.contexts; ++i) {
     contexts.push_back(std::make_unique<ep::Context>(i));

@@ -187,6 +187,27 @@ void Dispatcher::on_frame(std::string_view message) {
         contexts_[ctx.magnitude]->post(std::move(request));
         return;
       }
+      case protocol::kLoopTask:  // event loops (loop_inbox.hpp): [T, ReqId, Loop, ...]
+      case protocol::kLoopExec:
+      case protocol::kLoopEval:
+      case protocol::kLoopForget:
+      case protocol::kLoopCancel: {
+        size_t reqid_off = in.offset();
+        reqid = in.raw_object();
+        MsgpackInt loop = in.integer();
+        if (n < 3 || loop.negative || loop.magnitude >= Loops::kMaxLoops) {
+          error_reply(reqid, "no event loop " + std::to_string(loop.magnitude));
+          return;
+        }
+        Request request{static_cast<uint8_t>(type.magnitude),
+                        0,
+                        std::string(message),
+                        static_cast<uint32_t>(reqid_off),
+                        static_cast<uint32_t>(reqid.size()),
+                        static_cast<uint32_t>(in.offset())};
+        Runtime::instance().loops().post(static_cast<uint32_t>(loop.magnitude), std::move(request));
+        return;
+      }
       default:
         if (n >= 2) {
           reqid = in.raw_object();

@@ -36,6 +36,11 @@ enum MessageType : uint8_t {
   kChannelReturn = 36,     // port -> Erlang: ack, and what was not taken goes back
   kChannelReturned = 37,   // Erlang -> port: the return is done
   kChannelProbeData = 38,  // Erlang -> port: the answer to a probe: what was queued (maybe none)
+  kLoopTask = 48,          // Erlang -> port: run a function or coroutine on an event loop
+  kLoopExec = 49,          // Erlang -> port: exec in the caller's namespace on a loop
+  kLoopEval = 50,          // Erlang -> port: eval in the caller's namespace on a loop
+  kLoopForget = 51,        // Erlang -> port: the caller's namespace on a loop is gone
+  kLoopCancel = 52,        // Erlang -> port: the caller of a task gave up
 };
 
 // Queue items that never cross the wire.

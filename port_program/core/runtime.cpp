@@ -4,6 +4,8 @@
 
 #include "core/channel_module.hpp"
 #include "core/erlang_module.hpp"
+#include "core/loop_host_module.hpp"
+#include "core/loop_module.hpp"
 
 namespace ep {
 namespace {
@@ -30,6 +32,8 @@ bool Runtime::start(const RuntimeOptions& options, MessageSink& sink) {
   sink_ = &sink;
   if (PyImport_AppendInittab("_erlang", &init_erlang_module) < 0) return false;
   if (PyImport_AppendInittab("_erlang_channel", &init_channel_module) < 0) return false;
+  if (PyImport_AppendInittab("_erlang_loop_host", &init_loop_host_module) < 0) return false;
+  if (PyImport_AppendInittab("_erlang_loop", &init_loop_module) < 0) return false;
 
   PyConfig config;
   PyConfig_InitPythonConfig(&config);

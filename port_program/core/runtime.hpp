@@ -10,6 +10,7 @@
 #include "core/callbacks.hpp"
 #include "core/channels.hpp"
 #include "core/input_gate.hpp"
+#include "core/loop_inbox.hpp"
 #include "core/message_sink.hpp"
 #include "core/py_ref.hpp"
 #include "core/term_codec.hpp"
@@ -32,6 +33,7 @@ class Runtime {
   MessageSink& sink() { return *sink_; }
   CallbackRegistry& callbacks() { return callbacks_; }
   Channels& channels() { return channels_; }
+  Loops& loops() { return loops_; }  // py_event_loop's event loops
   // Who reads the input: the threads waiting for it (leader/follower).
   InputGate& input() { return input_; }
   const TermTypes& types() const { return types_; }
@@ -59,6 +61,7 @@ class Runtime {
   MessageSink* sink_ = nullptr;
   CallbackRegistry callbacks_;
   Channels channels_;
+  Loops loops_;
   InputGate input_;
   PyInterpreterState* interp_ = nullptr;
   std::string python_version_;

@@ -33,14 +33,22 @@ void PipeWriter::send(std::string& message) {
   message[1] = static_cast<char>(len >> 16);
   message[2] = static_cast<char>(len >> 8);
   message[3] = static_cast<char>(len);
+  write_coalesced(message);
+}
+
+void PipeWriter::send_framed(std::string_view frames) {
+  write_coalesced(frames);
+}
+
+void PipeWriter::write_coalesced(std::string_view bytes) {
   std::unique_lock lk(mu_);
   if (writing_) {
-    pending_.append(message);
+    pending_.append(bytes);
     return;
   }
   writing_ = true;
   lk.unlock();
-  write_all(message);
+  write_all(bytes);
   lk.lock();
   while (!pending_.empty()) {
     spare_.swap(pending_);

@@ -16,9 +16,11 @@ class PipeWriter : public MessageSink {
  public:
   explicit PipeWriter(Fd fd);
   void send(std::string& message) override;
+  void send_framed(std::string_view frames) override;
 
  private:
   void write_all(std::string_view bytes);
+  void write_coalesced(std::string_view bytes);
 
   Fd fd_;
   std::mutex mu_;

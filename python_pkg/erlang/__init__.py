@@ -7,6 +7,11 @@ no Python equivalent arrive as :class:`Atom`, :class:`Pid`, :class:`Ref` and
 Channels from ``py_channel`` / ``py_byte_channel`` are read with
 :class:`Channel` and :class:`ByteChannel` (module :mod:`erlang.channel`).
 
+Asyncio on the port program's libuv: ``erlang.run(coro)``,
+``erlang.new_event_loop()``, :class:`ErlangEventLoop`, :class:`EventLoopPolicy`,
+``erlang.install()``, ``erlang.sleep(s)``, ``erlang.spawn_task(coro)`` and
+``erlang.detect_mode()`` (modules ``_loop``, ``_policy``, ``_tasks``, ``_mode``).
+
 Registered Erlang functions (``py:register_function/2,3``) are called with
 ``erlang.call(name, *args)``, ``await erlang.async_call(name, *args)``, or as
 attributes: ``erlang.my_function(*args)`` and ``from erlang import my_function``
@@ -19,6 +24,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ._async import async_call
+from ._schedule import (  # explicit scheduling (py:call continues in Erlang)
+    InlineScheduleMarker,
+    ScheduleMarker,
+    consume_time_slice,
+    schedule,
+    schedule_inline,
+    schedule_py,
+)
 from ._types import Atom, OpaqueTerm, Pid, Ref
 
 try:
@@ -50,19 +63,35 @@ __all__ = [
     "ByteChannelClosed",
     "Channel",
     "ChannelClosed",
+    "ErlangEventLoop",
+    "ErlangEventLoopPolicy",
     "ErlangHandler",
+    "EventLoopPolicy",
+    "ExecutionMode",
     "Function",
+    "InlineScheduleMarker",
     "OpaqueTerm",
     "Pid",
     "ProcessError",
     "Ref",
+    "ScheduleMarker",
     "SharedDict",
     "Span",
     "async_call",
     "call",
+    "consume_time_slice",
+    "detect_mode",
+    "install",
+    "new_event_loop",
     "reply",
+    "run",
+    "schedule",
+    "schedule_inline",
+    "schedule_py",
     "send",
     "setup_logging",
+    "sleep",
+    "spawn_task",
     "state_clear",
     "state_decr",
     "state_delete",
@@ -99,6 +128,30 @@ def _is_registered(name: str) -> bool:
         return False
 
 
+# The event loop's names, imported on first use too (asyncio is not cheap).
+_LAZY.update(
+    {
+        name: (module, name)
+        for name, module in {
+            "ErlangEventLoop": "._loop",
+            "ErlangEventLoopPolicy": "._policy",
+            "EventLoopPolicy": "._policy",
+            "install": "._policy",
+            "new_event_loop": "._policy",
+            "run": "._policy",
+            "ExecutionMode": "._mode",
+            "detect_mode": "._mode",
+            "sleep": "._tasks",
+            "spawn_task": "._tasks",
+        }.items()
+    }
+)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     """The lazily imported names; else ``erlang.my_function(*args)`` is
     ``erlang.call('my_function', *args)`` for a function registered (with
@@ -109,7 +162,10 @@ def __getattr__(name: str) -> Any:
 
         module_name, attr = _LAZY[name]
         module = importlib.import_module(module_name, __name__)
-        return module if attr is None else getattr(module, attr)
+        value = module if attr is None else getattr(module, attr)
+        if not name.startswith("_"):
+            globals()[name] = value
+        return value
     if name.startswith("_") or not _is_registered(name):
         raise AttributeError(
             f"module 'erlang' has no attribute {name!r} "

@@ -37,8 +37,8 @@ def format_exception(exc: BaseException) -> str:
 
 
 def run_coroutine(coro: object) -> object:
-    """A called function that returned a coroutine: run it to completion."""
-    import asyncio
+    """A called function that returned a coroutine: run it to completion on
+    a new ErlangEventLoop (erlang.run), as ``asyncio.run`` would on its own."""
+    from ._policy import run
 
-    return asyncio.run(coro)
-
+    return run(coro)  # type: ignore[arg-type]

@@ -369,7 +369,7 @@ app_env_keys(Config) ->
         3 = py_context_router:num_contexts(),
         worker = py:execution_mode(),
         7 = py_semaphore:max_concurrent(),
-        4 = py_config:event_loop_pool_size(),
+        4 = length(py_event_loop_pool:get_all_loops()),
         true = py_import:is_imported(json, dumps),
         true = py_import:is_imported(os),
         [_] = [P || P <- py_import:all_paths(), P =:= list_to_binary(Extra)],

@@ -189,7 +189,27 @@ messages() ->
      {"msg_channel_probe_data", "the answer to a probe: [38, ChanId, Msg...]",
       [38, 7, <<"queued">>, 42]},
      {"msg_channel_probe_empty", "the answer to a probe when nothing is queued: [38, ChanId]",
-      [38, 7]}].
+      [38, 7]},
+     {"msg_loop_task",
+      "event loop task: [48, ReqId, Loop, Owner, Module, Function, Args, Kwargs]",
+      [48, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0, none, <<"asyncio">>, <<"sleep">>,
+       [0.01, 1], #{}]},
+     {"msg_loop_task_main", "event loop task in the caller's namespace (Owner a pid)",
+      [48, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0, pid(?NODE, 92, 0, 0), <<"__main__">>,
+       <<"f">>, [21], #{<<"delay">> => 0}]},
+     {"msg_loop_spawn_task", "event loop task without reply (ReqId nil)",
+      [48, none, 0, none, <<"logging">>, <<"info">>, [<<"message">>], #{}]},
+     {"msg_loop_exec", "exec on a loop: [49, ReqId, Loop, Owner, Code]",
+      [49, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0, pid(?NODE, 92, 0, 0), <<"x = 1">>]},
+     {"msg_loop_eval", "eval on a loop: [50, ReqId, Loop, Owner, Code]",
+      [50, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0, pid(?NODE, 92, 0, 0), <<"x">>]},
+     {"msg_loop_forget", "an owner's loop namespace is gone: [51, nil, Loop, Owner]",
+      [51, none, 0, pid(?NODE, 92, 0, 0)]},
+     {"msg_loop_cancel", "a task's caller gave up: [52, ReqId, Loop]",
+      [52, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0]},
+     {"msg_reply_schedule_py", "a reply holding a schedule marker (erlang.schedule_py)",
+      [4, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]),
+       {'$py_schedule', py, <<"__main__">>, <<"compute">>, [5], #{<<"multiplier">> => 3}}]}].
 
 values() ->
     ints() ++ floats() ++ simple() ++ strs() ++ bins() ++ arrays() ++ maps() ++ exts().

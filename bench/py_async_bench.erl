@@ -1,0 +1,154 @@
+%% Figures of py_event_loop / py_event_loop_pool (issue 14), printed as a
+%% Markdown table: `make bench-async'.
+%%
+%% - round trip: create_task + await of a function vs py:call of the same
+%%   function, and a raw {packet,4} echo through bench_echo_port, in
+%%   interleaved blocks (the VM's wake-up cost drifts; blocks taken over the
+%%   same seconds are comparable), median us;
+%% - fire-and-collect: one process creates 10,000 trivial coroutine tasks, then
+%%   awaits them all: tasks/s (median of rounds);
+%% - 50 processes each create and collect 2,000 tasks at once: tasks/s;
+%% - 10,000 concurrent asyncio.sleep(0.01) tasks from one process: wall ms.
+-module(py_async_bench).
+
+-export([main/1]).
+
+-define(BLOCK, 500).
+-define(ROUNDS, 5).
+-define(TASKS, 10000).
+-define(PROCS, 50).
+-define(PER_PROC, 2000).
+
+-spec main([string()]) -> no_return().
+main([EchoPort | _]) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    define_helpers(),
+    Loops = length(py_event_loop_pool:get_all_loops()),
+    io:format("~n## py_event_loop (~b loops, ~b schedulers)~n~n", [Loops,
+                                                                  erlang:system_info(schedulers)]),
+    io:format("| figure | value |~n| --- | --- |~n"),
+    RT = round_trips(EchoPort),
+    [row(Label, io_lib:format("~.1f us", [maps:get(K, RT)]))
+     || {K, Label} <- [{echo, "raw echo round trip, 32 B"},
+                       {call_plain, "py:call of a plain function"},
+                       {task_plain, "create_task + await of the same plain function"},
+                       {call_coro, "py:call of a coroutine function (a new loop per call)"},
+                       {task_coro, "create_task + await of the same coroutine function"}]],
+    row("create_task + await / py:call, plain function (target <= 1.2)",
+        io_lib:format("~.2f", [maps:get(task_plain, RT) / maps:get(call_plain, RT)])),
+    Fire = median([fire_and_collect() || _ <- lists:seq(1, ?ROUNDS)]),
+    row("fire-and-collect, 10,000 coroutines from one process (target >= 150k)",
+        io_lib:format("~s tasks/s", [k(Fire)])),
+    {Beam, PortCpu} = cpu_per_task(),
+    row("CPU per fire-and-collect task: BEAM / loop's port program",
+        io_lib:format("~.1f us / ~.1f us", [Beam, PortCpu])),
+    Conc = median([concurrent() || _ <- lists:seq(1, ?ROUNDS)]),
+    row("50 processes submitting concurrently (target >= 100k)",
+        io_lib:format("~s tasks/s", [k(Conc)])),
+    Sleep = median([sleeps() || _ <- lists:seq(1, 3)]),
+    row("10,000 concurrent asyncio.sleep(0.01), wall time", io_lib:format("~b ms", [Sleep])),
+    io:format("~n"),
+    halt(0).
+
+row(Label, Value) ->
+    io:format("| ~ts | ~ts |~n", [Label, Value]).
+
+k(Rate) -> io_lib:format("~.1fk", [Rate / 1000]).
+
+median(L) ->
+    lists:nth((length(L) + 1) div 2, lists:sort(L)).
+
+define_helpers() ->
+    Src = <<"
+import sys, types
+m = types.ModuleType('async_bench')
+exec('''
+def ident(x):
+    return x
+async def coro_ident(x):
+    return x
+''', m.__dict__)
+sys.modules['async_bench'] = m
+">>,
+    [{ok, _} = py:eval(C, <<"exec(src, {})">>, #{src => Src})
+     || Pool <- [default, py_event_loops], C <- py_context_router:contexts(Pool)],
+    ok.
+
+round_trips(EchoPort) ->
+    Port = open_port({spawn_executable, EchoPort}, [{packet, 4}, binary, use_stdio]),
+    Payload = binary:copy(<<"a">>, 32),
+    Variants =
+        [{echo, fun() -> true = port_command(Port, Payload), receive {Port, {data, _}} -> ok end end},
+         {call_plain, fun() -> {ok, 1} = py:call(async_bench, ident, [1]) end},
+         {task_plain, fun() ->
+                              {ok, 1} = py_event_loop_pool:await(
+                                          py_event_loop_pool:create_task(async_bench, ident, [1]))
+                      end},
+         {call_coro, fun() -> {ok, 1} = py:call(async_bench, coro_ident, [1]) end},
+         {task_coro, fun() ->
+                             {ok, 1} = py_event_loop_pool:await(
+                                         py_event_loop_pool:create_task(async_bench, coro_ident,
+                                                                        [1]))
+                     end}],
+    [timed(F, 200) || {_, F} <- Variants],
+    Rounds = [[{K, timed(F, ?BLOCK)} || {K, F} <- Variants] || _ <- lists:seq(1, ?ROUNDS)],
+    port_close(Port),
+    maps:from_list([{K, median(lists:append([S || R <- Rounds, {K2, S} <- R, K2 =:= K]))}
+                    || {K, _} <- Variants]).
+
+timed(F, N) ->
+    [begin
+         T0 = erlang:monotonic_time(nanosecond),
+         F(),
+         (erlang:monotonic_time(nanosecond) - T0) / 1000
+     end || _ <- lists:seq(1, N)].
+
+%% CPU time (user + system) per task of one fire-and-collect round, of the
+%% BEAM and of the port program of the caller's loop: what a task costs
+%% whatever else the machine runs.
+cpu_per_task() ->
+    {ok, {py_loop, Slot}} = py_event_loop_pool:get_loop(),
+    Ctx = py_pool:context(py_event_loops, Slot),
+    {ok, _, Owner, _} = py_context:lookup(Ctx),
+    #{os_pid := PortOs} = py_port:info(Owner),
+    BeamOs = list_to_integer(os:getpid()),
+    B0 = cpu_us(BeamOs), P0 = cpu_us(PortOs),
+    fire_and_collect(),
+    B1 = cpu_us(BeamOs), P1 = cpu_us(PortOs),
+    {(B1 - B0) / ?TASKS, (P1 - P0) / ?TASKS}.
+
+cpu_us(OsPid) ->
+    {ok, Stat} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat"),
+    [_, AfterComm] = binary:split(Stat, <<") ">>),
+    Fields = binary:split(AfterComm, <<" ">>, [global]),
+    %% utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm
+    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
+    Ticks * 1000000 div 100.  % USER_HZ is 100 on Linux
+
+%% tasks/s
+fire_and_collect() ->
+    T0 = erlang:monotonic_time(microsecond),
+    Refs = [py_event_loop_pool:create_task(async_bench, coro_ident, [I])
+            || I <- lists:seq(1, ?TASKS)],
+    [{ok, _} = py_event_loop_pool:await(R) || R <- Refs],
+    ?TASKS * 1000000 / (erlang:monotonic_time(microsecond) - T0).
+
+concurrent() ->
+    Parent = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    Pids = [spawn_link(fun() ->
+                               Refs = [py_event_loop_pool:create_task(async_bench, coro_ident, [I])
+                                       || I <- lists:seq(1, ?PER_PROC)],
+                               [{ok, _} = py_event_loop_pool:await(R, 60000) || R <- Refs],
+                               Parent ! {done, self()}
+                       end) || _ <- lists:seq(1, ?PROCS)],
+    [receive {done, P} -> ok end || P <- Pids],
+    ?PROCS * ?PER_PROC * 1000000 / (erlang:monotonic_time(microsecond) - T0).
+
+%% ms
+sleeps() ->
+    T0 = erlang:monotonic_time(millisecond),
+    Refs = [py_event_loop_pool:create_task(asyncio, sleep, [0.01, I])
+            || I <- lists:seq(1, ?TASKS)],
+    [{ok, _} = py_event_loop_pool:await(R, 60000) || R <- Refs],
+    erlang:monotonic_time(millisecond) - T0.

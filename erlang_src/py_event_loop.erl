@@ -1,0 +1,400 @@
+%% @doc Python async work driven from Erlang (asyncio.md, "Async Task API").
+%%
+%% Event loops run in the port programs of pool `py_event_loops' (one asyncio
+%% loop per port program, on a thread of its own; spec/PROTOCOL.md, "Event
+%% loops"). The caller encodes its task and writes it to the loop's port
+%% itself, as `py:call' does; the result comes back to the caller's alias
+%% through the port owner. So any number of tasks from any number of processes
+%% are in flight at once with no Erlang process in between, and a caller that
+%% gave up never gets a late message.
+%%
+%% `Module.Function(*Args, **Kwargs)' may be a coroutine function (it runs as
+%% an asyncio task) or a plain function (it runs when the loop takes the
+%% request; its result is the task's). Errors are `{error, {ExcClass, Msg}}'
+%% as for `py:call'; `{error, timeout}' cancels the task; a port program that
+%% dies is `{error, {python_died, _}}' at once and the loop starts again.
+%%
+%% This module also is a server: it forgets a process's namespace on the loops
+%% (exec/eval) when the process exits, and it keeps the results of tasks
+%% created by processes that another node spawned (an `rpc:call' runs in a
+%% process that exits at once): such a task's reply goes to the server, and
+%% await/2 from any process of this node collects it (distributed.md, "Using
+%% the Async Task API Remotely"). Kept results not awaited expire after 5 min.
+-module(py_event_loop).
+-behaviour(gen_server).
+
+-export([run/3, run/4, create_task/3, create_task/4, create_task/5, await/1, await/2,
+         spawn_task/3, spawn_task/4, spawn_task/5, get_loop/0, exec/1, exec/2, eval/1, eval/2]).
+%% For py_event_loop_pool and py
+-export([run_on/5, create_task_on/5, default_timeout/0]).
+-export([start_link/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-type loop() :: {py_loop, pos_integer()}.
+-type name() :: atom() | binary().
+-type run_opts() :: #{timeout => timeout(), kwargs => map()}.
+-export_type([loop/0]).
+
+-define(POOL, py_event_loops).
+-define(LOOP_ID, 0).  % the loop's number in its port program
+-define(DEFAULT_TIMEOUT, 5000).
+-define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+-define(KEPT, py_event_loop_kept).  % ETS: the tasks whose results the server keeps
+-define(KEEP_MS, 300000).
+
+%% @doc The event loop of this module (the first of py_event_loop_pool's).
+-spec get_loop() -> {ok, loop()} | {error, term()}.
+get_loop() ->
+    case py_pool:pool_started(?POOL) of
+        true -> {ok, {py_loop, 1}};
+        false -> {error, event_loops_not_started}
+    end.
+
+%% @doc Runs `Module.Function(*Args)' on the loop and waits (5000 ms).
+-spec run(name(), name(), list()) -> {ok, term()} | {error, term()}.
+run(Module, Function, Args) ->
+    run(Module, Function, Args, #{}).
+
+%% @doc As run/3 with options `timeout' (ms or `infinity', default 5000) and `kwargs'.
+-spec run(name(), name(), list(), run_opts()) -> {ok, term()} | {error, term()}.
+run(Module, Function, Args, Opts) ->
+    run_on({py_loop, 1}, Module, Function, Args, Opts).
+
+%% @doc Submits `Module.Function(*Args)'; the reference is for await/1,2.
+-spec create_task(name(), name(), list()) -> reference().
+create_task(Module, Function, Args) ->
+    create_task_on({py_loop, 1}, Module, Function, Args, #{}).
+
+%% @doc `create_task(Module, Function, Args, Kwargs)', or
+%% `create_task(Loop, Module, Function, Args)' → `{ok, Ref}' on a given loop.
+-spec create_task(name(), name(), list(), map()) -> reference();
+                 (loop(), name(), name(), list()) -> {ok, reference()}.
+create_task({py_loop, _} = Loop, Module, Function, Args) ->
+    {ok, create_task_on(Loop, Module, Function, Args, #{})};
+create_task(Module, Function, Args, Kwargs) ->
+    create_task_on({py_loop, 1}, Module, Function, Args, Kwargs).
+
+%% @doc create_task on loop `Loop' with keyword arguments → `{ok, Ref}'.
+-spec create_task(loop(), name(), name(), list(), map()) -> {ok, reference()}.
+create_task(Loop, Module, Function, Args, Kwargs) ->
+    {ok, create_task_on(Loop, Module, Function, Args, Kwargs)}.
+
+%% @doc The result of a task (5000 ms).
+-spec await(reference()) -> {ok, term()} | {error, term()}.
+await(Ref) ->
+    await(Ref, ?DEFAULT_TIMEOUT).
+
+%% @doc The result of a task, waiting at most `Timeout' ms (or `infinity');
+%% on timeout the task is cancelled.
+-spec await(reference(), timeout()) -> {ok, term()} | {error, term()}.
+await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
+    case get({'$py_task', Ref}) =:= undefined andalso kept(Ref) of
+        true -> await_kept(Ref, Timeout);
+        false -> await_own(Ref, Timeout)
+    end;
+await(Ref, Timeout) when is_reference(Ref) ->
+    {error, {badarg, {timeout, Timeout}}};
+await(Ref, _Timeout) ->
+    {error, {badarg, Ref}}.
+
+await_own(Ref, Timeout) ->
+    case py_request:wait(Ref, Timeout) of
+        {error, timeout} = Error ->
+            cancel_task(Ref),
+            Error;
+        Result ->
+            erase({'$py_task', Ref}),
+            Result
+    end.
+
+kept(Ref) ->
+    try ets:member(?KEPT, Ref) catch error:badarg -> false end.
+
+%% The server hands over the reply message it kept; the usual wait reads it.
+await_kept(Ref, Timeout) ->
+    case gen_server:call(?MODULE, {await, Ref, Timeout}, infinity) of
+        {reply, Msg} ->
+            self() ! Msg,
+            py_request:wait(Ref, 0);
+        Error ->
+            Error
+    end.
+
+%% @doc Runs `Module.Function(*Args)' on the loop; nobody gets the result
+%% (an exception is logged as Python stderr output).
+-spec spawn_task(name(), name(), list()) -> ok | {error, term()}.
+spawn_task(Module, Function, Args) ->
+    spawn_task(Module, Function, Args, #{}).
+
+-spec spawn_task(name(), name(), list(), map()) -> ok | {error, term()};
+                (loop(), name(), name(), list()) -> ok | {error, term()}.
+spawn_task({py_loop, _} = Loop, Module, Function, Args) ->
+    spawn_task(Loop, Module, Function, Args, #{});
+spawn_task(Module, Function, Args, Kwargs) ->
+    spawn_task({py_loop, 1}, Module, Function, Args, Kwargs).
+
+-spec spawn_task(loop(), name(), name(), list(), map()) -> ok | {error, term()}.
+spawn_task(Loop, Module, Function, Args, Kwargs) ->
+    case task_parts(Module, Function, Args, Kwargs) of
+        {ok, M, F, Ns} ->
+            case route(Loop) of
+                {ok, Port, _Owner} ->
+                    try py_request_write(Port, [48, none, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
+                        true -> ok
+                    catch
+                        error:badarg -> {error, {python_died, port_closed}}
+                    end;
+                Error ->
+                    Error
+            end;
+        Error ->
+            Error
+    end.
+
+%% @doc Runs statements in the calling process's own namespace on the loop:
+%% its later tasks of module `'__main__'' find what they define; other
+%% processes do not see it. Freed when the process exits.
+-spec exec(iodata()) -> ok | {error, term()}.
+exec(Code) ->
+    exec({py_loop, 1}, Code).
+
+-spec exec(loop(), iodata()) -> ok | {error, term()}.
+exec(Loop, Code) ->
+    case namespace_request(Loop, 49, Code) of
+        {ok, _} -> ok;
+        Error -> Error
+    end.
+
+%% @doc The value of `Code' (its last expression) in the calling process's
+%% namespace on the loop.
+-spec eval(iodata()) -> {ok, term()} | {error, term()}.
+eval(Code) ->
+    eval({py_loop, 1}, Code).
+
+-spec eval(loop(), iodata()) -> {ok, term()} | {error, term()}.
+eval(Loop, Code) ->
+    namespace_request(Loop, 50, Code).
+
+%% @doc run/4 on a given loop (py_event_loop_pool uses it).
+-spec run_on(loop(), name(), name(), list(), run_opts()) -> {ok, term()} | {error, term()}.
+run_on(Loop, Module, Function, Args, Opts) when is_map(Opts) ->
+    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+    case ?IS_TIMEOUT(Timeout) of
+        true -> await(create_task_on(Loop, Module, Function, Args, maps:get(kwargs, Opts, #{})),
+                      Timeout);
+        false -> {error, {badarg, {timeout, Timeout}}}
+    end;
+run_on(_Loop, _Module, _Function, _Args, Opts) ->
+    {error, {badarg, Opts}}.
+
+%% @doc create_task on a given loop; a task that cannot even be sent gives a
+%% reference whose await returns the error.
+-spec create_task_on(loop(), name(), name(), list(), map()) -> reference().
+create_task_on(Loop, Module, Function, Args, Kwargs) ->
+    case node(group_leader()) =:= node() of
+        true -> send_task(Loop, Module, Function, Args, Kwargs);
+        false -> gen_server:call(?MODULE, {create_task, Loop, Module, Function, Args, Kwargs},
+                                 infinity)
+    end.
+
+send_task(Loop, Module, Function, Args, Kwargs) ->
+    case task_parts(Module, Function, Args, Kwargs) of
+        {ok, M, F, Ns} ->
+            case route(Loop) of
+                {ok, Port, Owner} ->
+                    Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
+                    try py_request_write(Port, [48, Ref, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
+                        true ->
+                            put({'$py_task', Ref}, Port),
+                            Ref
+                    catch
+                        error:badarg ->
+                            erlang:demonitor(Ref, [flush]),
+                            py_request:failed({python_died, port_closed})
+                    end;
+                {error, Reason} ->
+                    py_request:failed(Reason)
+            end;
+        {error, Reason} ->
+            py_request:failed(Reason)
+    end.
+
+%% @doc The default timeout of run and await (ms).
+-spec default_timeout() -> pos_integer().
+default_timeout() ->
+    ?DEFAULT_TIMEOUT.
+
+%%% Namespace server
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+-record(state, {owners = #{} :: #{pid() => {reference(), [loop()]}},
+                %% kept tasks: the reply message, or who awaits it (and its timer)
+                kept = #{} :: #{reference() => pending | {msg, tuple(), reference()}
+                                                | {awaited, gen_server:from(), reference() | none}}}).
+
+-spec init([]) -> {ok, #state{}}.
+init([]) ->
+    ets:new(?KEPT, [named_table, public, set, {read_concurrency, true}]),
+    {ok, #state{}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+          {reply, term(), #state{}} | {noreply, #state{}}.
+handle_call({create_task, Loop, Module, Function, Args, Kwargs}, _From,
+            #state{kept = Kept} = State) ->
+    %% the reply comes to this process, which keeps it for await/2
+    Ref = send_task(Loop, Module, Function, Args, Kwargs),
+    ets:insert(?KEPT, {Ref}),
+    {reply, Ref, State#state{kept = Kept#{Ref => pending}}};
+handle_call({await, Ref, Timeout}, From, #state{kept = Kept} = State) ->
+    case Kept of
+        #{Ref := {msg, Msg, Expiry}} ->
+            erlang:cancel_timer(Expiry),
+            {reply, {reply, Msg}, forget(Ref, State)};
+        #{Ref := pending} ->
+            Timer = case Timeout of
+                        infinity -> none;
+                        _ -> erlang:send_after(Timeout, self(), {await_timeout, Ref})
+                    end,
+            {noreply, State#state{kept = Kept#{Ref := {awaited, From, Timer}}}};
+        #{Ref := {awaited, _, _}} ->
+            {reply, {error, already_awaited}, State};
+        _ ->
+            {reply, {error, timeout}, State}
+    end;
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast({watch, Pid, Loop}, #state{owners = Owners} = State) ->
+    case Owners of
+        #{Pid := {Mon, Loops}} ->
+            {noreply, State#state{owners = Owners#{Pid := {Mon, [Loop | Loops -- [Loop]]}}}};
+        _ ->
+            {noreply, State#state{owners = Owners#{Pid => {erlang:monitor(process, Pid), [Loop]}}}}
+    end;
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({Ref, _Tag, _Payload} = Msg, #state{kept = Kept} = State)
+  when is_map_key(Ref, Kept) ->
+    {noreply, kept_reply(Ref, Msg, State)};
+handle_info({'DOWN', Ref, process, _, _} = Msg, #state{kept = Kept} = State)
+  when is_map_key(Ref, Kept) ->
+    {noreply, kept_reply(Ref, Msg, State)};
+handle_info({'DOWN', _, process, Pid, _}, #state{owners = Owners} = State)
+  when is_map_key(Pid, Owners) ->
+    {_, Loops} = maps:get(Pid, Owners),
+    [case route(Loop) of
+         {ok, Port, _} -> catch py_request_write(Port, [51, none, ?LOOP_ID, Pid]);
+         _ -> ok
+     end || Loop <- Loops],
+    {noreply, State#state{owners = maps:remove(Pid, Owners)}};
+handle_info({await_timeout, Ref}, #state{kept = Kept} = State) ->
+    case Kept of
+        #{Ref := {awaited, From, _}} ->
+            gen_server:reply(From, {error, timeout}),
+            erlang:demonitor(Ref, [flush]),
+            cancel_task(Ref),
+            {noreply, forget(Ref, State)};
+        _ ->
+            {noreply, State}
+    end;
+handle_info({expire, Ref}, State) ->
+    erlang:demonitor(Ref, [flush]),
+    {noreply, forget(Ref, State)};
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+kept_reply(Ref, Msg, #state{kept = Kept} = State) ->
+    erlang:demonitor(Ref, [flush]),
+    case maps:get(Ref, Kept) of
+        {awaited, From, Timer} ->
+            _ = Timer =:= none orelse erlang:cancel_timer(Timer),
+            gen_server:reply(From, {reply, Msg}),
+            forget(Ref, State);
+        _ ->
+            Expiry = erlang:send_after(?KEEP_MS, self(), {expire, Ref}),
+            State#state{kept = Kept#{Ref := {msg, Msg, Expiry}}}
+    end.
+
+forget(Ref, #state{kept = Kept} = State) ->
+    ets:delete(?KEPT, Ref),
+    erase({'$py_task', Ref}),
+    State#state{kept = maps:remove(Ref, Kept)}.
+
+cancel_task(Ref) ->
+    case erase({'$py_task', Ref}) of
+        undefined -> ok;
+        Port -> catch py_request_write(Port, [52, Ref, ?LOOP_ID])
+    end.
+
+%%% Internal
+
+namespace_request(Loop, Type, Code) ->
+    case catch unicode:characters_to_binary(Code) of
+        Bin when is_binary(Bin) ->
+            case route(Loop) of
+                {ok, Port, Owner} ->
+                    watch(Loop),
+                    Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
+                    try py_request_write(Port, [Type, Ref, ?LOOP_ID, self(), Bin]) of
+                        true -> py_request:wait(Ref, py_config:call_timeout())
+                    catch
+                        error:badarg ->
+                            erlang:demonitor(Ref, [flush]),
+                            {error, {python_died, port_closed}}
+                    end;
+                Error ->
+                    Error
+            end;
+        _ ->
+            {error, {badarg, Code}}
+    end.
+
+%% The namespace server forgets this process's namespace when it exits.
+watch(Loop) ->
+    Key = {'$py_loop_ns', Loop},
+    case get(Key) of
+        undefined -> gen_server:cast(?MODULE, {watch, self(), Loop}), put(Key, true);
+        _ -> ok
+    end.
+
+route({py_loop, Slot}) when is_integer(Slot), Slot >= 1 ->
+    case py_pool:context(?POOL, Slot) of
+        Ctx when is_pid(Ctx) ->
+            case ets:lookup(py_contexts, Ctx) of
+                [{_, Port, Owner, _Local, _Load}] -> {ok, Port, Owner};
+                [] -> {error, {python_died, restarting}}
+            end;
+        {error, _} = Error ->
+            case py_pool:pool_started(?POOL) of
+                true -> Error;
+                false -> {error, event_loops_not_started}
+            end
+    end;
+route({py_loop, 0}) ->
+    {error, event_loops_not_started};
+route(Loop) ->
+    {error, {badarg, Loop}}.
+
+task_parts(Module, Function, Args, Kwargs) ->
+    case {name(Module), name(Function)} of
+        {{ok, M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
+            %% '__main__' is the caller's own namespace on the loop (exec/2)
+            Ns = case M of <<"__main__">> -> self(); _ -> none end,
+            {ok, M, F, Ns};
+        {{ok, _}, {ok, _}} when is_list(Args), length(Args) >= 0 -> {error, {badarg, Kwargs}};
+        {{ok, _}, {ok, _}} -> {error, {badarg, Args}};
+        {{ok, _}, _} -> {error, {badarg, Function}};
+        _ -> {error, {badarg, Module}}
+    end.
+
+name(A) when is_atom(A) -> {ok, atom_to_binary(A, utf8)};
+name(B) when is_binary(B) -> {ok, B};
+name(_) -> error.
+
+py_request_write(Port, Msg) ->
+    erlang:port_command(Port, py_msgpack:encode(Msg)).

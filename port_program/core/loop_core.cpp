@@ -1,0 +1,258 @@
+// _erlang_loop.LoopCore: a base class of ErlangEventLoop (no instance data)
+// whose methods replace BaseEventLoop's hot ones natively, with the same
+// contract: call_soon, call_at and call_later make the same asyncio Handles
+// and TimerHandles on the same _ready deque and _scheduled heap, and
+// _run_once is run_once.cpp. In debug mode each is the standard library's
+// (thread checks, source tracebacks, slow-callback timing).
+#include <vector>
+
+#include "core/loop_state.hpp"
+#include "core/py_ref.hpp"
+
+namespace ep {
+namespace {
+
+const LoopState& state_of(PyTypeObject* defining_class) {
+  return *static_cast<LoopState*>(PyType_GetModuleState(defining_class));
+}
+
+// Positional arguments and the only keyword, context=.
+struct CallArgs {
+  PyObject* const* args;
+  Py_ssize_t nargs;
+  PyObject* context = Py_None;
+};
+
+bool parse(const char* name, PyObject* const* args, size_t nargsf, PyObject* kwnames,
+           Py_ssize_t required, CallArgs& out) {
+  out.args = args;
+  out.nargs = PyVectorcall_NARGS(nargsf);
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t i = 0; i < nkw; ++i) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+    if (PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", name, key);
+      return false;
+    }
+    out.context = args[out.nargs + i];
+  }
+  if (out.nargs < required) {
+    PyErr_Format(PyExc_TypeError, "%s() missing required positional arguments", name);
+    return false;
+  }
+  return true;
+}
+
+// The standard library's method, for debug mode: same arguments.
+PyObject* base(PyObject* method, PyObject* self, PyObject* const* args, size_t nargsf,
+               PyObject* kwnames) {
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  std::vector<PyObject*> all(static_cast<size_t>(nargs + nkw + 1));
+  all[0] = self;
+  for (Py_ssize_t i = 0; i < nargs + nkw; ++i) all[static_cast<size_t>(i + 1)] = args[i];
+  return PyObject_Vectorcall(method, all.data(), static_cast<size_t>(nargs + 1), kwnames);
+}
+
+// 1: use the standard library's method (debug mode); 0: native; -1: error
+// (the loop is closed).
+int check_loop(const LoopState& st, PyObject* self) {
+  PyRef closed = PyRef::steal(PyObject_GetAttr(self, st.closed));
+  int c = closed ? PyObject_IsTrue(closed.get()) : -1;
+  if (c < 0) return -1;
+  if (c) {
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return -1;
+  }
+  PyRef debug = PyRef::steal(PyObject_GetAttr(self, st.debug));
+  return debug ? PyObject_IsTrue(debug.get()) : -1;
+}
+
+bool set(PyObject* o, PyObject* name, PyObject* value) {
+  return PyObject_SetAttr(o, name, value) == 0;
+}
+
+// Stores a new reference to `value` in the empty slot `offset` of `o`.
+void fill(PyObject* o, Py_ssize_t offset, PyObject* value) {
+  *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + offset) = Py_NewRef(value);
+}
+
+// events.Handle(callback, args, loop, context), or a TimerHandle with its
+// _when and _scheduled=False, as their __init__ make them outside debug mode.
+// The slots of the fresh object are filled directly when their offsets are
+// known (asyncio's Handles are __slots__ classes), else set by name.
+PyRef make_handle(const LoopState& st, PyObject* type, PyObject* self, const CallArgs& a,
+                  PyObject* when) {
+  Py_ssize_t first = when ? 1 : 0;
+  PyRef args = PyRef::steal(PyTuple_New(a.nargs - first - 1));
+  if (!args) return {};
+  for (Py_ssize_t i = first + 1; i < a.nargs; ++i) {
+    PyTuple_SET_ITEM(args.get(), i - first - 1, Py_NewRef(a.args[i]));
+  }
+  PyRef context =
+      a.context == Py_None ? PyRef::steal(PyContext_CopyCurrent()) : PyRef::borrow(a.context);
+  PyRef empty = PyRef::steal(PyTuple_New(0));
+  if (!context || !empty) return {};
+  auto* t = reinterpret_cast<PyTypeObject*>(type);
+  PyRef h = PyRef::steal(PyBaseObject_Type.tp_new(t, empty.get(), nullptr));
+  if (!h) return {};
+  PyObject* values[] = {context.get(), self,    a.args[first], args.get(), Py_False,
+                        Py_None,       Py_None, when,          Py_False};
+  size_t n = when ? 9 : 7;
+  if (st.handle_offsets_known) {
+    for (size_t i = 0; i < n; ++i) fill(h.get(), st.handle_offsets[i], values[i]);
+    return h;
+  }
+  PyObject* names[] = {st.context,          st.loop, st.callback, st.args, st.cancelled, st.repr,
+                       st.source_traceback, st.when, st.scheduled};
+  for (size_t i = 0; i < n; ++i) {
+    if (!set(h.get(), names[i], values[i])) return {};
+  }
+  return h;
+}
+
+// A Handle queued on _ready; null with an error set.
+PyRef queue_handle(const LoopState& st, PyObject* self, const CallArgs& a) {
+  PyRef h = make_handle(st, st.handle_type, self, a, nullptr);
+  if (!h) return {};
+  PyRef ready = PyRef::steal(PyObject_GetAttr(self, st.ready));
+  if (!ready || !PyRef::steal(PyObject_CallMethodOneArg(ready.get(), st.append, h.get()))) {
+    return {};
+  }
+  return h;
+}
+
+PyObject* call_soon(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t nargsf,
+                    PyObject* kwnames) {
+  const LoopState& st = state_of(cls);
+  CallArgs a;
+  if (!parse("call_soon", args, nargsf, kwnames, 1, a)) return nullptr;
+  int debug = check_loop(st, self);
+  if (debug < 0) return nullptr;
+  if (debug) return base(st.base_call_soon, self, args, nargsf, kwnames);
+  return queue_handle(st, self, a).release();
+}
+
+// Ends the loop's wait (the selector's uv_async); any thread.
+bool write_to_self(const LoopState& st, PyObject* self) {
+  PyRef selector = PyRef::steal(PyObject_GetAttr(self, st.selector));
+  if (!selector) return false;
+  if (selector.get() == Py_None) return true;  // closed
+  PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
+  if (uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type)) {
+    auto* s = reinterpret_cast<SelectorObject*>(uv.get());
+    if (s->sel) s->sel->wakeup();  // the GIL orders this against close()
+    return true;
+  }
+  PyErr_Clear();
+  return PyRef::steal(PyObject_CallMethodNoArgs(selector.get(), st.wakeup)).operator bool();
+}
+
+PyObject* call_soon_threadsafe(PyObject* self, PyTypeObject* cls, PyObject* const* args,
+                               size_t nargsf, PyObject* kwnames) {
+  const LoopState& st = state_of(cls);
+  CallArgs a;
+  if (!parse("call_soon_threadsafe", args, nargsf, kwnames, 1, a)) return nullptr;
+  int debug = check_loop(st, self);
+  if (debug < 0) return nullptr;
+  if (debug) return base(st.base_call_soon_threadsafe, self, args, nargsf, kwnames);
+  PyRef h = queue_handle(st, self, a);
+  if (!h || !write_to_self(st, self)) return nullptr;
+  return h.release();
+}
+
+PyObject* write_to_self_method(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t,
+                               PyObject*) {
+  if (!write_to_self(state_of(cls), self)) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// TimerHandle(when, callback, args, loop, context) pushed on _scheduled.
+PyObject* schedule(const LoopState& st, PyObject* self, PyObject* when, const CallArgs& a) {
+  PyRef timer = make_handle(st, st.timer_handle_type, self, a, when);
+  if (!timer) return nullptr;
+  PyRef scheduled = PyRef::steal(PyObject_GetAttr(self, st.scheduled));
+  if (!scheduled) return nullptr;
+  if (!st.timers.push(scheduled.get(), timer.get()) || !set(timer.get(), st.scheduled, Py_True)) {
+    return nullptr;
+  }
+  return timer.release();
+}
+
+PyObject* call_at(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t nargsf,
+                  PyObject* kwnames) {
+  const LoopState& st = state_of(cls);
+  CallArgs a;
+  if (!parse("call_at", args, nargsf, kwnames, 2, a)) return nullptr;
+  if (a.args[0] == Py_None) {
+    PyErr_SetString(PyExc_TypeError, "when cannot be None");
+    return nullptr;
+  }
+  int debug = check_loop(st, self);
+  if (debug < 0) return nullptr;
+  if (debug) return base(st.base_call_at, self, args, nargsf, kwnames);
+  return schedule(st, self, a.args[0], a);
+}
+
+PyObject* call_later(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t nargsf,
+                     PyObject* kwnames) {
+  const LoopState& st = state_of(cls);
+  CallArgs a;
+  if (!parse("call_later", args, nargsf, kwnames, 2, a)) return nullptr;
+  if (a.args[0] == Py_None) {
+    PyErr_SetString(PyExc_TypeError, "delay must not be None");
+    return nullptr;
+  }
+  int debug = check_loop(st, self);
+  if (debug < 0) return nullptr;
+  if (debug) return base(st.base_call_later, self, args, nargsf, kwnames);
+  PyRef now = PyRef::steal(PyObject_CallMethodNoArgs(self, st.time));
+  PyRef when = now ? PyRef::steal(PyNumber_Add(now.get(), a.args[0])) : PyRef();
+  if (!when) return nullptr;
+  return schedule(st, self, when.get(), a);
+}
+
+PyObject* run_once_method(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
+                          PyObject*) {
+  if (PyVectorcall_NARGS(nargsf) != 0) {
+    PyErr_SetString(PyExc_TypeError, "_run_once() takes no arguments");
+    return nullptr;
+  }
+  return run_once(state_of(cls), self);
+}
+
+template <class F>
+PyCFunction method(F f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
+
+constexpr int kFlags = METH_METHOD | METH_FASTCALL | METH_KEYWORDS;
+
+PyMethodDef kMethods[] = {
+    {"call_soon", method(call_soon), kFlags, "BaseEventLoop.call_soon, natively."},
+    {"call_soon_threadsafe", method(call_soon_threadsafe), kFlags,
+     "BaseEventLoop.call_soon_threadsafe, natively."},
+    {"_write_to_self", method(write_to_self_method), kFlags,
+     "Ends the loop's wait (uv_async); any thread."},
+    {"call_at", method(call_at), kFlags, "BaseEventLoop.call_at, natively."},
+    {"call_later", method(call_later), kFlags, "BaseEventLoop.call_later, natively."},
+    {"_run_once", method(run_once_method), kFlags, "BaseEventLoop._run_once, natively."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot kSlots[] = {
+    {Py_tp_doc, const_cast<char*>("Native hot methods of ErlangEventLoop.")},
+    {Py_tp_methods, kMethods},
+    {0, nullptr},
+};
+
+PyType_Spec kSpec = {"_erlang_loop.LoopCore", sizeof(PyObject), 0,
+                     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, kSlots};
+
+}  // namespace
+
+PyObject* make_loop_core_type(PyObject* module) {
+  return PyType_FromModuleAndSpec(module, &kSpec, nullptr);
+}
+
+}  // namespace ep

@@ -1,0 +1,103 @@
+#include "core/loop_inbox.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "core/py_ref.hpp"
+#include "core/runtime.hpp"
+
+namespace ep {
+
+LoopInbox::LoopInbox(uint32_t id) : id_(id), fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+LoopInbox::~LoopInbox() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void LoopInbox::post(Request&& request) {
+  bool wake;
+  {
+    std::lock_guard lk(mu_);
+    queue_.push_back(std::move(request));
+    queued_.store(true, std::memory_order_release);
+    wake = !signalled_;
+    signalled_ = true;
+  }
+  if (wake) {
+    uint64_t one = 1;
+    ssize_t n = ::write(fd_, &one, sizeof one);
+    (void)n;  // fails only on overflow, which the loop's next take clears
+  }
+}
+
+const std::vector<Request>& LoopInbox::take() {
+  taken_.clear();
+  std::lock_guard lk(mu_);
+  taken_.swap(queue_);
+  queued_.store(false, std::memory_order_relaxed);
+  if (signalled_) {
+    uint64_t count;
+    ssize_t n = ::read(fd_, &count, sizeof count);
+    (void)n;  // EAGAIN: the loop woke for this inbox before the write landed
+    signalled_ = false;
+  }
+  return taken_;
+}
+
+bool LoopInbox::spin(unsigned us) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  while (!queued_.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  return true;
+}
+
+void LoopInbox::flush() {
+  if (out_.empty()) return;
+  Runtime::instance().sink().send_framed(out_);
+  out_.clear();
+}
+
+namespace {
+
+// The body of a loop's thread: erlang._loop_host.serve(id, fd) runs the loop
+// forever (a port program exits with _Exit, never joining it).
+void serve(LoopInbox* inbox) {
+  PyThreadState* ts = PyThreadState_New(Runtime::instance().interpreter());
+  GilHold gil(ts);
+  PyRef host = PyRef::steal(PyImport_ImportModule("erlang._loop_host"));
+  PyRef done =
+      host ? PyRef::steal(PyObject_CallMethod(host.get(), "serve", "Ii", inbox->id(), inbox->fd()))
+           : PyRef();
+  if (!done) PyErr_Print();  // reaches the logger as stderr output
+}
+
+}  // namespace
+
+void Loops::post(uint32_t id, Request&& request) {
+  LoopInbox* inbox;
+  {
+    std::lock_guard lk(mu_);
+    Hosted& h = loops_.at(id);
+    if (!h.inbox) {
+      h.inbox = std::make_unique<LoopInbox>(id);
+      LoopInbox* raw = h.inbox.get();
+      h.thread = std::make_unique<NativeThread>([raw] { serve(raw); });
+    }
+    inbox = h.inbox.get();
+  }
+  inbox->post(std::move(request));
+}
+
+LoopInbox* Loops::find(uint32_t id) {
+  std::lock_guard lk(mu_);
+  return id < kMaxLoops ? loops_[id].inbox.get() : nullptr;
+}
+
+}  // namespace ep

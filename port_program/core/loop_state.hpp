@@ -1,0 +1,60 @@
+// The state of the `_erlang_loop` module, shared by its files: the Selector
+// type, what run_once needs from asyncio, and the attribute names it reads.
+#pragma once
+
+#include <Python.h>
+
+#include <memory>
+
+#include "core/timer_heap.hpp"
+#include "core/uv_selector.hpp"
+
+namespace ep {
+
+// An _erlang_loop.Selector: a UvSelector owned by a Python object. Only the
+// loop's own thread uses it, except wakeup(), which any thread may call.
+struct SelectorObject {
+  PyObject_HEAD std::unique_ptr<UvSelector> sel;
+  bool selecting;
+};
+
+struct LoopState {
+  PyObject* selector_type;
+  PyObject* handle_type;          // asyncio.events.Handle
+  PyObject* timer_handle_type;    // asyncio.events.TimerHandle
+  PyObject* base_process_events;  // BaseSelectorEventLoop._process_events
+  PyObject* base_run_once;        // BaseEventLoop._run_once (debug mode)
+  PyObject* base_call_soon;       // BaseEventLoop.call_soon, call_at, call_later
+  PyObject* base_call_at;
+  PyObject* base_call_soon_threadsafe;
+  PyObject* base_call_later;
+  PyObject* callback_failed;  // erlang._loop's (handle, exc) reporter
+  // Interned attribute names.
+  PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,
+      *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
+      *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
+      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup;
+  TimerHeap timers;             // on a loop's _scheduled
+  Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
+  // The slots a new Handle/TimerHandle gets, in make_handle's order; all
+  // known (>= 0) or the attributes are set by name.
+  Py_ssize_t handle_offsets[9];
+  bool handle_offsets_known;
+};
+
+LoopState& loop_state(PyObject* module);
+
+// The Selector type (selector_type.cpp).
+PyObject* make_selector_type();
+// Waits on `s` for up to `timeout` seconds (negative: until an event), the
+// GIL released; false with a Python error set on failure.
+bool selector_wait(SelectorObject* s, double timeout);
+
+// run_once(loop) (run_once.cpp).
+PyObject* run_once(const LoopState& st, PyObject* loop);
+
+// The LoopCore type (loop_core.cpp): a base of ErlangEventLoop with the
+// native call_soon, call_at, call_later and _run_once.
+PyObject* make_loop_core_type(PyObject* module);
+
+}  // namespace ep

@@ -1,0 +1,284 @@
+// run_once(loop): one iteration of an ErlangEventLoop, as
+// asyncio.BaseEventLoop._run_once does it, on the same Python structures (the
+// _ready deque, the _scheduled heap of TimerHandles, the selector's keys), so
+// everything that reaches into them keeps working. Natively: the timeout, the
+// wait on the libuv selector, dispatching readiness to the readers/writers,
+// moving due timers and running plain Handles (their context entered here).
+// Debug mode is the standard library's own (it times each callback).
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "core/loop_state.hpp"
+#include "core/py_ref.hpp"
+
+namespace ep {
+namespace {
+
+constexpr Py_ssize_t kMinScheduledTimerHandles = 100;  // asyncio.base_events'
+constexpr double kMinCancelledTimerHandlesFraction = 0.5;
+constexpr double kMaximumSelectTimeout = 24 * 3600;
+
+PyRef get(PyObject* o, PyObject* name) {
+  return PyRef::steal(PyObject_GetAttr(o, name));
+}
+
+// An attribute's truth: 1, 0, or -1 with an error set.
+int truth(PyObject* o, PyObject* name) {
+  PyRef v = get(o, name);
+  return v ? PyObject_IsTrue(v.get()) : -1;
+}
+
+bool number(PyObject* o, PyObject* name, double& out) {
+  PyRef v = get(o, name);
+  if (!v) return false;
+  out = PyFloat_AsDouble(v.get());
+  return !(out == -1.0 && PyErr_Occurred());
+}
+
+bool now(const LoopState& st, PyObject* loop, double& out) {
+  PyRef t = PyRef::steal(PyObject_CallMethodNoArgs(loop, st.time));
+  if (!t) return false;
+  out = PyFloat_AsDouble(t.get());
+  return !(out == -1.0 && PyErr_Occurred());
+}
+
+bool append(const LoopState& st, PyObject* ready, PyObject* handle) {
+  return PyRef::steal(PyObject_CallMethodOneArg(ready, st.append, handle)).operator bool();
+}
+
+// Pops the heap's head and marks it unscheduled; the handle, or null.
+PyRef pop_timer(const LoopState& st, PyObject* heap) {
+  PyRef h = st.timers.pop(heap);
+  if (h && PyObject_SetAttr(h.get(), st.scheduled, Py_False) < 0) return {};
+  return h;
+}
+
+// Drops cancelled timers: all at once when they are many (a Python method of
+// the loop, as rare as in the standard library), else from the heap's head.
+bool drop_cancelled_timers(const LoopState& st, PyObject* loop) {
+  PyRef scheduled = get(loop, st.scheduled);
+  PyRef count_obj = get(loop, st.timer_cancelled_count);
+  if (!scheduled || !count_obj) return false;
+  long count = PyLong_AsLong(count_obj.get());
+  if (count == -1 && PyErr_Occurred()) return false;
+  Py_ssize_t n = PyObject_Size(scheduled.get());
+  if (n < 0) return false;
+  if (n > kMinScheduledTimerHandles &&
+      static_cast<double>(count) / static_cast<double>(n) > kMinCancelledTimerHandlesFraction) {
+    return PyRef::steal(PyObject_CallMethodNoArgs(loop, st.purge_timers)).operator bool();
+  }
+  long dropped = 0;
+  while (PyList_Check(scheduled.get()) && PyList_GET_SIZE(scheduled.get()) > 0) {
+    PyRef head = PyRef::borrow(PyList_GET_ITEM(scheduled.get(), 0));
+    int c = truth(head.get(), st.cancelled);
+    if (c < 0) return false;
+    if (!c) break;
+    if (!pop_timer(st, scheduled.get())) return false;
+    ++dropped;
+  }
+  if (dropped == 0) return true;
+  PyRef left = PyRef::steal(PyLong_FromLong(count - dropped));
+  return left && PyObject_SetAttr(loop, st.timer_cancelled_count, left.get()) == 0;
+}
+
+// The wait's timeout in seconds; negative: until an event.
+bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, double& timeout) {
+  Py_ssize_t nready = PyObject_Size(ready);
+  if (nready < 0) return false;
+  int stopping = truth(loop, st.stopping);
+  if (stopping < 0) return false;
+  timeout = -1;
+  if (nready > 0 || stopping) {
+    timeout = 0;
+    return true;
+  }
+  PyRef scheduled = get(loop, st.scheduled);
+  if (!scheduled) return false;
+  if (!PyList_Check(scheduled.get()) || PyList_GET_SIZE(scheduled.get()) == 0) return true;
+  PyRef head = PyRef::borrow(PyList_GET_ITEM(scheduled.get(), 0));
+  double when, t;
+  if (!number(head.get(), st.when, when) || !now(st, loop, t)) return false;
+  timeout = std::min(std::max(0.0, when - t), kMaximumSelectTimeout);
+  return true;
+}
+
+// One ready handle of a selector key: queued, or its descriptor's watch
+// removed when it was cancelled (BaseSelectorEventLoop._process_events).
+bool dispatch(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* fileobj,
+              PyObject* handle, PyObject* remove) {
+  if (handle == Py_None) return true;
+  int c = truth(handle, st.cancelled);
+  if (c < 0) return false;
+  if (c) return PyRef::steal(PyObject_CallMethodOneArg(loop, remove, fileobj)).operator bool();
+  return append(st, ready, handle);
+}
+
+// The wait on the libuv selector and the dispatch of what it found, natively;
+// the generic path (selector.select, loop._process_events) when the loop's
+// selector or _process_events is not ours, or signal handlers are set.
+bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout) {
+  PyRef selector = get(loop, st.selector);
+  if (!selector) return false;
+  PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
+  PyRef on_signal = uv ? get(selector.get(), st.on_signal) : PyRef();
+  PyRef process =
+      PyRef::steal(PyObject_GetAttr(reinterpret_cast<PyObject*>(Py_TYPE(loop)), st.process_events));
+  if (!uv || !on_signal || !process) PyErr_Clear();
+  bool native = uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type) &&
+                on_signal.get() == Py_None && process.get() == st.base_process_events;
+  if (!native) {
+    PyRef arg = timeout < 0 ? PyRef::borrow(Py_None) : PyRef::steal(PyFloat_FromDouble(timeout));
+    if (!arg) return false;
+    PyRef events = PyRef::steal(PyObject_CallMethodOneArg(selector.get(), st.select, arg.get()));
+    if (!events) return false;
+    return PyRef::steal(PyObject_CallMethodOneArg(loop, st.process_events, events.get()))
+        .
+        operator bool();
+  }
+  auto* s = reinterpret_cast<SelectorObject*>(uv.get());
+  if (!s->sel || s->selecting) {
+    PyErr_SetString(PyExc_RuntimeError, s->sel ? "the selector is in use by its loop's thread"
+                                               : "the selector is closed");
+    return false;
+  }
+  if (!selector_wait(s, timeout)) return false;
+  if (s->sel->ready_list().empty()) return true;
+  std::vector<std::pair<int, int>> found = s->sel->ready_list();
+  PyRef fd_to_key = get(selector.get(), st.fd_to_key);
+  if (!fd_to_key) return false;
+  for (auto [fd, events] : found) {
+    PyRef fd_obj = PyRef::steal(PyLong_FromLong(fd));
+    if (!fd_obj) return false;
+    PyRef key = PyRef::borrow(PyDict_GetItemWithError(fd_to_key.get(), fd_obj.get()));
+    if (!key) {
+      if (PyErr_Occurred()) return false;
+      continue;  // unregistered meanwhile
+    }
+    // SelectorKey(fileobj, fd, events, data); data is (reader, writer).
+    PyObject* data = PyTuple_Check(key.get()) && PyTuple_GET_SIZE(key.get()) == 4
+                         ? PyTuple_GET_ITEM(key.get(), 3)
+                         : nullptr;
+    if (!data || !PyTuple_Check(data) || PyTuple_GET_SIZE(data) != 2) {
+      PyErr_SetString(PyExc_RuntimeError, "unexpected selector key");
+      return false;
+    }
+    long mask = PyLong_AsLong(PyTuple_GET_ITEM(key.get(), 2));
+    if (mask == -1 && PyErr_Occurred()) return false;
+    mask &= events;
+    PyObject* fileobj = PyTuple_GET_ITEM(key.get(), 0);
+    if ((mask & 1) &&
+        !dispatch(st, loop, ready, fileobj, PyTuple_GET_ITEM(data, 0), st.remove_reader)) {
+      return false;
+    }
+    if ((mask & 2) &&
+        !dispatch(st, loop, ready, fileobj, PyTuple_GET_ITEM(data, 1), st.remove_writer)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool move_due_timers(const LoopState& st, PyObject* loop, PyObject* ready) {
+  PyRef scheduled = get(loop, st.scheduled);
+  if (!scheduled) return false;
+  if (!PyList_Check(scheduled.get()) || PyList_GET_SIZE(scheduled.get()) == 0) return true;
+  double t, resolution;
+  if (!now(st, loop, t) || !number(loop, st.clock_resolution, resolution)) return false;
+  double end_time = t + resolution;
+  while (PyList_GET_SIZE(scheduled.get()) > 0) {
+    PyRef head = PyRef::borrow(PyList_GET_ITEM(scheduled.get(), 0));
+    double when;
+    if (!number(head.get(), st.when, when)) return false;
+    if (when >= end_time) break;
+    PyRef h = pop_timer(st, scheduled.get());
+    if (!h || !append(st, ready, h.get())) return false;
+  }
+  return true;
+}
+
+// Handle._run: the callback in the handle's context; an exception goes to
+// the loop's exception handler (through erlang._loop's reporter), except
+// SystemExit and KeyboardInterrupt, which end run_once.
+bool run_handle(const LoopState& st, PyObject* h) {
+  PyTypeObject* type = Py_TYPE(h);
+  bool plain = type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
+               type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type);
+  PyRef ctx = plain ? get(h, st.context) : PyRef();
+  if (!plain || !ctx || !PyContext_CheckExact(ctx.get()) || !st.callback_failed) {
+    PyErr_Clear();
+    return PyRef::steal(PyObject_CallMethodNoArgs(h, st.run)).operator bool();
+  }
+  PyRef callback = get(h, st.callback);
+  PyRef args = get(h, st.args);
+  if (!callback || !args || !PyTuple_Check(args.get())) {
+    PyErr_Clear();
+    return PyRef::steal(PyObject_CallMethodNoArgs(h, st.run)).operator bool();
+  }
+  PyRef result;
+  if (PyContext_Enter(ctx.get()) == 0) {
+    result = PyRef::steal(PyObject_Call(callback.get(), args.get(), nullptr));
+    PyObject *type_, *value, *tb;
+    PyErr_Fetch(&type_, &value, &tb);
+    if (PyContext_Exit(ctx.get()) < 0) PyErr_Clear();
+    PyErr_Restore(type_, value, tb);
+  }
+  if (result) return true;
+  if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+    return false;
+  }
+  PyObject *type_, *value, *tb;
+  PyErr_Fetch(&type_, &value, &tb);
+  PyErr_NormalizeException(&type_, &value, &tb);
+  if (tb) PyException_SetTraceback(value, tb);
+  PyRef exc = PyRef::steal(value);
+  Py_XDECREF(type_);
+  Py_XDECREF(tb);
+  return PyRef::steal(PyObject_CallFunctionObjArgs(st.callback_failed, h, exc.get(), nullptr))
+      .
+      operator bool();
+}
+
+// handle._cancelled, read from its slot when it is a plain Handle/TimerHandle.
+int is_cancelled(const LoopState& st, PyObject* h) {
+  PyTypeObject* type = Py_TYPE(h);
+  if (st.cancelled_offset >= 0 && (type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
+                                   type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type))) {
+    PyObject* v = slot_value(h, st.cancelled_offset);
+    if (v == Py_False) return 0;
+    if (v == Py_True) return 1;
+  }
+  return truth(h, st.cancelled);
+}
+
+bool run_ready(const LoopState& st, PyObject* ready) {
+  Py_ssize_t ntodo = PyObject_Size(ready);
+  if (ntodo < 0) return false;
+  for (Py_ssize_t i = 0; i < ntodo; ++i) {
+    PyRef h = PyRef::steal(PyObject_CallMethodNoArgs(ready, st.popleft));
+    if (!h) return false;
+    int c = is_cancelled(st, h.get());
+    if (c < 0) return false;
+    if (!c && !run_handle(st, h.get())) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+PyObject* run_once(const LoopState& st, PyObject* loop) {
+  int debug = truth(loop, st.debug);
+  if (debug < 0) return nullptr;
+  if (debug) return PyObject_CallOneArg(st.base_run_once, loop);
+  if (!drop_cancelled_timers(st, loop)) return nullptr;
+  PyRef ready = get(loop, st.ready);
+  double timeout;
+  if (!ready || !wait_timeout(st, loop, ready.get(), timeout) ||
+      !poll(st, loop, ready.get(), timeout) || !move_due_timers(st, loop, ready.get()) ||
+      !run_ready(st, ready.get())) {
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+}  // namespace ep

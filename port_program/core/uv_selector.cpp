@@ -1,0 +1,77 @@
+#include "core/uv_selector.hpp"
+
+namespace ep {
+
+int UvSelector::init() {
+  auto loop = std::make_unique<uv_loop_t>();
+  if (int rc = uv_loop_init(loop.get()); rc < 0) return rc;
+  loop_ = std::move(loop);
+  auto async = std::make_unique<AsyncSlot>();
+  if (int rc = uv_async_init(loop_.get(), &async->async, [](uv_async_t*) {}); rc < 0) return rc;
+  async_ = UvHandle<AsyncSlot>(std::move(async));
+  auto timer = std::make_unique<TimerSlot>();
+  if (int rc = uv_timer_init(loop_.get(), &timer->timer); rc < 0) return rc;
+  timer_ = UvHandle<TimerSlot>(std::move(timer));
+  return 0;
+}
+
+UvSelector::~UvSelector() {
+  if (!loop_) return;
+  polls_.clear();
+  signal_watches_.clear();
+  async_.close();
+  timer_.close();
+  // Runs the close callbacks, which free the handles.
+  uv_run(loop_.get(), UV_RUN_DEFAULT);
+  uv_loop_close(loop_.get());
+}
+
+int UvSelector::watch(int fd, int events) {
+  auto it = polls_.find(fd);
+  if (events == 0) {
+    if (it != polls_.end()) polls_.erase(it);
+    return 0;
+  }
+  if (it != polls_.end()) return it->second.change(events);
+  PollWatch w;
+  int rc = PollWatch::open(loop_.get(), this, fd, events, w);
+  if (rc == 0) polls_.emplace(fd, std::move(w));
+  return rc;
+}
+
+int UvSelector::select(long timeout_ms) {
+  ready_.clear();
+  if (timeout_ms == 0) {
+    uv_run(loop_.get(), UV_RUN_NOWAIT);
+    return 0;
+  }
+  if (timeout_ms > 0) {
+    uv_update_time(loop_.get());
+    if (int rc = uv_timer_start(
+            &timer_->timer, [](uv_timer_t*) {}, static_cast<uint64_t>(timeout_ms), 0);
+        rc < 0) {
+      return rc;
+    }
+  }
+  uv_run(loop_.get(), UV_RUN_ONCE);
+  if (timeout_ms > 0) uv_timer_stop(&timer_->timer);
+  return 0;
+}
+
+void UvSelector::wakeup() {
+  uv_async_send(&async_->async);
+}
+
+int UvSelector::signal_watch(int signum, bool on) {
+  if (!on) {
+    signal_watches_.erase(signum);
+    return 0;
+  }
+  if (signal_watches_.count(signum)) return 0;
+  SignalWatch w;
+  int rc = SignalWatch::open(loop_.get(), this, signum, w);
+  if (rc == 0) signal_watches_.emplace(signum, std::move(w));
+  return rc;
+}
+
+}  // namespace ep

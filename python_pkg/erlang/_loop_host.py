@@ -1,0 +1,195 @@
+"""The event loops a port program hosts for ``py_event_loop``.
+
+The port program starts a thread per loop and calls :func:`serve` on it. Task
+requests arrive in the loop's inbox (filled by the thread that reads the
+protocol, which signals an eventfd this loop watches); :meth:`_Host.drain`
+takes the whole inbox at once. Replies are framed as they complete and leave in
+one write per loop iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+from typing import Any, Callable
+
+import _erlang_loop_host
+
+from ._runtime import compile_eval, format_exception
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """The one place that chooses the loop class of py_event_loop's loops."""
+    import erlang
+
+    return erlang.new_event_loop()
+
+
+_TASK, _EXEC, _EVAL, _FORGET, _CANCEL = 48, 49, 50, 51, 52
+
+# The host of the loop running on this thread, by loop (for stats()).
+_hosts: dict[asyncio.AbstractEventLoop, "_Host"] = {}
+
+
+class _Host:
+    def __init__(self, loop_id: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.id = loop_id
+        self.loop = loop
+        self.tasks: dict[bytes, asyncio.Task[Any]] = {}  # by request ID: to cancel
+        self.namespaces: dict[Any, dict[str, Any]] = {}  # by caller pid
+        self.flush_pending = False
+        self.submitted = 0
+        self.completed = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.spins = 0  # waits for the next request after answering
+        self.spin_hits = 0  # ... that saw one come
+
+    # Replies -----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self.flush_pending = False
+        _erlang_loop_host.flush(self.id)
+        # Nothing else to run: the caller's next request is likely on its way.
+        if not getattr(self.loop, "_ready", True):
+            self.spins += 1
+            if _erlang_loop_host.spin(self.id):
+                self.spin_hits += 1
+                self.drain()
+
+    def _framed(self, first: bool) -> None:
+        if first and not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def ok(self, reqid: bytes | None, value: Any) -> None:
+        self.completed += 1
+        if reqid is None:
+            return
+        try:
+            self._framed(_erlang_loop_host.reply(self.id, reqid, value))
+        except BaseException as exc:  # no Erlang term for the value
+            self.fail(reqid, exc, count=False)
+
+    def fail(self, reqid: bytes | None, exc: BaseException, count: bool = True) -> None:
+        if count:
+            self.failed += 1
+        cls, msg, tb = type(exc).__name__, str(exc), format_exception(exc)
+        if reqid is None:
+            sys.stderr.write(f"{cls}: {msg}\n{tb}")
+            return
+        self._framed(_erlang_loop_host.reply_error(self.id, reqid, cls, msg, tb))
+
+    # Requests ----------------------------------------------------------------
+
+    def drain(self) -> None:
+        for item in _erlang_loop_host.take(self.id):
+            kind = item[0]
+            try:
+                if kind == _TASK:
+                    self.start(item[1], item[2], item[3], item[4], item[5], item[6])
+                elif kind == _CANCEL:
+                    task = self.tasks.pop(item[1], None)
+                    if task is not None:
+                        self.cancelled += 1
+                        task.cancel()
+                elif kind == _EXEC:
+                    exec(item[3], self.namespace(item[2]))
+                    self.ok(item[1], None)
+                elif kind == _EVAL:
+                    self.ok(item[1], self.eval(item[2], item[3]))
+                elif kind == _FORGET:
+                    self.namespaces.pop(item[2], None)
+                else:  # a request the port program could not read
+                    self.failed += 1
+                    self._framed(_erlang_loop_host.reply_error(self.id, item[1], item[2], item[3], ""))
+            except BaseException as exc:
+                self.fail(item[1], exc)
+
+    def namespace(self, owner: Any) -> dict[str, Any]:
+        ns = self.namespaces.get(owner)
+        if ns is None:
+            import erlang
+
+            ns = {"__builtins__": __builtins__, "__name__": "__main__", "erlang": erlang}
+            self.namespaces[owner] = ns
+        return ns
+
+    def eval(self, owner: Any, code: str) -> Any:
+        head, tail = compile_eval(code)
+        ns = self.namespace(owner)
+        if head is not None:
+            exec(head, ns)
+        return None if tail is None else eval(tail, ns)
+
+    def lookup(self, owner: Any, module: str, function: str) -> Callable[..., Any]:
+        names = function.split(".")
+        if module == "__main__":
+            ns = self.namespaces.get(owner, {})
+            if names[0] not in ns:
+                raise NameError(f"name '{names[0]}' is not defined")
+            target = ns[names[0]]
+        else:
+            mod = sys.modules.get(module)
+            if mod is None:
+                mod = importlib.import_module(module)
+            target = getattr(mod, names[0])
+        for name in names[1:]:
+            target = getattr(target, name)
+        return target
+
+    def start(self, reqid: bytes | None, owner: Any, module: str, function: str,
+              args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
+        self.submitted += 1
+        fn = self.lookup(owner, module, function)
+        result = fn(*args, **kwargs) if kwargs else fn(*args)
+        if inspect.isawaitable(result):
+            task = self.loop.create_task(self.finish(reqid, result))
+            if reqid is not None:
+                self.tasks[reqid] = task
+        else:
+            self.ok(reqid, result)
+
+    async def finish(self, reqid: bytes | None, awaitable: Any) -> None:
+        try:
+            value = await awaitable
+        except asyncio.CancelledError:
+            return  # its caller gave up: nobody waits for a reply
+        except BaseException as exc:
+            if reqid is not None:
+                self.tasks.pop(reqid, None)
+            self.fail(reqid, exc)
+            return
+        if reqid is not None:
+            self.tasks.pop(reqid, None)
+        self.ok(reqid, value)
+
+
+def serve(loop_id: int, fd: int) -> None:
+    """Runs loop ``loop_id`` forever on the calling thread (the port program's)."""
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    host = _Host(loop_id, loop)
+    _hosts[loop] = host
+    loop.add_reader(fd, host.drain)
+    loop.call_soon(host.drain)  # what arrived before the reader was added
+    loop.run_forever()
+
+
+def stats() -> dict[Any, int]:
+    """Counters of the loop this runs on (a task of py_event_loop_pool:get_stats/0)."""
+    host = _hosts[asyncio.get_running_loop()]
+    from ._types import Atom
+
+    return {
+        Atom("running"): len(host.tasks),
+        Atom("submitted"): host.submitted,
+        Atom("completed"): host.completed,
+        Atom("failed"): host.failed,
+        Atom("cancelled"): host.cancelled,
+        Atom("namespaces"): len(host.namespaces),
+        Atom("spins"): host.spins,
+        Atom("spin_hits"): host.spin_hits,
+    }

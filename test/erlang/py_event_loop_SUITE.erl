@@ -1,0 +1,179 @@
+%% ErlangEventLoop (erlang.run, new_event_loop, the policy, sleep, spawn_task ...)
+%% inside a port program: the seed's usage patterns on a context's thread and on
+%% Python threads, I/O, subprocesses and signal handlers on non-main threads,
+%% wake-ups, debug mode, and an idle loop using no CPU. The Python side of each
+%% case is in py_event_loop_SUITE_data/loop_checks.py.
+-module(py_event_loop_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([names_are_real/1, usage_patterns_on_a_context/1, seed_patterns_verbatim_in_exec/1,
+         called_coroutine_runs_on_erlang_loop/1, usage_patterns_on_python_threads/1,
+         loops_isolated_per_thread/1, policy_makes_a_loop_on_any_thread/1, tcp_unix_udp_echo/1,
+         subprocesses_on_non_main_threads/1, signal_handlers_on_non_main_threads/1,
+         call_soon_threadsafe_wakes_a_waiting_loop/1,
+         call_soon_threadsafe_from_many_threads/1, async_call_on_erlang_loop/1,
+         sleep_sync_and_async/1, sync_sleep_blocks_only_its_thread/1,
+         spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
+         debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
+         native_run_once_keeps_the_contract/1, native_scheduling_keeps_the_contract/1,
+         idle_loop_uses_no_cpu/1]).
+
+all() ->
+    [names_are_real, usage_patterns_on_a_context, seed_patterns_verbatim_in_exec,
+     called_coroutine_runs_on_erlang_loop, usage_patterns_on_python_threads,
+     loops_isolated_per_thread, policy_makes_a_loop_on_any_thread, tcp_unix_udp_echo,
+     subprocesses_on_non_main_threads, signal_handlers_on_non_main_threads,
+     call_soon_threadsafe_wakes_a_waiting_loop, call_soon_threadsafe_from_many_threads,
+     async_call_on_erlang_loop,
+     sleep_sync_and_async, sync_sleep_blocks_only_its_thread, spawn_task_from_sync_code,
+     spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
+     selector_errors_are_exceptions, native_run_once_keeps_the_contract,
+     native_scheduling_keeps_the_contract, idle_loop_uses_no_cpu].
+
+init_per_suite(Config) ->
+    py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
+
+end_per_suite(Config) ->
+    _ = py:unregister_function(loop_double),
+    py_test_util:stop_app(Config).
+
+check(Config, Fun) ->
+    check(Config, Fun, []).
+
+check(Config, Fun, Args) ->
+    py:call(?config(ctx, Config), loop_checks, Fun, Args, #{timeout => 60000}).
+
+names_are_real(Config) ->
+    {ok, 10} = check(Config, names_are_real),
+    %% Not the catch-all's stub for an Erlang function named run.
+    {ok, true} = py:eval(?config(ctx, Config),
+                         <<"hasattr(erlang, 'run') and erlang.run.__module__ == 'erlang._policy'">>,
+                         #{}, 5000).
+
+usage_patterns_on_a_context(Config) ->
+    {ok, [{<<"ErlangEventLoop">>, 1}, {<<"ErlangEventLoop">>, 2}, {<<"ErlangEventLoop">>, 3},
+          {<<"ErlangEventLoop">>, 4}]} = check(Config, patterns_here).
+
+%% The seed's four patterns as a user would paste them into py:exec.
+seed_patterns_verbatim_in_exec(Config) ->
+    Ctx = ?config(ctx, Config),
+    ok = py:exec(Ctx, <<"
+import asyncio
+import erlang
+
+seen = []
+
+async def main():
+    await asyncio.sleep(0.01)
+    seen.append(type(asyncio.get_running_loop()).__name__)
+
+erlang.run(main())
+
+with asyncio.Runner(loop_factory=erlang.new_event_loop) as runner:
+    runner.run(main())
+
+_old_policy = asyncio.get_event_loop_policy()
+erlang.install()
+asyncio.run(main())
+asyncio.set_event_loop_policy(_old_policy)
+
+loop = erlang.new_event_loop()
+asyncio.set_event_loop(loop)
+try:
+    loop.run_until_complete(main())
+finally:
+    loop.close()
+">>),
+    {ok, [<<"ErlangEventLoop">>, <<"ErlangEventLoop">>, <<"ErlangEventLoop">>,
+          <<"ErlangEventLoop">>]} = py:eval(Ctx, <<"seen">>, #{}, 5000).
+
+called_coroutine_runs_on_erlang_loop(Config) ->
+    {ok, <<"ErlangEventLoop">>} = check(Config, called_coroutine).
+
+usage_patterns_on_python_threads(Config) ->
+    {ok, Results} = check(Config, patterns_on_threads),
+    Expected = lists:append(lists:duplicate(4, [{<<"ErlangEventLoop">>, N} || N <- [1, 2, 4]])),
+    Expected = Results.
+
+loops_isolated_per_thread(Config) ->
+    {ok, true} = check(Config, loops_isolated).
+
+policy_makes_a_loop_on_any_thread(Config) ->
+    {ok, <<"ErlangEventLoop">>} = check(Config, policy_on_any_thread).
+
+tcp_unix_udp_echo(Config) ->
+    {ok, [<<"hello">>, <<"unix">>, <<"udp">>]} = check(Config, echoes).
+
+subprocesses_on_non_main_threads(Config) ->
+    One = [<<"through cat">>, 0, 7],
+    {ok, [One, One]} = check(Config, subprocesses).
+
+signal_handlers_on_non_main_threads(Config) ->
+    One = [<<"usr1">>, true, false, <<"sigkill refused">>],
+    {ok, [One, One]} = check(Config, signals).
+
+call_soon_threadsafe_wakes_a_waiting_loop(Config) ->
+    {ok, [<<"woken">>, true]} = check(Config, threadsafe_wakeup).
+
+call_soon_threadsafe_from_many_threads(Config) ->
+    {ok, 16000} = check(Config, threadsafe_storm, [8, 2000]).
+
+async_call_on_erlang_loop(Config) ->
+    ok = py:register_function(loop_double, fun([X]) -> 2 * X end),
+    {ok, Doubled} = check(Config, async_call, [50]),
+    Doubled = [2 * I || I <- lists:seq(0, 49)].
+
+sleep_sync_and_async(Config) ->
+    {ok, [none, true, true]} = check(Config, sleeps).
+
+sync_sleep_blocks_only_its_thread(Config) ->
+    {ok, true} = check(Config, sleep_releases_the_gil).
+
+spawn_task_from_sync_code(Config) ->
+    %% The call returns before the task runs; the task tells us later.
+    {ok, true} = check(Config, spawn_from_sync, [self()]),
+    receive <<"from_sync">> -> ok after 5000 -> ct:fail(spawned_task_did_not_run) end.
+
+spawn_task_from_async_code(Config) ->
+    {ok, true} = check(Config, spawn_from_async, [self()]),
+    receive <<"from_async">> -> ok after 5000 -> ct:fail(spawned_task_did_not_run) end.
+
+debug_mode_warns_of_slow_callbacks(Config) ->
+    {ok, true} = check(Config, slow_callback_warning).
+
+selector_errors_are_exceptions(Config) ->
+    {ok, [<<"regular file refused">>, <<"closed fd refused">>, true, true]} =
+        check(Config, selector_errors).
+
+native_run_once_keeps_the_contract(Config) ->
+    %% A callback's exception reaches the exception handler, contexts are
+    %% entered, cancelled timers are purged in bulk, SystemExit propagates.
+    {ok, [true, true, true, true, 3]} = check(Config, native_run_once).
+
+native_scheduling_keeps_the_contract(Config) ->
+    %% asyncio's Handle types, argument errors, timers in time order, debug
+    %% mode's checks, a closed loop refusing.
+    {ok, [true, true, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, true,
+          <<"debug TypeError">>, <<"Event loop is closed">>]} =
+        check(Config, native_scheduling).
+
+%% A loop with a listening server, idle for 10 s: the port program's CPU time
+%% (utime + stime in /proc/<pid>/stat, in clock ticks of 10 ms) stays ~0.
+idle_loop_uses_no_cpu(Config) ->
+    {ok, Pid} = check(Config, idle_server_start),
+    Before = cpu_ticks(Pid),
+    timer:sleep(10000),
+    After = cpu_ticks(Pid),
+    {ok, true} = check(Config, idle_server_stop),
+    ct:pal("port program CPU over 10 s idle: ~p ticks", [After - Before]),
+    true = After - Before =< 5.
+
+cpu_ticks(OsPid) ->
+    {ok, Stat} = file:read_file(io_lib:format("/proc/~b/stat", [OsPid])),
+    %% Fields after the command name (which is in parentheses): state is 3rd,
+    %% utime the 14th and stime the 15th field of the whole line.
+    [_, Rest] = binary:split(Stat, <<") ">>),
+    Fields = binary:split(Rest, <<" ">>, [global]),
+    binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)).

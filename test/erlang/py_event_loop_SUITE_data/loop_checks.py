@@ -1,0 +1,528 @@
+"""Checks of ErlangEventLoop run inside a port program by py_event_loop_SUITE.
+
+Each check returns a value the suite matches, or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import warnings
+
+import erlang
+
+LOOP_NAMES = ["run", "new_event_loop", "ErlangEventLoop", "EventLoopPolicy",
+              "ErlangEventLoopPolicy", "install", "detect_mode", "ExecutionMode",
+              "sleep", "spawn_task"]
+
+
+def names_are_real():
+    out = []
+    for name in LOOP_NAMES:
+        value = getattr(erlang, name)
+        assert hasattr(erlang, name)
+        assert value.__module__.startswith("erlang._"), (name, value)
+        out.append(name)
+    assert erlang.ErlangEventLoopPolicy is erlang.EventLoopPolicy
+    assert issubclass(erlang.ErlangEventLoop, asyncio.BaseEventLoop)
+    assert erlang.detect_mode() is erlang.ExecutionMode.SHARED_GIL
+    from erlang import run, new_event_loop  # noqa: F401  (from-imports too)
+    return len(out)
+
+
+async def _main(x):
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0.01)
+    return (type(loop).__name__, x)
+
+
+def pattern_1():
+    return erlang.run(_main(1))
+
+
+def pattern_2():
+    with asyncio.Runner(loop_factory=erlang.new_event_loop) as runner:
+        return runner.run(_main(2))
+
+
+def pattern_3():
+    old = asyncio.get_event_loop_policy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no DeprecationWarning on 3.11
+            erlang.install()
+        return asyncio.run(_main(3))
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+def pattern_4():
+    loop = erlang.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_main(4))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+PATTERNS = [pattern_1, pattern_2, pattern_3, pattern_4]
+
+
+def patterns_here():
+    return [p() for p in PATTERNS]
+
+
+def patterns_on_threads():
+    """Patterns 1, 2 and 4 on Python threads at once (3 changes the global policy)."""
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(p) for p in (pattern_1, pattern_2, pattern_4) * 4]
+        return [f.result(timeout=30) for f in futures]
+
+
+def loops_isolated():
+    """The seed's multi-threaded example: each loop sees only its own callbacks."""
+    results = {}
+
+    def run_tasks(loop_id):
+        loop = erlang.ErlangEventLoop()
+        got = []
+        loop.call_soon(got.append, loop_id)
+        loop.call_later(0.01, got.append, loop_id)
+        deadline = time.time() + 5
+        while time.time() < deadline and len(got) < 2:
+            loop._run_once()
+        loop.close()
+        results[loop_id] = got
+
+    threads = [threading.Thread(target=run_tasks, args=(n,)) for n in ("loop_a", "loop_b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results == {"loop_a": ["loop_a"] * 2, "loop_b": ["loop_b"] * 2}
+
+
+def policy_on_any_thread():
+    old = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(erlang.EventLoopPolicy())
+    try:
+        out = []
+
+        def body():
+            loop = asyncio.get_event_loop()
+            out.append(type(loop).__name__)
+            loop.close()
+
+        t = threading.Thread(target=body)
+        t.start()
+        t.join()
+        return out[0]
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+async def _tcp_echo():
+    async def handle(reader, writer):
+        writer.write(await reader.readexactly(5))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"hello")
+    data = await reader.read()
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return data
+
+
+async def _unix_echo():
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "s")
+
+        async def handle(reader, writer):
+            writer.write(await reader.readexactly(4))
+            writer.close()
+
+        server = await asyncio.start_unix_server(handle, path)
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b"unix")
+        data = await reader.read()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return data
+
+
+async def _udp_echo():
+    loop = asyncio.get_running_loop()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.got = loop.create_future()
+
+        def datagram_received(self, data, addr):
+            self.got.set_result(data)
+
+    server, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    addr = server.get_extra_info("sockname")
+    client, proto = await loop.create_datagram_endpoint(Client, remote_addr=addr)
+    client.sendto(b"udp")
+    data = await asyncio.wait_for(proto.got, 5)
+    client.close()
+    server.close()
+    return data
+
+
+def echoes():
+    return [erlang.run(_tcp_echo()), erlang.run(_unix_echo()), erlang.run(_udp_echo())]
+
+
+async def _subprocesses():
+    proc = await asyncio.create_subprocess_exec(
+        "cat", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate(b"through cat")
+    shell = await asyncio.create_subprocess_shell("exit 7")
+    code = await shell.wait()
+    return [out, proc.returncode, code]
+
+
+def subprocesses():
+    """On this (non-main) thread, and on a Python thread."""
+    assert threading.current_thread() is not threading.main_thread()
+    here = erlang.run(_subprocesses())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        there = pool.submit(erlang.run, _subprocesses()).result(timeout=30)
+    return [here, there]
+
+
+async def _signals():
+    loop = asyncio.get_running_loop()
+    got = loop.create_future()
+    loop.add_signal_handler(signal.SIGUSR1, got.set_result, "usr1")
+    os.kill(os.getpid(), signal.SIGUSR1)
+    value = await asyncio.wait_for(got, 5)
+    removed = [loop.remove_signal_handler(signal.SIGUSR1),
+               loop.remove_signal_handler(signal.SIGUSR1)]
+    try:
+        loop.add_signal_handler(signal.SIGKILL, print)
+    except RuntimeError:
+        removed.append("sigkill refused")
+    return [value] + removed
+
+
+def signals():
+    assert threading.current_thread() is not threading.main_thread()
+    here = erlang.run(_signals())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        there = pool.submit(erlang.run, _signals()).result(timeout=30)
+    return [here, there]
+
+
+def threadsafe_wakeup():
+    """A loop waiting with nothing scheduled wakes for another thread's call."""
+    loop = erlang.new_event_loop()
+    started = threading.Event()
+    loop.call_soon(started.set)
+    t = threading.Thread(target=loop.run_forever)
+    t.start()
+    started.wait(5)
+    time.sleep(0.05)  # let it block in its wait
+    t0 = time.monotonic()
+    fut = asyncio.run_coroutine_threadsafe(asyncio.sleep(0, "woken"), loop)
+    value = fut.result(timeout=5)
+    elapsed = time.monotonic() - t0
+    loop.call_soon_threadsafe(loop.stop)
+    t.join(5)
+    loop.close()
+    return [value, elapsed < 1.0]
+
+
+def async_call(n):
+    async def calls():
+        return await asyncio.gather(*(erlang.async_call("loop_double", i) for i in range(n)))
+
+    return erlang.run(calls())
+
+
+def sleeps():
+    t0 = time.monotonic()
+    sync_result = erlang.sleep(0.05)
+    sync_elapsed = time.monotonic() - t0
+
+    async def main():
+        t1 = time.monotonic()
+        await erlang.sleep(0.05)
+        return time.monotonic() - t1
+
+    async_elapsed = erlang.run(main())
+    return [sync_result, sync_elapsed >= 0.05, async_elapsed >= 0.05]
+
+
+def sleep_releases_the_gil():
+    """A sync erlang.sleep blocks only its own thread."""
+    counted = []
+
+    def count():
+        n = 0
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:
+            n += 1
+        counted.append(n)
+
+    t = threading.Thread(target=count)
+    t.start()
+    erlang.sleep(0.3)
+    t.join()
+    return counted[0] > 1000
+
+
+async def _tell(pid, term, delay):
+    await asyncio.sleep(delay)
+    erlang.send(pid, term)
+
+
+def spawn_from_sync(pid):
+    task = erlang.spawn_task(_tell(pid, "from_sync", 0.01))
+    return isinstance(task, asyncio.Task)
+
+
+def spawn_from_async(pid):
+    async def main():
+        task = erlang.spawn_task(_tell(pid, "from_async", 0))
+        await task
+        return asyncio.get_running_loop() is task.get_loop()
+
+    return erlang.run(main())
+
+
+def slow_callback_warning():
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("asyncio")
+    handler = Keep()
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        loop = erlang.new_event_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.01
+        loop.call_soon(time.sleep, 0.05)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        loop.close()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    return any("took" in r for r in records)
+
+
+def selector_errors():
+    loop = erlang.new_event_loop()
+    out = []
+    with tempfile.TemporaryFile() as f:
+        try:
+            loop.add_reader(f.fileno(), print)
+        except PermissionError:
+            out.append("regular file refused")
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    try:
+        loop.add_reader(r, print)
+    except OSError:
+        out.append("closed fd refused")
+    # A closed descriptor that was watched: removing it is quiet.
+    a, b = socket.socketpair()
+    loop.add_reader(a.fileno(), print)
+    fd = a.fileno()
+    a.close()
+    out.append(loop.remove_reader(fd))
+    b.close()
+    loop.close()
+    out.append(loop.is_closed())
+    return out
+
+
+# -- idle CPU --------------------------------------------------------------
+
+_idle = {}
+
+
+def idle_server_start():
+    """A loop on a thread of its own with a listening server, left idle."""
+    loop = erlang.new_event_loop()
+    ready = threading.Event()
+
+    async def serve():
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        _idle["server"] = server
+        ready.set()
+        await server.serve_forever()
+
+    def body():
+        try:
+            loop.run_until_complete(serve())
+        except asyncio.CancelledError:
+            pass
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    assert ready.wait(5)
+    _idle.update(loop=loop, thread=t)
+    return os.getpid()
+
+
+def idle_server_stop():
+    loop = _idle["loop"]
+    loop.call_soon_threadsafe(_idle["server"].close)
+    _idle["thread"].join(5)
+    alive = _idle["thread"].is_alive()
+    if not alive:
+        loop.close()
+    return not alive
+
+
+def version():
+    return sys.version_info[:2]
+
+
+def native_run_once():
+    """The native _run_once keeps Handle._run's and the timer heap's contract."""
+    import contextvars
+
+    out = []
+    loop = erlang.new_event_loop()
+    errors = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    loop.call_soon(lambda: 1 / 0)
+    var = contextvars.ContextVar("var", default="outside")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inside")
+    seen = []
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon(lambda: seen.append(var.get()))
+    fired = []
+    timers = [loop.call_later(0.001 * (i % 10), fired.append, i) for i in range(200)]
+    for t in timers[:150]:
+        t.cancel()
+    loop.run_until_complete(asyncio.sleep(0.05))
+    out.append(len(errors) == 1 and isinstance(errors[0]["exception"], ZeroDivisionError)
+               and errors[0]["message"].startswith("Exception in callback")
+               and errors[0]["handle"] is not None)
+    out.append(seen == ["inside", "outside"])
+    out.append(sorted(fired) == list(range(150, 200)))
+    out.append(len(loop._scheduled) == 0)
+
+    def leave():
+        raise SystemExit(3)
+
+    loop.call_soon(leave)
+    try:
+        loop.run_until_complete(asyncio.sleep(0.01))
+    except SystemExit as exc:
+        out.append(exc.code)
+    loop.close()
+    return out
+
+
+def native_scheduling():
+    """call_soon / call_at / call_later made natively keep their contract."""
+    import random
+
+    loop = erlang.new_event_loop()
+    out = []
+    h = loop.call_soon(print)
+    t = loop.call_at(loop.time() + 10, print)
+    out.append(type(h) is asyncio.Handle and type(t) is asyncio.TimerHandle)
+    out.append(t.when() > loop.time() and t in loop._scheduled)
+    h.cancel()
+    t.cancel()
+    for bad in (lambda: loop.call_later(None, print), lambda: loop.call_at(None, print),
+                lambda: loop.call_soon(print, context=None, other=1), lambda: loop.call_soon()):
+        try:
+            bad()
+        except TypeError:
+            out.append("TypeError")
+    # Timers fire in the order of their time, whatever the order of scheduling.
+    fired = []
+    rng = random.Random(7)
+    delays = [rng.random() * 0.05 for _ in range(300)]
+    base = loop.time()
+    for d in delays:
+        loop.call_at(base + d, fired.append, d)
+    loop.run_until_complete(asyncio.sleep(0.1))
+    out.append(fired == sorted(delays))
+    loop.set_debug(True)  # the standard library's methods, with their checks
+    try:
+        loop.call_soon(asyncio.sleep(0))
+    except TypeError:
+        out.append("debug TypeError")
+    loop.set_debug(False)
+    loop.close()
+    try:
+        loop.call_soon(print)
+    except RuntimeError as exc:
+        out.append(str(exc))
+    return out
+
+
+async def called_coroutine():
+    """Called by py:call: run on a new ErlangEventLoop."""
+    await asyncio.sleep(0.01)
+    return type(asyncio.get_running_loop()).__name__
+
+
+def threadsafe_storm(threads, each):
+    """Many threads' call_soon_threadsafe into a running loop: none lost."""
+    loop = erlang.new_event_loop()
+    total = threads * each
+    count = [0]
+    done = loop.create_future()
+
+    def bump():
+        count[0] += 1
+        if count[0] == total:
+            done.set_result(None)
+
+    def producer():
+        for _ in range(each):
+            loop.call_soon_threadsafe(bump)
+            if _ % 97 == 0:
+                time.sleep(0.0005)  # let the loop go back to waiting now and then
+
+    async def main():
+        workers = [threading.Thread(target=producer) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        await asyncio.wait_for(done, 30)
+        for w in workers:
+            w.join()
+        return count[0]
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()

@@ -1,0 +1,605 @@
+%% py_event_loop, py_event_loop_pool and py:async_*: every example of
+%% asyncio.md's "Async Task API (Erlang)", "Event Loop Pool" and "Async Worker
+%% Backend", the event loop namespaces of process-bound-envs.md, and errors.
+-module(py_event_loop_api_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([create_task_from_callback/1]).
+
+-export([seed_run/1, seed_run_opts/1, seed_create_task_await/1, seed_await_forms/1,
+         seed_spawn_task/1, seed_concurrent_requests/1, seed_background_processing/1,
+         seed_thread_safety_from_callback/1,
+         pool_get_loop_affinity/1, pool_api/1, pool_stats/1, pool_all_loops/1,
+         pool_parallel_processing/1, pool_size_from_env/1, pool_loops_in_several_ports/1,
+         ordered_per_process/1, plain_and_coroutine_functions/1,
+         async_call_await/1, async_call_kwargs/1, async_gather_in_order/1,
+         async_gather_error/1, py_await_on_async_ref/1,
+         ns_exec_create_task/1, ns_state_persists/1, ns_eval/1, ns_isolated/1,
+         ns_freed_on_exit/1, loop_form_create_task/1, loop_is_erlang_event_loop/1,
+         error_coroutine_raises/1, error_missing_module/1, error_missing_function/1,
+         error_unencodable_result/1, error_badarg/1,
+         timeout_cancels_task/1, no_late_message_after_timeout/1,
+         port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
+         many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1]).
+
+suite() ->
+    [{timetrap, {seconds, 120}}].
+
+all() ->
+    [{group, seed}, {group, pool}, {group, async}, {group, namespaces}, {group, errors},
+     {group, scale}].
+
+groups() ->
+    [{seed, [], [seed_run, seed_run_opts, seed_create_task_await, seed_await_forms,
+                 seed_spawn_task, seed_concurrent_requests, seed_background_processing,
+                 seed_thread_safety_from_callback]},
+     {pool, [], [pool_get_loop_affinity, pool_api, pool_stats, pool_all_loops,
+                 pool_parallel_processing, pool_loops_in_several_ports, ordered_per_process,
+                 plain_and_coroutine_functions, loop_is_erlang_event_loop, pool_size_from_env]},
+     {async, [], [async_call_await, async_call_kwargs, async_gather_in_order,
+                  async_gather_error, py_await_on_async_ref]},
+     {namespaces, [], [ns_exec_create_task, ns_state_persists, ns_eval, ns_isolated,
+                       ns_freed_on_exit, loop_form_create_task]},
+     {errors, [], [error_coroutine_raises, error_missing_module, error_missing_function,
+                   error_unencodable_result, error_badarg, timeout_cancels_task,
+                   no_late_message_after_timeout, port_death_python_died_then_restarted]},
+     {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
+                  rpc_tasks_on_peer]}].
+
+%% A Python module the tasks use, defined in every port program of the loops.
+-define(HELPERS, <<"
+import asyncio, sys, types
+src = '''
+import asyncio, erlang
+
+async def double(x, delay=0.001):
+    await asyncio.sleep(delay)
+    return x * 2
+
+async def fetch(url, headers=None):
+    await asyncio.sleep(0.01)
+    return {'url': url, 'headers': headers or {}}
+
+async def boom(msg):
+    await asyncio.sleep(0)
+    raise ValueError(msg)
+
+async def notify(pid, term, delay=0):
+    await asyncio.sleep(delay)
+    erlang.send(pid, term)
+    return 'sent'
+
+async def track_event(name, props, pid=None):
+    await asyncio.sleep(0)
+    erlang.send(pid, (erlang.Atom('tracked'), name, props))
+
+async def guarded_sleep(pid, seconds):
+    try:
+        await asyncio.sleep(seconds)
+        return 'slept'
+    except asyncio.CancelledError:
+        erlang.send(pid, erlang.Atom('task_cancelled'))
+        raise
+
+def plain(x):
+    return x + 1
+
+def slow_plain(seconds):
+    import time
+    time.sleep(seconds)
+    return 'late'
+
+async def unencodable():
+    return {1, 2}
+
+async def call_erlang(name, *args):
+    return await erlang.async_call(name, *args)
+
+log = []
+async def record(i):
+    log.append(i)
+    await asyncio.sleep(0)
+    return i
+
+def take_log():
+    out = list(log)
+    log.clear()
+    return out
+'''
+m = types.ModuleType('el_helpers')
+exec(src, m.__dict__)
+sys.modules['el_helpers'] = m
+">>).
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    define_helpers(),
+    Config.
+
+end_per_suite(Config) ->
+    ok = application:stop(erlang_python),
+    Config.
+
+init_per_testcase(_Case, Config) ->
+    flush_mailbox(),
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    ok.
+
+define_helpers() ->
+    [{ok, _} = py:eval(Ctx, <<"exec(helpers_src, {})">>, #{helpers_src => ?HELPERS})
+     || Ctx <- py_context_router:contexts(py_event_loops)],
+    ok.
+
+flush_mailbox() ->
+    receive _ -> flush_mailbox() after 0 -> ok end.
+
+%%====================================================================
+%% seed: asyncio.md, "Async Task API (Erlang)"
+%%====================================================================
+
+seed_run(_Config) ->
+    {ok, 42} = py_event_loop:run(el_helpers, double, [21]),
+    {ok, 4.0} = py_event_loop:run(math, sqrt, [16.0]),
+    {ok, 84} = py_event_loop:run(<<"el_helpers">>, <<"double">>, [42]).
+
+seed_run_opts(_Config) ->
+    %% {ok, Result} = py_event_loop:run(aiohttp, get, [Url], #{timeout => 10000,
+    %%                                  kwargs => #{headers => #{}}}), with a local coroutine
+    Url = <<"https://api.example.com">>,
+    {ok, #{<<"url">> := Url, <<"headers">> := #{accept := <<"json">>}}} =
+        py_event_loop:run(el_helpers, fetch, [Url],
+                          #{timeout => 10000, kwargs => #{headers => #{accept => <<"json">>}}}),
+    {error, timeout} = py_event_loop:run(asyncio, sleep, [1], #{timeout => 50}),
+    {ok, done} = py_event_loop:run(asyncio, sleep, [0.01, done], #{timeout => infinity}).
+
+seed_create_task_await(_Config) ->
+    Ref = py_event_loop:create_task(el_helpers, double, [5]),
+    ?assert(is_reference(Ref)),
+    do_other_work,
+    {ok, 10} = py_event_loop:await(Ref),
+    Ref2 = py_event_loop:create_task(el_helpers, double, [5], #{delay => 0}),
+    {ok, 10} = py_event_loop:await(Ref2).
+
+seed_await_forms(_Config) ->
+    {ok, 2} = py_event_loop:await(py_event_loop:create_task(el_helpers, double, [1])),
+    {ok, 4} = py_event_loop:await(py_event_loop:create_task(el_helpers, double, [2]), 10000),
+    {ok, 6} = py_event_loop:await(py_event_loop:create_task(el_helpers, double, [3]), infinity),
+    Slow = py_event_loop:create_task(asyncio, sleep, [2]),
+    {error, timeout} = py_event_loop:await(Slow, 20).
+
+seed_spawn_task(_Config) ->
+    Self = self(),
+    ok = py_event_loop:spawn_task(el_helpers, notify, [Self, hello]),
+    receive hello -> ok after 5000 -> ct:fail(no_message) end,
+    ok = py_event_loop:spawn_task(el_helpers, notify, [Self, with_kwargs], #{delay => 0.01}),
+    receive with_kwargs -> ok after 5000 -> ct:fail(no_message) end,
+    %% a failing spawned task is logged, the loop goes on
+    ok = py_event_loop:spawn_task(el_helpers, boom, [<<"ignored">>]),
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]).
+
+seed_concurrent_requests(_Config) ->
+    Refs = [py_event_loop:create_task(el_helpers, fetch, [<<"https://api.example.com/users">>]),
+            py_event_loop:create_task(el_helpers, fetch, [<<"https://api.example.com/posts">>]),
+            py_event_loop:create_task(el_helpers, fetch, [<<"https://api.example.com/comments">>])],
+    Results = [py_event_loop:await(Ref, 10000) || Ref <- Refs],
+    [<<"https://api.example.com/users">>, <<"https://api.example.com/posts">>,
+     <<"https://api.example.com/comments">>] = [U || {ok, #{<<"url">> := U}} <- Results].
+
+seed_background_processing(_Config) ->
+    Request = #{path => <<"/index">>, user_id => 7},
+    ok = py_event_loop:spawn_task(el_helpers, track_event,
+                                  [<<"page_view">>,
+                                   #{path => maps:get(path, Request),
+                                     user_id => maps:get(user_id, Request)}],
+                                  #{pid => self()}),
+    receive
+        {tracked, <<"page_view">>, #{path := <<"/index">>, user_id := 7}} -> ok
+    after 5000 -> ct:fail(not_tracked)
+    end.
+
+%% "you can safely call py_event_loop:create_task from within a callback"
+seed_thread_safety_from_callback(_Config) ->
+    ok = py:register_function(el_create_task, ?MODULE, create_task_from_callback),
+    try
+        {ok, 14} = py_event_loop:run(el_helpers, call_erlang, [<<"el_create_task">>, 7]),
+        {ok, 14} = py:eval(<<"erlang.call('el_create_task', 7)">>)
+    after
+        py:unregister_function(el_create_task)
+    end.
+
+create_task_from_callback([X]) ->
+    {ok, V} = py_event_loop:await(py_event_loop_pool:create_task(el_helpers, double, [X])),
+    V.
+
+%%====================================================================
+%% pool: asyncio.md, "Event Loop Pool"
+%%====================================================================
+
+pool_get_loop_affinity(_Config) ->
+    {ok, Loop} = py_event_loop_pool:get_loop(),
+    {ok, Loop} = py_event_loop_pool:get_loop(),
+    Loops = lists:usort([begin
+                             Self = self(),
+                             spawn(fun() -> Self ! {loop, py_event_loop_pool:get_loop()} end),
+                             receive {loop, {ok, L}} -> L end
+                         end || _ <- lists:seq(1, 50)]),
+    ?assertEqual(lists:sort(py_event_loop_pool:get_all_loops()), Loops).
+
+pool_api(_Config) ->
+    Ref = py_event_loop_pool:create_task(math, sqrt, [16.0]),
+    {ok, 4.0} = py_event_loop_pool:await(Ref),
+    {ok, 4.0} = py_event_loop_pool:run(math, sqrt, [16.0]),
+    ok = py_event_loop_pool:spawn_task(logging, info, [<<"message">>]),
+    ok = py_event_loop_pool:spawn_task(el_helpers, notify, [self(), pooled], #{delay => 0}),
+    receive pooled -> ok after 5000 -> ct:fail(no_message) end,
+    {ok, 8} = py_event_loop_pool:await(py_event_loop_pool:create_task(el_helpers, double, [4]),
+                                       5000),
+    {ok, 3} = py_event_loop_pool:run(el_helpers, plain, [2], #{timeout => 1000}).
+
+pool_stats(_Config) ->
+    N = erlang:system_info(schedulers),
+    #{num_loops := N, supported := true, loops := Loops} = py_event_loop_pool:get_stats(),
+    N = length(Loops),
+    [#{loop := _, running := R, submitted := S, completed := C}] = lists:sublist(Loops, 1),
+    ?assert(R >= 0 andalso S >= C).
+
+pool_all_loops(_Config) ->
+    Loops = py_event_loop_pool:get_all_loops(),
+    ?assertEqual(erlang:system_info(schedulers), length(Loops)),
+    [{ok, 2} = py_event_loop:run_on(L, el_helpers, plain, [1], #{}) || L <- Loops],
+    {ok, {py_loop, _} = First} = py_event_loop:get_loop(),
+    ?assert(lists:member(First, Loops)).
+
+pool_parallel_processing(_Config) ->
+    Items = lists:seq(1, 1000),
+    Parent = self(),
+    Chunks = partition(Items, 100),
+    Pids = [spawn_link(fun() ->
+                               Results = [begin
+                                              Ref = py_event_loop_pool:create_task(
+                                                      el_helpers, double, [Item, 0]),
+                                              py_event_loop_pool:await(Ref)
+                                          end || Item <- Chunk],
+                               Parent ! {done, self(), Results}
+                       end) || Chunk <- Chunks],
+    Results = lists:append([receive {done, Pid, R} -> R end || Pid <- Pids]),
+    ?assertEqual([{ok, 2 * I} || I <- Items], Results).
+
+partition([], _N) -> [];
+partition(L, N) when length(L) =< N -> [L];
+partition(L, N) -> {A, B} = lists:split(N, L), [A | partition(B, N)].
+
+%% The loops live in different port programs (so on several cores).
+pool_loops_in_several_ports(_Config) ->
+    Pids = [begin
+                {ok, Pid} = py_event_loop:run_on(L, os, getpid, [], #{}),
+                Pid
+            end || L <- py_event_loop_pool:get_all_loops()],
+    ?assertEqual(length(Pids), length(lists:usort(Pids))).
+
+ordered_per_process(_Config) ->
+    Refs = [py_event_loop_pool:create_task(el_helpers, record, [I]) || I <- lists:seq(1, 200)],
+    [{ok, I} = py_event_loop_pool:await(R) || {I, R} <- lists:zip(lists:seq(1, 200), Refs)],
+    {ok, Log} = py_event_loop_pool:run(el_helpers, take_log, []),
+    ?assertEqual(lists:seq(1, 200), Log).
+
+plain_and_coroutine_functions(_Config) ->
+    {ok, 6} = py_event_loop_pool:run(el_helpers, plain, [5]),
+    {ok, 10} = py_event_loop_pool:run(el_helpers, double, [5]),
+    %% a plain function returning an awaitable: awaited
+    {ok, x} = py_event_loop_pool:run(asyncio, sleep, [0, x]),
+    {ok, <<"a-b">>} = py_event_loop_pool:run(<<"builtins">>, <<"str.join">>, [<<"-">>, [<<"a">>, <<"b">>]]),
+    {ok, <<"/a/b">>} = py_event_loop_pool:run(os, 'path.join', [<<"/a">>, <<"b">>]).
+
+%% The loops are ErlangEventLoops (erlang._loop_host.new_loop).
+loop_is_erlang_event_loop(_Config) ->
+    ok = py_event_loop:exec(<<"
+import asyncio
+async def loop_class():
+    return type(asyncio.get_running_loop()).__name__
+">>),
+    {ok, <<"ErlangEventLoop">>} = py_event_loop:run('__main__', loop_class, []).
+
+pool_size_from_env(_Config) ->
+    Old = application:get_env(erlang_python, event_loop_pool_size),
+    ok = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, event_loop_pool_size, 3),
+    try
+        {ok, _} = application:ensure_all_started(erlang_python),
+        #{num_loops := 3, supported := true} = py_event_loop_pool:get_stats(),
+        3 = length(py_event_loop_pool:get_all_loops()),
+        ok = application:stop(erlang_python),
+        ok = application:set_env(erlang_python, event_loop_pool_size, 0),
+        {ok, _} = application:ensure_all_started(erlang_python),
+        #{num_loops := 0, supported := false} = py_event_loop_pool:get_stats(),
+        {error, event_loops_not_started} = py_event_loop_pool:get_loop(),
+        {error, event_loops_not_started} = py_event_loop:run(math, sqrt, [4.0]),
+        {error, event_loops_not_started} = py_event_loop_pool:run(math, sqrt, [4.0]),
+        {error, event_loops_not_started} = py:async_await(py:async_call(math, sqrt, [4.0])),
+        {ok, 2.0} = py:call(math, sqrt, [4.0])
+    after
+        ok = application:stop(erlang_python),
+        case Old of
+            {ok, V} -> application:set_env(erlang_python, event_loop_pool_size, V);
+            undefined -> application:unset_env(erlang_python, event_loop_pool_size)
+        end,
+        {ok, _} = application:ensure_all_started(erlang_python),
+        define_helpers()
+    end.
+
+%%====================================================================
+%% async: asyncio.md, "Async Worker Backend" (py:async_*)
+%%====================================================================
+
+async_call_await(_Config) ->
+    Ref = py:async_call(el_helpers, double, [21]),
+    ?assert(is_reference(Ref)),
+    {ok, 42} = py:async_await(Ref),
+    {ok, 4.0} = py:async_await(py:async_call(math, sqrt, [16.0]), 5000),
+    {error, timeout} = py:async_await(py:async_call(asyncio, sleep, [1]), 10).
+
+async_call_kwargs(_Config) ->
+    {ok, 8} = py:async_await(py:async_call(el_helpers, double, [4], #{delay => 0})).
+
+async_gather_in_order(_Config) ->
+    {ok, [2, 4.0, x, 6]} =
+        py:async_gather([{el_helpers, double, [1]}, {math, sqrt, [16.0]},
+                         {asyncio, sleep, [0.02, x]}, {el_helpers, double, [3], #{delay => 0}}]),
+    {ok, []} = py:async_gather([]),
+    %% concurrently: ten 0.2 s sleeps take about 0.2 s, not 2 s
+    T0 = erlang:monotonic_time(millisecond),
+    {ok, L} = py:async_gather([{asyncio, sleep, [0.2, I]} || I <- lists:seq(1, 10)], 10000),
+    ?assertEqual(lists:seq(1, 10), L),
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 1500).
+
+async_gather_error(_Config) ->
+    {error, {'ValueError', <<"bad">>}} =
+        py:async_gather([{el_helpers, double, [1]}, {el_helpers, boom, [<<"bad">>]}]),
+    {error, timeout} = py:async_gather([{asyncio, sleep, [1]}], 20),
+    {error, {badarg, _}} = py:async_gather([foo]),
+    {error, {badarg, _}} = py:async_gather(foo),
+    {error, {badarg, _}} = py:async_gather([], -1).
+
+py_await_on_async_ref(_Config) ->
+    {ok, 42} = py:await(py:async_call(el_helpers, double, [21])).
+
+%%====================================================================
+%% namespaces: process-bound-envs.md, "Event Loop Environments"
+%%====================================================================
+
+ns_exec_create_task(_Config) ->
+    {ok, Loop} = py_event_loop:get_loop(),
+    ok = py_event_loop:exec(Loop, <<"
+import asyncio
+
+async def my_async_function(x):
+    await asyncio.sleep(0.1)
+    return x * 2
+
+counter = 0
+
+async def increment_and_get():
+    global counter
+    counter += 1
+    return counter
+">>),
+    {ok, Ref} = py_event_loop:create_task(Loop, '__main__', my_async_function, [21]),
+    {ok, 42} = py_event_loop:await(Ref),
+    Ref3 = py_event_loop:create_task('__main__', my_async_function, [1]),
+    {ok, 2} = py_event_loop:await(Ref3).
+
+ns_state_persists(_Config) ->
+    {ok, Loop} = py_event_loop:get_loop(),
+    ok = py_event_loop:exec(<<"
+counter = 0
+async def increment_and_get():
+    global counter
+    counter += 1
+    return counter
+">>),
+    {ok, Ref1} = py_event_loop:create_task(Loop, '__main__', increment_and_get, []),
+    {ok, 1} = py_event_loop:await(Ref1),
+    {ok, Ref2} = py_event_loop:create_task(Loop, '__main__', increment_and_get, []),
+    {ok, 2} = py_event_loop:await(Ref2).
+
+ns_eval(_Config) ->
+    {ok, 42} = py_event_loop:eval(<<"21 * 2">>),
+    ok = py_event_loop:exec(<<"result = 'computed'">>),
+    {ok, <<"computed">>} = py_event_loop:eval(<<"result">>),
+    {ok, Loop} = py_event_loop:get_loop(),
+    {ok, <<"computed">>} = py_event_loop:eval(Loop, <<"result">>),
+    {ok, 3} = py_event_loop:eval(<<"import math\nint(math.sqrt(9))">>),
+    {error, {'SyntaxError', _}} = py_event_loop:exec(<<"def (">>),
+    {error, {'NameError', _}} = py_event_loop:eval(<<"undefined_name_here">>),
+    {error, {badarg, _}} = py_event_loop:exec(foo).
+
+ns_isolated(_Config) ->
+    {ok, Loop} = py_event_loop:get_loop(),
+    Parent = self(),
+    Run = fun(Val) ->
+                  spawn_link(fun() ->
+                                     ok = py_event_loop:exec(Loop, <<"x = '", Val/binary, "'">>),
+                                     receive go -> ok end,
+                                     Parent ! {self(), py_event_loop:eval(Loop, <<"x">>)}
+                             end)
+          end,
+    A = Run(<<"A">>),
+    B = Run(<<"B">>),
+    %% both have defined x before either reads it
+    {ok, _} = py_event_loop:eval(<<"1">>),
+    A ! go, B ! go,
+    receive {A, RA} -> {ok, <<"A">>} = RA end,
+    receive {B, RB} -> {ok, <<"B">>} = RB end,
+    %% another process does not see their names
+    {error, {'NameError', _}} = py_event_loop:eval(<<"x">>),
+    ok = py_event_loop:exec(<<"def only_mine(): return 1">>),
+    Self = self(),
+    spawn_link(fun() -> Self ! {other, py_event_loop:run('__main__', only_mine, [])} end),
+    receive {other, Other} -> {error, {'NameError', _}} = Other end,
+    {ok, 1} = py_event_loop:run('__main__', only_mine, []).
+
+ns_freed_on_exit(_Config) ->
+    Count = fun() ->
+                    #{loops := [#{namespaces := N} | _]} = py_event_loop_pool:get_stats(),
+                    N
+            end,
+    Before = Count(),
+    Parent = self(),
+    {Pid, Mon} = spawn_monitor(fun() ->
+                                       ok = py_event_loop:exec(<<"y = 1">>),
+                                       Parent ! {defined, Count()}
+                               end),
+    receive {defined, During} -> ?assertEqual(Before + 1, During) end,
+    receive {'DOWN', Mon, process, Pid, _} -> ok end,
+    py_test_util:wait_until(fun() -> Count() =:= Before end, 5000).
+
+loop_form_create_task(_Config) ->
+    [L1, L2 | _] = py_event_loop_pool:get_all_loops() ++ py_event_loop_pool:get_all_loops(),
+    {ok, R1} = py_event_loop:create_task(L1, el_helpers, double, [1]),
+    {ok, R2} = py_event_loop:create_task(L2, el_helpers, double, [2], #{delay => 0}),
+    {ok, 2} = py_event_loop:await(R1),
+    {ok, 4} = py_event_loop:await(R2),
+    ok = py_event_loop:spawn_task(L2, el_helpers, notify, [self(), on_l2]),
+    receive on_l2 -> ok after 5000 -> ct:fail(no_message) end.
+
+%%====================================================================
+%% errors
+%%====================================================================
+
+error_coroutine_raises(_Config) ->
+    {error, {'ValueError', <<"boom">>}} = py_event_loop:run(el_helpers, boom, [<<"boom">>]),
+    Tb = py:last_traceback(),
+    ?assertNotEqual(nomatch, binary:match(Tb, <<"ValueError: boom">>)),
+    {error, {'ZeroDivisionError', _}} = py_event_loop:run(operator, truediv, [1, 0]),
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]).
+
+error_missing_module(_Config) ->
+    {error, {'ModuleNotFoundError', <<"No module named 'no_such_module'">>}} =
+        py_event_loop:run(no_such_module, f, []),
+    {error, {'ModuleNotFoundError', _}} =
+        py_event_loop:await(py_event_loop:create_task(no_such_module, f, [])),
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]).
+
+error_missing_function(_Config) ->
+    {error, {'AttributeError', _}} = py_event_loop:run(el_helpers, no_such_function, []),
+    {error, {'NameError', _}} = py_event_loop:run('__main__', no_such_function_here, []),
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]).
+
+error_unencodable_result(_Config) ->
+    {error, {'TypeError', Msg}} = py_event_loop:run(el_helpers, unencodable, []),
+    ?assertNotEqual(nomatch, binary:match(Msg, <<"set">>)),
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]).
+
+error_badarg(_Config) ->
+    {error, {badarg, _}} = py_event_loop:await(py_event_loop:create_task(1, f, [])),
+    {error, {badarg, _}} = py_event_loop:await(py_event_loop:create_task(m, "f", [])),
+    {error, {badarg, _}} = py_event_loop:await(py_event_loop:create_task(m, f, [a | b])),
+    {error, {badarg, _}} = py_event_loop:await(py_event_loop:create_task(m, f, not_a_list)),
+    {error, {badarg, _}} = py_event_loop:run(m, f, [], #{timeout => -1}),
+    {error, {badarg, _}} = py_event_loop:run(m, f, [], not_a_map),
+    {error, {badarg, _}} = py_event_loop:await(not_a_ref),
+    {error, {badarg, _}} = py_event_loop:await(make_ref(), bad),
+    {error, {badarg, _}} = py_event_loop:spawn_task(1, f, []),
+    {error, _} = py_event_loop:run_on({py_loop, 999}, math, sqrt, [1.0], #{}),
+    {error, {badarg, _}} = py_event_loop:run_on(not_a_loop, math, sqrt, [1.0], #{}).
+
+timeout_cancels_task(_Config) ->
+    {error, timeout} = py_event_loop:run(el_helpers, guarded_sleep, [self(), 5], #{timeout => 50}),
+    receive task_cancelled -> ok after 5000 -> ct:fail(not_cancelled) end,
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]).
+
+no_late_message_after_timeout(_Config) ->
+    %% a plain function blocks the loop past the timeout, then replies
+    {error, timeout} = py_event_loop:run(el_helpers, slow_plain, [0.3], #{timeout => 20}),
+    %% ordered after the late reply on the same loop
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]),
+    receive Msg -> ct:fail({late_message, Msg}) after 0 -> ok end.
+
+port_death_python_died_then_restarted(_Config) ->
+    {ok, Loop} = py_event_loop:get_loop(),
+    Before = py_pool:context(py_event_loops, 1),
+    Waiter = py_event_loop:create_task(asyncio, sleep, [30]),
+    T0 = erlang:monotonic_time(millisecond),
+    {error, {python_died, _}} = py_event_loop:run_on(Loop, os, '_exit', [3], #{timeout => 20000}),
+    {error, {python_died, _}} = py_event_loop:await(Waiter, 20000),
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 5000),
+    py_test_util:wait_until(
+      fun() ->
+              case py_pool:context(py_event_loops, 1) of
+                  Ctx when is_pid(Ctx), Ctx =/= Before -> true;
+                  _ -> false
+              end
+      end, 20000),
+    py_test_util:wait_until(fun() -> py_event_loop:run(math, sqrt, [4.0]) =:= {ok, 2.0} end,
+                            20000),
+    define_helpers(),
+    {ok, 2} = py_event_loop:run(el_helpers, double, [1]).
+
+%%====================================================================
+%% scale
+%%====================================================================
+
+many_sleeps_concurrently(_Config) ->
+    Refs = [py_event_loop_pool:create_task(asyncio, sleep, [0.01, I]) || I <- lists:seq(1, 10000)],
+    Results = [py_event_loop_pool:await(R, 60000) || R <- Refs],
+    ?assertEqual([{ok, I} || I <- lists:seq(1, 10000)], Results).
+
+many_processes_concurrently(_Config) ->
+    Parent = self(),
+    Pids = [spawn_link(fun() ->
+                               Refs = [py_event_loop_pool:create_task(el_helpers, plain, [I])
+                                       || I <- lists:seq(1, 200)],
+                               Parent ! {self(), [py_event_loop_pool:await(R, 60000) || R <- Refs]}
+                       end) || _ <- lists:seq(1, 50)],
+    Expected = [{ok, I + 1} || I <- lists:seq(1, 200)],
+    [receive {Pid, Res} -> ?assertEqual(Expected, Res) end || Pid <- Pids].
+
+%% distributed.md: the async task API through rpc (here to this node).
+rpc_run_on_node(_Config) ->
+    {ok, 4.0} = rpc:call(node(), py_event_loop, run, [math, sqrt, [16.0]]),
+    {ok, 10} = rpc:call(node(), py_event_loop, run, [el_helpers, double, [5], #{timeout => 10000}]).
+
+%% distributed.md, "Using the Async Task API Remotely": create_task and await
+%% in two rpc:calls to a node (each runs in a process of its own there).
+rpc_tasks_on_peer(_Config) ->
+    StartedDist = case is_alive() of
+                      true -> false;
+                      false ->
+                          _ = os:cmd("epmd -daemon"),
+                          {ok, _} = net_kernel:start([list_to_atom("el_ct_" ++ integer_to_list(
+                                                                     erlang:unique_integer([positive]))),
+                                                      shortnames]),
+                          true
+                  end,
+    Ebin = filename:dirname(code:which(py)),
+    {ok, Peer, Node} = peer:start(#{name => peer:random_name(el_peer),
+                                    args => ["-pa", Ebin,
+                                             "-erlang_python", "default_pool_size", "1",
+                                             "-erlang_python", "io_pool_size", "1",
+                                             "-erlang_python", "event_loop_pool_size", "1"]}),
+    try
+        {ok, _} = erpc:call(Node, application, ensure_all_started, [erlang_python]),
+        Ref = rpc:call(Node, py_event_loop, create_task, [asyncio, sleep, [0.05, <<"response">>]]),
+        ?assert(is_reference(Ref)),
+        {ok, <<"response">>} = rpc:call(Node, py_event_loop, await, [Ref, 10000]),
+        %% a result that came before the await is kept for it
+        Ref2 = rpc:call(Node, py_event_loop, create_task, [math, sqrt, [16.0]]),
+        {ok, 4.0} = rpc:call(Node, py_event_loop, run, [math, sqrt, [16.0]]),
+        {ok, 4.0} = rpc:call(Node, py_event_loop, await, [Ref2]),
+        %% errors and timeouts as locally; a timed-out task is cancelled
+        Ref3 = rpc:call(Node, py_event_loop, create_task, [no_such_module, f, []]),
+        {error, {'ModuleNotFoundError', _}} = rpc:call(Node, py_event_loop, await, [Ref3]),
+        Ref4 = rpc:call(Node, py_event_loop, create_task, [asyncio, sleep, [10]]),
+        {error, timeout} = rpc:call(Node, py_event_loop, await, [Ref4, 50]),
+        {ok, #{loops := [#{cancelled := 1}]}} =
+            {ok, rpc:call(Node, py_event_loop_pool, get_stats, [])}
+    after
+        peer:stop(Peer),
+        StartedDist andalso net_kernel:stop()
+    end.

@@ -1,0 +1,102 @@
+"""Event loop frames (spec/PROTOCOL.md, Event loops) driven directly, and the
+schedule markers and time slices of the ``erlang`` package."""
+
+from __future__ import annotations
+
+import struct
+
+import msgpack
+import pytest
+
+from conftest import PortProgram
+
+OK, ERROR = 4, 5
+TASK, LEXEC, LEVAL, FORGET, CANCEL = 48, 49, 50, 51, 52
+PID = msgpack.ExtType(3, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
+
+
+def replies(port: PortProgram, n: int) -> dict[object, list[object]]:
+    out: dict[object, list[object]] = {}
+    while len(out) < n:
+        message = port.recv_reply()
+        out[message[1]] = message
+    return out
+
+
+def test_tasks_plain_and_coroutine(port: PortProgram) -> None:
+    port.send([TASK, 1, 0, None, "math", "sqrt", [16.0], {}])
+    assert port.recv_reply() == [OK, 1, 4.0]
+    port.send([TASK, 2, 0, None, "asyncio", "sleep", [0.01, "done"], {}])
+    assert port.recv_reply() == [OK, 2, "done"]
+    port.send([TASK, 3, 5, None, "os.path", "join", ["/a", "b"], {}])  # another loop
+    assert port.recv_reply() == [OK, 3, "/a/b"]
+
+
+def test_errors_come_as_replies(port: PortProgram) -> None:
+    port.send([TASK, 1, 0, None, "no_such_module", "f", [], {}])
+    kind, reqid, cls, _msg, _tb = port.recv_reply()
+    assert (kind, reqid, cls) == (ERROR, 1, "ModuleNotFoundError")
+    port.send([TASK, 2, 64, None, "math", "sqrt", [1.0], {}])
+    kind, reqid, cls, msg, _tb = port.recv_reply()
+    assert (kind, reqid, cls) == (ERROR, 2, "ProtocolError") and "no event loop" in msg
+    port.send([TASK, 3, 0, None, "math", "sqrt", [1.0], {}])
+    assert port.recv_reply() == [OK, 3, 1.0]
+
+
+def test_many_tasks_in_one_write_all_answered(port: PortProgram) -> None:
+    frames = b""
+    for i in range(2000):
+        payload = msgpack.packb([TASK, i, 0, None, "asyncio", "sleep", [0, i], {}])
+        frames += struct.pack(">I", len(payload)) + payload
+    port.send_raw(frames)
+    got = replies(port, 2000)
+    assert all(got[i] == [OK, i, i] for i in range(2000))
+
+
+def test_namespace_exec_eval_task_forget(port: PortProgram) -> None:
+    port.send([LEXEC, 1, 0, PID, "async def f(x):\n    return x * 2\ny = 5"])
+    assert port.recv_reply() == [OK, 1, None]
+    port.send([LEVAL, 2, 0, PID, "y + 1"])
+    assert port.recv_reply() == [OK, 2, 6]
+    port.send([TASK, 3, 0, PID, "__main__", "f", [21], {}])
+    assert port.recv_reply() == [OK, 3, 42]
+    port.send([TASK, 4, 0, None, "__main__", "f", [21], {}])  # no owner: no namespace
+    assert port.recv_reply()[:3] == [ERROR, 4, "NameError"]
+    port.send([FORGET, None, 0, PID])
+    port.send([TASK, 5, 0, PID, "__main__", "f", [21], {}])
+    assert port.recv_reply()[:3] == [ERROR, 5, "NameError"]
+
+
+def test_cancel_sends_no_reply(port: PortProgram) -> None:
+    port.send([TASK, 1, 0, None, "asyncio", "sleep", [30], {}])
+    port.send([CANCEL, 1, 0])
+    port.send([TASK, 2, 0, None, "math", "sqrt", [4.0], {}])
+    assert port.recv_reply() == [OK, 2, 2.0]  # nothing for task 1 before or after
+    port.send([TASK, 3, 0, None, "erlang._loop_host", "stats", [], {}])
+    stats = {key.data.decode(): v for key, v in port.recv_reply()[2].items()}  # atom keys
+    assert stats["cancelled"] == 1 and stats["running"] == 0
+
+
+def test_markers_are_tuples() -> None:
+    import erlang
+
+    marker = erlang.schedule_py("m", "f", [1], {"k": 2})
+    assert isinstance(marker, tuple) and isinstance(marker, erlang.ScheduleMarker)
+    assert tuple(marker) == ("$py_schedule", "py", "m", "f", [1], {"k": 2})
+    assert isinstance(marker[0], erlang.Atom) and isinstance(marker[1], erlang.Atom)
+    assert tuple(erlang.schedule("cb", 1, 2)) == ("$py_schedule", "erlang", "cb", [1, 2])
+    inline = erlang.schedule_inline("m", "f")
+    assert isinstance(inline, erlang.InlineScheduleMarker)
+    assert tuple(inline) == ("$py_schedule", "inline", "m", "f", [], {})
+    with pytest.raises(TypeError):
+        erlang.schedule(1)
+
+
+def test_consume_time_slice() -> None:
+    import erlang
+
+    erlang.consume_time_slice(100)  # start from a fresh slice
+    assert [erlang.consume_time_slice(30) for _ in range(4)] == [False, False, False, True]
+    for bad in (0, 101, 1.5, True, "1"):
+        with pytest.raises(ValueError):
+            erlang.consume_time_slice(bad)
