@@ -111,7 +111,8 @@ default_bench_dir() ->
 %% {Name, NeedsApp, Keys, Fun}: Fun(Env) returns #{Key => Value} for its Keys.
 sections() ->
     [{"sequential round trips, raw echo and py interleaved", true,
-      [raw_seq_32, raw_seq_1k, call, call_io, ident_1k, eval, cb_seq], fun interleaved_sequential/1},
+      [raw_seq_32, raw_seq_1k, call, call_io, ident_1k, eval, cb_seq, call_bound, call_ns],
+      fun interleaved_sequential/1},
      {"raw baseline: 8 concurrent callers", false, [raw_conc], fun raw_concurrent/1},
      {"py: start-up", true, [startup], fun ours_startup/1},
      {"py: 8 concurrent callers", true, [conc, conc_ctx], fun ours_concurrent/1},
@@ -144,6 +145,11 @@ selected_sections() ->
 rows() ->
     [#{label => "sequential py:call(operator, add, [1, 2]), µs median / mean",
        raw_label => "echo 32 B", raw => raw_seq_32, ours => call, target => {max_ratio, 1.3}},
+     #{label => "sequential py:call(operator, add, [1, 2]) on a bound context, µs median / mean",
+       raw_label => "unbound py:call", raw => call, ours => call_bound, target => {max_ratio, 1.05}},
+     #{label => "sequential py:call(Ctx, '__main__', add, [1, 2]) (process-bound namespace), µs",
+       raw_label => "py:call(operator, add)", raw => call, ours => call_ns,
+       target => {max_ratio, 1.05}},
      #{label => "sequential py:call(io, operator, add, [1, 2]) (worker pool, 10 contexts), µs",
        raw_label => "echo 32 B", raw => raw_seq_32, ours => call_io, target => none},
      #{label => "sequential py:call(bench_helpers, ident, [1 KiB str]), µs median / mean",
@@ -217,6 +223,8 @@ interleaved_sequential(#{echo_port := Path} = Env) ->
     Ctx = py:context(1),
     try
         ok = py:exec(Ctx, callback_helpers()),
+        %% this process's own namespace on Ctx (process-bound namespaces)
+        ok = py:exec(Ctx, <<"from operator import add">>),
         Echo = fun(Payload) ->
                        fun() ->
                                true = erlang:port_command(Port, Payload),
@@ -231,6 +239,13 @@ interleaved_sequential(#{echo_port := Path} = Env) ->
              {call, Timed(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end)},
              {call_io, Timed(fun() -> {ok, 3} = py:call(io, operator, add, [1, 2]) end)},
              {eval, Timed(fun() -> {ok, 2} = py:eval(<<"1+1">>) end)},
+             {call_bound, fun(N) ->
+                                  ok = py_context_router:bind_context(Ctx),
+                                  try timed_calls(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end, N)
+                                  after py_context_router:unbind_context()
+                                  end
+                          end},
+             {call_ns, Timed(fun() -> {ok, 3} = py:call(Ctx, '__main__', add, [1, 2]) end)},
              {cb_seq, fun(N) ->
                               {ok, Samples} = py:call(Ctx, '__main__', bench_cb_seq, [0, N, 60.0]),
                               Samples

@@ -18,7 +18,7 @@ sizes() -> [S || {S, _} <- ?RUNS].
 -spec all(map()) -> #{atom() => term()}.
 all(#{echo_port := Path}) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, consumers()),
+    ok = py_context:exec(Ctx, consumers(), shared),  % called by spawned consumers
     Kinds = [{raw, fun(S, N) -> raw_run(Path, S, N) end}
              | [{K, fun(S, N) -> run(Ctx, K, S, N) end} || K <- [term, bytes]]],
     Rounds = [[{key(K, S), F(S, N)} || {S, N} <- ?RUNS, {K, F} <- Kinds]

@@ -14,6 +14,9 @@ start_link() ->
 init([]) ->
     py_pool:init_tables(),
     ok = py_state:init_tables(),  % dropin2: state, streams, shared dicts, setup, traces
+    ok = py_semaphore:init(),
+    ok = py_config:check_env(),
+    ok = py_import:load_env(),
     Callbacks = #{id => py_callback_sup,
                   start => {py_callback_sup, start_link, []},
                   type => supervisor},

@@ -15,6 +15,13 @@
          context/1, version/0, last_traceback/0,
          register_function/2, register_function/3, unregister_function/1,
          register_pool/2, unregister_pool/1]).
+%% The reference's API beyond the calls (drop-in part 1): contexts and
+%% affinity, scalability, references, interrupts. Implemented in py_compat.
+-export([context/0, start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
+         execution_mode/0, subinterp_supported/0, parallel/1, interrupt/1, reload/1,
+         call_method/3, getattr/2, to_term/1, is_ref/1, cast/5, spawn_call/5]).
+%% for py_compat, py_ref and py_ns, not for users
+-export([request/3, call_msg/4, code/1]).
 %% dropin2: streams, shared state, SharedDict, logging and tracing, memory, venvs
 -export([stream/3, stream/4, stream_eval/1, stream_eval/2,
          stream_start/3, stream_start/4, stream_cancel/1,
@@ -36,9 +43,10 @@
 -type name() :: atom() | binary().
 -type kwargs() :: #{atom() | binary() => term()} | [{atom(), term()}].
 %% A map, or a keyword list (Elixir's `reverse: true').
--type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
+-type call_opts() :: #{kwargs => kwargs(), timeout => timeout(), return => value | ref,
+                       env => py_context:env()}.
 -type result() :: {ok, term()} | {error, term()}.
--export_type([context/0, pool/0, result/0]).
+-export_type([context/0, pool/0, result/0, name/0]).
 
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 -define(IS_KWARGS(K), (is_map(K) orelse is_list(K))).
@@ -67,8 +75,7 @@ call(Target, Module, Function, Args) ->
 call(Module, Function, Args, Kwargs, Timeout) when is_list(Args), ?IS_KWARGS(Kwargs) ->
     request(target(Module, Function), call_msg(Module, Function, Args, Kwargs), Timeout);
 call(Ctx, Module, Function, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
-    request(Ctx, call_msg(Module, Function, Args, maps:get(kwargs, Opts, #{})),
-            maps:get(timeout, Opts, py_config:call_timeout()));
+    py_compat:call_opts(Ctx, Module, Function, Args, Opts);
 call(Pool, Module, Function, Args, Kwargs) when is_atom(Pool), ?IS_KWARGS(Kwargs) ->
     request(Pool, call_msg(Module, Function, Args, Kwargs), py_config:call_timeout());
 call(A, B, C, D, E) ->
@@ -93,13 +100,13 @@ eval(Code, Locals) ->
 eval(Ctx, Code, Locals) when is_pid(Ctx) ->
     eval(Ctx, Code, Locals, py_config:call_timeout());
 eval(Code, Locals, Timeout) ->
-    eval(target('__main__', eval), Code, Locals, Timeout).
+    eval(py_compat:sticky_target(), Code, Locals, Timeout).
 
 %% @doc Evaluates in context `Ctx' with a timeout.
 -spec eval(context() | pool(), iodata(), map(), timeout()) -> result().
 eval(Target, Code, Locals, Timeout) ->
     case {code(Code), Locals} of
-        {{ok, Bin}, #{}} -> request(Target, fun(Ctx) -> fun(Ref) -> [2, Ref, Ctx, Bin, Locals] end end,
+        {{ok, Bin}, #{}} -> request(Target, {ns, fun(Ctx) -> fun(Ref) -> [2, Ref, Ctx, Bin, Locals] end end},
                                     Timeout);
         {{ok, _}, _} -> {error, {badarg, Locals}};
         {Error, _} -> Error
@@ -108,7 +115,7 @@ eval(Target, Code, Locals, Timeout) ->
 %% @doc Executes Python statements; definitions stay in the context.
 -spec exec(iodata()) -> ok | {error, term()}.
 exec(Code) ->
-    exec(target('__main__', exec), Code).
+    exec(py_compat:sticky_target(), Code).
 
 %% @doc Executes in context `Ctx'.
 -spec exec(context() | pool(), iodata()) -> ok | {error, term()}.
@@ -120,7 +127,7 @@ exec(Target, Code) ->
 exec(Target, Code, Timeout) ->
     case code(Code) of
         {ok, Bin} ->
-            case request(Target, fun(Ctx) -> fun(Ref) -> [3, Ref, Ctx, Bin] end end, Timeout) of
+            case request(Target, {ns, fun(Ctx) -> fun(Ref) -> [3, Ref, Ctx, Bin] end end}, Timeout) of
                 {ok, _} -> ok;
                 Error -> Error
             end;
@@ -133,10 +140,14 @@ exec(Target, Code, Timeout) ->
 cast(Module, Function, Args) ->
     cast(Module, Function, Args, #{}).
 
--spec cast(name(), name(), list(), kwargs()) -> ok | {error, term()}.
+-spec cast(name(), name(), list(), kwargs()) -> ok | {error, term()};
+          (context(), name(), name(), list()) -> ok | {error, term()}.
+cast(Ctx, Module, Function, Args) when is_pid(Ctx) ->
+    cast(Ctx, Module, Function, Args, #{});
 cast(Module, Function, Args, Kwargs) ->
     case {context_of(target(Module, Function)), call_msg(Module, Function, Args, Kwargs)} of
         {Ctx, Build} when is_pid(Ctx), is_function(Build) -> py_request:cast(Ctx, Build);
+        {Ctx, {ns, Build}} when is_pid(Ctx) -> py_request:cast(Ctx, own_ns(Ctx, Build));
         {{error, _} = Error, _} -> Error;
         {_, Error} -> Error
     end.
@@ -146,7 +157,10 @@ cast(Module, Function, Args, Kwargs) ->
 spawn_call(Module, Function, Args) ->
     spawn_call(Module, Function, Args, #{}).
 
--spec spawn_call(name(), name(), list(), kwargs()) -> reference().
+-spec spawn_call(name(), name(), list(), kwargs()) -> reference();
+                (context(), name(), name(), list()) -> reference().
+spawn_call(Ctx, Module, Function, Args) when is_pid(Ctx) ->
+    spawn_call(Ctx, Module, Function, Args, #{});
 spawn_call(Module, Function, Args, Kwargs) ->
     case send(target(Module, Function), call_msg(Module, Function, Args, Kwargs)) of
         {ok, Ref} -> Ref;
@@ -166,7 +180,8 @@ await(Ref, Timeout) when is_reference(Ref) ->
 await(Ref, _Timeout) ->
     {error, {badarg, Ref}}.
 
-%% @doc Context `N' (1-based) of the default pool.
+%% @doc Context `N' (1-based) of the default pool (a pid that stays valid
+%% across restarts of its port program).
 -spec context(pos_integer()) -> context() | {error, term()}.
 context(N) ->
     py_pool:context(default, N).
@@ -408,12 +423,26 @@ venv_info() -> py_venv:venv_info().
 
 %% Internal
 
-request(_Target, Build, Timeout) when is_function(Build), not ?IS_TIMEOUT(Timeout) ->
+request(_Target, Build, Timeout) when (is_function(Build) orelse element(1, Build) =:= ns),
+                                      not ?IS_TIMEOUT(Timeout) ->
     {error, {badarg, {timeout, Timeout}}};
+request(Target, {ns, Build}, Timeout) ->
+    %% the caller's own namespace: on the process's own context of a pool
+    case context_of(sticky(Target)) of
+        Ctx when is_pid(Ctx) ->
+            py_schedule:continued(Ctx, py_request:call(Ctx, own_ns(Ctx, Build), Timeout), Timeout);
+        Error -> Error
+    end;
+request({sticky, Pool}, Build, Timeout) ->
+    request(py_affinity:sticky(Pool), Build, Timeout);
 request(Pool, Build, Timeout) when is_atom(Pool), is_function(Build) ->
-    %% py_schedule: a handler that returned a schedule marker continues on its context
-    py_pool:call(Pool, Build, Timeout,
-                 fun(Ctx, Reply) -> py_schedule:continued(Ctx, Reply, Timeout) end);
+    %% py_schedule: a handler that returned a schedule marker continues on its
+    %% context; a process bound to a context of the pool (py_affinity) uses it.
+    Then = fun(Ctx, Reply) -> py_schedule:continued(Ctx, Reply, Timeout) end,
+    case py_affinity:bound(Pool) of
+        undefined -> py_pool:call(Pool, Build, Timeout, Then);
+        Ctx -> Then(Ctx, py_request:call(Ctx, Build, Timeout))
+    end;
 request(Target, Build, Timeout) when is_function(Build) ->
     case context_of(Target) of
         Ctx when is_pid(Ctx) ->
@@ -423,6 +452,11 @@ request(Target, Build, Timeout) when is_function(Build) ->
 request(_Target, Error, _Timeout) ->
     Error.
 
+send(Target, {ns, Build}) ->
+    case context_of(sticky(Target)) of
+        Ctx when is_pid(Ctx) -> py_request:send(Ctx, own_ns(Ctx, Build));
+        Error -> Error
+    end;
 send(Target, Build) when is_function(Build) ->
     case context_of(Target) of
         Ctx when is_pid(Ctx) -> py_request:send(Ctx, Build);
@@ -431,11 +465,22 @@ send(Target, Build) when is_function(Build) ->
 send(_Target, Error) ->
     Error.
 
+sticky(Pool) when is_atom(Pool) -> {sticky, Pool};
+sticky(Target) -> Target.
+
+own_ns(Ctx, Build) ->
+    py_ns:extend(Build, py_ns:own_trailer(Ctx)).
+
 context_of(Ctx) when is_pid(Ctx) -> Ctx;
-context_of(Pool) when is_atom(Pool) -> py_pool:get_context(Pool);
+context_of({sticky, Pool}) -> py_affinity:sticky(Pool);
+context_of({error, _} = Error) -> Error;
+context_of(Pool) when is_atom(Pool) -> py_context_router:get_context(Pool);
 context_of(Other) -> {error, {badarg, Other}}.
 
 %% The pool serving Module.Function: registration routing.
+target(Module, Function) when Module =:= '__main__'; Module =:= <<"__main__">> ->
+    %% the caller's namespace: the same context every time
+    {sticky, py_context_router:lookup_pool(Module, Function)};
 target(Module, Function) when (is_atom(Module) orelse is_binary(Module)),
                               (is_atom(Function) orelse is_binary(Function)) ->
     py_context_router:lookup_pool(Module, Function);
@@ -446,6 +491,9 @@ call_msg(Module, Function, Args, Kwargs0) ->
     %% length/1 fails in a guard on an improper list: Args must be a proper one.
     Kwargs = kwargs_map(Kwargs0),
     case {name(Module), name(Function)} of
+        {{ok, <<"__main__">> = M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
+            %% resolved in the caller's namespace (py_ns)
+            {ns, fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end};
         {{ok, M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
             fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end;
         {{ok, _}, {ok, _}} when is_list(Args), length(Args) >= 0 ->
@@ -484,4 +532,87 @@ code(Code) ->
         Bin -> {ok, Bin}
     catch
         error:badarg -> {error, {badarg, Code}}
+    end.
+
+%%--------------------------------------------------------------------
+%% The reference's API beyond the calls (drop-in part 1): see py_compat
+%%--------------------------------------------------------------------
+
+%% @doc The context of this process in the default pool: the bound one, else
+%% the one its `exec'/`eval' go to (the same for the process's life).
+-spec context() -> context() | {error, term()}.
+context() -> py_compat:context().
+
+%% @doc Starts the default pool if it is not running; its contexts.
+-spec start_contexts() -> {ok, [context()]} | {error, term()}.
+start_contexts() -> py_context_router:start().
+
+-spec start_contexts(#{contexts => pos_integer(), mode => atom()}) ->
+          {ok, [context()]} | {error, term()}.
+start_contexts(Opts) -> py_context_router:start(Opts).
+
+-spec stop_contexts() -> ok.
+stop_contexts() -> py_context_router:stop().
+
+-spec contexts_started() -> boolean().
+contexts_started() -> py_context_router:is_started().
+
+%% @doc `owngil' when the default pool gives each context a GIL of its own
+%% (a port program each: mode `process'), `worker' when they share one.
+-spec execution_mode() -> worker | owngil.
+execution_mode() -> py_config:execution_mode().
+
+%% @doc True: contexts with a GIL of their own (`owngil', a port program
+%% each) work on any Python version here.
+-spec subinterp_supported() -> boolean().
+subinterp_supported() -> true.
+
+%% @doc Runs the calls concurrently, each on a context of the default pool;
+%% `{ok, Results}' in order, or `{error, {overloaded, Current, Max}}' when
+%% py_semaphore cannot take them all.
+-spec parallel([{name(), name(), list()} | {name(), name(), list(), kwargs()}]) ->
+          {ok, [result()]} | {error, term()}.
+parallel(Calls) -> py_compat:parallel(Calls).
+
+%% @doc Interrupts the Python code context `Ctx' runs now: that call returns
+%% `{error, interrupted}'. `not_running' if it runs none.
+-spec interrupt(context()) -> ok | not_running | {error, term()}.
+interrupt(Ctx) -> py_ns:interrupt(Ctx).
+
+%% @doc Reloads Python module `Module' in every context that imported it.
+-spec reload(name()) -> ok | {error, term()}.
+reload(Module) -> py_compat:reload(Module).
+
+%% @doc `Ref.Method(*Args)' for a reference (`#{return => ref}').
+-spec call_method(py_ref:ref(), name(), list()) -> result().
+call_method(Ref, Method, Args) -> py_ref:call_method(Ref, Method, Args).
+
+%% @doc `Ref.Name'.
+-spec getattr(py_ref:ref(), name()) -> result().
+getattr(Ref, Name) -> py_ref:getattr(Ref, Name).
+
+%% @doc The value a reference stands for, converted as a call's result.
+-spec to_term(py_ref:ref()) -> result().
+to_term(Ref) -> py_ref:to_term(Ref).
+
+-spec is_ref(term()) -> boolean().
+is_ref(Term) -> py_ref:is_ref(Term).
+
+%% @doc cast/4 on a context, with keyword arguments.
+-spec cast(context(), name(), name(), list(), kwargs()) -> ok | {error, term()}.
+cast(Ctx, Module, Function, Args, Kwargs) when is_pid(Ctx) ->
+    case call_msg(Module, Function, Args, Kwargs) of
+        Build when is_function(Build) -> py_request:cast(Ctx, Build);
+        {ns, Build} -> py_request:cast(Ctx, own_ns(Ctx, Build));
+        Error -> Error
+    end;
+cast(Ctx, _Module, _Function, _Args, _Kwargs) ->
+    {error, {badarg, Ctx}}.
+
+%% @doc spawn_call/4 on a context, with keyword arguments.
+-spec spawn_call(context(), name(), name(), list(), kwargs()) -> reference().
+spawn_call(Ctx, Module, Function, Args, Kwargs) ->
+    case send(Ctx, call_msg(Module, Function, Args, Kwargs)) of
+        {ok, Ref} -> Ref;
+        {error, Reason} -> py_request:failed(Reason)
     end.

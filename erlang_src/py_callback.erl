@@ -22,6 +22,8 @@
 -module(py_callback).
 
 -export([register_function/2, unregister_function/1, lookup/1]).
+%% the reference's names (its seeds call py_callback:register/2)
+-export([register/2, unregister/1]).
 -export([start_link/3, retire/1, run/4, init/3]).
 -export([chain/0, join_chain/1]).
 
@@ -31,6 +33,16 @@
 %% The callback a process serves: its port owner and callback ID.
 -opaque chain() :: {pid(), non_neg_integer()}.
 -export_type([callable/0, chain/0]).
+
+%% @doc The reference's name of register_function/2.
+-spec register(atom() | binary(), callable()) -> ok | {error, term()}.
+register(Name, Callable) ->
+    register_function(Name, Callable).
+
+%% @doc The reference's name of unregister_function/1.
+-spec unregister(atom() | binary()) -> ok | {error, term()}.
+unregister(Name) ->
+    unregister_function(Name).
 
 %% @doc Makes `Callable' callable from Python as `erlang.call(Name, ...)'. It is
 %% given the list of arguments.

@@ -23,9 +23,16 @@
 -include("py_channel.hrl").
 
 -export([new/0, new/1, send/2, close/1, info/1]).
+-export([register_callbacks/0]).
 -export_type([channel/0]).
 
 -type channel() :: #py_channel{}.
+
+%% @doc The reference needs this once before Python uses channels; here
+%% channels need no registered callbacks: a no-op, for ported code.
+-spec register_callbacks() -> ok.
+register_callbacks() ->
+    ok.
 
 %% @equiv new(#{})
 -spec new() -> {ok, channel()} | {error, term()}.

@@ -5,6 +5,9 @@
 
 -export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0,
          max_frame/0]).
+%% The reference's application env (see the README, Configuration)
+-export([default_pool_size/0, default_pool_mode/0, execution_mode/0, check_env/0,
+         known_keys/0]).
 
 %% @doc The port program: app env `port_program', else $EP_PORT_PROGRAM, else
 %% priv/erlang_python_port next to this application's ebin.
@@ -101,3 +104,78 @@ app_root() ->
 
 to_list(P) when is_binary(P) -> binary_to_list(P);
 to_list(P) -> P.
+
+%%--------------------------------------------------------------------
+%% The reference's application env, beside ours
+%%--------------------------------------------------------------------
+
+%% @doc Contexts of the `default' pool: app env `default_pool_size', else the
+%% reference's `num_contexts', else one per scheduler.
+-spec default_pool_size() -> pos_integer().
+default_pool_size() ->
+    case env_first([default_pool_size, num_contexts]) of
+        {ok, N} when is_integer(N), N > 0 -> N;
+        _ -> erlang:system_info(schedulers)
+    end.
+
+%% @doc Mode of the `default' pool: app env `default_pool_mode', else the
+%% reference's `context_mode' (`owngil': a port program per context, i.e.
+%% `process'; `worker': the contexts as threads of one port program), else
+%% `auto' (which is `process' for the default pool).
+-spec default_pool_mode() -> atom().
+default_pool_mode() ->
+    case application:get_env(erlang_python, default_pool_mode) of
+        {ok, Mode} -> Mode;
+        undefined ->
+            case application:get_env(erlang_python, context_mode) of
+                {ok, owngil} -> process;
+                {ok, Mode} -> Mode;
+                undefined -> auto
+            end
+    end.
+
+%% @doc The reference's execution mode of the default pool: `owngil' when
+%% each context has a GIL of its own (its own port program), else `worker'.
+-spec execution_mode() -> worker | owngil.
+execution_mode() ->
+    case py_pool:spec(default) of
+        {ok, #{mode := worker}} -> worker;
+        {ok, _} -> owngil;
+        error ->
+            case default_pool_mode() of
+                worker -> worker;
+                _ -> owngil
+            end
+    end.
+
+%% @doc Every application env key this application reads: ours and the
+%% reference's (some of which only mean something to other modules).
+-spec known_keys() -> [atom()].
+known_keys() ->
+    [%% ours
+     default_pool_size, default_pool_mode, io_pool_size, io_pool_mode, python_path,
+     call_timeout, max_frame, port_program, read_spin_us, port_scheduling, max_new_atoms,
+     %% the reference's
+     num_contexts, context_mode, max_concurrent, event_loop_pool_size, imports, paths,
+     enable_memory_limits, preload_code, shared_dict, logging, log_level, tracing].
+
+%% @doc Logs one warning per unknown key of this application's env (a
+%% misspelt key otherwise does nothing, silently). Called at start.
+-spec check_env() -> ok.
+check_env() ->
+    Known = known_keys() ++ [included_applications],
+    case [K || {K, _} <- application:get_all_env(erlang_python), not lists:member(K, Known)] of
+        [] -> ok;
+        Unknown ->
+            [logger:warning("erlang_python: unknown application env key ~p (ignored); "
+                            "known keys: ~p", [K, known_keys()], #{domain => [erlang_python]})
+             || K <- Unknown],
+            ok
+    end.
+
+env_first([]) -> undefined;
+env_first([K | Ks]) ->
+    case application:get_env(erlang_python, K) of
+        {ok, _} = Found -> Found;
+        undefined -> env_first(Ks)
+    end.

@@ -12,6 +12,9 @@
 
 -export([start_pool/2, start_pool/3, stop_pool/1, pool_started/1, pool_nodes/1,
          get_context/0, get_context/1, num_contexts/1, contexts/1,
+         %% the reference's default-pool API (context affinity)
+         start/0, start/1, stop/0, is_started/0, bind_context/1, bind_context/2,
+         unbind_context/0, unbind_context/1, num_contexts/0, contexts/0,
          register_pool/2, register_pool/3, unregister_pool/1, unregister_pool/2,
          lookup_pool/2, list_pool_registrations/0, reset_routes/0]).
 
@@ -21,7 +24,7 @@
 -define(ROUTE_MAP, '$py_pool_routes').
 
 -type pool() :: atom().
--type mode() :: auto | process | worker | subinterp.
+-type mode() :: auto | process | worker | subinterp | owngil.
 -type pool_opts() :: #{mode => mode(),
                        python_path => [file:filename_all()],
                        venv => file:filename_all(),
@@ -57,7 +60,8 @@ start_pool(Pool, Size, Opts) when is_map(Opts) ->
     case {maps:get(mode, Opts, auto), check_opts(Opts)} of
         {_, {error, _} = Error} ->
             Error;
-        {Mode, ok} when Mode =:= auto; Mode =:= process; Mode =:= worker; Mode =:= subinterp ->
+        {Mode, ok} when Mode =:= auto; Mode =:= process; Mode =:= worker; Mode =:= subinterp;
+                        Mode =:= owngil ->
             py_pool:start_pool(Pool, Size, Opts#{mode => resolve_mode(Pool, Mode)});
         {Mode, ok} ->
             {error, {badarg, {mode, Mode}}}
@@ -81,15 +85,81 @@ pool_started(Pool) ->
 pool_nodes(Pool) ->
     py_node_pool:node_status(Pool).
 
-%% @doc A context of the default pool.
+%% @doc The context bound to this process for the default pool, else a
+%% context of the default pool.
 -spec get_context() -> pid() | {error, term()}.
 get_context() ->
     get_context(default).
 
-%% @doc A context of `Pool', chosen without messaging any process.
--spec get_context(pool()) -> pid() | {error, term()}.
+%% @doc `get_context(N)': context `N' (1-based) of the default pool;
+%% `get_context(Pool)': the context bound to this process for `Pool', else one
+%% chosen without messaging any process (an idle one preferred).
+-spec get_context(pos_integer() | pool()) -> pid() | {error, term()}.
+get_context(N) when is_integer(N) ->
+    py_pool:context(default, N);
 get_context(Pool) ->
-    py_pool:get_context(Pool).
+    case py_affinity:bound(Pool) of
+        undefined -> py_pool:get_context(Pool);
+        Ctx -> Ctx
+    end.
+
+%% @doc Starts the default pool with as many contexts as schedulers (app env
+%% `num_contexts' when set); returns its contexts if it runs already.
+-spec start() -> {ok, [pid()]} | {error, term()}.
+start() ->
+    start(#{}).
+
+%% @doc `start(#{contexts => N, mode => worker | owngil | ...})'.
+-spec start(#{contexts => pos_integer(), mode => mode()}) -> {ok, [pid()]} | {error, term()}.
+start(Opts) when is_map(Opts) ->
+    case pool_started(default) andalso not is_map_key(contexts, Opts)
+        andalso not is_map_key(mode, Opts) of
+        true ->
+            {ok, contexts(default)};
+        false ->
+            Size = maps:get(contexts, Opts, py_config:default_pool_size()),
+            start_pool(default, Size, maps:get(mode, Opts, py_config:default_pool_mode()))
+    end;
+start(Opts) ->
+    {error, {badarg, Opts}}.
+
+%% @doc Stops the default pool.
+-spec stop() -> ok.
+stop() ->
+    stop_pool(default).
+
+-spec is_started() -> boolean().
+is_started() ->
+    pool_started(default).
+
+%% @doc Binds `Ctx' to the calling process: its calls routed to the default
+%% pool (py:call/3, py:exec/1, py:eval/1, ...) go to `Ctx'.
+-spec bind_context(pid()) -> ok | {error, term()}.
+bind_context(Ctx) ->
+    bind_context(default, Ctx).
+
+%% @doc Binds `Ctx' for calls routed to `Pool'.
+-spec bind_context(pool(), pid()) -> ok | {error, term()}.
+bind_context(Pool, Ctx) ->
+    py_affinity:bind(Pool, Ctx).
+
+-spec unbind_context() -> ok.
+unbind_context() ->
+    unbind_context(default).
+
+-spec unbind_context(pool()) -> ok.
+unbind_context(Pool) ->
+    py_affinity:unbind(Pool).
+
+%% @doc The size of the default pool.
+-spec num_contexts() -> non_neg_integer().
+num_contexts() ->
+    num_contexts(default).
+
+%% @doc The contexts of the default pool.
+-spec contexts() -> [pid()].
+contexts() ->
+    contexts(default).
 
 -spec num_contexts(pool()) -> non_neg_integer().
 num_contexts(Pool) ->
@@ -244,4 +314,5 @@ resolve_mode(_, subinterp) ->
     logger:notice("erlang_python: the embedded CPython has no per-interpreter GIL; "
                   "subinterp pools run in worker mode", #{domain => [python]}),
     worker;
+resolve_mode(_, owngil) -> process;  % a GIL of its own: a port program of its own
 resolve_mode(_, Mode) -> Mode.

@@ -94,7 +94,7 @@ watch() ->
 
 release(Counters, Index) when Index > 0 ->
     atomics:sub(Counters, Index, 1),
-    ok;
+    py_semaphore:release();
 release(_Counters, _None) ->
     ok.
 

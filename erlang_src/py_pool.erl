@@ -6,8 +6,8 @@
 %% instead of a size, so that choosing one is still a lookup on the caller's node.
 -module(py_pool).
 
--export([init_tables/0, start_default/0, start_pool/3, stop_pool/1, pool_started/1, checkout/1,
-         checkout/2, call/3, call/4,
+-export([init_tables/0, start_default/0, start_pool/3, start_private/2, stop_pool/1,
+         pool_started/1, checkout/1, checkout/2, call/3, call/4,
          get_context/1, context/2, contexts/1, num_contexts/1, spec/1]).
 %% Node pools (used by py_node_pool)
 -export([start_member/1, member_contexts/1, set_live/2, generation_cell/3, slots_changed/1]).
@@ -50,7 +50,8 @@
 -spec init_tables() -> ok.
 init_tables() ->
     Opts = [named_table, public, set, {read_concurrency, true}],
-    _ = [ets:new(T, Opts) || T <- [?POOLS, ?SLOTS, py_contexts, py_ports, py_functions, py_pool_routes],
+    _ = [ets:new(T, Opts) || T <- [?POOLS, ?SLOTS, py_contexts, py_ports, py_functions, py_pool_routes,
+                                   py_context_handles, py_registry],
                              ets:info(T) =:= undefined],
     %% {Caller, Counters, Mark} of every process that called a pool (py_inflight)
     _ = [ets:new(py_inflight, [named_table, public, set, {write_concurrency, true}])
@@ -63,9 +64,8 @@ init_tables() ->
 -spec start_default() -> ignore | {error, term()}.
 start_default() ->
     Env = fun(K, D) -> application:get_env(erlang_python, K, D) end,
-    Default = py_context_router:start_pool(
-                default, Env(default_pool_size, erlang:system_info(schedulers)),
-                Env(default_pool_mode, auto)),
+    Default = py_context_router:start_pool(default, py_config:default_pool_size(),
+                                           py_config:default_pool_mode()),
     IO = py_context_router:start_pool(io, Env(io_pool_size, 10), Env(io_pool_mode, auto)),
     case {Default, IO} of
         {{ok, _}, {ok, _}} -> ignore;
@@ -77,38 +77,60 @@ start_default() ->
 %% contexts on each of those nodes (see py_node_pool).
 -spec start_pool(atom(), pos_integer(), map()) -> {ok, [pid()]} | {error, term()}.
 start_pool(Pool, Size, Opts) when is_atom(Pool), is_integer(Size), Size > 0, is_map(Opts) ->
-    case pool_started(Pool) of
-        true ->
+    case ets:lookup(?POOLS, Pool) of
+        [{_, Size, _, #{mode := Mode} = Spec}] when Mode =:= map_get(mode, Opts),
+                                                     not is_map_key(nodes, Spec) ->
+            %% Already running as asked: starting it again is a no-op.
+            {ok, contexts(Pool)};
+        [_] ->
             {error, {already_started, Pool}};
-        false ->
-            {Entry, Spec} =
-                case Opts of
-                    #{nodes := Nodes} ->
-                        S = #{size => Size, mode => maps:get(mode, Opts, process),
-                              nodes => Nodes, retry => maps:get(node_retry, Opts, 5000),
-                              opts => maps:without([nodes, node_retry], Opts)},
-                        {{Pool, {}, atomics:new(Size * length(Nodes) + 1, []), S}, S};
-                    _ ->
-                        %% Counters: 1 is the round-robin position, Slot + 2 the
-                        %% calls in flight on that slot, Size + 2 the slots'
-                        %% generation (generation_cell/3).
-                        S = make_spec(0, Size, Opts),
-                        {{Pool, Size, atomics:new(Size + 2, []), S}, S}
-                end,
-            ets:insert(?POOLS, Entry),
-            case py_pools_sup:start_pool(Pool, Spec) of
-                {ok, _} ->
-                    {ok, contexts(Pool)};
-                {error, {{no_nodes, _} = Reason, _Child}} ->
-                    ets:delete(?POOLS, Pool),
-                    {error, Reason};
-                {error, _} = Error ->
-                    ets:delete(?POOLS, Pool),
-                    Error
-            end
+        [] ->
+            start_new_pool(Pool, Size, Opts)
     end;
 start_pool(Pool, Size, Opts) ->
     {error, {badarg, {Pool, Size, Opts}}}.
+
+%% @doc Starts a context of its own (py_context:new/1): a pool of one
+%% context in one port program, under key `Key'.
+-spec start_private(term(), map()) -> {ok, pid()} | {error, term()}.
+start_private(Key, Opts) ->
+    Spec = make_spec(0, 1, Opts#{mode => process}),
+    ets:insert(?POOLS, {Key, 1, atomics:new(3, []), Spec}),
+    case py_pools_sup:start_pool(Key, Spec) of
+        {ok, _} ->
+            [Ctx] = contexts(Key),
+            {ok, Ctx};
+        {error, _} = Error ->
+            ets:delete(?POOLS, Key),
+            Error
+    end.
+
+start_new_pool(Pool, Size, Opts) ->
+    {Entry, Spec} =
+        case Opts of
+            #{nodes := Nodes} ->
+                S = #{size => Size, mode => maps:get(mode, Opts, process),
+                      nodes => Nodes, retry => maps:get(node_retry, Opts, 5000),
+                      opts => maps:without([nodes, node_retry], Opts)},
+                {{Pool, {}, atomics:new(Size * length(Nodes) + 1, []), S}, S};
+            _ ->
+                %% Counters: 1 is the round-robin position, Slot + 2 the
+                %% calls in flight on that slot, Size + 2 the slots'
+                %% generation (generation_cell/3).
+                S = make_spec(0, Size, Opts),
+                {{Pool, Size, atomics:new(Size + 2, []), S}, S}
+        end,
+    ets:insert(?POOLS, Entry),
+    case py_pools_sup:start_pool(Pool, Spec) of
+        {ok, _} ->
+            {ok, contexts(Pool)};
+        {error, {{no_nodes, _} = Reason, _Child}} ->
+            ets:delete(?POOLS, Pool),
+            {error, Reason};
+        {error, _} = Error ->
+            ets:delete(?POOLS, Pool),
+            Error
+    end.
 
 %% @doc Starts a node pool's share on this node for its owner (a py_node_pool).
 %% On another node than the owner's, the member is a pool of its own, named by

@@ -20,7 +20,16 @@ init({Pool, #{ports := Ports} = Spec}) ->
                          restart => temporary}];
                   _ -> []
               end,
-    Children = [#{id => {port, I},
+    %% The contexts' stable pids (py_context_handle), first: an incarnation
+    %% publishes its route under its slot's handle. A node pool's member has
+    %% none (its owner follows restarts by the pids its contexts report).
+    Handles = case Spec of
+                  #{owner := _} -> [];
+                  _ -> [#{id => {handle, Slot},
+                          start => {py_context_handle, start_link, [Pool, Slot]}}
+                        || Slot <- lists:append(Ports)]
+              end,
+    Children = Handles ++ [#{id => {port, I},
                   start => {py_port_sup, start_link, [Pool, I, Spec]},
                   type => supervisor} || I <- lists:seq(0, length(Ports) - 1)],
     %% A crashing Python is restarted; only a port program that cannot start at

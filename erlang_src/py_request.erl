@@ -43,7 +43,16 @@ call_route(Route, Build, Timeout) ->
 %% @doc call_route/3, or `not_sent' if the port was closed before the request
 %% could be written: nothing reached Python, another context may take it.
 -spec try_route(route(), builder(), timeout()) -> {ok, term()} | {error, term()} | not_sent.
-try_route({Port, Owner, Local, Load}, Build, Timeout) ->
+try_route({_Port, _Owner, _Local, none} = Route, Build, Timeout) ->
+    try_counted(Route, Build, Timeout);
+try_route(Route, Build, Timeout) ->
+    %% a unit of py_semaphore: given back with the in-flight counter below
+    case py_semaphore:acquire() of
+        ok -> try_counted(Route, Build, Timeout);
+        Overloaded -> Overloaded
+    end.
+
+try_counted({Port, Owner, Local, Load}, Build, Timeout) ->
     %% the slot's in-flight counter: lowered even if this process is killed
     py_inflight:begin_call(Load),
     try send_to(Port, Owner, Build(Local)) of
@@ -140,14 +149,37 @@ failed(Reason) ->
 %% (py_callback) carries that callback's ID as a trailing chain marker: it runs
 %% nested if a thread of the context waits for that callback, else in its turn.
 %% One process dictionary read on the plain call path.
+%% The marker is the first trailing element (spec/PROTOCOL.md, "Request
+%% trailer"): it fills the nil a namespaced request has there.
 in_chain(Msg, Owner) ->
     case get('$py_callback') of
-        {Owner, CbId} -> Msg ++ [CbId];
+        {Owner, CbId} -> set_nest(Msg, CbId);
         _ -> Msg
     end.
 
+set_nest([Type | _] = Msg, CbId) ->
+    case fixed_elements(Type) of
+        none ->
+            Msg;
+        Fixed ->
+            case lists:split(min(Fixed, length(Msg)), Msg) of
+                {Head, []} -> Head ++ [CbId];
+                {Head, [_Nil | Trailer]} -> Head ++ [CbId | Trailer]
+            end
+    end.
+
+fixed_elements(1) -> 7;
+fixed_elements(2) -> 5;
+fixed_elements(3) -> 4;
+fixed_elements(12) -> 8;
+fixed_elements(_) -> none.
+
 python_error(Payload) ->
     case decode3(Payload) of
+        {ok, <<"KeyboardInterrupt">>, _Message, Traceback} ->
+            %% py:interrupt/1 (or a timeout) stopped the Python code
+            put('$py_last_traceback', Traceback),
+            {error, interrupted};
         {ok, Class, Message, Traceback} ->
             put('$py_last_traceback', Traceback),
             %% Python may name classes at will: an atom only within the budget

@@ -24,7 +24,12 @@ continued(_Ctx, {ok, {'$py_schedule', erlang, Name, Args}}, _Timeout)
 continued(Ctx, {ok, {'$py_schedule', Kind, M, F, Args, Kwargs}}, Timeout)
   when (Kind =:= py orelse Kind =:= inline), is_binary(M), is_binary(F), is_list(Args),
        is_map(Kwargs) ->
-    Build = fun(Local) -> fun(Ref) -> [1, Ref, Local, M, F, Args, Kwargs] end end,
+    Build0 = fun(Local) -> fun(Ref) -> [1, Ref, Local, M, F, Args, Kwargs] end end,
+    %% `__main__' is the caller's own namespace (py_ns), as for py:call
+    Build = case M of
+                <<"__main__">> -> py_ns:extend(Build0, py_ns:own_trailer(Ctx));
+                _ -> Build0
+            end,
     continued(Ctx, py_request:call(Ctx, Build, Timeout), Timeout);
 continued(_Ctx, Result, _Timeout) ->
     Result.

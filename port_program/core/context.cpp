@@ -27,11 +27,12 @@ Context::Context(int id) : id_(id) {
   Runtime& rt = Runtime::instance();
   {
     GilEnsure gil;
-    globals_ = PyRef::steal(PyDict_New());
-    PyDict_SetItemString(globals_.get(), "__builtins__", rt.builtins());
-    PyDict_SetItemString(globals_.get(), "__name__",
+    PyRef globals = PyRef::steal(PyDict_New());
+    PyDict_SetItemString(globals.get(), "__builtins__", rt.builtins());
+    PyDict_SetItemString(globals.get(), "__name__",
                          PyRef::steal(PyUnicode_FromString("__main__")).get());
-    PyDict_SetItemString(globals_.get(), "erlang", rt.erlang_module());
+    PyDict_SetItemString(globals.get(), "erlang", rt.erlang_module());
+    namespaces_ = std::make_unique<Namespaces>(std::move(globals));
   }
   thread_ = std::make_unique<NativeThread>([this] { run(); });
 }
@@ -105,6 +106,9 @@ void Context::run_nested() {
 }
 
 bool Context::nestable(const Request& item) const {
+  // A namespace drop keeps its place behind the requests (it may be of the
+  // request waiting now).
+  if (item.type == protocol::kDropNamespace) return false;
   // Replies, cancellations and wakes are what a wait waits for.
   if (!item.is_request()) return true;
   if (!item.has_nest) return false;
@@ -140,7 +144,7 @@ void Context::cancel(std::string_view reqid) {
   {
     std::lock_guard lk(mu_);
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-      if (it->type <= protocol::kExec && it->reqid() == reqid) {
+      if (protocol::is_request(it->type) && it->reqid() == reqid) {
         queue_.erase(it);
         pending_.fetch_sub(1, std::memory_order_release);
         return;
@@ -151,6 +155,8 @@ void Context::cancel(std::string_view reqid) {
   item.type = protocol::kCancel;
   item.bytes.assign(reqid);
   post(std::move(item));
+  // Running Python (not waiting for Erlang): stop it, as the reference does.
+  interrupt(reqid);
 }
 
 bool Context::try_pop(Request& out) {
@@ -182,6 +188,7 @@ bool Context::wait_pop(Request& out, bool nested) {
 void Context::run() {
   tl_current = this;
   thread_state_ = PyThreadState_New(Runtime::instance().interpreter());
+  thread_ident_ = PyThread_get_thread_ident();
   output::set_current_context(id_);
   Request item;
   while (wait_pop(item, false)) {
@@ -206,9 +213,18 @@ void Context::take(Request& item) {
     case protocol::kCall:
     case protocol::kEval:
     case protocol::kExec:
+    case protocol::kRefOp: {
       active_.push_back({item.reqid()});
+      std::string outer = set_interruptible(item.reqid());
       execute(item);
+      set_interruptible(outer);
+      clear_interrupt();
+      namespaces_->sync();
       active_.pop_back();
+      break;
+    }
+    case protocol::kDropNamespace:
+      namespaces_->drop(item.ns());
       break;
     case protocol::kCallbackOk:
     case protocol::kCallbackError:
@@ -241,8 +257,24 @@ void Context::wake() {
   post(std::move(item));
 }
 
+namespace {
+// While the executor waits for Erlang, the request is not running Python: an
+// interrupt would land in whatever Python runs next.
+struct NotInterruptible {
+  explicit NotInterruptible(Context* ctx, std::string (Context::*set)(std::string_view))
+      : ctx_(ctx), set_(set), saved_((ctx->*set)({})) {}
+  ~NotInterruptible() { (ctx_->*set_)(saved_); }
+  NotInterruptible(const NotInterruptible&) = delete;
+  NotInterruptible& operator=(const NotInterruptible&) = delete;
+  Context* ctx_;
+  std::string (Context::*set_)(std::string_view);
+  std::string saved_;
+};
+}  // namespace
+
 Context::WaitResult Context::wait_event() {
   if (cancelled()) return WaitResult::kCancelled;
+  NotInterruptible quiet(this, &Context::set_interruptible);
   Request item;
   if (!try_pop_nestable(item)) {
     GilRelease nogil;
@@ -256,6 +288,7 @@ CallbackReply Context::wait_callback(uint64_t id) {
   // The request this wait belongs to: the innermost one running.
   const Frame* frame = nullptr;
   size_t depth = active_.size();
+  NotInterruptible quiet(this, &Context::set_interruptible);
   waits_.push_back(id);
   struct Unwind {
     Context* ctx;
@@ -286,16 +319,25 @@ void Context::execute(const Request& request) {
   MsgpackReader in(request.body());
   PyRef result;
   try {
-    switch (request.type) {
-      case protocol::kCall:
-        result = call(in);
-        break;
-      case protocol::kEval:
-        result = eval(in);
-        break;
-      default:
-        result = exec(in);
-        break;
+    if (request.type == protocol::kRefOp) {
+      result = ref_op(in, request.ns());
+    } else {
+      Namespaces::Namespace* ns = namespaces_->get(request.ns());
+      // Held for the request: a nested one may drop the namespace meanwhile.
+      PyRef globals = ns ? PyRef::borrow(ns->globals.get()) : PyRef();
+      if (globals) {
+        switch (request.type) {
+          case protocol::kCall:
+            result = call(in, globals.get());
+            break;
+          case protocol::kEval:
+            result = eval(in, globals.get());
+            break;
+          default:
+            result = exec(in, globals.get());
+            break;
+        }
+      }
     }
   } catch (const MsgpackError& e) {
     PyErr_Clear();
@@ -310,6 +352,10 @@ void Context::execute(const Request& request) {
     return;
   }
   if (!request.wants_reply()) return;
+  if (request.want_ref) {
+    if (!reply_ref(request, std::move(result))) reply_python_error(request);
+    return;
+  }
   begin_message(reply_);
   MsgpackWriter w(reply_);
   w.array_header(3);
@@ -334,7 +380,7 @@ PyObject* Context::module(std::string_view name) {
   return borrowed;
 }
 
-PyRef Context::call(MsgpackReader& in) {
+PyRef Context::call(MsgpackReader& in, PyObject* globals) {
   const TermTypes& types = Runtime::instance().types();
   std::string_view mod_name = in.str();
   std::string_view fn_name = in.str();
@@ -344,7 +390,12 @@ PyRef Context::call(MsgpackReader& in) {
   if (mod_name == "__main__") {
     PyRef key = py_str(first);
     if (!key) return {};
-    PyObject* found = PyDict_GetItemWithError(globals_.get(), key.get());
+    PyObject* found = PyDict_GetItemWithError(globals, key.get());
+    // Not defined by this process: the context's shared namespace (preload
+    // code, py_context:exec(Ctx, Code, shared)) is the documented way to share.
+    if (!found && !PyErr_Occurred() && globals != namespaces_->shared()) {
+      found = PyDict_GetItemWithError(namespaces_->shared(), key.get());
+    }
     if (!found) {
       if (!PyErr_Occurred()) {
         PyErr_Format(PyExc_NameError, "name '%U' is not defined", key.get());
@@ -398,7 +449,7 @@ const Context::Compiled* Context::compiled(std::string_view code, bool eval_mode
   return &cache.emplace(std::string(code), std::move(entry)).first->second;
 }
 
-PyRef Context::eval(MsgpackReader& in) {
+PyRef Context::eval(MsgpackReader& in, PyObject* globals) {
   std::string_view code = in.str();
   const Compiled* c = compiled(code, true);
   if (!c) return {};
@@ -406,20 +457,20 @@ PyRef Context::eval(MsgpackReader& in) {
   // with locals they form a scope of their own, as in Python's eval().
   PyRef locals = decode_kwargs(in, Runtime::instance().types());
   if (!locals) return {};
-  PyObject* scope = locals.get() == Py_None ? globals_.get() : locals.get();
+  PyObject* scope = locals.get() == Py_None ? globals : locals.get();
   if (c->head) {
-    PyRef r = PyRef::steal(PyEval_EvalCode(c->head.get(), globals_.get(), scope));
+    PyRef r = PyRef::steal(PyEval_EvalCode(c->head.get(), globals, scope));
     if (!r) return {};
   }
   if (!c->tail) return PyRef::borrow(Py_None);
-  return PyRef::steal(PyEval_EvalCode(c->tail.get(), globals_.get(), scope));
+  return PyRef::steal(PyEval_EvalCode(c->tail.get(), globals, scope));
 }
 
-PyRef Context::exec(MsgpackReader& in) {
+PyRef Context::exec(MsgpackReader& in, PyObject* globals) {
   std::string_view code = in.str();
   const Compiled* c = compiled(code, false);
   if (!c) return {};
-  return PyRef::steal(PyEval_EvalCode(c->head.get(), globals_.get(), globals_.get()));
+  return PyRef::steal(PyEval_EvalCode(c->head.get(), globals, globals));
 }
 
 void Context::reply_error(const Request& request, std::string_view cls, std::string_view message,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/callbacks.hpp"
+#include "core/namespaces.hpp"
 #include "core/native_thread.hpp"
 #include "core/parker.hpp"
 #include "core/py_ref.hpp"
@@ -42,8 +43,12 @@ class Context {
   void post(Request&& request);
   void post_callback_reply(uint64_t id, CallbackReply reply);
   // The caller of request `reqid` gave up: drop it if still queued, otherwise
-  // interrupt its erlang.call waits.
+  // interrupt its erlang.call waits, or the Python code it runs.
   void cancel(std::string_view reqid);
+  // Any thread, GIL not held: raises KeyboardInterrupt in the Python code the
+  // executor runs now for request `reqid` (any request if empty); false if it
+  // runs none (idle, or waiting for Erlang).
+  bool interrupt(std::string_view reqid);
 
   // On the executor thread, GIL held: waits for callback `id`'s reply, running
   // meanwhile the requests of the chain of a callback this thread waits for
@@ -99,9 +104,14 @@ class Context {
   void take(Request& item);  // a request, a callback reply or a cancellation
   void stop_watching();
   void execute(const Request& request);
-  PyRef call(MsgpackReader& in);
-  PyRef eval(MsgpackReader& in);
-  PyRef exec(MsgpackReader& in);
+  PyRef call(MsgpackReader& in, PyObject* globals);
+  PyRef eval(MsgpackReader& in, PyObject* globals);
+  PyRef exec(MsgpackReader& in, PyObject* globals);
+  PyRef ref_op(MsgpackReader& in, std::string_view ns);
+  bool reply_ref(const Request& request, PyRef result);
+  // The request whose Python code runs now (interrupt()); returns the previous.
+  std::string set_interruptible(std::string_view reqid);
+  void clear_interrupt();  // GIL held: an interrupt that came too late is dropped
   PyObject* module(std::string_view name);
   const Compiled* compiled(std::string_view code, bool eval_mode);
   void reply_error(const Request& request, std::string_view cls, std::string_view message,
@@ -110,7 +120,7 @@ class Context {
 
   const int id_;
   PyThreadState* thread_state_ = nullptr;
-  PyRef globals_;
+  std::unique_ptr<Namespaces> namespaces_;
   StringMap<PyRef> modules_;
   StringMap<Compiled> eval_cache_, exec_cache_;
   std::string reply_;  // reused reply buffer
@@ -129,6 +139,9 @@ class Context {
   bool sleeping_ GUARDED_BY(mu_) = false;
   bool watch_nested_ GUARDED_BY(mu_) = false;  // post() signals nested_fd_
   bool stop_ GUARDED_BY(mu_) = false;
+  std::string interruptible_ GUARDED_BY(mu_);
+  unsigned long thread_ident_ = 0;  // the executor's, for PyThreadState_SetAsyncExc
+  bool interrupt_pending_ = false;  // GIL held
   std::atomic<uint32_t> pending_{0};
   std::unique_ptr<NativeThread> thread_;  // last: starts after every member exists
 };

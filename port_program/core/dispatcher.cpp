@@ -63,25 +63,7 @@ CallbackReply failed_reply(const std::string& reason) {
 
 }  // namespace
 
-namespace {
-
-// The optional trailing chain marker of a request (`in` is at its body): the
-// body is skipped only when the marker is there, i.e. for requests sent by a
-// callback's process, never on the plain call path.
-void read_nest(Request& request, MsgpackReader& in, uint32_t n) {
-  const uint32_t plain = request.type == protocol::kCall   ? 7
-                         : request.type == protocol::kEval ? 5
-                                                           : 4;
-  if (n <= plain) return;
-  for (uint32_t i = 3; i < plain; ++i) in.raw_object();
-  if (in.peek() == MsgpackType::Nil) return;
-  MsgpackInt nest = in.integer();
-  if (nest.negative) throw MsgpackError("bad chain marker");
-  request.has_nest = true;
-  request.nest = nest.magnitude;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void Dispatcher::on_frame(std::string_view message) {
   MsgpackReader in(message);
@@ -147,9 +129,43 @@ void Dispatcher::on_frame(std::string_view message) {
         }
         return;
       }
+      case protocol::kDropNamespace: {
+        if (n != 3) throw MsgpackError("bad namespace drop");
+        MsgpackInt ctx = in.integer();
+        size_t key_off = in.offset();
+        std::string_view key = in.raw_object();
+        if (ctx.negative || ctx.magnitude >= contexts_.size()) return;
+        Request request;
+        request.type = protocol::kDropNamespace;
+        request.bytes.assign(message);
+        request.ns_off = static_cast<uint32_t>(key_off);
+        request.ns_len = key == "\xc0" ? 0 : static_cast<uint32_t>(key.size());
+        contexts_[ctx.magnitude]->post(std::move(request));
+        return;
+      }
+      case protocol::kInterrupt: {
+        reqid = in.raw_object();
+        if (n != 3) throw MsgpackError("bad interrupt");
+        MsgpackInt ctx = in.integer();
+        if (ctx.negative || ctx.magnitude >= contexts_.size()) {
+          error_reply(reqid, "no context " + std::to_string(ctx.magnitude));
+          return;
+        }
+        bool running = contexts_[ctx.magnitude]->interrupt({});
+        std::string msg;
+        begin_message(msg);
+        MsgpackWriter w(msg);
+        w.array_header(3);
+        w.int64(protocol::kReplyOk);
+        w.raw(reqid);
+        w.boolean(running);
+        Runtime::instance().sink().send(msg);
+        return;
+      }
       case protocol::kCall:
       case protocol::kEval:
-      case protocol::kExec: {
+      case protocol::kExec:
+      case protocol::kRefOp: {
         size_t reqid_off = in.offset();
         reqid = in.raw_object();
         if (n < 4) throw MsgpackError("request has too few elements");
@@ -165,7 +181,9 @@ void Dispatcher::on_frame(std::string_view message) {
         request.reqid_off = static_cast<uint32_t>(reqid_off);
         request.reqid_len = static_cast<uint32_t>(reqid.size());
         request.body_off = static_cast<uint32_t>(in.offset());
-        read_nest(request, in, n);
+        uint32_t fixed = protocol::fixed_elements(request.type);
+        if (n < fixed) throw MsgpackError("request has too few elements");
+        if (n > fixed) read_trailer(in, n - fixed, fixed - 3, request);
         contexts_[ctx.magnitude]->post(std::move(request));
         return;
       }
@@ -207,6 +225,36 @@ void Dispatcher::on_frame(std::string_view message) {
       protocol_error(reason);
     }
   }
+}
+
+// The optional elements after a request's body (spec/PROTOCOL.md, "Request
+// trailer"): Nest (the chain marker, nil or a CbId), NsKey (nil: the shared
+// namespace), ReturnRef (bool). The body is skipped only when a trailer is
+// there, never on the plain call path.
+void Dispatcher::read_trailer(MsgpackReader& in, uint32_t trailing, uint32_t body,
+                              Request& request) {
+  try {
+    for (uint32_t i = 0; i < body; ++i) in.raw_object();
+  } catch (const MsgpackError&) {
+    return;  // a body too deep to skip: the executor's decoding reports it
+  }
+  if (in.peek() == MsgpackType::Nil) {
+    in.nil();
+  } else {
+    MsgpackInt nest = in.integer();
+    if (nest.negative) throw MsgpackError("bad chain marker");
+    request.has_nest = true;
+    request.nest = nest.magnitude;
+  }
+  if (trailing >= 2) {
+    size_t off = in.offset();
+    std::string_view key = in.raw_object();
+    if (key != "\xc0") {
+      request.ns_off = static_cast<uint32_t>(off);
+      request.ns_len = static_cast<uint32_t>(key.size());
+    }
+  }
+  if (trailing >= 3) request.want_ref = in.boolean();
 }
 
 void Dispatcher::on_oversized(std::string_view head, uint64_t declared_len, size_t max_frame) {

@@ -1,6 +1,7 @@
 // Reads each incoming message's header and routes it: requests to their
 // context's executor, control messages handled here. Runs on whichever thread
-// reads the input (input_gate.hpp) and never touches Python.
+// reads the input (input_gate.hpp) and never touches Python, except an
+// interrupt (Context::interrupt, which takes the GIL for a moment).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,7 @@ class Dispatcher {
  private:
   void protocol_error(std::string_view reason);
   void error_reply(std::string_view reqid, std::string_view reason);
+  void read_trailer(MsgpackReader& in, uint32_t trailing, uint32_t body, Request& request);
   bool oversized_for_waiter(MsgpackReader& in, uint64_t type, uint32_t n, uint64_t declared_len,
                             size_t max_frame);
 

@@ -18,6 +18,9 @@ enum MessageType : uint8_t {
   kOutput = 6,
   kLog = 7,
   kCancel = 8,
+  kDropNamespace = 9,  // Erlang -> port: [9, Ctx, NsKey]
+  kInterrupt = 10,     // Erlang -> port: [10, ReqId, Ctx]
+  kRefOp = 12,         // Erlang -> port: [12, ReqId, Ctx, Op, RefId, Name, Args, Kwargs, ...]
   kProtocolError = 14,
   kShutdown = 15,
   kCallback = 16,
@@ -44,6 +47,29 @@ enum MessageType : uint8_t {
 enum InternalType : uint8_t {
   kWake = 250,  // a channel waited on by the executor has news
 };
+
+// A request's fixed elements (type, ReqId, Ctx and its body); after them come
+// the optional trailing ones: Chain (reserved, nil), NsKey, ReturnRef.
+inline constexpr uint32_t fixed_elements(uint8_t type) {
+  switch (type) {
+    case kCall:
+      return 7;
+    case kEval:
+      return 5;
+    case kExec:
+      return 4;
+    case kRefOp:
+      return 8;
+    default:
+      return 0;
+  }
+}
+inline constexpr bool is_request(uint8_t type) {
+  return fixed_elements(type) != 0;
+}
+
+// Operations of kRefOp.
+enum RefOp : uint8_t { kRefCallMethod = 0, kRefGetattr = 1, kRefToTerm = 2, kRefRelease = 3 };
 
 enum ExtType : int8_t {
   kExtAtom = 1,

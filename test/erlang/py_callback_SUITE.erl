@@ -97,7 +97,7 @@ init_per_suite(Config) ->
                   exit_it => fun([]) -> exit(bye) end,
                   process_message => fun([Text]) -> <<"got: ", Text/binary>> end},
     [ok = py:register_function(Name, Fun) || {Name, Fun} <- maps:to_list(Functions)],
-    ok = py:exec(py:context(1), result_helpers()),
+    ok = shared_exec(py:context(1), result_helpers()),
     [{functions, maps:keys(Functions)} | Config].
 
 end_per_suite(Config) ->
@@ -118,7 +118,7 @@ end_per_testcase(_Case, _Config) ->
 
 guide_threading_thread(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import threading
 import erlang
 
@@ -137,7 +137,7 @@ thread.join()
 
 guide_thread_pool_executor(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 from concurrent.futures import ThreadPoolExecutor
 import erlang
 
@@ -152,7 +152,7 @@ with ThreadPoolExecutor(max_workers=4) as executor:
 
 guide_sequential_calls_one_thread(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import threading
 import erlang
 
@@ -179,7 +179,7 @@ guide_threads_double_it(_Config) ->
     ok = py:register_function(double_it, fun([X]) -> X * 2 end),
     ok = py:register_function(add_one, fun([X]) -> X + 1 end),
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import threading
 import erlang
 
@@ -200,7 +200,7 @@ for t in threads:
 
 guide_error_handling(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import threading
 import erlang
 
@@ -224,7 +224,7 @@ thread.join()
 
 guide_async_call(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import asyncio
 import erlang
 
@@ -242,7 +242,7 @@ async def fetch_data(user_id):
 
 guide_async_gather(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import asyncio
 import erlang
 
@@ -261,7 +261,7 @@ async def parallel_queries(param1, param2, param3):
 
 guide_async_error_handling(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import asyncio
 import erlang
 
@@ -287,7 +287,7 @@ async def safe_call(x):
 %% FastAPI takes the argument for a query parameter and refuses the connection.)
 guide_fastapi_http(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, fastapi_app()),
+    ok = shared_exec(Ctx, fastapi_app()),
     {ok, {200, #{<<"user">> := #{<<"id">> := 7, <<"name">> := <<"user7">>}}}} =
         py:call(Ctx, '__main__', fastapi_get, [<<"/user/7">>]),
     %% FastAPI's own validation, before any callback
@@ -296,7 +296,7 @@ guide_fastapi_http(_Config) ->
 
 guide_fastapi_websocket(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, fastapi_app()),
+    ok = shared_exec(Ctx, fastapi_app()),
     {ok, [<<"got: hello">>, <<"got: wörld"/utf8>>, <<"got: ">>]} =
         py:call(Ctx, '__main__', fastapi_ws_roundtrip, [[<<"hello">>, <<"wörld"/utf8>>, <<>>]]),
     ok.
@@ -419,7 +419,7 @@ registration_is_immediate(_Config) ->
                     [{C, Expected} = {C, py:call(C, '__main__', cb_result_any, [<<"imm">>])}
                      || C <- Contexts]
             end,
-    [ok = py:exec(C, <<"
+    [ok = shared_exec(C, <<"
 def cb_result_any(name, *args):
     try:
         return ('ok', erlang.call(name, *args))
@@ -574,7 +574,7 @@ asyncio.run(async_errors())">>),
 error_reason_not_latin1(_Config) ->
     with_pool(cb_unicode_pool, fun(Ctx) ->
         ok = py:register_function(unicode_error, fun([]) -> error({'日本', 1}) end),
-        ok = py:exec(Ctx, result_helpers()),
+        ok = shared_exec(Ctx, result_helpers()),
         Result = py:call(Ctx, '__main__', cb_result, [<<"unicode_error">>], #{timeout => 2000}),
         ok = py:unregister_function(unicode_error),
         {ok, {<<"RuntimeError">>, Msg}} = Result,
@@ -587,7 +587,7 @@ error_reason_not_latin1(_Config) ->
 error_reason_not_latin1_async(_Config) ->
     with_pool(cb_unicode_async_pool, fun(Ctx) ->
         ok = py:register_function(unicode_error, fun([]) -> exit('日本') end),
-        ok = py:exec(Ctx, result_helpers()),
+        ok = shared_exec(Ctx, result_helpers()),
         Result = py:call(Ctx, '__main__', acb_result, [<<"unicode_error">>], #{timeout => 2000}),
         ok = py:unregister_function(unicode_error),
         {ok, {<<"RuntimeError">>, Msg}} = Result,
@@ -602,7 +602,7 @@ error_reason_not_latin1_async(_Config) ->
 error_handler_killed(_Config) ->
     with_pool(cb_killed_pool, fun(Ctx) ->
         ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
-        ok = py:exec(Ctx, result_helpers()),
+        ok = shared_exec(Ctx, result_helpers()),
         Result = py:call(Ctx, '__main__', cb_result, [<<"killed">>], #{timeout => 2000}),
         ok = py:unregister_function(killed),
         {ok, {<<"RuntimeError">>, Msg}} = Result,
@@ -616,7 +616,7 @@ error_handler_killed(_Config) ->
 error_handler_killed_thread(_Config) ->
     with_pool(cb_killed_thread_pool, fun(Ctx) ->
         ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
-        ok = py:exec(Ctx, <<"
+        ok = shared_exec(Ctx, <<"
 import threading
 def killed_in_thread():
     out = []
@@ -645,7 +645,7 @@ def killed_in_thread():
 error_async_process_killed(_Config) ->
     with_pool(cb_killed_async_pool, fun(Ctx) ->
         ok = py:register_function(killed, fun([]) -> exit(self(), kill) end),
-        ok = py:exec(Ctx, <<"
+        ok = shared_exec(Ctx, <<"
 import asyncio
 async def killed_async():
     try:
@@ -667,7 +667,7 @@ async def killed_async():
 error_result_too_deep(_Config) ->
     ok = py:register_function(deep_list, fun([N]) -> nest(N) end),
     Ctx = py:context(1),
-    ok = py:exec(Ctx, [three_ways_py(), <<"
+    ok = shared_exec(Ctx, [three_ways_py(), <<"
 def deep_depth(x):
     d = 0
     while isinstance(x, list):
@@ -695,7 +695,7 @@ deep_terms_on_a_small_stack(_Config) ->
     ok = py:register_function(deep_length, fun([L]) -> length(L) end),
     Ctx = py:context(1),
     {ok, OsPidBefore} = py:call(Ctx, os, getpid, []),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import threading
 def small_stack_outcomes(n):
     nested = []
@@ -736,7 +736,7 @@ error_result_over_max_frame(_Config) ->
     {ok, [Ctx]} = Started,
     try
         ok = py:register_function(blob, fun([N]) -> binary:copy(<<"b">>, N) end),
-        ok = py:exec(Ctx, [three_ways_py(), <<"
+        ok = shared_exec(Ctx, [three_ways_py(), <<"
 def blob_everywhere(n):
     return call_three_ways('blob', n, len)
 ">>]),
@@ -794,7 +794,7 @@ types_both_ways(_Config) ->
     Self = self(),
     ok = py:register_function(ident_seen, fun([X]) -> Self ! {seen, X}, X end),
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 def through_erlang(x):
     return erlang.call('ident_seen', x)
 def through_erlang_types(x):
@@ -886,7 +886,7 @@ send_delivers(_Config) ->
     {ok, none} = py:eval(Ctx, <<"in_thread(erlang.send, p, {'from': 'thread'})">>, #{p => Other}),
     receive {other_got, #{<<"from">> := <<"thread">>}} -> ok after 5000 -> ct:fail(no_message) end,
     %% many, in order
-    ok = py:exec(Ctx, <<"def send_many(p, n):\n    for i in range(n): erlang.send(p, i)\n">>),
+    ok = shared_exec(Ctx, <<"def send_many(p, n):\n    for i in range(n): erlang.send(p, i)\n">>),
     {ok, none} = py:call(Ctx, '__main__', send_many, [self(), 100]),
     Got = [receive N when is_integer(N) -> N after 5000 -> missing end || _ <- lists:seq(0, 99)],
     Got = lists:seq(0, 99),
@@ -943,7 +943,7 @@ pool_map(10000)">>, #{}, 50000),
 async_gather_1000(_Config) ->
     Ctx = py:context(1),
     Before = handlers(),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 async def gather_many(n):
     return await asyncio.gather(*[erlang.async_call('double_it', i) for i in range(n)])
 ">>),
@@ -1026,7 +1026,7 @@ reentrancy_3_levels(_Config) ->
                                                {ok, L} = py:call(Ctx, '__main__', reenter, [N - 1]),
                                                [{erl, N, self()} | L]
                                        end),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 def reenter(n):
     if n == 0:
         return [('py', 0)]
@@ -1048,7 +1048,7 @@ reentrancy_deep(_Config) ->
                                                    {ok, S} = py:call(Ctx, '__main__', reenter_sum, [N - 1]),
                                                    S + N
                                            end),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 def reenter_sum(n):
     return 0 if n == 0 else erlang.call('reenter_sum', n)
 ">>),
@@ -1068,7 +1068,7 @@ async_call_reenters_context(_Config) ->
                                                                            #{timeout => 5000}),
                                                          V
                                                  end),
-        ok = py:exec(Ctx, <<"
+        ok = shared_exec(Ctx, <<"
 import asyncio
 def plus_one_cb(x):
     return erlang.call('add_one', x) + 0
@@ -1099,7 +1099,7 @@ event_loops_are_freed(_Config) ->
     Ctx = py:context(1),
     %% slower than the 1 ms the loops wait for it: each of those calls is cancelled
     ok = py:register_function(slow_ident, fun([X]) -> timer:sleep(20), X end),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import asyncio
 async def loop_once(i):
     done = await erlang.async_call('add_one', i)
@@ -1127,7 +1127,7 @@ def many_loops(n):
 fastapi_served_by_uvicorn(_Config) ->
     {ok, _} = application:ensure_all_started(inets),
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import threading, time
 import uvicorn
 from fastapi import FastAPI
@@ -1214,7 +1214,7 @@ same">>, #{h => H0}),
         Plus2 = Before + 2,
         Plus2 = handlers(),
         %% a thread: one more
-        ok = py:exec(Ctx, <<"
+        ok = shared_exec(Ctx, <<"
 import threading
 def thread_whoami():
     out = []
@@ -1254,7 +1254,7 @@ asyncio.run(whoami_async())">>),
 %% the old ones: no growth.
 thread_churn_is_bounded(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 import time
 def churn(batches, batch, pause):
     bad = 0
@@ -1305,7 +1305,7 @@ slow_callback_cancelled_on_timeout(_Config) ->
                                             receive release_slow -> done after 10000 -> late end
                                     end),
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"
+    ok = shared_exec(Ctx, <<"
 slow_error = None
 def call_slow():
     global slow_error
@@ -1372,7 +1372,7 @@ async_call_cancelled_on_timeout(_Config) ->
                                                   receive release_slow -> done end
                                           end),
     with_pool(cb_async_cancel_pool, fun(Ctx) ->
-        ok = py:exec(Ctx, <<"
+        ok = shared_exec(Ctx, <<"
 import asyncio
 slow_async_error = None
 async def call_slow_async():
@@ -1479,7 +1479,7 @@ port_crash_kills_handlers(_Config) ->
                                                  Self ! {blocked, I, self()},
                                                  receive release -> I end
                                          end),
-        ok = py:exec(Ctx, <<"
+        ok = shared_exec(Ctx, <<"
 import threading
 def crash_wait(n):
     ts = [threading.Thread(target=erlang.call, args=('block', i)) for i in range(n)]
@@ -1558,10 +1558,12 @@ wait_handlers(Expected, Timeout) ->
 wait_new_context(_Pool, _Old, Timeout) when Timeout =< 0 ->
     ct:fail(context_not_restarted);
 wait_new_context(Pool, Old, Timeout) ->
-    case py_pool:context(Pool, 1) of
-        Pid when is_pid(Pid), Pid =/= Old ->
-            case is_process_alive(Pid) of
-                true -> Pid;
+    %% The context keeps its pid: wait for a live new port owner behind it.
+    Old = py_pool:context(Pool, 1),
+    case py_context:lookup(Old) of
+        {ok, Port, Owner, _} when is_port(Port) ->
+            case is_process_alive(Owner) andalso erlang:port_info(Port) =/= undefined of
+                true -> Old;
                 false -> timer:sleep(20), wait_new_context(Pool, Old, Timeout - 20)
             end;
         _ ->
@@ -1629,3 +1631,8 @@ now_ms() ->
 
 flush_mailbox() ->
     receive _ -> flush_mailbox() after 0 -> ok end.
+
+%% Helpers other processes call (callback handlers, spawned callers): in the
+%% context's shared namespace, which every process's namespace sees.
+shared_exec(Ctx, Code) ->
+    py_context:exec(Ctx, Code, shared).

@@ -524,6 +524,7 @@ no_late_message_after_timeout(_Config) ->
 port_death_python_died_then_restarted(_Config) ->
     {ok, Loop} = py_event_loop:get_loop(),
     Before = py_pool:context(py_event_loops, 1),
+    {ok, _, BeforeOwner, _} = py_context:lookup(Before),
     Waiter = py_event_loop:create_task(asyncio, sleep, [30]),
     T0 = erlang:monotonic_time(millisecond),
     {error, {python_died, _}} = py_event_loop:run_on(Loop, os, '_exit', [3], #{timeout => 20000}),
@@ -531,8 +532,9 @@ port_death_python_died_then_restarted(_Config) ->
     ?assert(erlang:monotonic_time(millisecond) - T0 < 5000),
     py_test_util:wait_until(
       fun() ->
-              case py_pool:context(py_event_loops, 1) of
-                  Ctx when is_pid(Ctx), Ctx =/= Before -> true;
+              %% the same context pid, served by a new port program
+              case py_context:lookup(py_pool:context(py_event_loops, 1)) of
+                  {ok, _, Owner, _} when Owner =/= BeforeOwner -> is_process_alive(Owner);
                   _ -> false
               end
       end, 20000),

@@ -102,7 +102,8 @@ calls_reach_both_nodes(Config) ->
     [{N1, up}, {N2, up}] = lists:sort(py_context_router:pool_nodes(n_both)),
     %% Each context learns which node it is on; concurrent callers through the
     %% pool get answers from both.
-    [ok = py:exec(C, [<<"def where(): return '">>, atom_to_binary(node(C)), <<"'">>]) || C <- Ctxs],
+    [ok = py_context:exec(C, [<<"def where(): return '">>, atom_to_binary(node(C)), <<"'">>], shared)
+     || C <- Ctxs],
     Self = self(),
     Callers = [spawn_link(fun() ->
                                   Self ! {where, self(), py:call(n_both, '__main__', where, [])}

@@ -246,8 +246,9 @@ def fill(h, prefix, n):
     [t.start() for t in ts]
     [t.join() for t in ts]
 ">>,
-    ok = py:exec(C1, Code),
-    ok = py:exec(C2, Code),
+    %% called by the spawned fillers: the contexts' shared namespace
+    ok = py_context:exec(C1, Code, shared),
+    ok = py_context:exec(C2, Code, shared),
     Self = self(),
     Fill = fun(C, P) -> spawn_link(fun() ->
                                            Self ! {filled, P, py:call(C, '__main__', fill,

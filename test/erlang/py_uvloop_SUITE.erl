@@ -18,7 +18,7 @@ all() ->
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(?APP),
     Ctx = py:context(1),
-    case py:exec(Ctx, helpers()) of
+    case py_context:exec(Ctx, helpers(), shared) of
         ok -> [{ctx, Ctx} | Config];
         {error, {'ModuleNotFoundError', _}} -> {skip, "python3-uvloop is not installed"}
     end.

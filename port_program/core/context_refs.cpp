@@ -1,0 +1,112 @@
+// Context: references (`#{return => ref}`, request 12) and interrupts
+// (request 10, and a cancel of a running request). The interrupt is one of
+// the few places that touch CPython's thread-state API.
+#include "core/context.hpp"
+#include "core/msgpack_reader.hpp"
+#include "core/msgpack_writer.hpp"
+#include "core/output.hpp"
+#include "core/protocol.hpp"
+#include "core/runtime.hpp"
+#include "core/term_codec.hpp"
+
+namespace ep {
+namespace {
+
+PyRef py_str(std::string_view s) {
+  return PyRef::steal(PyUnicode_DecodeUTF8(s.data(), s.size(), "strict"));
+}
+
+}  // namespace
+
+std::string Context::set_interruptible(std::string_view reqid) {
+  std::lock_guard lk(mu_);
+  std::string previous = std::move(interruptible_);
+  interruptible_.assign(reqid);
+  return previous;
+}
+
+bool Context::interrupt(std::string_view reqid) {
+  // Under the GIL the executor cannot leave the request meanwhile: it changes
+  // interruptible_ only with the GIL held.
+  GilEnsure gil;
+  {
+    std::lock_guard lk(mu_);
+    if (interruptible_.empty() || (!reqid.empty() && interruptible_ != reqid)) return false;
+    // An asyncio loop waiting for Erlang (erlang.async_call) is not running
+    // the request's code: its cancellation raises in the await instead.
+    if (watch_nested_) return false;
+  }
+  PyThreadState_SetAsyncExc(thread_ident_, PyExc_KeyboardInterrupt);
+  interrupt_pending_ = true;
+  return true;
+}
+
+void Context::clear_interrupt() {
+  if (!interrupt_pending_) return;
+  interrupt_pending_ = false;
+  PyThreadState_SetAsyncExc(thread_ident_, nullptr);
+}
+
+// Keeps `result` in the request's namespace and replies with its number.
+bool Context::reply_ref(const Request& request, PyRef result) {
+  Namespaces::Namespace* ns = namespaces_->find(request.ns());
+  if (!ns) {
+    PyErr_SetString(PyExc_ReferenceError, "the namespace of this reference is gone");
+    return false;
+  }
+  uint64_t id = ns->next_ref++;
+  ns->refs.insert_or_assign(id, std::move(result));
+  begin_message(reply_);
+  MsgpackWriter w(reply_);
+  w.array_header(3);
+  w.int64(protocol::kReplyOk);
+  w.raw(request.reqid());
+  w.int64(static_cast<int64_t>(id));
+  Runtime::instance().sink().send(reply_);
+  return true;
+}
+
+// [Op, RefId, Name, Args, Kwargs] on a reference of namespace `ns`.
+PyRef Context::ref_op(MsgpackReader& in, std::string_view ns_key) {
+  MsgpackInt op = in.integer();
+  MsgpackInt id = in.integer();
+  std::string_view name = in.str();
+  Namespaces::Namespace* ns = namespaces_->find(ns_key);
+  auto it = ns ? ns->refs.find(id.magnitude) : decltype(ns->refs.end()){};
+  if (!ns || it == ns->refs.end()) {
+    PyErr_SetString(PyExc_ReferenceError,
+                    "reference released (its owner exited, or it was released)");
+    return {};
+  }
+  PyRef obj = PyRef::borrow(it->second.get());
+  switch (op.magnitude) {
+    case protocol::kRefCallMethod: {
+      PyRef key = py_str(name);
+      if (!key) return {};
+      PyRef method = PyRef::steal(PyObject_GetAttr(obj.get(), key.get()));
+      if (!method) return {};
+      const TermTypes& types = Runtime::instance().types();
+      PyRef args = decode_args(in, types);
+      if (!args) return {};
+      PyRef kwargs = decode_kwargs(in, types);
+      if (!kwargs) return {};
+      return PyRef::steal(PyObject_Call(method.get(), args.get(),
+                                        kwargs.get() == Py_None ? nullptr : kwargs.get()));
+    }
+    case protocol::kRefGetattr: {
+      PyRef key = py_str(name);
+      if (!key) return {};
+      return PyRef::steal(PyObject_GetAttr(obj.get(), key.get()));
+    }
+    case protocol::kRefToTerm:
+      return obj;
+    case protocol::kRefRelease:
+      ns->refs.erase(it);
+      return PyRef::borrow(Py_None);
+    default:
+      PyErr_SetString(PyExc_ValueError, "unknown reference operation");
+      return {};
+  }
+}
+
+}  // namespace ep

@@ -1,0 +1,76 @@
+"""Namespaces, references and interrupts at the protocol level (spec/PROTOCOL.md,
+"Request trailer", "Namespaces", "Interrupts"), against the real port program."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conftest import PortProgram
+
+CALL, EVAL, EXEC, OK, ERROR = 1, 2, 3, 4, 5
+DROP, INTERRUPT, REF_OP = 9, 10, 12
+
+
+def test_namespaces_are_separate_and_see_the_shared_one(port: PortProgram) -> None:
+    port.send([EXEC, 1, 0, "x = 'a'", None, "ns-a"])
+    assert port.recv_reply() == [OK, 1, None]
+    port.send([EXEC, 2, 0, "x = 'b'", None, "ns-b"])
+    assert port.recv_reply() == [OK, 2, None]
+    port.send([EVAL, 3, 0, "x", {}, None, "ns-a"])
+    assert port.recv_reply() == [OK, 3, "a"]
+    port.send([EXEC, 4, 0, "SHARED = 7\ndef f(): return 'shared f'", None, None])
+    assert port.recv_reply() == [OK, 4, None]
+    port.send([EVAL, 5, 0, "SHARED + 1", {}, None, "ns-b"])
+    assert port.recv_reply() == [OK, 5, 8]
+    port.send([CALL, 6, 0, "__main__", "f", [], {}, None, "ns-b"])
+    assert port.recv_reply() == [OK, 6, "shared f"]
+    # the shared namespace does not see a process namespace
+    port.send([EVAL, 7, 0, "x", {}])
+    assert port.recv_reply()[:3] == [ERROR, 7, "NameError"]
+
+
+def test_drop_frees_the_namespace(port: PortProgram) -> None:
+    port.send([EXEC, 1, 0, "y = 1", None, "gone"])
+    assert port.recv_reply() == [OK, 1, None]
+    port.send([DROP, 0, "gone"])
+    port.send([EVAL, 2, 0, "y", {}, None, "gone"])
+    assert port.recv_reply()[:3] == [ERROR, 2, "NameError"]
+
+
+def test_return_ref_and_reference_operations(port: PortProgram) -> None:
+    port.send([CALL, 1, 0, "builtins", "list", [[1, 2]], {}, None, "owner", True])
+    kind, _, ref = port.recv_reply()
+    assert kind == OK and isinstance(ref, int) and ref > 0
+    port.send([REF_OP, 2, 0, 0, ref, "append", [3], {}, None, "owner"])
+    assert port.recv_reply() == [OK, 2, None]
+    port.send([REF_OP, 3, 0, 2, ref, "", [], {}, None, "owner"])
+    assert port.recv_reply() == [OK, 3, [1, 2, 3]]
+    port.send([REF_OP, 4, 0, 1, ref, "__class__", [], {}, None, "owner", True])
+    kind, _, cls = port.recv_reply()
+    port.send([REF_OP, 5, 0, 1, cls, "__name__", [], {}, None, "owner"])
+    assert port.recv_reply() == [OK, 5, "list"]
+    port.send([REF_OP, 6, 0, 3, ref, "", [], {}, None, "owner"])
+    assert port.recv_reply() == [OK, 6, None]
+    port.send([REF_OP, 7, 0, 2, ref, "", [], {}, None, "owner"])
+    assert port.recv_reply()[:3] == [ERROR, 7, "ReferenceError"]
+    port.send([DROP, 0, "owner"])
+    port.send([REF_OP, 8, 0, 2, cls, "", [], {}, None, "owner"])
+    assert port.recv_reply()[:3] == [ERROR, 8, "ReferenceError"]
+
+
+def test_interrupt_running_and_idle(port: PortProgram) -> None:
+    port.send([INTERRUPT, 1, 0])
+    assert port.recv_reply() == [OK, 1, False]
+    port.send([EXEC, 2, 0, "while True: pass"])
+    deadline = time.monotonic() + 5
+    while True:
+        port.send([INTERRUPT, 3, 0])
+        reply = port.recv_reply()
+        if reply[0] == OK and reply[1] == 3 and reply[2] is True:
+            break
+        assert reply == [OK, 3, False] and time.monotonic() < deadline
+        threading.Event().wait(0.01)
+    assert port.recv_reply()[:3] == [ERROR, 2, "KeyboardInterrupt"]
+    port.send([EVAL, 4, 0, "2 + 2", {}])
+    assert port.recv_reply() == [OK, 4, 4]
