@@ -248,9 +248,10 @@ call(Pool, Build, Timeout, Then, Deadline, Backoff) ->
         {Ctx, {_, _, _, _} = Route, Left} ->
             case py_request:try_route(Route, Build, Left) of
                 not_sent ->
-                    %% The slot's context is about to go (its row and this
-                    %% process's cached route with it): choose again.
+                    %% The slot's port program is gone (its context's route
+                    %% stays until the restart): choose again, not stuck to it.
                     erase({'$py_pool_routes', Pool}),
+                    erase({'$py_pool_slot', Pool}),
                     case time_left(Deadline) of
                         0 -> {error, timeout};
                         Left1 ->

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "core/output.hpp"
 #include "core/protocol.hpp"
@@ -102,6 +103,18 @@ size_t resident_bytes() {
 
 }  // namespace
 
+// Raising needs the GIL, which Python code busy in C (one huge allocation)
+// holds until it is done: a thread of its own waits for it, so that the timer
+// keeps ticking and can still kill the process at twice the cap. The process
+// only ends by exiting, so the detached thread never outlives what it uses.
+void PortLoop::raise_memory_error_async() {
+  if (raising_.exchange(true)) return;
+  std::thread([this] {
+    Runtime::instance().raise_memory_error();
+    raising_ = false;
+  }).detach();
+}
+
 void PortLoop::cap_memory(size_t bytes) {
   max_memory_ = bytes;
   uv_check(uv_timer_init(&loop_, &memory_timer_), "uv_timer_init");
@@ -121,7 +134,7 @@ void PortLoop::cap_memory(size_t bytes) {
                  // after kMemoryGraceMs, or at twice the cap.
                  if (self->over_since_ == 0) {
                    self->over_since_ = now;
-                   if (Runtime::instance().raise_memory_error() > 0) return;
+                   self->raise_memory_error_async();
                  }
                  if (now - self->over_since_ >= kMemoryGraceMs || used / 2 > self->max_memory_) {
                    std::fprintf(stderr,

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -48,6 +49,7 @@ class PortLoop {
   void open(Reader& reader, Fd fd);
   void begin_shutdown();
   [[noreturn]] static void exit_now();
+  void raise_memory_error_async();
 
   uv_loop_t loop_;
   std::vector<std::unique_ptr<Context>>& contexts_;
@@ -58,6 +60,7 @@ class PortLoop {
   uv_timer_t memory_timer_{};
   size_t max_memory_ = 0;
   uint64_t over_since_ = 0;  // uv_now() when usage went over the cap; 0: under
+  std::atomic<bool> raising_{false};  // a raise_memory_error_async thread runs
   uint64_t shutdown_deadline_ = 0;
 };
 

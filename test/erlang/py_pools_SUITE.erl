@@ -657,7 +657,7 @@ stop_pool(_Config) ->
     [] = [C || C <- Ctxs, is_process_alive(C)],
     false = py_context_router:pool_started(Pool),
     0 = py_context_router:num_contexts(Pool),
-    [] = py_context_router:contexts(Pool),
+    [] = live_contexts(Pool),
     {error, {pool_not_started, Pool}} = py_context_router:get_context(Pool),
     {error, {pool_not_started, Pool}} = py:call(Pool, math, sqrt, [4]),
     {error, {pool_not_started, Pool}} = py:call(Pool, json, dumps, [[]], #{indent => 2}),
@@ -911,16 +911,32 @@ restarting_member_is_skipped(_Config) ->
     [Other] = [os_pid(C) || C <- py_context_router:contexts(Pool)] -- [Used],
     {PortSup, Ctx} = port_sup_of(Pool, Used),
     Ref = monitor(process, Ctx),
-    ok = supervisor:terminate_child(PortSup, {context, 0}),
+    ok = take_down(PortSup),
     receive {'DOWN', Ref, process, Ctx, _} -> ok end,
-    1 = length(py_context_router:contexts(Pool)),
+    1 = length(live_contexts(Pool)),
     %% the same process, many times (it also had the route cached)
     [{ok, Other} = py:call(Pool, os, getpid, []) || _ <- lists:seq(1, 20)],
-    {ok, 4} = py:eval(Pool, <<"2 + 2">>, #{}, 5000),
-    {ok, _} = supervisor:restart_child(PortSup, {context, 0}),
-    2 = length(py_context_router:contexts(Pool)),
+    {ok, 4} = py:call(Pool, operator, add, [2, 2]),
+    ok = bring_up(PortSup),
+    2 = length(live_contexts(Pool)),
     {ok, _} = py:call(Pool, os, getpid, []),
     ok.
+
+%% A member between a crash and its restart: its port program gone, and its
+%% context (the pid users hold is a stable handle whose route stays) too.
+take_down(PortSup) ->
+    ok = supervisor:terminate_child(PortSup, {context, 0}),
+    ok = supervisor:terminate_child(PortSup, port).
+
+bring_up(PortSup) ->
+    {ok, _} = supervisor:restart_child(PortSup, port),
+    {ok, _} = supervisor:restart_child(PortSup, {context, 0}),
+    ok.
+
+%% The pool's contexts (stable handles) whose port program is up now.
+live_contexts(Pool) ->
+    [C || C <- py_context_router:contexts(Pool), {ok, Port, _, _} <- [py_context:lookup(C)],
+          erlang:port_info(Port) =/= undefined].
 
 %% With every context of the pool restarting, a call waits (within its
 %% timeout) for one instead of failing; none comes: `{error, timeout}'.
@@ -929,17 +945,20 @@ call_waits_for_restarting_pool(_Config) ->
     {ok, [_]} = py_context_router:start_pool(Pool, 1, process),
     {ok, OsPid} = py:call(Pool, os, getpid, []),
     {PortSup, _Ctx} = port_sup_of(Pool, OsPid),
-    ok = supervisor:terminate_child(PortSup, {context, 0}),
-    [] = py_context_router:contexts(Pool),
+    ok = take_down(PortSup),
+    [] = live_contexts(Pool),
     T0 = now_ms(),
-    {error, timeout} = py:eval(Pool, <<"1">>, #{}, 200),
+    %% (stateless calls: a process's eval/exec stick to one context)
+    ok = application:set_env(erlang_python, call_timeout, 200),
+    {error, timeout} = py:call(Pool, operator, add, [1, 0]),
+    ok = application:unset_env(erlang_python, call_timeout),
     true = now_ms() - T0 >= 200,
-    Caller = async(fun() -> py:eval(Pool, <<"1 + 1">>, #{}, 30000) end),
+    Caller = async(fun() -> py:call(Pool, operator, add, [1, 1]) end),
     %% the caller is still waiting, not answered with an error
     receive {async_result, Caller, Early} -> ct:fail({answered_without_context, Early})
     after 300 -> ok
     end,
-    {ok, _} = supervisor:restart_child(PortSup, {context, 0}),
+    ok = bring_up(PortSup),
     {ok, 2} = result(Caller),
     ok.
 
@@ -948,10 +967,14 @@ call_waits_for_restarting_pool(_Config) ->
 port_sup_of(Pool, OsPid) ->
     [{_, PoolSup, _, _}] = [C || {Id, _, _, _} = C <- supervisor:which_children(py_pools_sup),
                                  Id =:= Pool],
+    %% (the context child is this incarnation's process: the pid users hold
+    %% is a stable handle, so the port program is told by its owner)
     [{PortSup, Ctx}] =
         [{Sup, Ctx} || {{port, _}, Sup, supervisor, _} <- supervisor:which_children(PoolSup),
+                       {port, Owner, _, _} <- supervisor:which_children(Sup),
                        {{context, 0}, Ctx, _, _} <- supervisor:which_children(Sup),
-                       is_pid(Ctx), os_pid(Ctx) =:= OsPid],
+                       is_pid(Owner), is_pid(Ctx),
+                       maps:get(os_pid, py_port:info(Owner)) =:= OsPid],
     {PortSup, Ctx}.
 
 %% One port program, three kinds of waiters at once: a context called in a

@@ -111,7 +111,7 @@ storm_round(Pool, Action, Crash, Status, Round) ->
     Ctx = py_context_router:get_context(Pool),
     {ok, _, Owner, _} = py_context:lookup(Ctx),
     #{os_pid := OsPid} = Info = py_port:info(Owner),
-    ok = py:exec(Ctx, gate_code()),
+    ok = py_context:exec(Ctx, gate_code(), shared),
     {ok, GatePort} = py:eval(Ctx, <<"_gate.getsockname()[1]">>),
     OwnerRef = monitor(process, Owner),
     trace_port_commands(),
@@ -157,9 +157,9 @@ gate_code() ->
       "    if action == 'segv':\n"
       "        ctypes.string_at(0)\n"
       "    if action == 'alloc':\n"
-      "        hog = []\n"
-      "        while True:\n"
-      "            hog.append(b'x' * 10000000)\n"
+      %% one allocation in C, the GIL held: past the cap's MemoryError (raised
+      %% only once it returns) to twice the cap, where the process is killed
+      "        hog = b'x' * 1000000000\n"
       "    time.sleep(60)\n">>.
 
 %% Python stuck in C (a ctypes call that keeps the GIL) with calls queued: each
@@ -174,9 +174,9 @@ stuck_in_c_storm(_Config) ->
              {ok, _, Owner, _} = py_context:lookup(Ctx),
              #{os_pid := OsPid} = py_port:info(Owner),
              %% PyDLL: the call keeps the GIL, nothing else runs Python
-             ok = py:exec(Ctx, <<"import ctypes\n"
+             ok = py_context:exec(Ctx, <<"import ctypes\n"
                                  "def stuck():\n"
-                                 "    ctypes.PyDLL(None).sleep(3600)\n">>),
+                                 "    ctypes.PyDLL(None).sleep(3600)\n">>, shared),
              trace_port_commands(),
              Timeout = 1000,
              Callers = start_callers(Ctx, [{'__main__', stuck, []}], Timeout)
@@ -287,10 +287,10 @@ callbacks_in_flight(_Config) ->
          {ok, _, Owner, _} = py_context:lookup(Ctx),
          #{os_pid := OsPid} = py_port:info(Owner),
          N = 8,
-         ok = py:exec(Ctx, <<"from concurrent.futures import ThreadPoolExecutor\n"
+         ok = py_context:exec(Ctx, <<"from concurrent.futures import ThreadPoolExecutor\n"
                              "def hold_all(n):\n"
                              "    with ThreadPoolExecutor(max_workers=n) as ex:\n"
-                             "        return list(ex.map(erlang.storm_hold, range(n)))\n">>),
+                             "        return list(ex.map(erlang.storm_hold, range(n)))\n">>, shared),
          Caller = spawn_result(fun() -> py:call(Ctx, '__main__', hold_all, [N]) end),
          Handlers = [receive {holding, _, H} -> H after 10000 -> ct:fail(no_hold) end
                      || _ <- lists:seq(1, N)],
@@ -315,14 +315,16 @@ channels_in_flight(_Config) ->
          Ctx = py_context_router:get_context(?POOL),
          {ok, _, Owner, _} = py_context:lookup(Ctx),
          #{os_pid := OsPid} = py_port:info(Owner),
-         ok = py:exec(Ctx, take_code()),
+         ok = py_context:exec(Ctx, take_code(), shared),
          ok = py_channel:send(Ch, <<"first">>),
          trace_port_commands(),
          [Waiter] = start_callers(Ctx, [{'__main__', take, [Ch, 2]}], 60000),
          kill_9(OsPid),
          [{{error, {python_died, 137}}, _, _}] = collect([Waiter], 5000),
          ok = py_channel:send(Ch, <<"second">>),
-         ok = py:exec(?POOL, take_code()),   % the restarted context's namespace is new
+         {ok, 3} = py:call(?POOL, operator, add, [1, 2]),   % waits for the restart
+         %% the restarted context's namespaces are new
+         ok = py_context:exec(py_context_router:get_context(?POOL), take_code(), shared),
          {ok, Got} = py:call(?POOL, '__main__', take, [Ch, 1]),
          ct:pal("after the crash the next receiver got ~p", [Got]),
          true = Got =:= [<<"second">>] orelse Got =:= [<<"first">>],
