@@ -40,6 +40,9 @@
 
 -type context() :: pid().
 -type pool() :: atom().
+%% where code runs: a context, a pool, or (internal) the calling process's own
+%% context of a pool, where its namespace lives
+-type target() :: context() | pool() | {sticky, pool()}.
 -type name() :: atom() | binary().
 -type kwargs() :: #{atom() | binary() => term()} | [{atom(), term()}].
 %% A map, or a keyword list (Elixir's `reverse: true').
@@ -103,7 +106,7 @@ eval(Code, Locals, Timeout) ->
     eval(py_compat:sticky_target(), Code, Locals, Timeout).
 
 %% @doc Evaluates in context `Ctx' with a timeout.
--spec eval(context() | pool(), iodata(), map(), timeout()) -> result().
+-spec eval(target(), iodata(), map(), timeout()) -> result().
 eval(Target, Code, Locals, Timeout) ->
     case {code(Code), Locals} of
         {{ok, Bin}, #{}} -> request(Target, {ns, fun(Ctx) -> fun(Ref) -> [2, Ref, Ctx, Bin, Locals] end end},
@@ -118,12 +121,12 @@ exec(Code) ->
     exec(py_compat:sticky_target(), Code).
 
 %% @doc Executes in context `Ctx'.
--spec exec(context() | pool(), iodata()) -> ok | {error, term()}.
+-spec exec(target(), iodata()) -> ok | {error, term()}.
 exec(Target, Code) ->
     exec(Target, Code, py_config:call_timeout()).
 
 %% @doc Executes in context `Ctx' with a timeout.
--spec exec(context() | pool(), iodata(), timeout()) -> ok | {error, term()}.
+-spec exec(target(), iodata(), timeout()) -> ok | {error, term()}.
 exec(Target, Code, Timeout) ->
     case code(Code) of
         {ok, Bin} ->

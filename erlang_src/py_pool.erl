@@ -14,7 +14,9 @@
 -export_type([spec/0, mode/0, member/0, member_key/0]).
 
 -type mode() :: process | worker.
--type member_key() :: {py_nodes, atom(), pid(), integer()}.
+%% The key of a pool without a name: a node pool's member, or the private
+%% pool of one py_context:new/1 context.
+-type member_key() :: {py_nodes, atom(), pid(), integer()} | {py_context, integer()}.
 -type spec() :: #{size := pos_integer(),
                   mode := mode(),
                   ports := [[non_neg_integer()]],
@@ -92,7 +94,7 @@ start_pool(Pool, Size, Opts) ->
 
 %% @doc Starts a context of its own (py_context:new/1): a pool of one
 %% context in one port program, under key `Key'.
--spec start_private(term(), map()) -> {ok, pid()} | {error, term()}.
+-spec start_private({py_context, integer()}, map()) -> {ok, pid()} | {error, term()}.
 start_private(Key, Opts) ->
     Spec = make_spec(0, 1, Opts#{mode => process}),
     ets:insert(?POOLS, {Key, 1, atomics:new(3, []), Spec}),

@@ -118,7 +118,7 @@ PyObject* receive(PyObject* module, PyObject* arg) NO_THREAD_SAFETY_ANALYSIS {
 // asks the server what is queued (one round trip, GIL released; an executor
 // keeps serving the requests of its waits' chains meanwhile): EMPTY means the
 // channel had nothing queued when the server got the question.
-PyObject* try_receive(PyObject* module, PyObject* arg) {
+PyObject* try_receive(PyObject* module, PyObject* arg) NO_THREAD_SAFETY_ANALYSIS {
   uint64_t id;
   if (!channel_id(arg, id)) return nullptr;
   Channels& channels = Runtime::instance().channels();
@@ -154,7 +154,8 @@ PyObject* try_receive(PyObject* module, PyObject* arg) {
     }
     GilRelease nogil;
     std::unique_lock lk(wake.mu);
-    Runtime::instance().input().wait(lk, wake.parker, [&] { return wake.woken; });
+    Runtime::instance().input().wait(lk, wake.parker,
+                                     [&]() REQUIRES(wake.mu) { return wake.woken; });
     wake.woken = false;
   }
 }
