@@ -11,12 +11,17 @@ defmodule MixApp do
     ctx = :py.context(1)
 
     :ok =
-      :py.exec(ctx, """
+      # shared: the Task calling it is another process
+      :py_context.exec(
+        ctx,
+        """
       from erlang.channel import Channel, reply
       def upper_all(ref):
           for sender, text in Channel(ref):
               reply(sender, text.upper())
-      """)
+      """,
+        :shared
+      )
 
     task = Task.async(fn -> :py.call(ctx, :__main__, :upper_all, [ch]) end)
     :ok = :py_channel.send(ch, {self(), "hello"})

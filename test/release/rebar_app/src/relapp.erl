@@ -13,10 +13,11 @@ check() ->
         {ok, 42} = py:eval(<<"erlang.call('double', 21)">>),
         {ok, Ch} = py_channel:new(),
         Ctx = py:context(1),
-        ok = py:exec(Ctx, <<"from erlang.channel import Channel, reply\n"
+        %% shared: another process calls it
+        ok = py_context:exec(Ctx, <<"from erlang.channel import Channel, reply\n"
                             "def upper_all(ref):\n"
                             "    for sender, text in Channel(ref):\n"
-                            "        reply(sender, text.upper())\n">>),
+                            "        reply(sender, text.upper())\n">>, shared),
         Self = self(),
         Caller = spawn(fun() -> Self ! {done, py:call(Ctx, '__main__', upper_all, [Ch])} end),
         ok = py_channel:send(Ch, {self(), <<"hello">>}),
