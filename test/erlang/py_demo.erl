@@ -24,8 +24,9 @@ main() ->
     ok = py:register_function(double, fun([X]) -> 2 * X end),
     show("py:eval(<<\"erlang.call('double', 21)\">>)  (Python calls Erlang)",
          py:eval(Ctx, <<"erlang.call('double', 21)">>, #{})),
-    ok = py:exec(Ctx, <<"from erlang.channel import Channel\n"
-                        "def total(ch):\n    return sum(Channel(ch))">>),
+    %% shared: the process that calls it is another one
+    ok = py_context:exec(Ctx, <<"from erlang.channel import Channel\n"
+                                "def total(ch):\n    return sum(Channel(ch))">>, shared),
     {ok, Ch} = py_channel:new(#{max_size => 1000}),
     Self = self(),
     spawn_link(fun() -> Self ! {sum, py:call(Ctx, '__main__', total, [Ch])} end),
@@ -33,26 +34,31 @@ main() ->
     ok = py_channel:close(Ch),
     show("100 messages through a py_channel, summed by Python",
          receive {sum, Sum} -> Sum end),
-    {ok, #{os_pid := OsPid}} = {ok, py_port:info(owner(Ctx))},
+    Owner = owner(Ctx),
+    #{os_pid := OsPid} = py_port:info(Owner),
     say("Crashing the Python process ~p with a segfault (ctypes.string_at(0))...", [OsPid]),
     show("py:call(Ctx, ctypes, string_at, [0])", py:call(Ctx, ctypes, string_at, [0])),
-    New = wait_for_new_context(Ctx, 100),
-    {ok, #{os_pid := NewOsPid}} = {ok, py_port:info(owner(New))},
-    say("The supervisor restarted it as OS process ~p; the node never noticed.", [NewOsPid]),
+    NewOwner = wait_for_new_owner(Ctx, Owner, 100),
+    #{os_pid := NewOsPid} = py_port:info(NewOwner),
+    say("The supervisor restarted it as OS process ~p; the context ~p serves on, "
+        "and the node never noticed.", [NewOsPid, Ctx]),
     show("py:call(math, factorial, [20])", py:call(math, factorial, [20])),
     ok = application:stop(erlang_python),
     say("Done.", []),
     halt(0).
 
 owner(Ctx) ->
-    {ok, _Port, Owner, _Local} = py_context:lookup(Ctx),
-    Owner.
+    case py_context:lookup(Ctx) of
+        {ok, _Port, Owner, _Local} -> Owner;
+        error -> none
+    end.
 
-wait_for_new_context(Old, 0) -> error({no_restart, Old});
-wait_for_new_context(Old, N) ->
-    case py:context(1) of
+%% The context's pid stays; its port program's owner is new after a restart.
+wait_for_new_owner(Ctx, Old, 0) -> error({no_restart, Ctx, Old});
+wait_for_new_owner(Ctx, Old, N) ->
+    case owner(Ctx) of
         New when is_pid(New), New =/= Old -> New;
-        _ -> receive after 20 -> wait_for_new_context(Old, N - 1) end
+        _ -> receive after 20 -> wait_for_new_owner(Ctx, Old, N - 1) end
     end.
 
 show(Expr, Result) -> say("~ts~n    -> ~p", [Expr, Result]).
