@@ -242,7 +242,7 @@ soak: all
 bench: all
 	@mkdir -p _build/bench
 	erlc -o _build/bench bench/*.erl
-	erl -noshell -pa ebin _build/bench -eval 'py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port", "$(CURDIR)/bench"]).'
+	erl +sbt db -noshell -pa ebin _build/bench -eval 'py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port", "$(CURDIR)/bench"]).'
 
 # py_event_loop figures (bench/README.md, "Event loops")
 bench-async: all

@@ -15,8 +15,8 @@
 
 %% Interleaved sequential figures: rounds of one block per variant.
 -define(IL_WARMUP, 1000).
--define(IL_BLOCK, 500).
--define(IL_ROUNDS, 12).
+-define(IL_BLOCK, 250).
+-define(IL_ROUNDS, 24).
 %% Concurrent figures: ?CALLERS processes call in a loop; calls completed in
 %% the ?CONC_MS after a ?CONC_WARMUP_MS warm-up are counted.
 -define(CALLERS, 8).
@@ -257,7 +257,11 @@ interleaved_sequential(#{echo_port := Path} = Env) ->
                            Variants0
                    end,
         [F(?IL_WARMUP) || {_, F} <- Variants],
-        Rounds = [[{K, F(?IL_BLOCK)} || {K, F} <- Variants] || _ <- lists:seq(1, ?IL_ROUNDS)],
+        %% Each round starts one variant further on: a variant's neighbours
+        %% (what ran just before it on the same threads) change from round to
+        %% round, so no variant inherits a fixed advantage from the order.
+        Rounds = [[{K, F(?IL_BLOCK)} || {K, F} <- rotate(R, Variants)]
+                  || R <- lists:seq(0, ?IL_ROUNDS - 1)],
         maps:from_list([{K, {us, stats(lists:append([S || Round <- Rounds, {K2, S} <- Round,
                                                           K2 =:= K]))}}
                         || {K, _} <- Variants])
@@ -265,6 +269,10 @@ interleaved_sequential(#{echo_port := Path} = Env) ->
         py:unregister_function(bench_ident),
         port_close(Port)
     end.
+
+rotate(N, List) ->
+    {Front, Back} = lists:split(N rem length(List), List),
+    Back ++ Front.
 
 %% N round trips of Fun, each timed: µs.
 timed_calls(Fun, N) ->
