@@ -10,6 +10,8 @@
 %% there. Calls without a context go to a context of the `default' pool.
 -module(py).
 
+-include("py_protocol.hrl").
+
 -export([call/3, call/4, call/5, eval/1, eval/2, eval/3, eval/4, exec/1, exec/2, exec/3,
          cast/3, cast/4, spawn_call/3, spawn_call/4, await/1, await/2,
          context/1, version/0, last_traceback/0,
@@ -109,8 +111,9 @@ eval(Code, Locals, Timeout) ->
 -spec eval(target(), iodata(), map(), timeout()) -> result().
 eval(Target, Code, Locals, Timeout) ->
     case {code(Code), Locals} of
-        {{ok, Bin}, #{}} -> request(Target, {ns, fun(Ctx) -> fun(Ref) -> [2, Ref, Ctx, Bin, Locals] end end},
-                                    Timeout);
+        {{ok, Bin}, #{}} ->
+            request(Target, {ns, fun(Ctx) -> fun(Ref) -> [?PY_MSG_EVAL, Ref, Ctx, Bin, Locals] end end},
+                    Timeout);
         {{ok, _}, _} -> {error, {badarg, Locals}};
         {Error, _} -> Error
     end.
@@ -130,7 +133,8 @@ exec(Target, Code) ->
 exec(Target, Code, Timeout) ->
     case code(Code) of
         {ok, Bin} ->
-            case request(Target, {ns, fun(Ctx) -> fun(Ref) -> [3, Ref, Ctx, Bin] end end}, Timeout) of
+            Build = fun(Ctx) -> fun(Ref) -> [?PY_MSG_EXEC, Ref, Ctx, Bin] end end,
+            case request(Target, {ns, Build}, Timeout) of
                 {ok, _} -> ok;
                 Error -> Error
             end;
@@ -496,9 +500,9 @@ call_msg(Module, Function, Args, Kwargs0) ->
     case {name(Module), name(Function)} of
         {{ok, <<"__main__">> = M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
             %% resolved in the caller's namespace (py_ns)
-            {ns, fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end};
+            {ns, fun(Ctx) -> fun(Ref) -> [?PY_MSG_CALL, Ref, Ctx, M, F, Args, Kwargs] end end};
         {{ok, M}, {ok, F}} when is_list(Args), length(Args) >= 0, is_map(Kwargs) ->
-            fun(Ctx) -> fun(Ref) -> [1, Ref, Ctx, M, F, Args, Kwargs] end end;
+            fun(Ctx) -> fun(Ref) -> [?PY_MSG_CALL, Ref, Ctx, M, F, Args, Kwargs] end end;
         {{ok, _}, {ok, _}} when is_list(Args), length(Args) >= 0 ->
             {error, {badarg, Kwargs0}};
         {{ok, _}, {ok, _}} ->

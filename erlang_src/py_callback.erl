@@ -21,10 +21,12 @@
 %% otherwise (spec/PROTOCOL.md, "Callbacks: waits, nesting, cancellation").
 -module(py_callback).
 
+-include("py_protocol.hrl").
+
 -export([register_function/2, unregister_function/1, lookup/1]).
 %% the reference's names (its seeds call py_callback:register/2)
 -export([register/2, unregister/1]).
--export([start_link/3, retire/1, run/4, init/3]).
+-export([start_link/3, retire/1, run/4, write_reply/3, init/3]).
 -export([chain/0, join_chain/1]).
 
 -define(TABLE, py_functions).
@@ -125,10 +127,13 @@ reply(Request) ->
             end,
     Reply.
 
+%% @doc Writes the reply to callback `Id' to `Port': the one place that builds
+%% callback replies (the port owner uses it too, for callbacks nobody serves).
+-spec write_reply(port(), non_neg_integer(), {ok, term()} | {error, binary()}) -> ok.
 write_reply(Port, Id, Reply) ->
     Frame = case Reply of
-                {ok, Value} -> py_msgpack:encode([20, Id, Value]);
-                {error, Reason} -> py_msgpack:encode([21, Id, Reason])
+                {ok, Value} -> py_msgpack:encode([?PY_MSG_CALLBACK_OK, Id, Value]);
+                {error, Reason} -> py_msgpack:encode([?PY_MSG_CALLBACK_ERROR, Id, Reason])
             end,
     catch erlang:port_command(Port, Frame),
     ok.

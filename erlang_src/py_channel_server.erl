@@ -24,6 +24,7 @@
 -behaviour(gen_server).
 
 -include("py_channel.hrl").
+-include("py_protocol.hrl").
 
 -export([start_link/1, new/2, enqueue/5, close/2, info/3, recv/2, try_recv/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
@@ -231,7 +232,7 @@ handle_info({'$py_return', Port, Count}, State) ->
     %% goes to the others.
     State1 = requeue(Port, true, acknowledged(Port, Count, watch(Port, State))),
     %% After everything this server sent there for the withdrawn want.
-    catch erlang:port_command(Port, py_msgpack:encode([37, State1#state.id])),
+    catch erlang:port_command(Port, py_msgpack:encode([?PY_MSG_CHANNEL_RETURNED, State1#state.id])),
     settle(ship(State1));
 handle_info('$py_stop', State) ->
     State1 = State#state{stop_timer = undefined},
@@ -322,13 +323,13 @@ ship_to([], _Share, State) ->
 ship_to(Waiting, _Share, #state{queued = 0} = State) ->
     State#state{waiting = Waiting};
 ship_to([Port | Waiting], Share, State) ->
-    ship_to(Waiting, Share, send_batch(Port, 31, Share, State)).
+    ship_to(Waiting, Share, send_batch(Port, ?PY_MSG_CHANNEL_DATA, Share, State)).
 
-%% Answers a probe ([35]) of `Port': a share of what is queued, or nothing,
-%% in a [38] frame.
+%% Answers a probe (?PY_MSG_CHANNEL_PROBE) of `Port': a share of what is
+%% queued, or nothing, in a ?PY_MSG_CHANNEL_PROBE_DATA frame.
 probed(Port, #state{queued = Queued, waiting = Waiting, ports = Ports} = State) ->
     Share = max(1, Queued div max(length(Waiting) + 1, map_size(Ports))),
-    send_batch(Port, 38, Share, State).
+    send_batch(Port, ?PY_MSG_CHANNEL_PROBE_DATA, Share, State).
 
 %% Sends `Port' a frame of type `Type' with up to `Share' queued messages
 %% (none if nothing is queued), kept in flight until acknowledged.
@@ -400,7 +401,7 @@ inbound(Bin, #state{readers = Readers, inbound = In} = State) ->
     end.
 
 send_closed(Port, Id) ->
-    catch erlang:port_command(Port, py_msgpack:encode([33, Id])),
+    catch erlang:port_command(Port, py_msgpack:encode([?PY_MSG_CHANNEL_CLOSED, Id])),
     ok.
 
 %% Once closed and with nothing queued or in flight (a port that dies hands its

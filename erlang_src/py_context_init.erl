@@ -5,6 +5,8 @@
 %% failure is written to the context's stderr (the Erlang log).
 -module(py_context_init).
 
+-include("py_protocol.hrl").
+
 -export([apply_all/2, send/3, paths_request/1, imports_request/1]).
 
 -type builder() :: fun((non_neg_integer()) -> list()).
@@ -22,7 +24,7 @@ apply_all(Port, Local) ->
                 end,
                 case py_preload:get_code() of
                     undefined -> none;
-                    Code -> fun(L) -> [3, none, L, Code] end
+                    Code -> fun(L) -> [?PY_MSG_EXEC, none, L, Code] end
                 end],
     _ = [send(Port, Local, B) || B <- Requests, B =/= none],
     ok.
@@ -43,4 +45,4 @@ imports_request(Imports) ->
                [[{M, case F of all -> none; _ -> F end} || {M, F} <- Imports]]).
 
 setup_call(Function, Args) ->
-    fun(L) -> [1, none, L, <<"erlang._setup">>, Function, Args, #{}] end.
+    fun(L) -> [?PY_MSG_CALL, none, L, <<"erlang._setup">>, Function, Args, #{}] end.

@@ -23,6 +23,8 @@
 -module(py_event_loop).
 -behaviour(gen_server).
 
+-include("py_protocol.hrl").
+
 -export([run/3, run/4, create_task/3, create_task/4, create_task/5, await/1, await/2,
          spawn_task/3, spawn_task/4, spawn_task/5, get_loop/0, exec/1, exec/2, eval/1, eval/2]).
 %% For py_event_loop_pool and py
@@ -138,7 +140,7 @@ spawn_task(Loop, Module, Function, Args, Kwargs) ->
         {ok, M, F, Ns} ->
             case route(Loop) of
                 {ok, Port, _Owner} ->
-                    try py_request_write(Port, [48, none, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
+                    try py_request_write(Port, [?PY_MSG_LOOP_TASK, none, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
                         true -> ok
                     catch
                         error:badarg -> {error, {python_died, port_closed}}
@@ -202,7 +204,7 @@ send_task(Loop, Module, Function, Args, Kwargs) ->
             case route(Loop) of
                 {ok, Port, Owner} ->
                     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
-                    try py_request_write(Port, [48, Ref, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
+                    try py_request_write(Port, [?PY_MSG_LOOP_TASK, Ref, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
                         true ->
                             put({'$py_task', Ref}, Port),
                             Ref
@@ -288,7 +290,7 @@ handle_info({'DOWN', _, process, Pid, _}, #state{owners = Owners} = State)
   when is_map_key(Pid, Owners) ->
     {_, Loops} = maps:get(Pid, Owners),
     [case route(Loop) of
-         {ok, Port, _} -> catch py_request_write(Port, [51, none, ?LOOP_ID, Pid]);
+         {ok, Port, _} -> catch py_request_write(Port, [?PY_MSG_LOOP_FORGET, none, ?LOOP_ID, Pid]);
          _ -> ok
      end || Loop <- Loops],
     {noreply, State#state{owners = maps:remove(Pid, Owners)}};
@@ -328,7 +330,7 @@ forget(Ref, #state{kept = Kept} = State) ->
 cancel_task(Ref) ->
     case erase({'$py_task', Ref}) of
         undefined -> ok;
-        Port -> catch py_request_write(Port, [52, Ref, ?LOOP_ID])
+        Port -> catch py_request_write(Port, [?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID])
     end.
 
 %%% Internal

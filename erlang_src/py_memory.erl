@@ -7,6 +7,8 @@
 %% node, including ones started later, until `tracemalloc_stop/0'.
 -module(py_memory).
 
+-include("py_protocol.hrl").
+
 -export([memory_stats/0, gc/0, gc/1, tracemalloc_start/0, tracemalloc_start/1,
          tracemalloc_stop/0]).
 
@@ -22,7 +24,7 @@ gc() ->
 -spec gc(0..2) -> {ok, non_neg_integer()} | {error, term()}.
 gc(Generation) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
     Timeout = py_config:call_timeout(),
-    Build = fun(C) -> fun(R) -> [1, R, C, <<"erlang._memory">>, <<"collect">>, [Generation], #{}] end end,
+    Build = fun(C) -> fun(R) -> [?PY_MSG_CALL, R, C, <<"erlang._memory">>, <<"collect">>, [Generation], #{}] end end,
     Sent = [py_request:send(Ctx, Build) || Ctx <- py_setup:local_contexts()],
     Results = [case S of {ok, Ref} -> py_request:wait(Ref, Timeout); E -> E end || S <- Sent],
     case [E || {error, _} = E <- Results] of

@@ -40,6 +40,8 @@
 %% and builds lists head-first with counted body recursion.
 -module(py_msgpack).
 
+-include("py_protocol.hrl").
+
 -export([encode/1, decode/1, decode_all/1, decode_reply/1, set_none_as/1, none_as/0]).
 
 -export_type([decode_error/0]).
@@ -64,7 +66,6 @@
 %% atom that does not exist yet, with the node's budget of atoms created from
 %% decoded data spent: see py_atoms).
 
--define(MAX_DEPTH, 10000).
 %% The atom msgpack nil decodes to: a persistent term, read only when a nil is
 %% decoded (a lookup of a few nanoseconds), written when the application starts.
 -define(NONE_AS, {?MODULE, none_as}).
@@ -99,7 +100,7 @@ enc(L) when is_list(L) ->
     try length(L) of
         N -> [arr_hdr(N) | enc_elems(L)]
     catch
-        error:badarg -> enc_opaque(7, L)
+        error:badarg -> enc_opaque(?PY_EXT_OPAQUE, L)
     end;
 enc(A) when is_atom(A) -> enc_atom(A);
 enc(M) when is_map(M) ->
@@ -107,11 +108,11 @@ enc(M) when is_map(M) ->
 enc({bytes, B}) when is_binary(B) -> enc_bin(B);
 enc(T) when is_tuple(T) ->
     {Payload, Size} = tuple_payload(T),
-    [ext_hdr(2, Size), Payload];
+    [ext_hdr(?PY_EXT_TUPLE, Size), Payload];
 enc(F) when is_float(F) -> <<16#cb, F/float>>;
-enc(P) when is_pid(P) -> enc_opaque(3, P);
-enc(R) when is_reference(R) -> enc_opaque(4, R);
-enc(X) -> enc_opaque(7, X).
+enc(P) when is_pid(P) -> enc_opaque(?PY_EXT_PID, P);
+enc(R) when is_reference(R) -> enc_opaque(?PY_EXT_REF, R);
+enc(X) -> enc_opaque(?PY_EXT_OPAQUE, X).
 
 enc_elems([H | T]) -> [enc(H) | enc_elems(T)];
 enc_elems([]) -> [].
@@ -155,7 +156,7 @@ enc_int(I) ->
 
 enc_bigint(Sign, Magnitude) ->
     Payload = <<Sign, (binary:encode_unsigned(Magnitude))/binary>>,
-    [ext_hdr(5, byte_size(Payload)), Payload].
+    [ext_hdr(?PY_EXT_BIGINT, byte_size(Payload)), Payload].
 
 enc_atom(true) -> 16#c3;
 enc_atom(false) -> 16#c2;
@@ -164,7 +165,7 @@ enc_atom(nil) -> 16#c0;
 enc_atom(undefined) -> 16#c0;
 enc_atom(A) ->
     Name = atom_to_binary(A, utf8),
-    [ext_hdr(1, byte_size(Name)), Name].
+    [ext_hdr(?PY_EXT_ATOM, byte_size(Name)), Name].
 
 enc_opaque(Type, X) ->
     Payload = t2b(X),
@@ -218,7 +219,7 @@ es(M) when is_map(M) ->
 es({bytes, B}) when is_binary(B) -> es_scalar({bytes, B});
 es(T) when is_tuple(T) ->
     {Payload, Size} = tuple_payload(T),
-    {[ext_hdr(2, Size), Payload], Size + ext_hdr_size(Size)};
+    {[ext_hdr(?PY_EXT_TUPLE, Size), Payload], Size + ext_hdr_size(Size)};
 es(F) when is_float(F) -> {<<16#cb, F/float>>, 9};
 es(X) -> es_scalar(X).
 
@@ -230,7 +231,7 @@ es_atom(undefined) -> {16#c0, 1};
 es_atom(A) ->
     Name = atom_to_binary(A, utf8),
     N = byte_size(Name),
-    {[ext_hdr(1, N), Name], N + ext_hdr_size(N)}.
+    {[ext_hdr(?PY_EXT_ATOM, N), Name], N + ext_hdr_size(N)}.
 
 es_scalar(X) ->
     E = enc(X),
@@ -360,11 +361,11 @@ reply_id(Type, Bin) ->
 dec(<<B, R/binary>>, _) when B < 16#80 -> {B, R};
 dec(<<B, R/binary>>, _) when B >= 16#e0 -> {B - 256, R};
 dec(<<B, R/binary>>, _) when B >= 16#a0, B < 16#c0 -> dec_str(B - 16#a0, R);
-dec(<<B, R/binary>>, D) when B >= 16#91, B < 16#a0, D < ?MAX_DEPTH ->
+dec(<<B, R/binary>>, D) when B >= 16#91, B < 16#a0, D < ?PY_MAX_DEPTH ->
     dec_elems(B - 16#90, R, D + 1);
-dec(<<B, R/binary>>, D) when B >= 16#81, B < 16#90, D < ?MAX_DEPTH -> dec_map(B - 16#80, R, D + 1);
-dec(<<16#90, R/binary>>, D) when D < ?MAX_DEPTH -> {[], R};
-dec(<<16#80, R/binary>>, D) when D < ?MAX_DEPTH -> {#{}, R};
+dec(<<B, R/binary>>, D) when B >= 16#81, B < 16#90, D < ?PY_MAX_DEPTH -> dec_map(B - 16#80, R, D + 1);
+dec(<<16#90, R/binary>>, D) when D < ?PY_MAX_DEPTH -> {[], R};
+dec(<<16#80, R/binary>>, D) when D < ?PY_MAX_DEPTH -> {#{}, R};
 dec(<<B, _/binary>>, _) when B >= 16#80, B < 16#a0 -> throw(too_deep);
 dec(<<16#c0, R/binary>>, _) -> {persistent_term:get(?NONE_AS, none), R};
 dec(<<16#c2, R/binary>>, _) -> {false, R};
@@ -405,13 +406,13 @@ dec(<<16#c5, R/binary>>, _) ->
     case R of <<N:16, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
 dec(<<16#c6, R/binary>>, _) ->
     case R of <<N:32, T/binary>> -> dec_str(N, T); _ -> throw(truncated) end;
-dec(<<16#dc, R/binary>>, D) when D < ?MAX_DEPTH ->
+dec(<<16#dc, R/binary>>, D) when D < ?PY_MAX_DEPTH ->
     case R of <<N:16, T/binary>> -> dec_array(N, T, D + 1); _ -> throw(truncated) end;
-dec(<<16#dd, R/binary>>, D) when D < ?MAX_DEPTH ->
+dec(<<16#dd, R/binary>>, D) when D < ?PY_MAX_DEPTH ->
     case R of <<N:32, T/binary>> -> dec_array(N, T, D + 1); _ -> throw(truncated) end;
-dec(<<16#de, R/binary>>, D) when D < ?MAX_DEPTH ->
+dec(<<16#de, R/binary>>, D) when D < ?PY_MAX_DEPTH ->
     case R of <<N:16, T/binary>> -> dec_map_n(N, T, D + 1); _ -> throw(truncated) end;
-dec(<<16#df, R/binary>>, D) when D < ?MAX_DEPTH ->
+dec(<<16#df, R/binary>>, D) when D < ?PY_MAX_DEPTH ->
     case R of <<N:32, T/binary>> -> dec_map_n(N, T, D + 1); _ -> throw(truncated) end;
 dec(<<B, _/binary>>, _) when B >= 16#dc, B =< 16#df -> throw(too_deep);
 dec(<<H, R/binary>>, D) when H >= 16#d4, H =< 16#d8 ->  % fixext 1, 2, 4, 8, 16
@@ -468,7 +469,7 @@ dec_elems(N, <<B, R0/binary>>, D) when B >= 16#a0, B < 16#c0 ->
         _ ->
             throw(truncated)
     end;
-dec_elems(N, <<B, R/binary>>, D) when B >= 16#91, B < 16#a0, D < ?MAX_DEPTH ->
+dec_elems(N, <<B, R/binary>>, D) when B >= 16#91, B < 16#a0, D < ?PY_MAX_DEPTH ->
     {H, R1} = dec_elems(B - 16#90, R, D + 1),
     if
         N =:= 1 ->
@@ -477,7 +478,7 @@ dec_elems(N, <<B, R/binary>>, D) when B >= 16#91, B < 16#a0, D < ?MAX_DEPTH ->
             {T, Rest} = dec_elems(N - 1, R1, D),
             {[H | T], Rest}
     end;
-dec_elems(N, <<B, R/binary>>, D) when B >= 16#81, B < 16#90, D < ?MAX_DEPTH ->
+dec_elems(N, <<B, R/binary>>, D) when B >= 16#81, B < 16#90, D < ?PY_MAX_DEPTH ->
     {H, R1} = dec_map(B - 16#80, R, D + 1),
     if
         N =:= 1 ->
@@ -536,47 +537,47 @@ dec_value(K, N, R0, D) ->
     {T, Rest} = dec_pairs(N - 1, R, D),
     {[{K, V} | T], Rest}.
 
-ext_term(1, Name, _) ->
+ext_term(?PY_EXT_ATOM, Name, _) ->
     %% An atom that exists costs one lookup; a new one is charged to the
     %% node's budget (py_atoms), as port data must not fill the atom table.
     try binary_to_existing_atom(Name, utf8)
     catch error:_ -> py_atoms:existing_or_new(Name)
     end;
-ext_term(2, Payload, D) when D < ?MAX_DEPTH ->
+ext_term(?PY_EXT_TUPLE, Payload, D) when D < ?PY_MAX_DEPTH ->
     {N, Elems} =
         case Payload of
             <<H, E/binary>> when H >= 16#90, H < 16#a0 -> {H - 16#90, E};
             <<16#dc, Len:16, E/binary>> -> {Len, E};
             <<16#dd, Len:32, E/binary>> -> {Len, E};
-            _ -> throw({bad_ext, 2})
+            _ -> throw({bad_ext, ?PY_EXT_TUPLE})
         end,
     case dec_tuple_elems(N, Elems, D + 1) of
         {List, <<>>} -> list_to_tuple(List);
-        _ -> throw({bad_ext, 2})
+        _ -> throw({bad_ext, ?PY_EXT_TUPLE})
     end;
-ext_term(2, _, _) ->
+ext_term(?PY_EXT_TUPLE, _, _) ->
     throw(too_deep);
-ext_term(3, Payload, _) ->
+ext_term(?PY_EXT_PID, Payload, _) ->
     case b2t(Payload) of
         {ok, Pid} when is_pid(Pid) -> Pid;
-        _ -> throw({bad_ext, 3})
+        _ -> throw({bad_ext, ?PY_EXT_PID})
     end;
-ext_term(4, Payload, _) ->
+ext_term(?PY_EXT_REF, Payload, _) ->
     case b2t(Payload) of
         {ok, Ref} when is_reference(Ref) -> Ref;
-        _ -> throw({bad_ext, 4})
+        _ -> throw({bad_ext, ?PY_EXT_REF})
     end;
-ext_term(5, <<Sign, Magnitude/binary>>, _) when Sign =< 1, Magnitude =/= <<>> ->
+ext_term(?PY_EXT_BIGINT, <<Sign, Magnitude/binary>>, _) when Sign =< 1, Magnitude =/= <<>> ->
     case binary:decode_unsigned(Magnitude) of
         I when Sign =:= 0 -> I;
         I -> -I
     end;
-ext_term(5, _, _) ->
-    throw({bad_ext, 5});
-ext_term(7, Payload, _) ->
+ext_term(?PY_EXT_BIGINT, _, _) ->
+    throw({bad_ext, ?PY_EXT_BIGINT});
+ext_term(?PY_EXT_OPAQUE, Payload, _) ->
     case b2t(Payload) of
         {ok, Term} -> Term;
-        error -> throw({bad_ext, 7})
+        error -> throw({bad_ext, ?PY_EXT_OPAQUE})
     end;
 ext_term(Type, _, _) ->
     throw({unknown_ext, Type}).
@@ -587,7 +588,7 @@ dec_tuple_elems(N, Elems, D) ->
     try
         dec_array(N, Elems, D)
     catch
-        throw:truncated -> throw({bad_ext, 2})
+        throw:truncated -> throw({bad_ext, ?PY_EXT_TUPLE})
     end.
 
 %% The whole payload must be one term in external format.

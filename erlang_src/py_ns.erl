@@ -13,6 +13,8 @@
 %% context's shared namespace (preload code runs there).
 -module(py_ns).
 
+-include("py_protocol.hrl").
+
 -export([trailer/1, own_trailer/1, extend/2, eval/5, exec/4, interrupt/1, new_env/1,
          watch/2, down/2]).
 
@@ -69,7 +71,7 @@ extend(Build, Trailer) ->
 eval(Ctx, Code, Locals, Timeout, Env) ->
     case {py:code(Code), trailer(#{ctx => Ctx, env => Env})} of
         {{ok, Bin}, {ok, Trailer}} when is_map(Locals) ->
-            py:request(Ctx, fun(L) -> fun(R) -> [2, R, L, Bin, Locals | Trailer] end end, Timeout);
+            py:request(Ctx, fun(L) -> fun(R) -> [?PY_MSG_EVAL, R, L, Bin, Locals | Trailer] end end, Timeout);
         {{ok, _}, {ok, _}} -> {error, {badarg, Locals}};
         {{ok, _}, Error} -> Error;
         {Error, _} -> Error
@@ -80,7 +82,7 @@ eval(Ctx, Code, Locals, Timeout, Env) ->
 exec(Ctx, Code, Timeout, Env) ->
     case {py:code(Code), trailer(#{ctx => Ctx, env => Env})} of
         {{ok, Bin}, {ok, Trailer}} ->
-            case py:request(Ctx, fun(L) -> fun(R) -> [3, R, L, Bin | Trailer] end end, Timeout) of
+            case py:request(Ctx, fun(L) -> fun(R) -> [?PY_MSG_EXEC, R, L, Bin | Trailer] end end, Timeout) of
                 {ok, _} -> ok;
                 Error -> Error
             end;
@@ -92,7 +94,7 @@ exec(Ctx, Code, Timeout, Env) ->
 %% reading thread at once (not queued behind the running request).
 -spec interrupt(pid()) -> ok | not_running | {error, term()}.
 interrupt(Ctx) when is_pid(Ctx) ->
-    case py_request:send(Ctx, fun(L) -> fun(R) -> [10, R, L] end end) of
+    case py_request:send(Ctx, fun(L) -> fun(R) -> [?PY_MSG_INTERRUPT, R, L] end end) of
         {ok, Ref} ->
             case py_request:wait(Ref, 5000) of
                 {ok, true} -> ok;
@@ -135,7 +137,7 @@ down(Pid, Ctx) ->
             put(?TABLE, Rest),
             case py_context:lookup(Ctx) of
                 {ok, Port, _Owner, Local} when is_port(Port) ->
-                    [catch erlang:port_command(Port, py_msgpack:encode([9, Local, K])) || K <- Ks];
+                    [catch erlang:port_command(Port, py_msgpack:encode([?PY_MSG_DROP_NAMESPACE, Local, K])) || K <- Ks];
                 _ ->
                     ok
             end,

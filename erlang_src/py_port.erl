@@ -19,6 +19,8 @@
 -module(py_port).
 -behaviour(gen_server).
 
+-include("py_protocol.hrl").
+
 -export([start_link/4, info/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -41,8 +43,6 @@
 
 %% {Pid, Done, Sent, LastId}: Done counts the requests the handler finished.
 -type handler() :: {pid(), atomics:atomics_ref(), non_neg_integer(), non_neg_integer()}.
-
--define(PROTOCOL_VERSION, 1).
 
 %% @doc Starts port program `Index' of `Pool', hosting `Contexts' contexts.
 -spec start_link(atom() | py_pool:member_key(), non_neg_integer(), pos_integer(), py_pool:spec()) ->
@@ -69,9 +69,9 @@ init({Pool, Index, Contexts, Spec}) ->
     try open_port({spawn_executable, Program}, Options) of
         Port ->
             %% Requests may follow at once: they wait in the pipe while Python starts.
-            true = port_command(Port, py_msgpack:encode([0, ?PROTOCOL_VERSION, #{}])),
+            true = port_command(Port, py_msgpack:encode([?PY_MSG_HELLO, ?PY_PROTOCOL_VERSION, #{}])),
             %% Node-wide setup (py_setup: logging, tracing, a venv) before any request.
-            _ = [port_command(Port, py_msgpack:encode([3, none, I, Code]))
+            _ = [port_command(Port, py_msgpack:encode([?PY_MSG_EXEC, none, I, Code]))
                  || Code <- py_setup:codes(), I <- lists:seq(0, Contexts - 1)],
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
             ets:insert(py_ports, {{Pool, Index}, self(), Port}),
@@ -94,9 +94,9 @@ handle_cast(_Msg, State) ->
 handle_info({Port, {data, Data}}, #state{port = Port} = State) ->
     try
         case Data of
-            <<16#93, 4, Rest/binary>> -> forwarded(forward(Rest, ok, Data), State);
-            <<16#95, 5, Rest/binary>> -> forwarded(forward(Rest, error, Data), State);
-            <<16#95, 16, Rest/binary>> -> callback(Rest, State);
+            <<16#93, ?PY_MSG_REPLY_OK, Rest/binary>> -> forwarded(forward(Rest, ok, Data), State);
+            <<16#95, ?PY_MSG_REPLY_ERROR, Rest/binary>> -> forwarded(forward(Rest, error, Data), State);
+            <<16#95, ?PY_MSG_CALLBACK, Rest/binary>> -> callback(Rest, State);
             _ -> handle_message(Data, State)
         end
     catch
@@ -120,7 +120,7 @@ handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
 handle_info({'DOWN', _Ref, process, Server, _}, #state{channels = Channels, port = Port} = State)
   when is_map_key(Server, Channels) ->
     {_, Ids} = maps:get(Server, Channels),
-    [catch port_command(Port, py_msgpack:encode([33, Id])) || Id <- Ids],
+    [catch port_command(Port, py_msgpack:encode([?PY_MSG_CHANNEL_CLOSED, Id])) || Id <- Ids],
     {noreply, State#state{channels = maps:remove(Server, Channels)}};
 handle_info({'EXIT', Pid, Reason}, #state{} = State) ->
     {noreply, worker_exit(Pid, Reason, State)};
@@ -139,7 +139,7 @@ terminate(_Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPi
 
 %% The request ID is a reference (ext 4), almost always in an ext8 header.
 %% `safe': bytes that would create an atom are no reference this node issued.
-forward(<<16#c7, Len, 4, RefBytes:Len/binary, Payload/binary>>, Tag, Whole) ->
+forward(<<16#c7, Len, ?PY_EXT_REF, RefBytes:Len/binary, Payload/binary>>, Tag, Whole) ->
     try binary_to_term(<<131, RefBytes/binary>>, [safe]) of
         Ref when is_reference(Ref) ->
             Ref ! {Ref, Tag, Payload},
@@ -173,52 +173,53 @@ bad_frame(Reason, State) ->
 
 handle_message(Data, State) ->
     case py_msgpack:decode_all(Data) of
-        {ok, [0, ?PROTOCOL_VERSION, Info]} ->
+        {ok, [?PY_MSG_HELLO, ?PY_PROTOCOL_VERSION, Info]} ->
             {noreply, State#state{info = Info, startup = started}};
-        {ok, [0, Version | _]} ->
+        {ok, [?PY_MSG_HELLO, Version | _]} ->
             {stop, {shutdown, {protocol_version, Version}}, State};
-        {ok, [6, Stream, Ctx, Text]} ->
+        {ok, [?PY_MSG_OUTPUT, Stream, Ctx, Text]} ->
             log_output(Stream, Ctx, Text, State),
             {noreply, startup_text(Text, State)};
-        {ok, [7, Level, Logger, Message, Meta]} ->
+        {ok, [?PY_MSG_LOG, Level, Logger, Message, Meta]} ->
             logger:log(log_level(Level), "~ts", [Message],
                        #{domain => [python], py_logger => Logger, py_meta => Meta}),
             {noreply, State};
-        {ok, [17, Pid, Term]} when is_pid(Pid) ->
+        {ok, [?PY_MSG_SEND, Pid, Term]} when is_pid(Pid) ->
             Pid ! Term,
             {noreply, State};
-        {ok, [Type, Id, Server | _]} when Type >= 30, Type =< 36, is_pid(Server),
+        {ok, [Type, Id, Server | _]} when Type >= ?PY_MSG_CHANNEL_ACK,
+                                          Type =< ?PY_MSG_CHANNEL_RETURN, is_pid(Server),
                                           node(Server) =/= node() ->
             %% A channel of another node: its server cannot write to this
             %% port, so the Python side would wait forever. Closed, said once.
             logger:warning("a channel of node ~p was used by a port program of node ~p: "
                            "channels are served on their own node only",
                            [node(Server), node()], #{domain => [python]}),
-            catch port_command(State#state.port, py_msgpack:encode([33, Id])),
+            catch port_command(State#state.port, py_msgpack:encode([?PY_MSG_CHANNEL_CLOSED, Id])),
             {noreply, State};
-        {ok, [30, Id, Server, Counters, Count, Bytes, Want]} when is_pid(Server) ->
+        {ok, [?PY_MSG_CHANNEL_ACK, Id, Server, Counters, Count, Bytes, Want]} when is_pid(Server) ->
             %% Before anything later from this port (a reply saying "drained")
             %% reaches a sender: the bytes Python took no longer count.
             release_bytes(Counters, Bytes),
             Server ! {'$py_ack', State#state.port, Count, Want},
             {noreply, watch_channel(Server, Id, State)};
-        {ok, [35, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
+        {ok, [?PY_MSG_CHANNEL_PROBE, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
             %% An ack, and try_receive asks what is queued now.
             release_bytes(Counters, Bytes),
             Server ! {'$py_probe', State#state.port, Count},
             {noreply, watch_channel(Server, Id, State)};
-        {ok, [36, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
+        {ok, [?PY_MSG_CHANNEL_RETURN, Id, Server, Counters, Count, Bytes]} when is_pid(Server) ->
             %% An ack, and nothing in that port program receives any more.
             release_bytes(Counters, Bytes),
             Server ! {'$py_return', State#state.port, Count},
             {noreply, watch_channel(Server, Id, State)};
-        {ok, [32, Id, Server, Counters]} when is_pid(Server) ->
+        {ok, [?PY_MSG_CHANNEL_CLOSE, Id, Server, Counters]} when is_pid(Server) ->
             catch py_channel_server:close(Server, Counters),
             {noreply, watch_channel(Server, Id, State)};
-        {ok, [34, Id, Server, Bin]} when is_pid(Server), is_binary(Bin) ->
+        {ok, [?PY_MSG_CHANNEL_BYTES, Id, Server, Bin]} when is_pid(Server), is_binary(Bin) ->
             Server ! {'$py_bytes', Bin},
             {noreply, watch_channel(Server, Id, State)};
-        {ok, [14, Reason]} ->
+        {ok, [?PY_MSG_PROTOCOL_ERROR, Reason]} ->
             logger:error("Python port program protocol error: ~ts", [Reason],
                          #{domain => [python]}),
             {noreply, State};
@@ -253,14 +254,12 @@ callback(Bin, #state{port = Port} = State) ->
                              State1#state{handlers = Handlers#{Key => {Pid, Done, Sent + 1, Id}}}};
                         error ->
                             %% No handler could start: fail the call rather than leave it waiting.
-                            catch erlang:port_command(
-                                    Port, py_msgpack:encode([21, Id, <<"no callback handler">>])),
+                            py_callback:write_reply(Port, Id, {error, <<"no callback handler">>}),
                             {noreply, State}
                     end;
                 Bad ->
                     %% The thread that asked waits for a reply: it gets one.
-                    catch erlang:port_command(
-                            Port, py_msgpack:encode([21, Id, <<"malformed callback request">>])),
+                    py_callback:write_reply(Port, Id, {error, <<"malformed callback request">>}),
                     case Bad of
                         {error, Reason} -> bad_frame(Reason, State);
                         _ -> {noreply, State}
@@ -344,8 +343,7 @@ fail_callback(Id, Reason, #state{port = Port}) ->
                Bin when is_binary(Bin) -> Bin;
                _ -> <<"?">>
            end,
-    catch erlang:port_command(
-            Port, py_msgpack:encode([21, Id, <<"callback process died: ", Text/binary>>])),
+    py_callback:write_reply(Port, Id, {error, <<"callback process died: ", Text/binary>>}),
     true.
 
 log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
@@ -358,7 +356,7 @@ log_output(Stream, Ctx, Text, #state{port = Port, pool = Pool}) ->
                        end
               end,
     {Level, Name} = case Stream of
-                        1 -> {notice, stdout};
+                        ?PY_STDOUT -> {notice, stdout};
                         _ -> {warning, stderr}
                     end,
     logger:log(Level, "python ~s: ~ts", [Name, string:trim(Text, trailing, "\n")],
@@ -381,7 +379,7 @@ log_level(_) -> debug.
 %% Asks the port program to finish (running requests get up to 1 s), then makes
 %% sure the OS process is gone before the owner is.
 shut_down(Port, OsPid) ->
-    catch port_command(Port, py_msgpack:encode([15])),
+    catch port_command(Port, py_msgpack:encode([?PY_MSG_SHUTDOWN])),
     receive
         {Port, {exit_status, _}} -> ok
     after 2000 ->

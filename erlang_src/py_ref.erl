@@ -12,6 +12,8 @@
 %% `{error, {stale_ref, Ctx}}' (its object went with the old Python).
 -module(py_ref).
 
+-include("py_protocol.hrl").
+
 -export([wrap/3, call_method/3, call_method/4, getattr/2, to_term/1, release/1, is_ref/1]).
 
 -record(py_ref, {ctx :: pid(), ns :: term(), id :: pos_integer(), owner :: pid()}).
@@ -42,24 +44,24 @@ call_method(Ref, Method, Args) ->
 %% @doc `Ref.Method(*Args)' with options `#{kwargs, timeout, return}'.
 -spec call_method(ref(), py:name(), list(), map()) -> py:result().
 call_method(Ref, Method, Args, Opts) when is_list(Args), is_map(Opts) ->
-    op(Ref, 0, Method, Args, Opts);
+    op(Ref, ?PY_REF_CALL_METHOD, Method, Args, Opts);
 call_method(_Ref, _Method, Args, Opts) ->
     {error, {badarg, {Args, Opts}}}.
 
 %% @doc `Ref.Name', converted.
 -spec getattr(ref(), py:name()) -> py:result().
 getattr(Ref, Name) ->
-    op(Ref, 1, Name, [], #{}).
+    op(Ref, ?PY_REF_GETATTR, Name, [], #{}).
 
 %% @doc The object itself, converted as a call's result.
 -spec to_term(ref()) -> py:result().
 to_term(Ref) ->
-    op(Ref, 2, <<>>, [], #{}).
+    op(Ref, ?PY_REF_TO_TERM, <<>>, [], #{}).
 
 %% @doc Lets the object go before its namespace does.
 -spec release(ref()) -> ok | {error, term()}.
 release(Ref) ->
-    case op(Ref, 3, <<>>, [], #{}) of
+    case op(Ref, ?PY_REF_RELEASE, <<>>, [], #{}) of
         {ok, none} -> ok;
         Error -> Error
     end.
@@ -82,7 +84,7 @@ op(#py_ref{ctx = Ctx, ns = Ns, id = Id, owner = Owner} = Ref, Op, Name, Args, Op
             Kwargs = maps:get(kwargs, Opts, #{}),
             Ret = case maps:get(return, Opts, value) of ref -> [true]; _ -> [] end,
             Timeout = maps:get(timeout, Opts, py_config:call_timeout()),
-            Build = fun(L) -> fun(R) -> [12, R, L, Op, Id, N, Args, Kwargs, nil, Ns | Ret] end end,
+            Build = fun(L) -> fun(R) -> [?PY_MSG_REF_OP, R, L, Op, Id, N, Args, Kwargs, nil, Ns | Ret] end end,
             case py:request(Ctx, Build, Timeout) of
                 {ok, NewId} when Ret =:= [true] -> {ok, Ref#py_ref{id = NewId}};
                 Result -> Result

@@ -12,6 +12,8 @@
 %% which the runtime routes back to the caller's node.
 -module(py_request).
 
+-include("py_protocol.hrl").
+
 -export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1]).
 
 %% Makes a request message from the context's number in its port program, then
@@ -65,7 +67,7 @@ try_counted({Port, Owner, Local, Load}, Build, Timeout) ->
 await_sent({ok, Ref}, Port, Local, Timeout) ->
     case wait(Ref, Timeout) of
         {error, timeout} = Error ->
-            catch write(Port, py_msgpack:encode([8, Ref, Local])),
+            catch write(Port, py_msgpack:encode([?PY_MSG_CANCEL, Ref, Local])),
             Error;
         Reply ->
             Reply
@@ -168,10 +170,10 @@ set_nest([Type | _] = Msg, CbId) ->
             end
     end.
 
-fixed_elements(1) -> 7;
-fixed_elements(2) -> 5;
-fixed_elements(3) -> 4;
-fixed_elements(12) -> 8;
+fixed_elements(?PY_MSG_CALL) -> 7;
+fixed_elements(?PY_MSG_EVAL) -> 5;
+fixed_elements(?PY_MSG_EXEC) -> 4;
+fixed_elements(?PY_MSG_REF_OP) -> 8;
 fixed_elements(_) -> none.
 
 python_error(Payload) ->

@@ -8,6 +8,8 @@
 %% `{'$py_schedule', py | inline, Module, Function, Args, Kwargs}'.
 -module(py_schedule).
 
+-include("py_protocol.hrl").
+
 -export([continued/3]).
 
 %% @doc The final result of a call to context `Ctx' that returned `Result':
@@ -24,7 +26,7 @@ continued(_Ctx, {ok, {'$py_schedule', erlang, Name, Args}}, _Timeout)
 continued(Ctx, {ok, {'$py_schedule', Kind, M, F, Args, Kwargs}}, Timeout)
   when (Kind =:= py orelse Kind =:= inline), is_binary(M), is_binary(F), is_list(Args),
        is_map(Kwargs) ->
-    Build0 = fun(Local) -> fun(Ref) -> [1, Ref, Local, M, F, Args, Kwargs] end end,
+    Build0 = fun(Local) -> fun(Ref) -> [?PY_MSG_CALL, Ref, Local, M, F, Args, Kwargs] end end,
     %% `__main__' is the caller's own namespace (py_ns), as for py:call
     Build = case M of
                 <<"__main__">> -> py_ns:extend(Build0, py_ns:own_trailer(Ctx));

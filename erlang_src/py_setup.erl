@@ -9,6 +9,8 @@
 %% idempotent. `delete(Key, Undo)' forgets it and runs `Undo' everywhere.
 -module(py_setup).
 
+-include("py_protocol.hrl").
+
 -export([put/2, delete/2, run_everywhere/1, codes/0, local_contexts/0]).
 
 -define(TABLE, py_setup).
@@ -28,7 +30,7 @@ delete(Key, Undo) when is_binary(Undo) ->
 -spec run_everywhere(binary()) -> ok | {error, term()}.
 run_everywhere(Code) ->
     Timeout = py_config:call_timeout(),
-    Refs = [{Ctx, py_request:send(Ctx, fun(C) -> fun(R) -> [3, R, C, Code] end end)}
+    Refs = [{Ctx, py_request:send(Ctx, fun(C) -> fun(R) -> [?PY_MSG_EXEC, R, C, Code] end end)}
             || Ctx <- local_contexts()],
     Results = [case Sent of
                    {ok, Ref} -> py_request:wait(Ref, Timeout);

@@ -4,6 +4,7 @@
 -module(py_failure_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include("py_protocol.hrl").
 
 -export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
@@ -315,13 +316,14 @@ malformed_frames_are_harmless(_Config) ->
 bad_requests_get_protocol_errors(_Config) ->
     Ctx = py:context(1),
     {ok, Port, _Owner, Local} = py_context:lookup(Ctx),
-    Bad = [fun(Id) -> [1, Id] end,                                          % too short
-           fun(Id) -> [1, Id, 9999, <<"operator">>, <<"add">>, [1, 2], #{}] end,
-           fun(Id) -> [1, Id, -1, <<"operator">>, <<"add">>, [1, 2], #{}] end,
-           fun(Id) -> [1, Id, Local, 42, <<"add">>, [1, 2], #{}] end,     % module not str
-           fun(Id) -> [1, Id, Local, <<"operator">>, <<"add">>, 7, #{}] end,
-           fun(Id) -> [2, Id, Local, 42, #{}] end,                        % code not str
-           fun(Id) -> [13, Id, Local] end],                               % unknown type
+    Call = ?PY_MSG_CALL,
+    Bad = [fun(Id) -> [Call, Id] end,                                          % too short
+           fun(Id) -> [Call, Id, 9999, <<"operator">>, <<"add">>, [1, 2], #{}] end,
+           fun(Id) -> [Call, Id, -1, <<"operator">>, <<"add">>, [1, 2], #{}] end,
+           fun(Id) -> [Call, Id, Local, 42, <<"add">>, [1, 2], #{}] end,     % module not str
+           fun(Id) -> [Call, Id, Local, <<"operator">>, <<"add">>, 7, #{}] end,
+           fun(Id) -> [?PY_MSG_EVAL, Id, Local, 42, #{}] end,                % code not str
+           fun(Id) -> [13, Id, Local] end],                % unknown type (13 is unused)
     lists:foreach(
       fun(Build) ->
               Id = alias(),

@@ -7,6 +7,7 @@
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("proper/include/proper.hrl").
+-include("py_protocol.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -191,9 +192,10 @@ opaque_terms_create_no_atoms(_Config) ->
 %% callers get `{error, {python_died, {bad_frame, _}}}'), exits with a
 %% `shutdown' reason, and the context restarts.
 bad_frames_close_the_port_program(_Config) ->
-    Frames = [<<16#c1>>, <<16#93, 4>>, <<16#93, 4, 16#c7, 3, 4, 1, 2, 3>>,
-              <<16#95, 16, 16#c1>>, <<16#95, 16, 5, 16#c1>>,
-              iolist_to_binary(py_msgpack:encode([6, 1, none, 42])),
+    Frames = [<<16#c1>>, <<16#93, ?PY_MSG_REPLY_OK>>,
+              <<16#93, ?PY_MSG_REPLY_OK, 16#c7, 3, ?PY_EXT_REF, 1, 2, 3>>,
+              <<16#95, ?PY_MSG_CALLBACK, 16#c1>>, <<16#95, ?PY_MSG_CALLBACK, 5, 16#c1>>,
+              iolist_to_binary(py_msgpack:encode([?PY_MSG_OUTPUT, ?PY_STDOUT, none, 42])),
               <<16#dc>>],
     [begin
          {Owner, Port, OsPid} = owner(),
@@ -251,13 +253,15 @@ prop_decode_any_binary() ->
 
 %% ext headers with random type and payload, atoms (ext 1) with random names
 prop_decode_any_ext() ->
-    ?FORALL({Type, Payload}, {oneof([1, 1, 1, 2, 3, 4, 5, 7, integer(-128, 127)]), binary()},
+    ?FORALL({Type, Payload}, {oneof([?PY_EXT_ATOM, ?PY_EXT_ATOM, ?PY_EXT_ATOM, ?PY_EXT_TUPLE,
+                                       ?PY_EXT_PID, ?PY_EXT_REF, ?PY_EXT_BIGINT, ?PY_EXT_OPAQUE,
+                                       integer(-128, 127)]), binary()},
             begin
                 N = byte_size(Payload),
                 Ext = if N < 256 -> <<16#c7, N, Type:8/signed, Payload/binary>>;
                          true -> <<16#c8, N:16, Type:8/signed, Payload/binary>>
                       end,
-                clean(Ext) andalso clean(<<16#92, 4, Ext/binary>>)
+                clean(Ext) andalso clean(<<16#92, ?PY_MSG_REPLY_OK, Ext/binary>>)
             end).
 
 prop_decode_corrupted() ->
@@ -334,11 +338,15 @@ prop_owner_survives() ->
 %% random bytes.
 frame_gen() ->
     oneof([binary(),
-           ?LET({Type, Args}, {oneof([0, 4, 5, 6, 7, 14, 16, 17, 30, 32, 34, 36,
-                                      integer(0, 127)]),
+           ?LET({Type, Args}, {oneof([?PY_MSG_HELLO, ?PY_MSG_REPLY_OK, ?PY_MSG_REPLY_ERROR,
+                                      ?PY_MSG_OUTPUT, ?PY_MSG_LOG, ?PY_MSG_PROTOCOL_ERROR,
+                                      ?PY_MSG_CALLBACK, ?PY_MSG_SEND, ?PY_MSG_CHANNEL_ACK,
+                                      ?PY_MSG_CHANNEL_CLOSE, ?PY_MSG_CHANNEL_BYTES,
+                                      ?PY_MSG_CHANNEL_RETURN, integer(0, 127)]),
                                list(term_gen(0))},
                 iolist_to_binary(py_msgpack:encode([Type | Args]))),
-           ?LET({Type, Args, Cut}, {oneof([4, 5, 16]), list(term_gen(0)), non_neg_integer()},
+           ?LET({Type, Args, Cut}, {oneof([?PY_MSG_REPLY_OK, ?PY_MSG_REPLY_ERROR, ?PY_MSG_CALLBACK]),
+                                   list(term_gen(0)), non_neg_integer()},
                 begin
                     B = iolist_to_binary(py_msgpack:encode([Type | Args])),
                     binary:part(B, 0, min(byte_size(B), 2 + Cut))

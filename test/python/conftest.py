@@ -12,6 +12,8 @@ from typing import Any, Iterator
 import msgpack
 import pytest
 
+from wire import OUTPUT
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python_pkg"))
 PORT_PROGRAM = Path(os.environ.get("EP_PORT_PROGRAM", ROOT / "priv" / "erlang_python_port"))
@@ -48,10 +50,10 @@ class PortProgram:
         return msgpack.unpackb(self.recv_raw(), raw=False, strict_map_key=False)
 
     def recv_reply(self) -> Any:
-        """The next reply, skipping output messages (type 6)."""
+        """The next reply, skipping output messages."""
         while True:
             message = self.recv()
-            if message[0] != 6:
+            if message[0] != OUTPUT:
                 return message
 
     def close(self) -> int:

@@ -5,13 +5,21 @@ from __future__ import annotations
 import msgpack
 
 from conftest import PortProgram
+from wire import CALL, CALLBACK_OK, EXEC, EXT_ATOM, EXT_PID, EXT_REF, EXT_TUPLE, PROTOCOL_ERROR
+from wire import CHANNEL_ACK as ACK
+from wire import CHANNEL_BYTES as BYTES
+from wire import CHANNEL_CLOSE as CLOSE
+from wire import CHANNEL_CLOSED as CLOSED
+from wire import CHANNEL_DATA as DATA
+from wire import CHANNEL_PROBE as PROBE
+from wire import CHANNEL_PROBE_DATA as PROBE_DATA
+from wire import CHANNEL_RETURN as RETURN
+from wire import CHANNEL_RETURNED as RETURNED
+from wire import REPLY_ERROR as ERROR
+from wire import REPLY_OK as OK
 
-CALL, EXEC, OK, ERROR, PROTOCOL_ERROR = 1, 3, 4, 5, 14
-ACK, DATA, CLOSE, CLOSED, BYTES, PROBE, RETURN, RETURNED = 30, 31, 32, 33, 34, 35, 36, 37
-PROBE_DATA = 38
-
-PID = msgpack.ExtType(3, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
-REF = msgpack.ExtType(4, b"Z\x00\x03\x77\x0dnonode@nohost\x00\x00\x00\x00" + bytes(12))
+PID = msgpack.ExtType(EXT_PID, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
+REF = msgpack.ExtType(EXT_REF, b"Z\x00\x03\x77\x0dnonode@nohost\x00\x00\x00\x00" + bytes(12))
 SETUP = """
 from erlang.channel import Channel, ByteChannel
 def take(h, n):
@@ -35,12 +43,12 @@ def send_bytes(h, b):
 
 
 def atom(name: str) -> msgpack.ExtType:
-    return msgpack.ExtType(1, name.encode())
+    return msgpack.ExtType(EXT_ATOM, name.encode())
 
 
 def handle(cid: int, tag: str = "py_channel", max_size: object = None) -> msgpack.ExtType:
     limit = atom("infinity") if max_size is None else max_size
-    return msgpack.ExtType(2, msgpack.packb([atom(tag), cid, PID, REF, limit]))
+    return msgpack.ExtType(EXT_TUPLE, msgpack.packb([atom(tag), cid, PID, REF, limit]))
 
 
 def define_helpers(port: PortProgram) -> None:
@@ -138,7 +146,7 @@ def test_blocking_receiver_acknowledges_what_it_took(port: PortProgram) -> None:
 
 def test_malformed_data_frame_is_a_protocol_error(port: PortProgram) -> None:
     define_helpers(port)
-    port.send_raw(b"\x00\x00\x00\x03\x93\x1f\x05")  # [31, 5, <missing>]
+    port.send_raw(b"\x00\x00\x00\x03\x93" + bytes([DATA, 5]))  # [DATA, 5, <missing>]
     assert port.recv_reply()[0] == PROTOCOL_ERROR
     port.send([CALL, 1, 0, "operator", "add", [1, 2], {}])
     assert port.recv_reply() == [OK, 1, 3]
@@ -191,7 +199,7 @@ def test_probe_answer_does_not_answer_a_want(port: PortProgram) -> None:
     # try_receive returned None: erlang.send asks Erlang to deliver it
     kind, cbid, _handler, name, args = port.recv_reply()
     assert (kind, name, args) == (16, "_py.send", [PID, None])
-    port.send([20, cbid, True])
+    port.send([CALLBACK_OK, cbid, True])
     port.send([DATA, 22, "w"])
     assert port.recv_reply() == [ACK, 22, PID, REF, 1, 2, False]
     assert port.recv_reply() == [OK, 3, [None, "w"]]

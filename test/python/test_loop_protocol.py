@@ -9,10 +9,16 @@ import msgpack
 import pytest
 
 from conftest import PortProgram
+from wire import EXT_PID
+from wire import LOOP_CANCEL as CANCEL
+from wire import LOOP_EVAL as LEVAL
+from wire import LOOP_EXEC as LEXEC
+from wire import LOOP_FORGET as FORGET
+from wire import LOOP_TASK as TASK
+from wire import REPLY_ERROR as ERROR
+from wire import REPLY_OK as OK
 
-OK, ERROR = 4, 5
-TASK, LEXEC, LEVAL, FORGET, CANCEL = 48, 49, 50, 51, 52
-PID = msgpack.ExtType(3, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
+PID = msgpack.ExtType(EXT_PID, b"X\x77\x0dnonode@nohost\x00\x00\x00\x55\x00\x00\x00\x00\x00\x00\x00\x00")
 
 
 def replies(port: PortProgram, n: int) -> dict[object, list[object]]:

@@ -7,9 +7,10 @@ import threading
 import time
 
 from conftest import PortProgram
-
-CALL, EVAL, EXEC, OK, ERROR = 1, 2, 3, 4, 5
-DROP, INTERRUPT, REF_OP = 9, 10, 12
+from wire import CALL, EVAL, EXEC, INTERRUPT, REF_OP
+from wire import DROP_NAMESPACE as DROP
+from wire import REPLY_ERROR as ERROR
+from wire import REPLY_OK as OK
 
 
 def test_namespaces_are_separate_and_see_the_shared_one(port: PortProgram) -> None:

@@ -8,12 +8,14 @@ import time
 import msgpack
 
 from conftest import PortProgram
-
-CALL, EVAL, EXEC, OK, ERROR, OUTPUT, PROTOCOL_ERROR, SHUTDOWN = 1, 2, 3, 4, 5, 6, 14, 15
+from wire import CALL, CALLBACK, CALLBACK_OK, EVAL, EXEC, HELLO, OUTPUT, PROTOCOL_ERROR, SHUTDOWN
+from wire import STDERR, STDOUT, VERSION
+from wire import REPLY_ERROR as ERROR
+from wire import REPLY_OK as OK
 
 
 def test_hello(port: PortProgram) -> None:
-    assert port.hello[0] == 0 and port.hello[1] == 1
+    assert port.hello[0] == HELLO and port.hello[1] == VERSION
     assert port.hello[2]["contexts"] == 2 and port.hello[2]["python"].startswith("3.")
 
 
@@ -86,13 +88,13 @@ def test_output_never_corrupts_the_stream(port: PortProgram) -> None:
         else:
             reply = message
     assert reply == [OK, 1, None]
-    assert (1, 0, b"hello") in seen and (2, 0, b"err line") in seen
-    assert any(stream == 1 and ctx is None and b"raw fd write" in data for stream, ctx, data in seen)
+    assert (STDOUT, 0, b"hello") in seen and (STDERR, 0, b"err line") in seen
+    assert any(stream == STDOUT and ctx is None and b"raw fd write" in data for stream, ctx, data in seen)
 
 
 def test_exits_promptly_on_eof_even_when_python_is_stuck(port: PortProgram) -> None:
     port.send([EXEC, 1, 0, "print('spinning')\nwhile True: pass"])
-    assert port.recv()[:3] == [OUTPUT, 1, 0]  # the loop is running now
+    assert port.recv()[:3] == [OUTPUT, STDOUT, 0]  # the loop is running now
     start = time.monotonic()
     assert port.close() == 0
     assert time.monotonic() - start < 1.0
@@ -112,14 +114,14 @@ def test_only_the_waiting_callbacks_chain_runs_nested(port: PortProgram) -> None
     assert port.recv_reply() == [OK, "def", None]
     port.send([CALL, "f", 0, "__main__", "f", [], {}])
     callback = port.recv_reply()
-    assert callback[0] == 16 and callback[3] == "x"
+    assert callback[0] == CALLBACK and callback[3] == "x"
     cb_id = callback[1]
     port.send([EVAL, "plain", 0, "log.append('plain')", {}])
     port.send([EVAL, "other", 0, "log.append('other')", {}, cb_id + 1])
     port.send([EVAL, "none", 0, "log.append('none')", {}, None])
     port.send([EVAL, "chain", 0, "log.append('chain')", {}, cb_id])
     assert port.recv_reply() == [OK, "chain", None]
-    port.send([20, cb_id, 5])
+    port.send([CALLBACK_OK, cb_id, 5])
     replies = [port.recv_reply() for _ in range(4)]
     assert replies == [[OK, "f", 5], [OK, "plain", None], [OK, "other", None], [OK, "none", None]]
     port.send([EVAL, "log", 0, "log", {}])
