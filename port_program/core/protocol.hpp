@@ -1,4 +1,5 @@
-// Message and ext type numbers of spec/PROTOCOL.md.
+// Message and ext type numbers of spec/PROTOCOL.md. erlang_src/py_protocol.hrl and
+// test/python/wire.py mirror them name for name (test_protocol_vocabulary.py checks).
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,8 @@ namespace ep::protocol {
 
 inline constexpr int kVersion = 1;
 inline constexpr size_t kMaxDepth = 10000;
+// The largest frame a port program accepts unless told (--max-frame).
+inline constexpr size_t kDefaultMaxFrame = 64u << 20;
 
 enum MessageType : uint8_t {
   kHello = 0,
