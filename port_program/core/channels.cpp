@@ -8,9 +8,8 @@
 #include <memory>
 
 #include "core/context.hpp"
+#include "core/messages.hpp"
 #include "core/msgpack_reader.hpp"
-#include "core/msgpack_writer.hpp"
-#include "core/protocol.hpp"
 #include "core/runtime.hpp"
 #include "core/term_codec.hpp"
 
@@ -41,6 +40,10 @@ uint64_t accounted_size(Channels::Kind kind, std::string_view head, uint64_t siz
       break;  // bin 32
   }
   return size >= header ? size - header : size;
+}
+
+messages::ChannelRef ref_of(const Channels::Handle& h) {
+  return {h.id, h.server, h.counters};
 }
 
 }  // namespace
@@ -94,7 +97,7 @@ void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::s
     // Withdraw: the server requeues every message it shipped here beyond the
     // ones this frame acknowledges (including any batch on its way, which is
     // dropped on arrival) and forgets the want; it confirms with [37].
-    counted_frame(out, ch, protocol::kChannelReturn, 6);
+    return_frame(out, ch);
     ch.batches.clear();
     ch.buffered = 0;
     ch.want_sent = false;
@@ -105,29 +108,25 @@ void Channels::forget(std::unordered_map<uint64_t, Channel>::iterator it, std::s
   if (!ch.withdrawing) channels_.erase(it);  // else when the confirmation comes
 }
 
-MsgpackWriter Channels::server_frame(std::string& out, const Channel& ch, int type,
-                                     uint32_t elements) {
+void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
   begin_message(out);
-  MsgpackWriter w(out);
-  w.array_header(elements);
-  w.int64(type);
-  w.uint64(ch.handle.id);
-  w.raw(ch.handle.server);
-  return w;
-}
-
-void Channels::counted_frame(std::string& out, Channel& ch, int type, uint32_t elements) {
-  MsgpackWriter w = server_frame(out, ch, type, elements);
-  w.raw(ch.handle.counters);
-  w.uint64(ch.unacked_count);
-  w.uint64(ch.unacked_bytes);
+  messages::channel_ack(out, ref_of(ch.handle), ch.unacked_count, ch.unacked_bytes, want);
   ch.unacked_count = 0;
   ch.unacked_bytes = 0;
 }
 
-void Channels::ack_frame(std::string& out, Channel& ch, bool want) {
-  counted_frame(out, ch, protocol::kChannelAck, 7);
-  MsgpackWriter(out).boolean(want);
+void Channels::probe_frame(std::string& out, Channel& ch) {
+  begin_message(out);
+  messages::channel_probe(out, ref_of(ch.handle), ch.unacked_count, ch.unacked_bytes);
+  ch.unacked_count = 0;
+  ch.unacked_bytes = 0;
+}
+
+void Channels::return_frame(std::string& out, Channel& ch) {
+  begin_message(out);
+  messages::channel_return(out, ref_of(ch.handle), ch.unacked_count, ch.unacked_bytes);
+  ch.unacked_count = 0;
+  ch.unacked_bytes = 0;
 }
 
 Channels::Take Channels::take(uint64_t id, PyRef& value, const ChannelWaker* waker) {
@@ -194,7 +193,7 @@ Channels::Take Channels::take_impl(uint64_t id, PyRef& value, const ChannelWaker
       }
       if (*ticket == 0) {
         *ticket = ++ch.probes_sent;
-        counted_frame(frame, ch, protocol::kChannelProbe, 6);
+        probe_frame(frame, ch);
       }
       result = Take::kPending;
     } else {
@@ -254,7 +253,8 @@ bool Channels::close(uint64_t id) {
     std::lock_guard lk(mu_);
     auto it = channels_.find(id);
     if (it == channels_.end()) return false;
-    server_frame(frame, it->second, protocol::kChannelClose, 4).raw(it->second.handle.counters);
+    begin_message(frame);
+    messages::channel_close(frame, ref_of(it->second.handle));
   }
   Runtime::instance().sink().send(frame);
   return true;
@@ -267,7 +267,8 @@ bool Channels::send_bytes(uint64_t id, std::string_view data) {
     auto it = channels_.find(id);
     if (it == channels_.end()) return false;
     frame.reserve(kHeaderRoom + 32 + it->second.handle.server.size() + data.size());
-    server_frame(frame, it->second, protocol::kChannelBytes, 4).bin(data);
+    begin_message(frame);
+    messages::channel_bytes(frame, ref_of(it->second.handle), data);
   }
   Runtime::instance().sink().send(frame);
   return true;

@@ -150,15 +150,11 @@ class Channels {
     std::vector<ChannelWaker> waiters;
   };
 
-  // Starts `out` as [type, id, server, ...] of `elements` elements: the rest is
-  // written with the returned writer.
-  static MsgpackWriter server_frame(std::string& out, const Channel& ch, int type,
-                                    uint32_t elements);
-  // Starts `out` as [Type, ChanId, Server, Counters, Count, Bytes, ...] with the
-  // counts not acknowledged yet (then zero): the head of an ack and a return.
-  static void counted_frame(std::string& out, Channel& ch, int type, uint32_t elements);
-  // Makes `out` an ack (and, with `want`, a request for more).
+  // Make `out` an ack (and, with `want`, a request for more), a probe or a
+  // return (core/messages.hpp), carrying the counts not acknowledged yet (then zero).
   static void ack_frame(std::string& out, Channel& ch, bool want);
+  static void probe_frame(std::string& out, Channel& ch);
+  static void return_frame(std::string& out, Channel& ch);
   // Lock held, no Channel object left and no want outstanding: acknowledges
   // what was taken, gives back what was not (into `out`), forgets `it`.
   void forget(std::unordered_map<uint64_t, Channel>::iterator it, std::string& out) REQUIRES(mu_);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/messages.hpp"
 #include "core/msgpack_reader.hpp"
 #include "core/msgpack_writer.hpp"
 #include "core/output.hpp"
@@ -357,10 +358,7 @@ void Context::execute(const Request& request) {
     return;
   }
   begin_message(reply_);
-  MsgpackWriter w(reply_);
-  w.array_header(3);
-  w.int64(protocol::kReplyOk);
-  w.raw(request.reqid());
+  MsgpackWriter w = messages::reply_ok(reply_, request.reqid());
   if (!encode_term(w, result.get(), Runtime::instance().types())) {
     result = PyRef();
     reply_python_error(request);
@@ -483,13 +481,7 @@ void Context::reply_error(const Request& request, std::string_view cls, std::str
     return;
   }
   begin_message(reply_);
-  MsgpackWriter w(reply_);
-  w.array_header(5);
-  w.int64(protocol::kReplyError);
-  w.raw(request.reqid());
-  w.str(cls);
-  w.str(message);
-  w.str(traceback);
+  messages::reply_error(reply_, request.reqid(), cls, message, traceback);
   Runtime::instance().sink().send(reply_);
 }
 

@@ -2,6 +2,7 @@
 // (request 10, and a cancel of a running request). The interrupt is one of
 // the few places that touch CPython's thread-state API.
 #include "core/context.hpp"
+#include "core/messages.hpp"
 #include "core/msgpack_reader.hpp"
 #include "core/msgpack_writer.hpp"
 #include "core/output.hpp"
@@ -57,11 +58,7 @@ bool Context::reply_ref(const Request& request, PyRef result) {
   uint64_t id = ns->next_ref++;
   ns->refs.insert_or_assign(id, std::move(result));
   begin_message(reply_);
-  MsgpackWriter w(reply_);
-  w.array_header(3);
-  w.int64(protocol::kReplyOk);
-  w.raw(request.reqid());
-  w.int64(static_cast<int64_t>(id));
+  messages::reply_ok(reply_, request.reqid()).uint64(id);
   Runtime::instance().sink().send(reply_);
   return true;
 }

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "core/messages.hpp"
 #include "core/msgpack_reader.hpp"
 #include "core/msgpack_writer.hpp"
 #include "core/protocol.hpp"
@@ -15,40 +16,21 @@ void send_hello(int contexts) {
   Runtime& rt = Runtime::instance();
   std::string msg;
   begin_message(msg);
-  MsgpackWriter w(msg);
-  w.array_header(3);
-  w.int64(protocol::kHello);
-  w.int64(protocol::kVersion);
-  w.map_header(3);
-  w.str("python");
-  w.str(rt.python_version());
-  w.str("pid");
-  w.int64(getpid());
-  w.str("contexts");
-  w.int64(contexts);
+  messages::hello(msg, rt.python_version(), getpid(), contexts);
   rt.sink().send(msg);
 }
 
 void Dispatcher::protocol_error(std::string_view reason) {
   std::string msg;
   begin_message(msg);
-  MsgpackWriter w(msg);
-  w.array_header(2);
-  w.int64(protocol::kProtocolError);
-  w.str(reason);
+  messages::protocol_error(msg, reason);
   Runtime::instance().sink().send(msg);
 }
 
 void Dispatcher::error_reply(std::string_view reqid, std::string_view reason) {
   std::string msg;
   begin_message(msg);
-  MsgpackWriter w(msg);
-  w.array_header(5);
-  w.int64(protocol::kReplyError);
-  w.raw(reqid);
-  w.str("ProtocolError");
-  w.str(reason);
-  w.str("");
+  messages::reply_error(msg, reqid, "ProtocolError", reason, "");
   Runtime::instance().sink().send(msg);
 }
 
@@ -154,11 +136,7 @@ void Dispatcher::on_frame(std::string_view message) {
         bool running = contexts_[ctx.magnitude]->interrupt({});
         std::string msg;
         begin_message(msg);
-        MsgpackWriter w(msg);
-        w.array_header(3);
-        w.int64(protocol::kReplyOk);
-        w.raw(reqid);
-        w.boolean(running);
+        messages::reply_ok(msg, reqid).boolean(running);
         Runtime::instance().sink().send(msg);
         return;
       }

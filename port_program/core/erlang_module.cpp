@@ -1,12 +1,13 @@
 #include "core/erlang_module.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/context.hpp"
+#include "core/messages.hpp"
 #include "core/msgpack_writer.hpp"
 #include "core/output.hpp"
-#include "core/protocol.hpp"
 #include "core/runtime.hpp"
 #include "core/term_codec.hpp"
 
@@ -39,20 +40,16 @@ PyObject* flush_output(PyObject*, PyObject* arg) {
 constexpr uint32_t kDepthShift = 24;
 constexpr uint32_t kMaxDepth = 64;
 
-bool encode_request(std::string& msg, uint64_t id, PyObject* handler_key, PyObject* name,
+// [16, ...]: `handler` empty for an async call.
+bool encode_request(std::string& msg, uint64_t id, std::optional<uint64_t> handler, PyObject* name,
                     PyObject* const* args, Py_ssize_t nargs) {
   const TermTypes& types = Runtime::instance().types();
-  begin_message(msg);
-  MsgpackWriter w(msg);
-  w.array_header(5);
-  w.int64(protocol::kCallback);
-  w.uint64(id);
-  if (!encode_term(w, handler_key, types)) return false;
   Py_ssize_t len = 0;
   const char* s = PyUnicode_AsUTF8AndSize(name, &len);
   if (!s) return false;
-  w.str({s, static_cast<size_t>(len)});
-  w.array_header(static_cast<uint32_t>(nargs));
+  begin_message(msg);
+  MsgpackWriter w = messages::callback(msg, id, handler, {s, static_cast<size_t>(len)},
+                                       static_cast<uint32_t>(nargs));
   for (Py_ssize_t i = 0; i < nargs; ++i) {
     if (!encode_term(w, args[i], types)) return false;
   }
@@ -115,9 +112,9 @@ PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   uint64_t id = waiter.next_id();
-  PyRef key = PyRef::steal(PyLong_FromUnsignedLong(waiter.slot() | (waiter.depth << kDepthShift)));
+  uint64_t key = waiter.slot() | (uint64_t{waiter.depth} << kDepthShift);
   std::string msg;
-  if (!key || !encode_request(msg, id, key.get(), name, args + 1, nargs - 1)) return nullptr;
+  if (!encode_request(msg, id, key, name, args + 1, nargs - 1)) return nullptr;
   ++waiter.depth;
   CallbackReply reply;
   if (Context* ctx = Context::current()) {
@@ -152,7 +149,7 @@ PyObject* call_async(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Runtime& rt = Runtime::instance();
   uint64_t id = rt.callbacks().register_async(fd, token);
   std::string msg;
-  if (!encode_request(msg, id, Py_None, args[0], PySequence_Fast_ITEMS(args[1]),
+  if (!encode_request(msg, id, std::nullopt, args[0], PySequence_Fast_ITEMS(args[1]),
                       PyTuple_GET_SIZE(args[1]))) {
     rt.callbacks().drop_async(id);
     return nullptr;
@@ -256,9 +253,7 @@ PyObject* send(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   std::string msg;
   begin_message(msg);
-  MsgpackWriter w(msg);
-  w.array_header(3);
-  w.int64(protocol::kSend);
+  MsgpackWriter w = messages::send(msg);
   if (!encode_term(w, args[0], types) || !encode_term(w, args[1], types)) return nullptr;
   rt.sink().send(msg);
   Py_RETURN_NONE;
@@ -276,9 +271,7 @@ PyObject* log(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   std::string msg;
   begin_message(msg);
-  MsgpackWriter w(msg);
-  w.array_header(5);
-  w.int64(protocol::kLog);
+  MsgpackWriter w = messages::log(msg);
   for (Py_ssize_t i = 0; i < nargs; ++i) {
     if (!encode_term(w, args[i], types)) return nullptr;
   }

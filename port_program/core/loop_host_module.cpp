@@ -6,6 +6,7 @@
 
 #include "core/loop_inbox.hpp"
 #include "core/message_sink.hpp"
+#include "core/messages.hpp"
 #include "core/msgpack_reader.hpp"
 #include "core/msgpack_writer.hpp"
 #include "core/protocol.hpp"
@@ -143,10 +144,7 @@ PyObject* reply(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   std::string& out = inbox->out();
   size_t start = out.size();
   out.append(kHeaderRoom, '\0');
-  MsgpackWriter w(out);
-  w.array_header(3);
-  w.int64(protocol::kReplyOk);
-  w.raw(id);
+  MsgpackWriter w = messages::reply_ok(out, id);
   if (!encode_term(w, args[2], Runtime::instance().types())) {
     out.resize(start);
     return nullptr;
@@ -178,13 +176,7 @@ PyObject* reply_error(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   std::string& out = inbox->out();
   size_t start = out.size();
   out.append(kHeaderRoom, '\0');
-  MsgpackWriter w(out);
-  w.array_header(5);
-  w.int64(protocol::kReplyError);
-  w.raw(id);
-  w.str(cls);
-  w.str(message);
-  w.str(traceback);
+  messages::reply_error(out, id, cls, message, traceback);
   seal(out, start);
   return PyBool_FromLong(start == 0);
 }

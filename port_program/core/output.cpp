@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "core/msgpack_writer.hpp"
+#include "core/messages.hpp"
 #include "core/protocol.hpp"
 #include "core/runtime.hpp"
 
@@ -28,16 +28,7 @@ int current_context() {
 void send_raw(int stream, int ctx, std::string_view data) {
   std::string msg;
   begin_message(msg);
-  MsgpackWriter w(msg);
-  w.array_header(4);
-  w.int64(protocol::kOutput);
-  w.int64(stream);
-  if (ctx >= 0) {
-    w.int64(ctx);
-  } else {
-    w.nil();
-  }
-  w.bin(data);
+  messages::output(msg, stream, ctx, data);
   Runtime::instance().sink().send(msg);
 }
 
