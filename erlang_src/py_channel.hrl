@@ -2,10 +2,12 @@
 %% arguments (`py:call(mod, worker, [Ch])') and back unchanged.
 
 %% `counters' is an atomics array: the bytes queued (sent, not yet taken by
-%% Python) and the closed flag. Senders update it themselves, so backpressure
-%% costs no message to the server.
+%% Python), the closed flag, and the largest message a send accepts (set when
+%% the channel is made, from max_frame). Senders update and read it themselves,
+%% so backpressure costs no message to the server.
 -define(CH_SIZE, 1).
 -define(CH_CLOSED, 2).
+-define(CH_MAX_MESSAGE, 3).
 
 -record(py_channel, {id :: pos_integer(),
                      server :: pid(),

@@ -34,8 +34,10 @@
 -define(BATCH_COUNT, 16384).
 %% Messages a burst gathers from the mailbox before shipping.
 -define(BURST, 4096).
-%% Largest message accepted: it must fit a frame of the default maximum.
--define(MAX_MESSAGE, 64 * 1024 * 1024 - 4096).
+%% A message shipped alone travels in [Type, ChanId, Msg]: a frame at most this
+%% much bigger than the size a send counts (array header, type, a uint64
+%% ChanId, and for a byte channel, which counts the data, its bin header).
+-define(FRAME_HEAD, 16).
 %% How long a closed and drained server lingers before it stops.
 -define(STOP_GRACE_MS, 500).
 
@@ -79,8 +81,12 @@ new(Kind, Opts) when is_map(Opts) ->
         0 -> new(Kind, Opts#{max_size => infinity});
         Max when Max =:= infinity; is_integer(Max), Max > 0 ->
             Id = erlang:unique_integer([positive]),
-            Counters = atomics:new(2, [{signed, true}]),
-            Args = #{id => Id, kind => Kind, counters => Counters, owner => self()},
+            Counters = atomics:new(3, [{signed, true}]),
+            %% The largest message accepted fits a frame of max_frame alone.
+            MaxFrame = py_config:max_frame(),
+            atomics:put(Counters, ?CH_MAX_MESSAGE, max(0, MaxFrame - ?FRAME_HEAD)),
+            Args = #{id => Id, kind => Kind, counters => Counters, owner => self(),
+                     max_frame => MaxFrame},
             case py_channel_sup:start_server(Args) of
                 {ok, Server} -> {ok, {Id, Server, Counters, Max}};
                 {error, _} = Error -> Error
@@ -91,12 +97,18 @@ new(Kind, Opts) when is_map(Opts) ->
 new(_Kind, Opts) ->
     {error, {bad_options, Opts}}.
 
-%% @doc Queues one encoded message of `Size' bytes, in the caller's process.
+%% @doc Queues one encoded message of `Size' bytes, in the caller's process. A
+%% message that cannot fit a frame of the max_frame the channel was made with
+%% is refused.
 -spec enqueue(pid(), atomics:atomics_ref(), pos_integer() | infinity, iodata(),
               non_neg_integer()) -> ok | busy | {error, closed | {too_large, pos_integer()}}.
-enqueue(_Server, _Counters, _Max, _Item, Size) when Size > ?MAX_MESSAGE ->
-    {error, {too_large, Size}};
 enqueue(Server, Counters, Max, Item, Size) ->
+    case Size > atomics:get(Counters, ?CH_MAX_MESSAGE) of
+        true -> {error, {too_large, Size}};
+        false -> enqueue_fitting(Server, Counters, Max, Item, Size)
+    end.
+
+enqueue_fitting(Server, Counters, Max, Item, Size) ->
     case atomics:get(Counters, ?CH_CLOSED) =:= 0 andalso is_process_alive(Server) of
         true ->
             case reserve(Counters, Max, Size) of
@@ -174,10 +186,11 @@ try_recv(Server) ->
 %%====================================================================
 
 -spec init(map()) -> {ok, #state{}}.
-init(#{id := Id, kind := Kind, counters := Counters, owner := Owner}) ->
-    %% A batch stays well within a frame; a single message over the frame
-    %% limit still goes alone, and the port program fails its receive().
-    BatchBytes = max(1, min(?BATCH_BYTES, py_config:max_frame() div 2)),
+init(#{id := Id, kind := Kind, counters := Counters, owner := Owner, max_frame := MaxFrame}) ->
+    %% A batch stays well within a frame; a single message over a port
+    %% program's frame limit (one started with a smaller max_frame) still goes
+    %% alone, and the port program fails its receive().
+    BatchBytes = max(1, min(?BATCH_BYTES, MaxFrame div 2)),
     {ok, #state{id = Id, kind = Kind, counters = Counters, batch_bytes = BatchBytes,
                 owner = erlang:monitor(process, Owner)}}.
 

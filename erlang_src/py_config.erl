@@ -1,10 +1,15 @@
 %% @doc Where things are and how a port program is started.
 -module(py_config).
 
+-include("py_protocol.hrl").
+
 -define(READ_SPIN_US, 100).
+%% The port program refuses more (port_program/main.cpp).
+-define(MAX_READ_SPIN_US, 10000).
+-define(NODE_RETRY_MS, 5000).
 
 -export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0,
-         max_frame/0]).
+         max_frame/0, node_retry/0]).
 %% The reference's application env (see the README, Configuration)
 -export([default_pool_size/0, default_pool_mode/0, execution_mode/0, check_env/0,
          known_keys/0]).
@@ -66,10 +71,10 @@ base_args(Contexts, PythonPath) ->
 %% $EP_READ_SPIN_US, else ?READ_SPIN_US.
 read_spin_us() ->
     case application:get_env(erlang_python, read_spin_us) of
-        {ok, N} when is_integer(N), N >= 0, N =< 10000 -> N;
+        {ok, N} when is_integer(N), N >= 0, N =< ?MAX_READ_SPIN_US -> N;
         _ ->
             case string:to_integer(os:getenv("EP_READ_SPIN_US", "")) of
-                {N, ""} when N >= 0, N =< 10000 -> N;
+                {N, ""} when N >= 0, N =< ?MAX_READ_SPIN_US -> N;
                 _ -> ?READ_SPIN_US
             end
     end.
@@ -92,10 +97,16 @@ call_timeout() ->
     application:get_env(erlang_python, call_timeout, 30000).
 
 %% @doc The largest frame a port program accepts (app env `max_frame', default 64 MiB),
-%% as the port programs started from now on get it.
+%% as the port programs (and channels) started from now on get it.
 -spec max_frame() -> pos_integer().
 max_frame() ->
-    application:get_env(erlang_python, max_frame, 64 bsl 20).
+    application:get_env(erlang_python, max_frame, ?PY_DEFAULT_MAX_FRAME).
+
+%% @doc Default `node_retry' of a pool with `nodes' (py_context_router:start_pool/3):
+%% milliseconds between attempts to start a member on a node that has none.
+-spec node_retry() -> timeout().
+node_retry() ->
+    ?NODE_RETRY_MS.
 
 %% The application's root: code:lib_dir/1 needs the directory to be named after
 %% the application, which a git checkout need not be.

@@ -286,7 +286,7 @@ is_path(P) when is_list(P) -> io_lib:char_list(P);
 is_path(_) -> false.
 
 check_nodes(#{nodes := Nodes} = Opts) when is_list(Nodes), Nodes =/= [] ->
-    Retry = maps:get(node_retry, Opts, 5000),
+    Retry = maps:get(node_retry, Opts, py_config:node_retry()),
     case lists:all(fun is_atom/1, Nodes) andalso length(lists:usort(Nodes)) =:= length(Nodes) of
         false ->
             {error, {badarg, {nodes, Nodes}}};

@@ -111,8 +111,8 @@ start_new_pool(Pool, Size, Opts) ->
     {Entry, Spec} =
         case Opts of
             #{nodes := Nodes} ->
-                S = #{size => Size, mode => maps:get(mode, Opts, process),
-                      nodes => Nodes, retry => maps:get(node_retry, Opts, 5000),
+                S = #{size => Size, mode => maps:get(mode, Opts, process), nodes => Nodes,
+                      retry => maps:get(node_retry, Opts, py_config:node_retry()),
                       opts => maps:without([nodes, node_retry], Opts)},
                 {{Pool, {}, atomics:new(Size * length(Nodes) + 1, []), S}, S};
             _ ->

@@ -15,6 +15,7 @@
 #include "core/context.hpp"
 #include "core/dispatcher.hpp"
 #include "core/output.hpp"
+#include "core/protocol.hpp"
 #include "core/runtime.hpp"
 #include "io/fd.hpp"
 #include "io/pipe_source.hpp"
@@ -25,7 +26,7 @@ namespace {
 
 struct Options {
   int contexts = 1;
-  size_t max_frame = 64u << 20;
+  size_t max_frame = ep::protocol::kDefaultMaxFrame;
   size_t max_memory = 0;  // bytes of resident memory; 0: no cap
   unsigned read_spin_us = 0;
   bool sched_batch = false;

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/protocol.hpp"
+
 namespace ep {
 
 class FrameReader {
@@ -14,7 +16,7 @@ class FrameReader {
   // Bytes of an oversized frame's payload passed to on_oversized.
   static constexpr size_t kOversizedHead = 256;
 
-  explicit FrameReader(size_t max_frame = 64u << 20) : max_frame_(max_frame) {}
+  explicit FrameReader(size_t max_frame = protocol::kDefaultMaxFrame) : max_frame_(max_frame) {}
 
   // Feed bytes as they arrive (any split). For each complete frame calls
   // on_frame(std::string_view payload). For a frame whose declared length exceeds

@@ -2,6 +2,7 @@
 // test/python/wire.py mirror them name for name (test_protocol_vocabulary.py checks).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ep::protocol {

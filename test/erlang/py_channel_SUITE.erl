@@ -22,7 +22,7 @@
          orphaned_want_gives_messages_back/1, byte_channel_server_ends_after_owner_exit/1,
          every_type_round_trips/1, large_messages/1, killed_server_closes/1,
          space_visible_with_reply/1, too_deep_message_raises/1,
-         message_over_max_frame_raises/1,
+         message_over_max_frame_raises/1, message_over_own_max_frame_refused/1,
          try_receive_sees_sent/1, try_receive_closed_raises/1, byte_try_receive_sees_sent/1,
          try_receive_from_thread_and_loop/1, try_receive_server_killed/1,
          million_messages/1]).
@@ -50,6 +50,7 @@ groups() ->
                       byte_channel_server_ends_after_owner_exit, every_type_round_trips,
                       large_messages, killed_server_closes, space_visible_with_reply,
                       too_deep_message_raises, message_over_max_frame_raises,
+                      message_over_own_max_frame_refused,
                       try_receive_sees_sent, try_receive_closed_raises,
                       byte_try_receive_sees_sent, try_receive_from_thread_and_loop,
                       try_receive_server_killed]},
@@ -567,20 +568,23 @@ too_deep_message_raises(_Config) ->
     #{size := 0} = py_channel:info(Ch),
     ok.
 
-%% With a max_frame of 1 MiB: a message bigger than that is one message whose
-%% receive() raises ValueError (Channel and ByteChannel; its bytes are
-%% released), and 3 MiB of small messages arrive in batches that fit.
+%% A port program started with a max_frame of 1 MiB, channels made with one
+%% of 1.9 MB: a 1.5 MB message (which the channel accepts) is one message whose
+%% receive() raises ValueError there (Channel and ByteChannel; its bytes are
+%% released), and 3 MiB of small messages arrive in batches that fit (half the
+%% channel's max_frame each).
 message_over_max_frame_raises(Config) ->
     ok = application:set_env(?APP, max_frame, 1 bsl 20),
     try
         {ok, [Ctx]} = py_context_router:start_pool(?POOL, 1, #{mode => process,
                                                           python_path => [?config(data_dir, Config)]}),
+        ok = application:set_env(?APP, max_frame, 1900000),
         {ok, Ch} = py_channel:new(#{max_size => 8000000}),
         {ok, BCh} = py_byte_channel:new(#{max_size => 8000000}),
         Small = binary:copy(<<"s">>, 1024),
         [begin
              ok = Send(C, <<"first">>),
-             ok = Send(C, binary:copy(<<"x">>, 2000000)),
+             ok = Send(C, binary:copy(<<"x">>, 1500000)),
              [ok = Send(C, Small) || _ <- lists:seq(1, 3000)],
              ok = Close(C)
          end || {C, Send, Close} <- [{Ch, fun py_channel:send/2, fun py_channel:close/1},
@@ -596,6 +600,32 @@ message_over_max_frame_raises(Config) ->
         3000 = length(BRest),
         #{size := 0} = py_channel:info(Ch),
         #{size := 0} = py_byte_channel:info(BCh)
+    after
+        application:unset_env(?APP, max_frame)
+    end.
+
+%% A send refuses a message that cannot fit a frame of the max_frame the
+%% channel was made with (lowered: 1 MiB, or raised: 128 MiB, where 65 MiB
+%% fits), whatever the default.
+message_over_own_max_frame_refused(_Config) ->
+    Fits = 1 bsl 20 - 16,
+    ok = application:set_env(?APP, max_frame, 1 bsl 20),
+    try
+        {ok, Ch} = py_channel:new(#{}),
+        {ok, BCh} = py_byte_channel:new(#{}),
+        %% a term channel counts the encoded message, a byte channel its data
+        {error, {too_large, 2000005}} = py_channel:send(Ch, binary:copy(<<"x">>, 2000000)),
+        {error, {too_large, 2000000}} = py_byte_channel:send(BCh, binary:copy(<<"x">>, 2000000)),
+        {error, {too_large, _}} = py_byte_channel:send(BCh, binary:copy(<<"x">>, Fits + 1)),
+        ok = py_byte_channel:send(BCh, binary:copy(<<"x">>, Fits)),
+        #{size := Fits} = py_byte_channel:info(BCh),
+        ok = application:set_env(?APP, max_frame, 128 bsl 20),
+        {ok, Big} = py_byte_channel:new(#{}),
+        ok = py_byte_channel:send(Big, binary:copy(<<"x">>, 65 bsl 20)),
+        [begin ok = Close(C), exit(element(3, C), kill) end
+         || {C, Close} <- [{Ch, fun py_channel:close/1}, {BCh, fun py_byte_channel:close/1},
+                           {Big, fun py_byte_channel:close/1}]],
+        ok
     after
         application:unset_env(?APP, max_frame)
     end.
