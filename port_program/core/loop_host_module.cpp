@@ -224,7 +224,16 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
 }  // namespace
 
 PyObject* init_loop_host_module() {
-  return PyModule_Create(&kModule);
+  PyRef module = PyRef::steal(PyModule_Create(&kModule));
+  // The kinds of take()'s tuples: the message types of protocol.hpp.
+  if (!module || PyModule_AddIntConstant(module.get(), "TASK", protocol::kLoopTask) < 0 ||
+      PyModule_AddIntConstant(module.get(), "EXEC", protocol::kLoopExec) < 0 ||
+      PyModule_AddIntConstant(module.get(), "EVAL", protocol::kLoopEval) < 0 ||
+      PyModule_AddIntConstant(module.get(), "FORGET", protocol::kLoopForget) < 0 ||
+      PyModule_AddIntConstant(module.get(), "CANCEL", protocol::kLoopCancel) < 0) {
+    return nullptr;
+  }
+  return module.release();
 }
 
 }  // namespace ep

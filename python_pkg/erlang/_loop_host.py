@@ -27,7 +27,15 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return erlang.new_event_loop()
 
 
-_TASK, _EXEC, _EVAL, _FORGET, _CANCEL = 48, 49, 50, 51, 52
+# The kinds of the inbox's requests: message types of the protocol, as the port
+# program numbers them (core/protocol.hpp).
+_TASK, _EXEC, _EVAL, _FORGET, _CANCEL = (
+    _erlang_loop_host.TASK,
+    _erlang_loop_host.EXEC,
+    _erlang_loop_host.EVAL,
+    _erlang_loop_host.FORGET,
+    _erlang_loop_host.CANCEL,
+)
 
 # The host of the loop running on this thread, by loop (for stats()).
 _hosts: dict[asyncio.AbstractEventLoop, "_Host"] = {}
