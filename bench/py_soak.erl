@@ -1,7 +1,7 @@
 %% Soak (issue 18; not part of `make test'): `make soak' makes SOAK_CALLS
 %% (default 1,000,000) mixed calls from 8 processes: payloads of 0 B to 1 MiB
-%% (mostly small), Python exceptions, callbacks into Erlang, and channel
-%% traffic. It samples the resident memory of the VM and of every port
+%% (mostly small), Python exceptions, callbacks into Erlang, channel traffic
+%% and streams (a generator's values as a list, and as messages). It samples the resident memory of the VM and of every port
 %% program at each tenth of the run and prints it; after the first tenth
 %% (warm-up) every sample must stay within 10% of the warm-up figure.
 -module(py_soak).
@@ -79,8 +79,14 @@ one(R, _Ch) when R =< 85 ->
     {ok, Size} = py:eval(<<"len(soak_make(n))">>, #{n => Size});
 one(R, _Ch) when R =< 92 ->
     {error, {'ZeroDivisionError', _}} = py:call(operator, truediv, [1, 0]);
-one(R, _Ch) when R =< 97 ->
+one(R, _Ch) when R =< 95 ->
     {ok, 42} = py:eval(<<"erlang.call('soak_echo', 42)">>);
+one(R, _Ch) when R =< 96 ->
+    {ok, [0, 1, 2]} = py:stream_eval(<<"(x for x in range(3))">>);
+one(R, _Ch) when R =< 97 ->
+    {ok, Ref} = py:stream_start('__main__', soak_gen, [3]),
+    [receive {py_stream, Ref, {data, I}} -> ok end || I <- [0, 1, 2]],
+    receive {py_stream, Ref, done} -> ok end;
 one(_, Ch) ->
     ok = py_channel:send(Ch, <<"msg">>),
     {ok, <<"msg">>} = py:call('__main__', soak_take, [Ch]).
@@ -98,7 +104,9 @@ python_code() ->
       "def soak_make(n):\n"
       "    return 'y' * n\n"
       "def soak_take(ch):\n"
-      "    return Channel(ch).receive()\n">>.
+      "    return Channel(ch).receive()\n"
+      "def soak_gen(n):\n"
+      "    yield from range(n)\n">>.
 
 rss() ->
     Ports = lists:usort([maps:get(os_pid, py_port:info(Owner))

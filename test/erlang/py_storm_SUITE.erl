@@ -170,9 +170,10 @@ gate_code() ->
 
 %% Python stuck in C with calls queued, the GIL held (odd rounds: a PyDLL
 %% call) or released (even rounds: a CDLL call, which the interrupt cannot
-%% stop either). The stuck caller and half the others have a 1 s timeout, the
-%% other half 60 s. Each short caller gets `{error, timeout}' within its
-%% timeout plus prompt_ms(); the interrupt cannot end the stuck request, so
+%% stop either). The stuck caller and half the others time out together
+%% (1 s plus the time to start the callers), the other half wait 60 s. Each
+%% short caller gets `{error, timeout}' within prompt_ms() of that; the
+%% interrupt cannot end the stuck request, so
 %% `?GRACE' ms after its timeout the port program is killed: every long
 %% caller gets `{error, {python_died, stuck}}' within prompt_ms() of that,
 %% the context restarts and the next call succeeds.
@@ -189,28 +190,39 @@ stuck_in_c_storm(_Config) ->
              Ctx = py_context_router:get_context(?POOL),
              {ok, _, Owner, _} = py_context:lookup(Ctx),
              #{os_pid := OsPid} = py_port:info(Owner),
-             OwnerRef = monitor(process, Owner),
+             Test = self(),
+             %% the time of the death, as its monitors learn it (this process
+             %% is busy collecting then)
+             spawn(fun() -> R = monitor(process, Owner),
+                            receive {'DOWN', R, _, _, _} -> Test ! {died, Owner, now_ms()} end
+                   end),
              ok = py_context:exec(Ctx, <<"import ctypes\n"
                                  "def stuck():\n"
                                  "    ctypes.", Lib/binary, "(None).sleep(3600)\n">>, shared),
              trace_port_commands(),
-             Timeout = 1000,
+             %% long enough to put every caller in flight first: the long
+             %% callers behind the stuck one, then the short ones, whose
+             %% timeouts end in the half grace after the stuck one's
+             Timeout = 1000 + calls() div 3,
              Half = calls() div 2,
-             [Stuck | Short] =
-                 start_callers(Ctx, [{'__main__', stuck, []}], Timeout)
-                 ++ start_callers(Ctx, lists:duplicate(Half - 1, {operator, add, [1, 2]}), Timeout),
+             T0 = now_ms(),
+             [Stuck] = start_callers(Ctx, [{'__main__', stuck, []}], Timeout),
              Long = start_callers(Ctx, lists:duplicate(calls() - Half, {operator, add, [1, 2]}),
                                   60000),
+             Ends = [T0 + Timeout + I * (?GRACE div 2) div Half || I <- lists:seq(1, Half - 1)],
+             Short = start_callers(Ctx, [{operator, add, [1, 2], {until, E}} || E <- Ends], none),
+             InFlight = now_ms() - T0,
+             InFlight < Timeout orelse ct:fail({callers_not_in_flight_within, Timeout, InFlight}),
              [{StuckResult, _, StuckStart}] = collect([Stuck], 30000),
              {error, timeout} = StuckResult,
              ShortResults = collect(Short, 30000),
              [] = [R || {R, _, _} <- ShortResults, R =/= {error, timeout}],
-             Died = receive {'DOWN', OwnerRef, process, Owner, _} -> now_ms()
+             Died = receive {died, Owner, At} -> At
                     after 30000 -> ct:fail({stuck_port_program_not_killed, Lib})
                     end,
              LongResults = collect(Long, 30000),
              [] = [R || {R, _, _} <- LongResults, R =/= {error, {python_died, stuck}}],
-             Late = lists:max([At - Started || {_, At, Started} <- ShortResults]) - Timeout,
+             Late = lists:max([At - E || {{_, At, _}, E} <- lists:zip(ShortResults, Ends)]),
              Late =< prompt_ms() orelse ct:fail({late_timeouts, Late}),
              %% killed no sooner than the grace after the stuck call's timeout
              Killed = Died - (StuckStart + Timeout + ?GRACE),
@@ -219,14 +231,14 @@ stuck_in_c_storm(_Config) ->
              Told =< prompt_ms() orelse ct:fail({slow_answer, Told}),
              true = wait_os_pid_gone(OsPid, 2000),
              {ok, 3} = py:call(?POOL, operator, add, [1, 2]),   % the restarted context
-             {Late, Killed, Told}
+             {Late, Killed, Told, InFlight}
          end),
     ct:pal("stuck in C (~p rounds of ~p callers): timeouts late by at most ~p ms; the port "
            "program killed at most ~p ms after timeout + grace (~p ms); waiters told at "
            "most ~p ms after its death; per round ~w",
-           [repeat(), calls(), lists:max([L || {L, _, _} <- Times]),
-            lists:max([K || {_, K, _} <- Times]), ?GRACE,
-            lists:max([T || {_, _, T} <- Times]), Times]).
+           [repeat(), calls(), lists:max([L || {L, _, _, _} <- Times]),
+            lists:max([K || {_, K, _, _} <- Times]), ?GRACE,
+            lists:max([T || {_, _, T, _} <- Times]), Times]).
 
 %% A call that overruns its timeout but ends when interrupted (a Python loop)
 %% or soon after (a C call shorter than the grace) costs no restart: the
@@ -542,10 +554,7 @@ start_task_callers(Starts) ->
                 Pid ! go,
                 Pid
             end || Start <- Starts],
-    [receive
-         {trace, Pid, return_from, {erlang, port_command, _}, true} -> ok
-     after 30000 -> ct:fail({request_not_sent, Pid})
-     end || Pid <- Pids],
+    ok = await_sent(sets:from_list(Pids, [{version, 2}])),
     Pids.
 
 take_code() ->
@@ -649,30 +658,71 @@ procs() ->
 %%====================================================================
 
 %% Starts one caller per {M, F, A} on Ctx and returns once each has written
-%% its request (the return of its erlang:port_command/2 is traced).
+%% its request (the return of its erlang:port_command/2 is traced). Timeout
+%% (or a call's own, `{M, F, A, Timeout}'): ms, or `{until, T}' (a timeout
+%% ending at monotonic ms T).
 start_callers(Ctx, Calls, Timeout) ->
     Parent = self(),
     Pids = [begin
                 Pid = spawn(fun() ->
                                     receive go -> ok end,
                                     T0 = now_ms(),
-                                    R = py:call(Ctx, M, F, A, #{timeout => Timeout}),
+                                    T = case Own of
+                                            {until, At} -> max(0, At - T0);
+                                            _ -> Own
+                                        end,
+                                    R = py:call(Ctx, M, F, A, #{timeout => T}),
                                     Parent ! {result, self(), R, now_ms(), T0}
                             end),
                 1 = erlang:trace(Pid, true, [call]),
                 Pid ! go,
                 Pid
-            end || {M, F, A} <- Calls],
-    [receive
-         {trace, Pid, return_from, {erlang, port_command, _}, true} -> ok
-     after 30000 -> ct:fail({request_not_sent, Pid})
-     end || Pid <- Pids],
+            end || {M, F, A, Own} <- [case C of
+                                          {_, _, _} -> erlang:append_element(C, Timeout);
+                                          _ -> C
+                                      end || C <- Calls]],
+    ok = await_sent(sets:from_list(Pids, [{version, 2}])),
     Pids.
 
+%% The traces, in whatever order they come (a receive per pid in turn would
+%% scan a mailbox of thousands of them each time).
+await_sent(Waiting) ->
+    case sets:is_empty(Waiting) of
+        true ->
+            ok;
+        false ->
+            receive
+                {trace, Pid, return_from, {erlang, port_command, _}, true} ->
+                    await_sent(sets:del_element(Pid, Waiting));
+                {trace, _, call, _} ->
+                    await_sent(Waiting)
+            after 30000 ->
+                ct:fail({requests_not_sent, sets:size(Waiting)})
+            end
+    end.
+
+%% The callers' results, in the order of Pids (others' are left for later).
 collect(Pids, Timeout) ->
-    [receive {result, Pid, R, At, Started} -> {R, At, Started}
-     after Timeout -> ct:fail({caller_still_waiting, Pid})
-     end || Pid <- Pids].
+    {Results, Others} = collect(sets:from_list(Pids, [{version, 2}]), Timeout, #{}, []),
+    [self() ! Msg || Msg <- lists:reverse(Others)],
+    [maps:get(Pid, Results) || Pid <- Pids].
+
+collect(Waiting, Timeout, Acc, Others) ->
+    case sets:is_empty(Waiting) of
+        true ->
+            {Acc, Others};
+        false ->
+            receive
+                {result, Pid, R, At, Started} = Msg ->
+                    case sets:is_element(Pid, Waiting) of
+                        true -> collect(sets:del_element(Pid, Waiting), Timeout,
+                                        Acc#{Pid => {R, At, Started}}, Others);
+                        false -> collect(Waiting, Timeout, Acc, [Msg | Others])
+                    end
+            after Timeout ->
+                ct:fail({callers_still_waiting, sets:size(Waiting)})
+            end
+    end.
 
 trace_port_commands() ->
     erlang:trace_pattern({erlang, port_command, '_'}, [{'_', [], [{return_trace}]}], [global]).
