@@ -20,7 +20,8 @@
          init_per_testcase/2, end_per_testcase/2]).
 
 -export([kill_9_storm/1, segfault_storm/1, os_exit_storm/1, max_memory_storm/1,
-         stuck_in_c_storm/1, slow_call_not_restarted/1, pool_supervisor_killed/1, app_stopped/1,
+         stuck_in_c_storm/1, slow_call_not_restarted/1, pool_supervisor_killed/1,
+         pools_supervisor_killed/1, app_stopped/1,
          vm_halted/1, vm_killed/1, callbacks_in_flight/1, async_callbacks_in_flight/1,
          channels_in_flight/1, loop_tasks_in_flight/1]).
 %% called on peers
@@ -37,7 +38,8 @@ suite() ->
 
 all() ->
     [kill_9_storm, segfault_storm, os_exit_storm, max_memory_storm, stuck_in_c_storm,
-     slow_call_not_restarted, pool_supervisor_killed, app_stopped, vm_halted, vm_killed,
+     slow_call_not_restarted, pool_supervisor_killed, pools_supervisor_killed, app_stopped,
+     vm_halted, vm_killed,
      callbacks_in_flight, async_callbacks_in_flight, channels_in_flight, loop_tasks_in_flight].
 
 init_per_suite(Config) ->
@@ -289,6 +291,29 @@ pool_supervisor_killed(_Config) ->
          receive {'DOWN', Ref, process, PoolSup, killed} -> ok end,
          [] = [P || P <- OsPids, not wait_os_pid_gone(P, 1000)],
          {ok, 3} = py:call(?POOL, operator, add, [1, 2])
+     end),
+    ok.
+
+%% The supervisor of every pool killed (as when more than 10 pools fail
+%% within 10 s): every port program is gone within 2.5 s, and the pools the
+%% application starts (default, io, the event loops) serve again; pools
+%% started by hand are gone with it (started again here for the next case).
+pools_supervisor_killed(_Config) ->
+    rounds(fun() ->
+         {ok, 3} = py:call(operator, add, [1, 2]),
+         OsPids = all_port_os_pids(),
+         Sup = whereis(py_pools_sup),
+         Ref = monitor(process, Sup),
+         exit(Sup, kill),
+         receive {'DOWN', Ref, process, Sup, killed} -> ok end,
+         %% an orderly stop: an event loop's port program takes its 1 s
+         [] = [P || P <- OsPids, not wait_os_pid_gone(P, 2500)],
+         py_test_util:wait_until(fun() -> py:call(operator, add, [1, 2]) =:= {ok, 3} end, 20000),
+         py_test_util:wait_until(fun() -> py:call(io, operator, add, [1, 2]) =:= {ok, 3} end, 20000),
+         loops_serve(py_event_loop_pool:get_all_loops()),
+         {ok, [_]} = py_context_router:start_pool(?POOL, 1, pool_opts()),
+         {ok, [_]} = py_context_router:start_pool(?MEM_POOL, 1, #{max_memory => 300000000}),
+         ok
      end),
     ok.
 
