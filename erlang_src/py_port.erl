@@ -42,10 +42,11 @@
                 channels = #{} :: #{pid() => {reference(), [pos_integer()]}},
                 info = #{} :: map(),
                 %% interrupt_grace: watches of timed-out requests (each
-                %% Watch alias to its timer), how many were made, and whether
+                %% Watch alias to its timer, and `written' or the frame a busy
+                %% port did not take yet), how many were made, and whether
                 %% one expired (the port program is killed, not asked to stop)
                 grace = infinity :: timeout(),
-                watches = #{} :: #{reference() => reference()},
+                watches = #{} :: #{reference() => {reference(), written | binary()}},
                 watched = 0 :: non_neg_integer(),
                 stuck = false :: boolean(),
                 %% Until the hello: what the port program printed (the reason
@@ -147,9 +148,22 @@ handle_info({'$py_timed_out', Local, ReqId}, State) ->
 handle_info({Watch, _Tag, _Payload}, #state{watches = Watches} = State)
   when is_map_key(Watch, Watches) ->
     %% the watched request has ended
-    {TRef, Watches1} = maps:take(Watch, Watches),
+    {{TRef, _}, Watches1} = maps:take(Watch, Watches),
     _ = erlang:cancel_timer(TRef),
     {noreply, State#state{watches = Watches1}};
+handle_info({timeout, TRef0, {stuck, Watch, Local}}, #state{watches = Watches} = State)
+  when is_map_key(Watch, Watches), element(2, map_get(Watch, Watches)) =/= written ->
+    %% The port was busy (its input not read) when the watch was made: a
+    %% port program that has not taken it for a whole grace is stuck too.
+    {_, Frame} = maps:get(Watch, Watches),
+    case write_nosuspend(State#state.port, Frame) of
+        true ->
+            TRef = erlang:start_timer(State#state.grace, self(), {stuck, Watch, Local}),
+            {noreply, State#state{watches = Watches#{Watch := {TRef, written}}}};
+        false ->
+            handle_info({timeout, TRef0, {stuck, Watch, Local}},
+                        State#state{watches = Watches#{Watch := {TRef0, written}}})
+    end;
 handle_info({timeout, _TRef, {stuck, Watch, Local}}, #state{watches = Watches} = State)
   when is_map_key(Watch, Watches) ->
     logger:error("Python context ~p of port program ~p (pool ~p) is stuck: a request whose "
@@ -419,12 +433,18 @@ watch(_Local, _ReqId, #state{grace = infinity} = State) ->
     State;
 watch(Local, ReqId, #state{port = Port, grace = Grace, watches = Watches} = State) ->
     Watch = erlang:alias([reply]),
-    try port_command(Port, py_msgpack:encode([11, Watch, Local, ReqId])) of
-        true ->
-            TRef = erlang:start_timer(Grace, self(), {stuck, Watch, Local}),
-            State#state{watches = Watches#{Watch => TRef}, watched = State#state.watched + 1}
-    catch
-        error:badarg -> State  % closed: the port program is gone anyway
+    Frame = py_msgpack:encode([11, Watch, Local, ReqId]),
+    %% The owner never waits on a busy port (its timers must run).
+    Written = case write_nosuspend(Port, Frame) of
+                  true -> written;
+                  false -> Frame
+              end,
+    TRef = erlang:start_timer(Grace, self(), {stuck, Watch, Local}),
+    State#state{watches = Watches#{Watch => {TRef, Written}}, watched = State#state.watched + 1}.
+
+write_nosuspend(Port, Frame) ->
+    try erlang:port_command(Port, Frame, [nosuspend])
+    catch error:badarg -> false  % closed: its exit_status follows
     end.
 
 %% A stuck port program: killed at once, gone before the owner is.

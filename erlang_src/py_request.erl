@@ -67,8 +67,11 @@ try_counted({Port, Owner, Local, Load}, Build, Timeout) ->
 await_sent({ok, Ref}, Port, Owner, Local, Timeout) ->
     case wait(Ref, Timeout) of
         {error, timeout} = Error ->
-            catch write(Port, py_msgpack:encode([8, Ref, Local])),
-            %% The owner makes sure the request ends (py_port, interrupt_grace).
+            %% Never waits on a busy port (a stuck port program reads no
+            %% input): a cancel not taken leaves a queued request to run, its
+            %% reply dropped. The owner makes sure the request ends (py_port,
+            %% interrupt_grace).
+            _ = cancel(Port, py_msgpack:encode([8, Ref, Local])),
             Owner ! {'$py_timed_out', Local, Ref},
             Error;
         Reply ->
@@ -93,6 +96,11 @@ send_to(Port, Owner, Build) ->
             erlang:demonitor(Ref, [flush]),
             {error, {python_died, port_closed}}
     end.
+
+cancel(Port, Frame) when is_port(Port) ->
+    catch erlang:port_command(Port, Frame, [nosuspend]);
+cancel(Ctx, Frame) ->
+    write(Ctx, Frame).
 
 write(Port, Frame) when is_port(Port) ->
     erlang:port_command(Port, Frame);
