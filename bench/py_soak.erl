@@ -18,7 +18,8 @@ main(Args) ->
             end,
     {ok, _} = application:ensure_all_started(erlang_python),
     ok = py:register_function(soak_echo, fun([X]) -> X end),
-    [ok = py:exec(Ctx, python_code()) || Ctx <- py_context_router:contexts(default)],
+    %% in the shared namespace: every process sees it
+    [ok = py_context:exec(Ctx, python_code(), shared) || Ctx <- py_context_router:contexts(default)],
     {ok, Ch} = py_channel:new(#{max_size => 10000000}),
     Samples = run(Calls, Ch),
     [{_, Warm} | _] = Rest = tl(Samples),
@@ -84,9 +85,10 @@ one(R, _Ch) when R =< 95 ->
 one(R, _Ch) when R =< 96 ->
     {ok, [0, 1, 2]} = py:stream_eval(<<"(x for x in range(3))">>);
 one(R, _Ch) when R =< 97 ->
-    {ok, Ref} = py:stream_start('__main__', soak_gen, [3]),
-    [receive {py_stream, Ref, {data, I}} -> ok end || I <- [0, 1, 2]],
-    receive {py_stream, Ref, done} -> ok end;
+    {ok, Ref} = py:stream_start(builtins, iter, [[0, 1, 2]]),
+    [receive {py_stream, Ref, {data, I}} -> ok after 10000 -> error({stream_stuck, I}) end
+     || I <- [0, 1, 2]],
+    receive {py_stream, Ref, done} -> ok after 10000 -> error(stream_not_done) end;
 one(_, Ch) ->
     ok = py_channel:send(Ch, <<"msg">>),
     {ok, <<"msg">>} = py:call('__main__', soak_take, [Ch]).
@@ -104,9 +106,7 @@ python_code() ->
       "def soak_make(n):\n"
       "    return 'y' * n\n"
       "def soak_take(ch):\n"
-      "    return Channel(ch).receive()\n"
-      "def soak_gen(n):\n"
-      "    yield from range(n)\n">>.
+      "    return Channel(ch).receive()\n">>.
 
 rss() ->
     Ports = lists:usort([maps:get(os_pid, py_port:info(Owner))
