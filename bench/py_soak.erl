@@ -1,7 +1,7 @@
 %% Soak (issue 18; not part of `make test'): `make soak' makes SOAK_CALLS
 %% (default 1,000,000) mixed calls from 8 processes: payloads of 0 B to 1 MiB
-%% (mostly small), Python exceptions, callbacks into Erlang, and channel
-%% traffic. It samples the resident memory of the VM and of every port
+%% (mostly small), Python exceptions, callbacks into Erlang, channel traffic
+%% and streams (a generator's values as a list, and as messages). It samples the resident memory of the VM and of every port
 %% program at each tenth of the run and prints it; after the first tenth
 %% (warm-up) every sample must stay within 10% of the warm-up figure.
 -module(py_soak).
@@ -18,7 +18,8 @@ main(Args) ->
             end,
     {ok, _} = application:ensure_all_started(erlang_python),
     ok = py:register_function(soak_echo, fun([X]) -> X end),
-    [ok = py:exec(Ctx, python_code()) || Ctx <- py_context_router:contexts(default)],
+    %% in the shared namespace: every process sees it
+    [ok = py_context:exec(Ctx, python_code(), shared) || Ctx <- py_context_router:contexts(default)],
     {ok, Ch} = py_channel:new(#{max_size => 10000000}),
     Samples = run(Calls, Ch),
     [{_, Warm} | _] = Rest = tl(Samples),
@@ -79,8 +80,15 @@ one(R, _Ch) when R =< 85 ->
     {ok, Size} = py:eval(<<"len(soak_make(n))">>, #{n => Size});
 one(R, _Ch) when R =< 92 ->
     {error, {'ZeroDivisionError', _}} = py:call(operator, truediv, [1, 0]);
-one(R, _Ch) when R =< 97 ->
+one(R, _Ch) when R =< 95 ->
     {ok, 42} = py:eval(<<"erlang.call('soak_echo', 42)">>);
+one(R, _Ch) when R =< 96 ->
+    {ok, [0, 1, 2]} = py:stream_eval(<<"(x for x in range(3))">>);
+one(R, _Ch) when R =< 97 ->
+    {ok, Ref} = py:stream_start(builtins, iter, [[0, 1, 2]]),
+    [receive {py_stream, Ref, {data, I}} -> ok after 10000 -> error({stream_stuck, I}) end
+     || I <- [0, 1, 2]],
+    receive {py_stream, Ref, done} -> ok after 10000 -> error(stream_not_done) end;
 one(_, Ch) ->
     ok = py_channel:send(Ch, <<"msg">>),
     {ok, <<"msg">>} = py:call('__main__', soak_take, [Ch]).

@@ -9,7 +9,7 @@
 -define(NODE_RETRY_MS, 5000).
 
 -export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0,
-         max_frame/0, node_retry/0]).
+         max_frame/0, node_retry/0, interrupt_grace/0]).
 %% The reference's application env (see the README, Configuration)
 -export([default_pool_size/0, default_pool_mode/0, execution_mode/0, check_env/0,
          known_keys/0]).
@@ -96,6 +96,18 @@ scheduling() ->
 call_timeout() ->
     application:get_env(erlang_python, call_timeout, 30000).
 
+%% @doc How long a request whose caller timed out (and which was interrupted)
+%% may take to end before its port program counts as stuck and is restarted:
+%% app env `interrupt_grace' (ms or `infinity', default 5000); a pool's
+%% option of that name wins.
+-spec interrupt_grace() -> timeout().
+interrupt_grace() ->
+    case application:get_env(erlang_python, interrupt_grace, 5000) of
+        infinity -> infinity;
+        N when is_integer(N), N >= 0 -> N;
+        _ -> 5000
+    end.
+
 %% @doc The largest frame a port program accepts (app env `max_frame', default 64 MiB),
 %% as the port programs (and channels) started from now on get it.
 -spec max_frame() -> pos_integer().
@@ -166,7 +178,7 @@ known_keys() ->
     [%% ours
      default_pool_size, default_pool_mode, io_pool_size, io_pool_mode, python_path,
      call_timeout, max_frame, port_program, read_spin_us, port_scheduling, max_new_atoms,
-     none_as,
+     none_as, interrupt_grace,
      %% the reference's
      num_contexts, context_mode, max_concurrent, event_loop_pool_size, imports, paths,
      enable_memory_limits, preload_code, shared_dict, logging, log_level, tracing].

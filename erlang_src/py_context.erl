@@ -36,13 +36,13 @@
 %% stop/1. Options: `mode' (`worker', `owngil', `process', `subinterp' or
 %% `auto': all the same here, a port program has its own GIL),
 %% `memory_limit' (bytes of resident memory, the port program's cap, in any
-%% mode), `python_path', `venv', `env'.
+%% mode), `python_path', `venv', `env', `interrupt_grace'.
 -spec new(map()) -> {ok, context()} | {error, term()}.
 new(Opts) when is_map(Opts) ->
     case maps:get(mode, Opts, worker) of
         Mode when Mode =:= worker; Mode =:= owngil; Mode =:= process; Mode =:= subinterp;
                   Mode =:= auto ->
-            PoolOpts0 = maps:with([python_path, venv, env], Opts),
+            PoolOpts0 = maps:with([python_path, venv, env, interrupt_grace], Opts),
             PoolOpts = case Opts of
                            #{memory_limit := N} when is_integer(N), N > 0 ->
                                {ok, PoolOpts0#{max_memory => N}};

@@ -30,6 +30,7 @@
                        venv => file:filename_all(),
                        env => #{atom() | string() | binary() => string() | binary()},
                        max_memory => pos_integer(),
+                       interrupt_grace => timeout(),
                        nodes => [node()],
                        node_retry => timeout()}.
 -export_type([pool/0, mode/0, pool_opts/0]).
@@ -279,6 +280,7 @@ valid_opt(env, Env) ->
         lists:all(fun({K, V}) -> (is_atom(K) orelse is_path(K)) andalso (V =:= false orelse is_path(V)) end,
                   maps:to_list(Env));
 valid_opt(max_memory, Bytes) -> is_integer(Bytes) andalso Bytes > 0;
+valid_opt(interrupt_grace, Ms) -> Ms =:= infinity orelse (is_integer(Ms) andalso Ms >= 0);
 valid_opt(_Key, _Value) -> true.  % mode, nodes and node_retry are checked on their own
 
 is_path(P) when is_binary(P) -> true;

@@ -23,6 +23,7 @@
                   python_path := [file:filename_all()],
                   max_memory := pos_integer() | undefined,
                   env := [{string(), string() | false}],
+                  interrupt_grace => timeout(),
                   %% a node pool's member: who owns it
                   owner => pid(),
                   member => member_key(),
@@ -522,7 +523,8 @@ make_spec(Base, Size, Opts) ->
                 worker -> [Slots];
                 _ -> [[S] || S <- Slots]
             end,
-    #{size => Size,
+    (maps:with([interrupt_grace], Opts))#{
+      size => Size,
       mode => Mode,
       ports => Ports,
       python_path => maps:get(python_path, Opts,

@@ -50,4 +50,8 @@ stop_pool(Pool) ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), []}}.
 init([]) ->
+    %% Restarted (more than 10 pools failed within 10 s): no pool it held
+    %% survived it, and their rows would make starting them again (the
+    %% default pools, restarted after it) `{error, {already_started, _}}'.
+    _ = ets:info(py_pools) =/= undefined andalso ets:delete_all_objects(py_pools),
     {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, []}}.

@@ -16,6 +16,14 @@
 %% for a reply that cannot come (a duplicate of a reply already written is
 %% harmless: callback IDs are never reused and the port program drops replies
 %% nobody waits for).
+%%
+%% Stuck Python: a caller that timed out has cancelled its request (which
+%% interrupts it) and tells the owner, who asks the port program to say when
+%% that request has ended (`[11, Watch, Ctx, ReqId]'). No answer within the
+%% pool's `interrupt_grace' (code stuck in C, holding the GIL or not, or
+%% catching KeyboardInterrupt and going on) and the port program is killed:
+%% every caller waiting on it gets `{error, {python_died, stuck}}' and the
+%% supervisor restarts it, as after any crash.
 -module(py_port).
 -behaviour(gen_server).
 
@@ -35,6 +43,14 @@
                 %% when one is gone (closed), whatever the reason.
                 channels = #{} :: #{pid() => {reference(), [pos_integer()]}},
                 info = #{} :: map(),
+                %% interrupt_grace: watches of timed-out requests (each
+                %% Watch alias to its timer, and `written' or the frame a busy
+                %% port did not take yet), how many were made, and whether
+                %% one expired (the port program is killed, not asked to stop)
+                grace = infinity :: timeout(),
+                watches = #{} :: #{reference() => {reference(), written | binary()}},
+                watched = 0 :: non_neg_integer(),
+                stuck = false :: boolean(),
                 %% Until the hello: what the port program printed (the reason
                 %% it cannot start Python), newest first, at most ?STARTUP_TEXT bytes.
                 startup = [] :: [binary()] | started}).
@@ -50,7 +66,8 @@
 start_link(Pool, Index, Contexts, Spec) ->
     gen_server:start_link(?MODULE, {Pool, Index, Contexts, Spec}, []).
 
-%% @doc What the port program said in its hello, plus its OS pid.
+%% @doc What the port program said in its hello, plus its OS pid and its
+%% watches of timed-out requests (`watches': pending, `watched': ever made).
 -spec info(pid()) -> map().
 info(Owner) ->
     gen_server:call(Owner, info).
@@ -75,14 +92,16 @@ init({Pool, Index, Contexts, Spec}) ->
                  || Code <- py_setup:codes(), I <- lists:seq(0, Contexts - 1)],
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
             ets:insert(py_ports, {{Pool, Index}, self(), Port}),
-            {ok, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid}}
+            {ok, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid,
+                        grace = maps:get(interrupt_grace, Spec, py_config:interrupt_grace())}}
     catch
         error:Reason -> {stop, {port_program, Program, Reason}}
     end.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call(info, _From, #state{info = Info, os_pid = OsPid} = State) ->
-    {reply, Info#{os_pid => OsPid}, State};
+    {reply, Info#{os_pid => OsPid, watches => map_size(State#state.watches),
+                  watched => State#state.watched}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -124,14 +143,44 @@ handle_info({'DOWN', _Ref, process, Server, _}, #state{channels = Channels, port
     {noreply, State#state{channels = maps:remove(Server, Channels)}};
 handle_info({'EXIT', Pid, Reason}, #state{} = State) ->
     {noreply, worker_exit(Pid, Reason, State)};
+handle_info({'$py_timed_out', Local, ReqId}, State) ->
+    {noreply, watch(Local, ReqId, State)};
+handle_info({Watch, _Tag, _Payload}, #state{watches = Watches} = State)
+  when is_map_key(Watch, Watches) ->
+    %% the watched request has ended
+    {{TRef, _}, Watches1} = maps:take(Watch, Watches),
+    _ = erlang:cancel_timer(TRef),
+    {noreply, State#state{watches = Watches1}};
+handle_info({timeout, TRef0, {stuck, Watch, Local}}, #state{watches = Watches} = State)
+  when is_map_key(Watch, Watches), element(2, map_get(Watch, Watches)) =/= written ->
+    %% The port was busy (its input not read) when the watch was made: a
+    %% port program that has not taken it for a whole grace is stuck too.
+    {_, Frame} = maps:get(Watch, Watches),
+    case write_nosuspend(State#state.port, Frame) of
+        true ->
+            TRef = erlang:start_timer(State#state.grace, self(), {stuck, Watch, Local}),
+            {noreply, State#state{watches = Watches#{Watch := {TRef, written}}}};
+        false ->
+            handle_info({timeout, TRef0, {stuck, Watch, Local}},
+                        State#state{watches = Watches#{Watch := {TRef0, written}}})
+    end;
+handle_info({timeout, _TRef, {stuck, Watch, Local}}, #state{watches = Watches} = State)
+  when is_map_key(Watch, Watches) ->
+    logger:error("Python context ~p of port program ~p (pool ~p) is stuck: a request whose "
+                 "caller timed out has not ended ~p ms after its interrupt; killing the port "
+                 "program (it restarts)", [Local, State#state.os_pid, State#state.pool,
+                                            State#state.grace], #{domain => [python]}),
+    {stop, {shutdown, {python_died, stuck}}, State#state{stuck = true}};
 handle_info(_Other, State) ->
     {noreply, State}.
 
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid}) ->
+terminate(_Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid,
+                           stuck = Stuck}) ->
     ets:delete_object(py_ports, {{Pool, Index}, self(), Port}),
     case Port of
         undefined -> ok;
+        _ when Stuck -> kill(Port, OsPid);
         _ -> shut_down(Port, OsPid)
     end.
 
@@ -375,6 +424,37 @@ log_level(L) when L >= 40 -> error;
 log_level(L) when L >= 30 -> warning;
 log_level(L) when L >= 20 -> info;
 log_level(_) -> debug.
+
+%% A request of context `Local' timed out (its caller wrote the cancel): the
+%% port program answers `Watch' once the request has ended.
+watch(_Local, _ReqId, #state{grace = infinity} = State) ->
+    State;
+watch(Local, ReqId, #state{port = Port, grace = Grace, watches = Watches} = State) ->
+    Watch = erlang:alias([reply]),
+    Frame = py_msgpack:encode([?PY_MSG_WATCH_END, Watch, Local, ReqId]),
+    %% The owner never waits on a busy port (its timers must run).
+    Written = case write_nosuspend(Port, Frame) of
+                  true -> written;
+                  false -> Frame
+              end,
+    TRef = erlang:start_timer(Grace, self(), {stuck, Watch, Local}),
+    State#state{watches = Watches#{Watch => {TRef, Written}}, watched = State#state.watched + 1}.
+
+write_nosuspend(Port, Frame) ->
+    try erlang:port_command(Port, Frame, [nosuspend])
+    catch error:badarg -> false  % closed: its exit_status follows
+    end.
+
+%% A stuck port program: killed at once, gone before the owner is.
+kill(Port, OsPid) ->
+    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    receive
+        {Port, {exit_status, _}} -> ok
+    after 2000 ->
+        ok
+    end,
+    catch port_close(Port),
+    ok.
 
 %% Asks the port program to finish (running requests get up to 1 s), then makes
 %% sure the OS process is gone before the owner is.

@@ -24,6 +24,7 @@
 -define(PY_MSG_CANCEL, 8).
 -define(PY_MSG_DROP_NAMESPACE, 9).
 -define(PY_MSG_INTERRUPT, 10).
+-define(PY_MSG_WATCH_END, 11).
 -define(PY_MSG_REF_OP, 12).
 -define(PY_MSG_PROTOCOL_ERROR, 14).
 -define(PY_MSG_SHUTDOWN, 15).

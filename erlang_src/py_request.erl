@@ -26,7 +26,9 @@
 
 %% @doc Sends a request and waits for its reply. On timeout the port program is
 %% told, so that the request is dropped if it has not started, and an
-%% `erlang.call' it is blocked in raises instead of waiting on.
+%% `erlang.call' it is blocked in raises instead of waiting on; and the port
+%% owner, which restarts the port program if the request has not ended
+%% within the pool's `interrupt_grace'.
 -spec call(pid(), builder(), timeout()) -> {ok, term()} | {error, term()}.
 call(Ctx, Build, Timeout) ->
     case ets:lookup(py_contexts, Ctx) of
@@ -58,16 +60,21 @@ try_counted({Port, Owner, Local, Load}, Build, Timeout) ->
     %% the slot's in-flight counter: lowered even if this process is killed
     py_inflight:begin_call(Load),
     try send_to(Port, Owner, Build(Local)) of
-        {ok, _} = Sent -> await_sent(Sent, Port, Local, Timeout);
+        {ok, _} = Sent -> await_sent(Sent, Port, Owner, Local, Timeout);
         {error, {python_died, port_closed}} -> not_sent
     after
         py_inflight:end_call(Load)
     end.
 
-await_sent({ok, Ref}, Port, Local, Timeout) ->
+await_sent({ok, Ref}, Port, Owner, Local, Timeout) ->
     case wait(Ref, Timeout) of
         {error, timeout} = Error ->
-            catch write(Port, py_msgpack:encode([?PY_MSG_CANCEL, Ref, Local])),
+            %% Never waits on a busy port (a stuck port program reads no
+            %% input): a cancel not taken leaves a queued request to run, its
+            %% reply dropped. The owner makes sure the request ends (py_port,
+            %% interrupt_grace).
+            _ = cancel(Port, py_msgpack:encode([?PY_MSG_CANCEL, Ref, Local])),
+            Owner ! {'$py_timed_out', Local, Ref},
             Error;
         Reply ->
             Reply
@@ -91,6 +98,11 @@ send_to(Port, Owner, Build) ->
             erlang:demonitor(Ref, [flush]),
             {error, {python_died, port_closed}}
     end.
+
+cancel(Port, Frame) when is_port(Port) ->
+    catch erlang:port_command(Port, Frame, [nosuspend]);
+cancel(Ctx, Frame) ->
+    write(Ctx, Frame).
 
 write(Port, Frame) when is_port(Port) ->
     erlang:port_command(Port, Frame);

@@ -216,9 +216,9 @@ void Context::take(Request& item) {
     case protocol::kExec:
     case protocol::kRefOp: {
       active_.push_back({item.reqid()});
-      std::string outer = set_interruptible(item.reqid());
+      std::string outer = enter_request(item.reqid());
       execute(item);
-      set_interruptible(outer);
+      leave_request(outer);
       clear_interrupt();
       namespaces_->sync();
       active_.pop_back();

@@ -49,6 +49,11 @@ class Context {
   // executor runs now for request `reqid` (any request if empty); false if it
   // runs none (idle, or waiting for Erlang).
   bool interrupt(std::string_view reqid);
+  // Called from the thread that reads the input: replies `[4, WatchId, true]`
+  // once request `target` is neither queued nor running (at once if it is
+  // neither now). The port owner's watch of a request whose caller timed out:
+  // no reply within its grace means the executor is stuck.
+  void watch_end(std::string_view watch_id, std::string_view target);
 
   // On the executor thread, GIL held: waits for callback `id`'s reply, running
   // meanwhile the requests of the chain of a callback this thread waits for
@@ -111,6 +116,10 @@ class Context {
   bool reply_ref(const Request& request, PyRef result);
   // The request whose Python code runs now (interrupt()); returns the previous.
   std::string set_interruptible(std::string_view reqid);
+  // Executor thread: a request starts (it is running and interruptible) or
+  // ends (the previous one is interruptible again; its watches are replied).
+  std::string enter_request(std::string_view reqid);
+  void leave_request(std::string_view outer);
   void clear_interrupt();  // GIL held: an interrupt that came too late is dropped
   PyObject* module(std::string_view name);
   const Compiled* compiled(std::string_view code, bool eval_mode);
@@ -140,6 +149,13 @@ class Context {
   bool watch_nested_ GUARDED_BY(mu_) = false;  // post() signals nested_fd_
   bool stop_ GUARDED_BY(mu_) = false;
   std::string interruptible_ GUARDED_BY(mu_);
+  // The requests running (active_'s IDs, seen by the reading thread) and the
+  // watches waiting for one of them to end.
+  struct Watch {
+    std::string target, id;
+  };
+  std::vector<std::string_view> running_ GUARDED_BY(mu_);
+  std::vector<Watch> watches_ GUARDED_BY(mu_);
   unsigned long thread_ident_ = 0;  // the executor's, for PyThreadState_SetAsyncExc
   bool interrupt_pending_ = false;  // GIL held
   std::atomic<uint32_t> pending_{0};

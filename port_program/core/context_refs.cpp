@@ -1,6 +1,9 @@
-// Context: references (`#{return => ref}`, request 12) and interrupts
-// (request 10, and a cancel of a running request). The interrupt is one of
-// the few places that touch CPython's thread-state API.
+// Context: references (`#{return => ref}`, request 12), interrupts
+// (request 10, and a cancel of a running request) and watches of a request's
+// end (request 11). The interrupt is one of the few places that touch
+// CPython's thread-state API.
+#include <algorithm>
+
 #include "core/context.hpp"
 #include "core/messages.hpp"
 #include "core/msgpack_reader.hpp"
@@ -17,6 +20,18 @@ PyRef py_str(std::string_view s) {
   return PyRef::steal(PyUnicode_DecodeUTF8(s.data(), s.size(), "strict"));
 }
 
+// `[4, WatchId, true]`: the watched request is over.
+void reply_watch(std::string_view id) {
+  std::string msg;
+  begin_message(msg);
+  MsgpackWriter w(msg);
+  w.array_header(3);
+  w.int64(protocol::kReplyOk);
+  w.raw(id);
+  w.boolean(true);
+  Runtime::instance().sink().send(msg);
+}
+
 }  // namespace
 
 std::string Context::set_interruptible(std::string_view reqid) {
@@ -24,6 +39,47 @@ std::string Context::set_interruptible(std::string_view reqid) {
   std::string previous = std::move(interruptible_);
   interruptible_.assign(reqid);
   return previous;
+}
+
+std::string Context::enter_request(std::string_view reqid) {
+  std::lock_guard lk(mu_);
+  running_.push_back(reqid);
+  std::string previous = std::move(interruptible_);
+  interruptible_.assign(reqid);
+  return previous;
+}
+
+void Context::leave_request(std::string_view outer) {
+  std::vector<std::string> ended;
+  {
+    std::lock_guard lk(mu_);
+    std::string_view reqid = running_.back();
+    running_.pop_back();
+    interruptible_.assign(outer);
+    if (!watches_.empty()) {
+      auto done = [&](const Watch& w) { return w.target == reqid; };
+      for (const Watch& w : watches_) {
+        if (done(w)) ended.push_back(w.id);
+      }
+      std::erase_if(watches_, done);
+    }
+  }
+  for (const std::string& id : ended) reply_watch(id);
+}
+
+void Context::watch_end(std::string_view watch_id, std::string_view target) {
+  {
+    std::lock_guard lk(mu_);
+    bool live = std::find(running_.begin(), running_.end(), target) != running_.end() ||
+                std::any_of(queue_.begin(), queue_.end(), [target](const Request& r) {
+                  return r.is_request() && r.reqid() == target;
+                });
+    if (live) {
+      watches_.push_back({std::string(target), std::string(watch_id)});
+      return;
+    }
+  }
+  reply_watch(watch_id);
 }
 
 bool Context::interrupt(std::string_view reqid) {

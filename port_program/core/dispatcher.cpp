@@ -140,6 +140,18 @@ void Dispatcher::on_frame(std::string_view message) {
         Runtime::instance().sink().send(msg);
         return;
       }
+      case protocol::kWatchEnd: {
+        reqid = in.raw_object();
+        if (n != 4) throw MsgpackError("bad watch");
+        MsgpackInt ctx = in.integer();
+        std::string_view target = in.raw_object();
+        if (ctx.negative || ctx.magnitude >= contexts_.size()) {
+          error_reply(reqid, "no context " + std::to_string(ctx.magnitude));
+          return;
+        }
+        contexts_[ctx.magnitude]->watch_end(reqid, target);
+        return;
+      }
       case protocol::kCall:
       case protocol::kEval:
       case protocol::kExec:

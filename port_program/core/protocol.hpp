@@ -24,6 +24,7 @@ enum MessageType : uint8_t {
   kCancel = 8,
   kDropNamespace = 9,  // Erlang -> port: [9, Ctx, NsKey]
   kInterrupt = 10,     // Erlang -> port: [10, ReqId, Ctx]
+  kWatchEnd = 11,      // Erlang -> port: [11, WatchId, Ctx, ReqId]
   kRefOp = 12,         // Erlang -> port: [12, ReqId, Ctx, Op, RefId, Name, Args, Kwargs, ...]
   kProtocolError = 14,
   kShutdown = 15,

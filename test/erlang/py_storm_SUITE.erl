@@ -1,6 +1,7 @@
 %% @doc Fault storms: a port program dies (kill -9, segfault, os._exit,
 %% max_memory) with thousands of calls in flight from as many processes, or
-%% Python is stuck in C; owners die (the pool's supervisor killed, the
+%% Python is stuck in C (the port program is killed after its grace and
+%% restarted); owners die (the pool's supervisor killed, the
 %% application stopped, the VM halted or SIGKILLed); callbacks and channels
 %% are in flight during a crash. Every caller gets an error promptly, the
 %% context restarts, the next call succeeds, and nothing leaks: OS
@@ -19,8 +20,10 @@
          init_per_testcase/2, end_per_testcase/2]).
 
 -export([kill_9_storm/1, segfault_storm/1, os_exit_storm/1, max_memory_storm/1,
-         stuck_in_c_storm/1, pool_supervisor_killed/1, app_stopped/1,
-         vm_halted/1, vm_killed/1, callbacks_in_flight/1, channels_in_flight/1]).
+         stuck_in_c_storm/1, slow_call_not_restarted/1, pool_supervisor_killed/1,
+         pools_supervisor_killed/1, app_stopped/1,
+         vm_halted/1, vm_killed/1, callbacks_in_flight/1, async_callbacks_in_flight/1,
+         channels_in_flight/1, loop_tasks_in_flight/1]).
 %% called on peers
 -export([all_port_os_pids/0]).
 
@@ -28,14 +31,16 @@
 -define(POOL, storm).
 -define(MEM_POOL, storm_mem).
 -define(PORT_NAME, "erlang_python_p").  % /proc/PID/comm: 15 characters
+-define(GRACE, 1000).  % interrupt_grace of ?POOL
 
 suite() ->
     [{timetrap, {minutes, 60}}].
 
 all() ->
     [kill_9_storm, segfault_storm, os_exit_storm, max_memory_storm, stuck_in_c_storm,
-     pool_supervisor_killed, app_stopped, vm_halted, vm_killed, callbacks_in_flight,
-     channels_in_flight].
+     slow_call_not_restarted, pool_supervisor_killed, pools_supervisor_killed, app_stopped,
+     vm_halted, vm_killed,
+     callbacks_in_flight, async_callbacks_in_flight, channels_in_flight, loop_tasks_in_flight].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(?APP),
@@ -47,9 +52,12 @@ end_per_suite(Config) ->
     Config.
 
 init_per_testcase(_Case, Config) ->
-    {ok, [_]} = py_context_router:start_pool(?POOL, 1, process),
+    {ok, [_]} = py_context_router:start_pool(?POOL, 1, pool_opts()),
     {ok, [_]} = py_context_router:start_pool(?MEM_POOL, 1, #{max_memory => 300000000}),
     Config.
+
+pool_opts() ->
+    #{mode => process, interrupt_grace => ?GRACE}.
 
 end_per_testcase(_Case, _Config) ->
     untrace(),
@@ -162,41 +170,110 @@ gate_code() ->
       "        hog = b'x' * 1000000000\n"
       "    time.sleep(60)\n">>.
 
-%% Python stuck in C (a ctypes call that keeps the GIL) with calls queued: each
-%% caller gets `{error, timeout}' within its timeout plus prompt_ms(); the
-%% pool is then restarted (the stuck port program does not outlive it) and
-%% serves again.
+%% Python stuck in C with calls queued, the GIL held (odd rounds: a PyDLL
+%% call) or released (even rounds: a CDLL call, which the interrupt cannot
+%% stop either). The stuck caller and half the others time out together
+%% (1 s plus the time to start the callers), the other half wait 60 s. Each
+%% short caller gets `{error, timeout}' within prompt_ms() of that; the
+%% interrupt cannot end the stuck request, so
+%% `?GRACE' ms after its timeout the port program is killed: every long
+%% caller gets `{error, {python_died, stuck}}' within prompt_ms() of that,
+%% the context restarts and the next call succeeds.
 stuck_in_c_storm(_Config) ->
+    Round = counters:new(1, []),
     Times =
         rounds(fun() ->
+             counters:add(Round, 1, 1),
+             Lib = case counters:get(Round, 1) rem 2 of
+                       1 -> <<"PyDLL">>;   % keeps the GIL: nothing else runs Python
+                       0 -> <<"CDLL">>     % releases it
+                   end,
              {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
              Ctx = py_context_router:get_context(?POOL),
              {ok, _, Owner, _} = py_context:lookup(Ctx),
              #{os_pid := OsPid} = py_port:info(Owner),
-             %% PyDLL: the call keeps the GIL, nothing else runs Python
+             Test = self(),
+             %% the time of the death, as its monitors learn it (this process
+             %% is busy collecting then)
+             spawn(fun() -> R = monitor(process, Owner),
+                            receive {'DOWN', R, _, _, _} -> Test ! {died, Owner, now_ms()} end
+                   end),
              ok = py_context:exec(Ctx, <<"import ctypes\n"
                                  "def stuck():\n"
-                                 "    ctypes.PyDLL(None).sleep(3600)\n">>, shared),
+                                 "    ctypes.", Lib/binary, "(None).sleep(3600)\n">>, shared),
              trace_port_commands(),
-             Timeout = 1000,
-             Callers = start_callers(Ctx, [{'__main__', stuck, []}], Timeout)
-                 ++ start_callers(Ctx, lists:duplicate(calls() - 1, {operator, add, [1, 2]}),
-                                  Timeout),
-             Results = collect(Callers, 30000),
-             [] = [R || {R, _, _} <- Results, R =/= {error, timeout}],
-             Late = lists:max([At - Started || {_, At, Started} <- Results]) - Timeout,
-             Late =< prompt_ms() orelse ct:fail({late_timeouts, Late}),
-             %% the user's remedy: stop the stuck pool, start it again
+             %% long enough to put every caller in flight first: the long
+             %% callers behind the stuck one, then the short ones, whose
+             %% timeouts end in the half grace after the stuck one's
+             Timeout = 1000 + calls() div 3,
+             Half = calls() div 2,
              T0 = now_ms(),
-             ok = py_context_router:stop_pool(?POOL),
-             true = wait_os_pid_gone(OsPid, 1000),
-             Stopped = now_ms() - T0,
-             {ok, [_]} = py_context_router:start_pool(?POOL, 1, process),
-             {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
-             {Late, Stopped}
+             [Stuck] = start_callers(Ctx, [{'__main__', stuck, []}], Timeout),
+             Long = start_callers(Ctx, lists:duplicate(calls() - Half, {operator, add, [1, 2]}),
+                                  60000),
+             Ends = [T0 + Timeout + I * (?GRACE div 2) div Half || I <- lists:seq(1, Half - 1)],
+             Short = start_callers(Ctx, [{operator, add, [1, 2], {until, E}} || E <- Ends], none),
+             InFlight = now_ms() - T0,
+             InFlight < Timeout orelse ct:fail({callers_not_in_flight_within, Timeout, InFlight}),
+             [{StuckResult, _, StuckStart}] = collect([Stuck], 30000),
+             {error, timeout} = StuckResult,
+             ShortResults = collect(Short, 30000),
+             [] = [R || {R, _, _} <- ShortResults, R =/= {error, timeout}],
+             Died = receive {died, Owner, At} -> At
+                    after 30000 -> ct:fail({stuck_port_program_not_killed, Lib})
+                    end,
+             LongResults = collect(Long, 30000),
+             [] = [R || {R, _, _} <- LongResults, R =/= {error, {python_died, stuck}}],
+             Late = lists:max([At - E || {{_, At, _}, E} <- lists:zip(ShortResults, Ends)]),
+             Late =< prompt_ms() orelse ct:fail({late_timeouts, Late}),
+             %% killed no sooner than the grace after the stuck call's timeout
+             Killed = Died - (StuckStart + Timeout + ?GRACE),
+             Killed >= 0 orelse ct:fail({killed_before_the_grace, Killed}),
+             Told = lists:max([At - Died || {_, At, _} <- LongResults]),
+             Told =< prompt_ms() orelse ct:fail({slow_answer, Told}),
+             true = wait_os_pid_gone(OsPid, 2000),
+             {ok, 3} = py:call(?POOL, operator, add, [1, 2]),   % the restarted context
+             {Late, Killed, Told, InFlight}
          end),
-    ct:pal("stuck in C: timeouts late by at most ~p ms, the stuck pool stopped in ~p ms",
-           [lists:max([L || {L, _} <- Times]), lists:max([S || {_, S} <- Times])]).
+    ct:pal("stuck in C (~p rounds of ~p callers): timeouts late by at most ~p ms; the port "
+           "program killed at most ~p ms after timeout + grace (~p ms); waiters told at "
+           "most ~p ms after its death; per round ~w",
+           [repeat(), calls(), lists:max([L || {L, _, _, _} <- Times]),
+            lists:max([K || {_, K, _, _} <- Times]), ?GRACE,
+            lists:max([T || {_, _, T, _} <- Times]), Times]).
+
+%% A call that overruns its timeout but ends when interrupted (a Python loop)
+%% or soon after (a C call shorter than the grace) costs no restart: the
+%% port program says the request ended, its namespaces are still there.
+slow_call_not_restarted(_Config) ->
+    rounds(fun() ->
+         Ctx = py_context_router:get_context(?POOL),
+         {ok, _, Owner, _} = py_context:lookup(Ctx),
+         #{os_pid := OsPid, watched := Watched0} = py_port:info(Owner),
+         OwnerRef = monitor(process, Owner),
+         Marker = erlang:unique_integer([positive]),
+         ok = py:exec(Ctx, <<"marker = ", (integer_to_binary(Marker))/binary, "\n">>),
+         ok = py_context:exec(Ctx, <<"import time\n"
+                                     "def spin():\n"
+                                     "    while True: pass\n"
+                                     "def nap(s):\n"
+                                     "    time.sleep(s)\n">>, shared),
+         Slow = [{spin, [], 300}, {nap, [?GRACE * 0.6 / 1000], 100}],
+         lists:foldl(
+           fun({F, A, Timeout}, Watched) ->
+                   {error, timeout} = py:call(Ctx, '__main__', F, A, #{timeout => Timeout}),
+                   %% the owner got its watch (sent before this call's return)
+                   #{watched := W} = py_port:info(Owner),
+                   W = Watched + 1,
+                   py_test_util:wait_until(
+                     fun() -> maps:get(watches, py_port:info(Owner)) =:= 0 end, 3 * ?GRACE),
+                   W
+           end, Watched0, Slow),
+         #{os_pid := OsPid} = py_port:info(Owner),
+         {ok, Marker} = py:eval(Ctx, <<"marker">>),
+         demonitor(OwnerRef, [flush, info]) orelse ct:fail(port_program_restarted)
+     end),
+    ok.
 
 %%====================================================================
 %% Owners dying
@@ -217,6 +294,29 @@ pool_supervisor_killed(_Config) ->
      end),
     ok.
 
+%% The supervisor of every pool killed (as when more than 10 pools fail
+%% within 10 s): every port program is gone within 2.5 s, and the pools the
+%% application starts (default, io, the event loops) serve again; pools
+%% started by hand are gone with it (started again here for the next case).
+pools_supervisor_killed(_Config) ->
+    rounds(fun() ->
+         {ok, 3} = py:call(operator, add, [1, 2]),
+         OsPids = all_port_os_pids(),
+         Sup = whereis(py_pools_sup),
+         Ref = monitor(process, Sup),
+         exit(Sup, kill),
+         receive {'DOWN', Ref, process, Sup, killed} -> ok end,
+         %% an orderly stop: an event loop's port program takes its 1 s
+         [] = [P || P <- OsPids, not wait_os_pid_gone(P, 2500)],
+         py_test_util:wait_until(fun() -> py:call(operator, add, [1, 2]) =:= {ok, 3} end, 20000),
+         py_test_util:wait_until(fun() -> py:call(io, operator, add, [1, 2]) =:= {ok, 3} end, 20000),
+         loops_serve(py_event_loop_pool:get_all_loops()),
+         {ok, [_]} = py_context_router:start_pool(?POOL, 1, pool_opts()),
+         {ok, [_]} = py_context_router:start_pool(?MEM_POOL, 1, #{max_memory => 300000000}),
+         ok
+     end),
+    ok.
+
 %% application:stop/1 with calls in flight: every port program is gone
 %% within 1 s, callers are answered, the application starts again.
 app_stopped(_Config) ->
@@ -232,7 +332,7 @@ app_stopped(_Config) ->
          [] = [R || {R, _, _} <- collect(Callers, 5000), element(1, R) =/= error],
          [] = port_program_children(),
          {ok, _} = application:ensure_all_started(?APP),
-         {ok, [_]} = py_context_router:start_pool(?POOL, 1, process),
+         {ok, [_]} = py_context_router:start_pool(?POOL, 1, pool_opts()),
          {ok, [_]} = py_context_router:start_pool(?MEM_POOL, 1, #{max_memory => 300000000}),
          {ok, 3} = py:call(?POOL, operator, add, [1, 2])
      end || _ <- lists:seq(1, repeat())],
@@ -304,6 +404,43 @@ callbacks_in_flight(_Config) ->
      end),
     ok.
 
+%% The same with coroutines awaiting erlang.async_call (each served by a
+%% process of its own, linked to the port owner): the py:call gets
+%% python_died, the callback processes exit with their owner, none is run
+%% twice.
+async_callbacks_in_flight(_Config) ->
+    Test = self(),
+    ok = py:register_function(storm_hold, fun([I]) ->
+                                                  Test ! {holding, I, self()},
+                                                  receive release -> I end
+                                          end),
+    rounds(fun() ->
+         {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
+         Ctx = py_context_router:get_context(?POOL),
+         {ok, _, Owner, _} = py_context:lookup(Ctx),
+         #{os_pid := OsPid} = py_port:info(Owner),
+         N = 8,
+         ok = py_context:exec(Ctx, <<"import asyncio\n"
+                             "async def hold_all(n):\n"
+                             "    return await asyncio.gather(\n"
+                             "        *[erlang.async_call('storm_hold', i) for i in range(n)])\n">>,
+                              shared),
+         Caller = spawn_result(fun() -> py:call(Ctx, '__main__', hold_all, [N]) end),
+         Held = [receive {holding, I, H} -> {I, H} after 10000 -> ct:fail(no_hold) end
+                 || _ <- lists:seq(1, N)],
+         Refs = [monitor(process, H) || {_, H} <- Held],
+         kill_9(OsPid),
+         {error, {python_died, 137}} = result(Caller),
+         %% linked to the dead owner: they exit without being released
+         [receive {'DOWN', R, process, _, _} -> ok after 5000 -> ct:fail(async_process_alive) end
+          || R <- Refs],
+         true = wait_os_pid_gone(OsPid, 2000),
+         {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
+         true = lists:seq(0, N - 1) =:= lists:sort([I || {I, _} <- Held]),
+         receive {holding, _, _} = Again -> ct:fail({run_twice, Again}) after 0 -> ok end
+     end),
+    ok.
+
 %% A receiver blocked in Channel.receive() when its port program is killed:
 %% its py:call gets python_died; the next receiver gets the next message (or
 %% the one the dead receiver had taken but not acknowledged: at-least-once,
@@ -331,6 +468,119 @@ channels_in_flight(_Config) ->
          ok = py_channel:close(Ch)
      end),
     ok.
+
+%% Event loop tasks in flight when every event loop's port program is killed:
+%% half the callers' tasks come from py_event_loop:create_task/3 (loop 1),
+%% the others from py:async_call/3 (each on its caller's loop), 8 await
+%% erlang.async_call (held in Erlang) and one an async channel receive. Each
+%% caller awaits its task: every one gets `{error, {python_died, 137}}'
+%% within prompt_ms() of the kill, the callback processes exit, the loops
+%% restart and run tasks again, the channel's messages are still there
+%% (at-least-once), and no caller gets a second message for its task.
+loop_tasks_in_flight(_Config) ->
+    Test = self(),
+    ok = py:register_function(storm_hold, fun([I]) ->
+                                                  Test ! {holding, I, self()},
+                                                  receive release -> I end
+                                          end),
+    Times = rounds(fun loop_tasks_round/0),
+    ct:pal("~p rounds of ~p event loop tasks: slowest answer ~p ms after the kill (per round ~w)",
+           [repeat(), calls(), lists:max(Times), Times]).
+
+loop_tasks_round() ->
+    Loops = py_event_loop_pool:get_all_loops(),
+    loops_serve(Loops),
+    ok = py_event_loop:exec(loop_helpers_code()),
+    {ok, Ch} = py_channel:new(),
+    ok = py_channel:send(Ch, <<"first">>),
+    Owners = [Owner || Ctx <- py_context_router:contexts(py_event_loops),
+                       {ok, _, Owner, _} <- [py_context:lookup(Ctx)]],
+    OsPids = pool_os_pids(py_event_loops),
+    length(OsPids) =:= length(Loops) orelse ct:fail({loops, Loops, OsPids}),
+    OwnerRefs = [monitor(process, O) || O <- Owners],
+    trace_port_commands(),
+    T = 60000,
+    N = calls(),
+    Holders = 8,
+    Starts = [fun() -> py_event_loop:await(py_event_loop:create_task(storm_loop, take, [Ch, 2]), T) end]
+        ++ [fun() -> py_event_loop:await(py_event_loop:create_task(storm_loop, hold, [I]), T) end
+            || I <- lists:seq(1, Holders)]
+        ++ [fun() -> py_event_loop:await(py_event_loop:create_task(asyncio, sleep, [60]), T) end
+            || _ <- lists:seq(1, N div 2)]
+        ++ [fun() -> py:async_await(py:async_call(asyncio, sleep, [60]), T) end
+            || _ <- lists:seq(1, N - N div 2 - Holders - 1)],
+    Callers = start_task_callers(Starts),
+    Held = [receive {holding, I, H} -> {I, H} after 10000 -> ct:fail(no_hold) end
+            || _ <- lists:seq(1, Holders)],
+    HeldRefs = [monitor(process, H) || {_, H} <- Held],
+    _ = os:cmd("kill -9 " ++ lists:join(" ", [integer_to_list(P) || P <- OsPids])),
+    Crashed = now_ms(),
+    [receive {'DOWN', R, process, _, _} -> ok after 30000 -> ct:fail(loop_port_program_alive) end
+     || R <- OwnerRefs],
+    Results = collect(Callers, 30000),
+    Bad = [R || {R, _, _} <- Results, not died(R, 137)],
+    [] =/= Bad andalso ct:fail({unexpected_results, lists:sublist(Bad, 5)}),
+    Slowest = lists:max([At - Crashed || {_, At, _} <- Results]),
+    Slowest =< prompt_ms() orelse ct:fail({slow_answer, Slowest}),
+    [receive {'DOWN', R, process, _, _} -> ok after 5000 -> ct:fail(async_process_alive) end
+     || R <- HeldRefs],
+    [true = wait_os_pid_gone(P, 2000) || P <- OsPids],
+    %% the loops are back and serve; the channel kept its messages
+    loops_serve(Loops),
+    ok = py_channel:send(Ch, <<"second">>),
+    ok = py_event_loop:exec(loop_helpers_code()),
+    {ok, [Got]} = py_event_loop:run(storm_loop, take, [Ch, 1], #{timeout => 10000}),
+    true = Got =:= <<"second">> orelse Got =:= <<"first">>,
+    ok = py_channel:close(Ch),
+    %% nothing for the dead tasks came after their error
+    [C ! check || C <- Callers],
+    [receive {mailbox, C, {messages, []}} -> ok;
+             {mailbox, C, Msgs} -> ct:fail({delivered_twice, Msgs})
+     after 10000 -> ct:fail({no_mailbox, C})
+     end || C <- Callers],
+    receive {holding, _, _} = Again -> ct:fail({run_twice, Again}) after 0 -> ok end,
+    Slowest.
+
+loops_serve(Loops) ->
+    [py_test_util:wait_until(
+       fun() -> py_event_loop:run_on(L, math, sqrt, [4.0], #{}) =:= {ok, 2.0} end, 20000)
+     || L <- Loops],
+    ok.
+
+%% Defines module storm_loop in loop 1's port program.
+loop_helpers_code() ->
+    <<"import sys, types\n"
+      "_m = types.ModuleType('storm_loop')\n"
+      "exec('''\n"
+      "import erlang\n"
+      "from erlang.channel import Channel\n"
+      "async def hold(i):\n"
+      "    return await erlang.async_call('storm_hold', i)\n"
+      "async def take(ch, n):\n"
+      "    c = Channel(ch)\n"
+      "    return [await c.async_receive() for _ in range(n)]\n"
+      "''', _m.__dict__)\n"
+      "sys.modules['storm_loop'] = _m\n">>.
+
+%% Starts one caller per fun, returning once each has written its request;
+%% after its result each waits for `check' and reports its mailbox.
+start_task_callers(Starts) ->
+    Parent = self(),
+    Pids = [begin
+                Pid = spawn(fun() ->
+                                    receive go -> ok end,
+                                    T0 = now_ms(),
+                                    R = Start(),
+                                    Parent ! {result, self(), R, now_ms(), T0},
+                                    receive check -> ok end,
+                                    Parent ! {mailbox, self(), process_info(self(), messages)}
+                            end),
+                1 = erlang:trace(Pid, true, [call]),
+                Pid ! go,
+                Pid
+            end || Start <- Starts],
+    ok = await_sent(sets:from_list(Pids, [{version, 2}])),
+    Pids.
 
 take_code() ->
     <<"from erlang.channel import Channel\n"
@@ -433,30 +683,71 @@ procs() ->
 %%====================================================================
 
 %% Starts one caller per {M, F, A} on Ctx and returns once each has written
-%% its request (the return of its erlang:port_command/2 is traced).
+%% its request (the return of its erlang:port_command/2 is traced). Timeout
+%% (or a call's own, `{M, F, A, Timeout}'): ms, or `{until, T}' (a timeout
+%% ending at monotonic ms T).
 start_callers(Ctx, Calls, Timeout) ->
     Parent = self(),
     Pids = [begin
                 Pid = spawn(fun() ->
                                     receive go -> ok end,
                                     T0 = now_ms(),
-                                    R = py:call(Ctx, M, F, A, #{timeout => Timeout}),
+                                    T = case Own of
+                                            {until, At} -> max(0, At - T0);
+                                            _ -> Own
+                                        end,
+                                    R = py:call(Ctx, M, F, A, #{timeout => T}),
                                     Parent ! {result, self(), R, now_ms(), T0}
                             end),
                 1 = erlang:trace(Pid, true, [call]),
                 Pid ! go,
                 Pid
-            end || {M, F, A} <- Calls],
-    [receive
-         {trace, Pid, return_from, {erlang, port_command, _}, true} -> ok
-     after 30000 -> ct:fail({request_not_sent, Pid})
-     end || Pid <- Pids],
+            end || {M, F, A, Own} <- [case C of
+                                          {_, _, _} -> erlang:append_element(C, Timeout);
+                                          _ -> C
+                                      end || C <- Calls]],
+    ok = await_sent(sets:from_list(Pids, [{version, 2}])),
     Pids.
 
+%% The traces, in whatever order they come (a receive per pid in turn would
+%% scan a mailbox of thousands of them each time).
+await_sent(Waiting) ->
+    case sets:is_empty(Waiting) of
+        true ->
+            ok;
+        false ->
+            receive
+                {trace, Pid, return_from, {erlang, port_command, _}, true} ->
+                    await_sent(sets:del_element(Pid, Waiting));
+                {trace, _, call, _} ->
+                    await_sent(Waiting)
+            after 30000 ->
+                ct:fail({requests_not_sent, sets:size(Waiting)})
+            end
+    end.
+
+%% The callers' results, in the order of Pids (others' are left for later).
 collect(Pids, Timeout) ->
-    [receive {result, Pid, R, At, Started} -> {R, At, Started}
-     after Timeout -> ct:fail({caller_still_waiting, Pid})
-     end || Pid <- Pids].
+    {Results, Others} = collect(sets:from_list(Pids, [{version, 2}]), Timeout, #{}, []),
+    [self() ! Msg || Msg <- lists:reverse(Others)],
+    [maps:get(Pid, Results) || Pid <- Pids].
+
+collect(Waiting, Timeout, Acc, Others) ->
+    case sets:is_empty(Waiting) of
+        true ->
+            {Acc, Others};
+        false ->
+            receive
+                {result, Pid, R, At, Started} = Msg ->
+                    case sets:is_element(Pid, Waiting) of
+                        true -> collect(sets:del_element(Pid, Waiting), Timeout,
+                                        Acc#{Pid => {R, At, Started}}, Others);
+                        false -> collect(Waiting, Timeout, Acc, [Msg | Others])
+                    end
+            after Timeout ->
+                ct:fail({callers_still_waiting, sets:size(Waiting)})
+            end
+    end.
 
 trace_port_commands() ->
     erlang:trace_pattern({erlang, port_command, '_'}, [{'_', [], [{return_trace}]}], [global]).

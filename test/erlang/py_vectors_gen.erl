@@ -134,6 +134,8 @@ messages() ->
       [9, 0, pid(?NODE, 85, 0, 0)]},
      {"msg_interrupt", "interrupt: [10, ReqId, Ctx]",
       [10, Ref, 0]},
+     {"msg_watch_end", "watch a request's end: [11, WatchId, Ctx, ReqId]",
+      [11, req_id2(), 0, Ref]},
      {"msg_ref_op", "reference operation: [12, ReqId, Ctx, Op, RefId, Name, Args, Kwargs, Chain, NsKey]",
       [12, Ref, 0, 0, 1, <<"append">>, [1], #{}, none, pid(?NODE, 85, 0, 0)]},
      {"msg_shutdown", "shutdown: [15]",

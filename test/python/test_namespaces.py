@@ -1,5 +1,6 @@
-"""Namespaces, references and interrupts at the protocol level (spec/PROTOCOL.md,
-"Request trailer", "Namespaces", "Interrupts"), against the real port program."""
+"""Namespaces, references, interrupts and watches at the protocol level
+(spec/PROTOCOL.md, "Request trailer", "Namespaces", "Interrupts"), against the
+real port program."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import time
 
 from conftest import PortProgram
-from wire import CALL, EVAL, EXEC, INTERRUPT, REF_OP
+from wire import CALL, CANCEL, EVAL, EXEC, INTERRUPT, REF_OP, WATCH_END
 from wire import DROP_NAMESPACE as DROP
 from wire import REPLY_ERROR as ERROR
 from wire import REPLY_OK as OK
@@ -75,3 +76,44 @@ def test_interrupt_running_and_idle(port: PortProgram) -> None:
     assert port.recv_reply()[:3] == [ERROR, 2, "KeyboardInterrupt"]
     port.send([EVAL, 4, 0, "2 + 2", {}])
     assert port.recv_reply() == [OK, 4, 4]
+
+
+def test_watch_answers_when_the_request_has_ended(port: PortProgram) -> None:
+    # a request that is neither queued nor running: at once
+    port.send([WATCH_END, "gone", 0, 99])
+    assert port.recv_reply() == [OK, "gone", True]
+    # a running one and a queued one: each right after its own reply
+    port.send([EXEC, 2, 0, "import time\ntime.sleep(0.3)"])
+    port.send([EXEC, 3, 0, "x = 1"])
+    port.send([WATCH_END, "w2", 0, 2])
+    port.send([WATCH_END, "w3", 0, 3])
+    assert [port.recv_reply() for _ in range(4)] == [
+        [OK, 2, None],
+        [OK, "w2", True],
+        [OK, 3, None],
+        [OK, "w3", True],
+    ]
+    # the other context's requests are not this one's
+    port.send([EXEC, 4, 1, "import time\ntime.sleep(0.3)"])
+    port.send([WATCH_END, "w4", 0, 4])
+    assert port.recv_reply() == [OK, "w4", True]
+    assert port.recv_reply() == [OK, 4, None]
+
+
+def test_watch_of_a_cancelled_request(port: PortProgram) -> None:
+    # running: the cancel interrupts it, the watch answers after its reply
+    port.send([EXEC, 1, 0, "print('in', flush=True)\nwhile True: pass"])
+    assert port.recv()[0] == 6  # it runs
+    port.send([CANCEL, 1, 0])
+    port.send([WATCH_END, "w1", 0, 1])
+    assert port.recv_reply()[:3] == [ERROR, 1, "KeyboardInterrupt"]
+    assert port.recv_reply() == [OK, "w1", True]
+    # queued: the cancel drops it (no reply), the watch answers at once
+    port.send([EXEC, 2, 0, "import time\ntime.sleep(0.3)"])
+    port.send([EXEC, 3, 0, "y = 1"])
+    port.send([CANCEL, 3, 0])
+    port.send([WATCH_END, "w3", 0, 3])
+    assert port.recv_reply() == [OK, "w3", True]
+    assert port.recv_reply() == [OK, 2, None]
+    port.send([EVAL, 4, 0, "'y' in globals()", {}])
+    assert port.recv_reply() == [OK, 4, False]

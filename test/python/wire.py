@@ -23,6 +23,7 @@ LOG: Final = 7
 CANCEL: Final = 8
 DROP_NAMESPACE: Final = 9
 INTERRUPT: Final = 10
+WATCH_END: Final = 11
 REF_OP: Final = 12
 PROTOCOL_ERROR: Final = 14
 SHUTDOWN: Final = 15
