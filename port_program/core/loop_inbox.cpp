@@ -1,5 +1,6 @@
 #include "core/loop_inbox.hpp"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -51,9 +52,7 @@ bool LoopInbox::spin(unsigned us) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
   while (!queued_.load(std::memory_order_acquire)) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
   }
   return true;
 }
