@@ -24,8 +24,8 @@ void LoopInbox::post(Request&& request) {
     std::lock_guard lk(mu_);
     queue_.push_back(std::move(request));
     queued_.store(true, std::memory_order_release);
-    wake = !signalled_;
-    signalled_ = true;
+    wake = !signalled_ && !spinning_;  // a spinning loop sees queued_ (spin() below)
+    signalled_ = signalled_ || wake;
   }
   if (wake) {
     uint64_t one = 1;
@@ -49,12 +49,19 @@ const std::vector<Request>& LoopInbox::take() {
 }
 
 bool LoopInbox::spin(unsigned us) {
+  {
+    std::lock_guard lk(mu_);
+    if (!queue_.empty()) return true;
+    spinning_ = true;
+  }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
-  while (!queued_.load(std::memory_order_acquire)) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+  while (!queued_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
     sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
   }
-  return true;
+  // Whatever post() came while spinning_ was set sent no wake-up: it is in the queue.
+  std::lock_guard lk(mu_);
+  spinning_ = false;
+  return !queue_.empty();
 }
 
 void LoopInbox::flush() {

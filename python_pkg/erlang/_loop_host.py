@@ -28,6 +28,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 _TASK, _EXEC, _EVAL, _FORGET, _CANCEL = 48, 49, 50, 51, 52
+_SPIN_ROUNDS = 16  # requests one drain() takes after spinning, before the loop runs again
 
 # The host of the loop running on this thread, by loop (for stats()).
 _hosts: dict[asyncio.AbstractEventLoop, "_Host"] = {}
@@ -40,6 +41,7 @@ class _Host:
         self.tasks: dict[bytes, asyncio.Task[Any]] = {}  # by request ID: to cancel
         self.namespaces: dict[Any, dict[str, Any]] = {}  # by caller pid
         self.flush_pending = False
+        self.draining = False  # in drain(): it flushes when done
         self.submitted = 0
         self.completed = 0
         self.failed = 0
@@ -50,19 +52,28 @@ class _Host:
     # Replies -----------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Sends the framed replies (scheduled by the first of a loop iteration)."""
+        if self.flush_pending and self._flush_and_spin():
+            self.drain()
+
+    def _flush_and_spin(self) -> bool:
+        """Sends the framed replies; then, with nothing else to run, waits
+        briefly for the caller's next request. True if one came."""
         self.flush_pending = False
         _erlang_loop_host.flush(self.id)
-        # Nothing else to run: the caller's next request is likely on its way.
-        if not getattr(self.loop, "_ready", True):
-            self.spins += 1
-            if _erlang_loop_host.spin(self.id):
-                self.spin_hits += 1
-                self.drain()
+        if getattr(self.loop, "_ready", True):
+            return False
+        self.spins += 1
+        if _erlang_loop_host.spin(self.id):
+            self.spin_hits += 1
+            return True
+        return False
 
     def _framed(self, first: bool) -> None:
         if first and not self.flush_pending:
             self.flush_pending = True
-            self.loop.call_soon(self._flush)
+            if not self.draining:  # drain() flushes what it answered itself
+                self.loop.call_soon(self._flush)
 
     def ok(self, reqid: bytes | None, value: Any) -> None:
         self.completed += 1
@@ -85,6 +96,21 @@ class _Host:
     # Requests ----------------------------------------------------------------
 
     def drain(self) -> None:
+        """Runs what the inbox holds; replies of plain functions leave at once
+        (no loop iteration in between), and a request that comes while the
+        loop spins after them is taken in the same call (a few times: timers
+        and I/O of the loop are not held up for long)."""
+        for _ in range(_SPIN_ROUNDS):
+            self.draining = True
+            try:
+                self._take()
+            finally:
+                self.draining = False
+            if not (self.flush_pending and self._flush_and_spin()):
+                return
+        self.loop.call_soon(self.drain)  # more came: in the next iteration
+
+    def _take(self) -> None:
         for item in _erlang_loop_host.take(self.id):
             kind = item[0]
             try:
