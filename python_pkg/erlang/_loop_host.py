@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+import types
 from typing import Any, Callable
 
 import _erlang_loop_host
@@ -28,6 +29,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 _TASK, _EXEC, _EVAL, _FORGET, _CANCEL = 48, 49, 50, 51, 52
+_Coroutine = types.CoroutineType
 _SPIN_ROUNDS = 16  # requests one drain() takes after spinning, before the loop runs again
 
 # The host of the loop running on this thread, by loop (for stats()).
@@ -151,6 +153,11 @@ class _Host:
         return None if tail is None else eval(tail, ns)
 
     def lookup(self, owner: Any, module: str, function: str) -> Callable[..., Any]:
+        if module != "__main__" and "." not in function:  # the common case
+            mod = sys.modules.get(module)
+            if mod is None:
+                mod = importlib.import_module(module)
+            return getattr(mod, function)
         names = function.split(".")
         if module == "__main__":
             ns = self.namespaces.get(owner, {})
@@ -171,7 +178,7 @@ class _Host:
         self.submitted += 1
         fn = self.lookup(owner, module, function)
         result = fn(*args, **kwargs) if kwargs else fn(*args)
-        if inspect.isawaitable(result):
+        if type(result) is _Coroutine or inspect.isawaitable(result):
             task = self.loop.create_task(self.finish(reqid, result))
             if reqid is not None:
                 self.tasks[reqid] = task
