@@ -44,6 +44,7 @@
 -define(KEEP_MS, 300000).
 -define(BATCH, 53).      % [53, [Message, ...]]: several requests in one write
 -define(BATCH_MAX, 256). % tasks per write: the loop starts on the first while more come
+-define(BATCH_BYTES, 1 bsl 20).  % bytes per write at most (or half of max_frame)
 
 %% @doc The event loop of this module (the first of py_event_loop_pool's).
 -spec get_loop() -> {ok, loop()} | {error, term()}.
@@ -264,41 +265,71 @@ task_mfa(Bad) -> {error, {badarg, Bad}}.
 send_tasks(Loop, Tasks) ->
     case route(Loop) of
         {ok, Port, Owner} ->
-            send_chunks(Port, Owner, Tasks, []);
+            Limit = max(1, min(?BATCH_BYTES, py_config:max_frame() div 2)),
+            send_all(Port, Owner, Limit, Tasks, {[], 0, 0}, []);
         {error, Reason} ->
             [py_request:failed(Reason) || _ <- Tasks]
     end.
 
-%% Each chunk of up to ?BATCH_MAX tasks is one port_command.
-send_chunks(_Port, _Owner, [], Acc) ->
-    lists:append(lists:reverse(Acc));
-send_chunks(Port, Owner, Tasks, Acc) ->
-    {Chunk, Rest} = take(?BATCH_MAX, Tasks, []),
-    Encoded = [encode_task(Port, Owner, T) || T <- Chunk],
-    Frames = [Frame || {_, Frame} <- Encoded, Frame =/= none],
-    Refs = [Ref || {Ref, _} <- Encoded],
-    N = length(Frames),
-    Sent = N =:= 0 orelse
-        try erlang:port_command(Port, [16#92, ?BATCH, array_header(N) | Frames])
-        catch error:badarg -> false
-        end,
-    case Sent of
-        true ->
-            send_chunks(Port, Owner, Rest, [Refs | Acc]);
-        false ->
-            %% the port program died: this chunk and the rest fail at once
-            [begin
-                 erase({'$py_task', Ref}),
-                 erlang:demonitor(Ref, [flush]),
-                 self() ! {Ref, failed, {python_died, port_closed}}
-             end || {Ref, Frame} <- Encoded, Frame =/= none],
-            Failed = [py_request:failed({python_died, port_closed}) || _ <- Rest],
-            send_chunks(Port, Owner, [], [Failed, Refs | Acc])
+%% Writes are of at most ?BATCH_MAX tasks and `Limit' bytes (within the port
+%% program's max_frame); a bigger task goes alone, as a frame of its own, so
+%% that a task over max_frame gets its own error. `Pending': {Frames (newest
+%% first, with their references), count, bytes}; `Acc': every reference so
+%% far, newest first.
+send_all(Port, _Owner, _Limit, [], Pending, Acc) ->
+    _ = write_pending(Port, Pending),
+    lists:reverse(Acc);
+send_all(Port, Owner, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
+    case encode_task(Port, Owner, Task) of
+        {Ref, none} ->
+            send_all(Port, Owner, Limit, Rest, Pending, [Ref | Acc]);
+        {Ref, Frame} ->
+            Size = iolist_size(Frame),
+            {Now, Next} =
+                if
+                    Size >= Limit -> {[Pending, {[{Ref, Frame}], 1, Size}], {[], 0, 0}};
+                    N + 1 >= ?BATCH_MAX; Bytes + Size >= Limit ->
+                        {[{[{Ref, Frame} | Frames], N + 1, Bytes + Size}], {[], 0, 0}};
+                    true -> {[], {[{Ref, Frame} | Frames], N + 1, Bytes + Size}}
+                end,
+            case write_each(Port, Now) of
+                true ->
+                    send_all(Port, Owner, Limit, Rest, Next, [Ref | Acc]);
+                false ->
+                    %% the port program died: what was not written fails at once
+                    lists:reverse([Ref | Acc],
+                                  [py_request:failed({python_died, port_closed}) || _ <- Rest])
+            end
     end.
 
-take(0, Rest, Acc) -> {lists:reverse(Acc), Rest};
-take(_, [], Acc) -> {lists:reverse(Acc), []};
-take(N, [H | T], Acc) -> take(N - 1, T, [H | Acc]).
+write_each(_Port, []) ->
+    true;
+write_each(Port, [P | Ps]) ->
+    case write_pending(Port, P) of
+        true -> write_each(Port, Ps);
+        false -> lists:foreach(fun fail_pending/1, Ps), false
+    end.
+
+%% One write; false (and each of its tasks failed) if the port is closed.
+write_pending(_Port, {[], 0, _}) ->
+    true;
+write_pending(Port, {Frames, N, _}) ->
+    Data = case Frames of
+               [{_, Frame}] -> Frame;  % alone: a frame of its own
+               _ -> [16#92, ?BATCH, array_header(N) | lists:reverse([F || {_, F} <- Frames])]
+           end,
+    try erlang:port_command(Port, Data)
+    catch
+        error:badarg -> fail_pending({Frames, N, 0}), false
+    end.
+
+fail_pending({Frames, _, _}) ->
+    [begin
+         erase({'$py_task', Ref}),
+         erlang:demonitor(Ref, [flush]),
+         self() ! {Ref, failed, {python_died, port_closed}}
+     end || {Ref, _} <- Frames],
+    ok.
 
 encode_task(Port, Owner, Task) ->
     case task_mfa(Task) of
