@@ -7,7 +7,9 @@
 %%   same seconds are comparable), median us;
 %% - fire-and-collect: one process creates 10,000 trivial coroutine tasks, then
 %%   awaits them all: tasks/s (median of rounds);
-%% - 50 processes each create and collect 2,000 tasks at once: tasks/s;
+%% - the same with create_tasks (a batch: one port_command per 256 tasks);
+%% - 50 processes each create and collect 2,000 tasks at once: tasks/s (one
+%%   by one, and with create_tasks);
 %% - 10,000 concurrent asyncio.sleep(0.01) tasks from one process: wall ms.
 -module(py_async_bench).
 
@@ -39,12 +41,21 @@ main([EchoPort | _]) ->
     Fire = median([fire_and_collect() || _ <- lists:seq(1, ?ROUNDS)]),
     row("fire-and-collect, 10,000 coroutines from one process (target >= 150k)",
         io_lib:format("~s tasks/s", [k(Fire)])),
-    {Beam, PortCpu} = cpu_per_task(),
+    FireB = median([fire_and_collect_batch() || _ <- lists:seq(1, ?ROUNDS)]),
+    row("fire-and-collect, the same with create_tasks (one write per 256)",
+        io_lib:format("~s tasks/s", [k(FireB)])),
+    {Beam, PortCpu} = cpu_per_task(fun fire_and_collect/0),
     row("CPU per fire-and-collect task: BEAM / loop's port program",
         io_lib:format("~.1f us / ~.1f us", [Beam, PortCpu])),
-    Conc = median([concurrent() || _ <- lists:seq(1, ?ROUNDS)]),
+    {BeamB, PortCpuB} = cpu_per_task(fun fire_and_collect_batch/0),
+    row("CPU per task with create_tasks: BEAM / loop's port program",
+        io_lib:format("~.1f us / ~.1f us", [BeamB, PortCpuB])),
+    Conc = median([concurrent(single) || _ <- lists:seq(1, ?ROUNDS)]),
     row("50 processes submitting concurrently (target >= 100k)",
         io_lib:format("~s tasks/s", [k(Conc)])),
+    ConcB = median([concurrent(batch) || _ <- lists:seq(1, ?ROUNDS)]),
+    row("50 processes, each with create_tasks",
+        io_lib:format("~s tasks/s", [k(ConcB)])),
     Sleep = median([sleeps() || _ <- lists:seq(1, 3)]),
     row("10,000 concurrent asyncio.sleep(0.01), wall time", io_lib:format("~b ms", [Sleep])),
     io:format("~n"),
@@ -106,14 +117,14 @@ timed(F, N) ->
 %% CPU time (user + system) per task of one fire-and-collect round, of the
 %% BEAM and of the port program of the caller's loop: what a task costs
 %% whatever else the machine runs.
-cpu_per_task() ->
+cpu_per_task(Round) ->
     {ok, {py_loop, Slot}} = py_event_loop_pool:get_loop(),
     Ctx = py_pool:context(py_event_loops, Slot),
     {ok, _, Owner, _} = py_context:lookup(Ctx),
     #{os_pid := PortOs} = py_port:info(Owner),
     BeamOs = list_to_integer(os:getpid()),
     B0 = cpu_us(BeamOs), P0 = cpu_us(PortOs),
-    fire_and_collect(),
+    Round(),
     B1 = cpu_us(BeamOs), P1 = cpu_us(PortOs),
     {(B1 - B0) / ?TASKS, (P1 - P0) / ?TASKS}.
 
@@ -133,17 +144,28 @@ fire_and_collect() ->
     [{ok, _} = py_event_loop_pool:await(R) || R <- Refs],
     ?TASKS * 1000000 / (erlang:monotonic_time(microsecond) - T0).
 
-concurrent() ->
+fire_and_collect_batch() ->
+    T0 = erlang:monotonic_time(microsecond),
+    Refs = py_event_loop_pool:create_tasks([{async_bench, coro_ident, [I]}
+                                            || I <- lists:seq(1, ?TASKS)]),
+    [{ok, _} = py_event_loop_pool:await(R) || R <- Refs],
+    ?TASKS * 1000000 / (erlang:monotonic_time(microsecond) - T0).
+
+concurrent(How) ->
     Parent = self(),
     T0 = erlang:monotonic_time(microsecond),
     Pids = [spawn_link(fun() ->
-                               Refs = [py_event_loop_pool:create_task(async_bench, coro_ident, [I])
-                                       || I <- lists:seq(1, ?PER_PROC)],
+                               Refs = submit(How, ?PER_PROC),
                                [{ok, _} = py_event_loop_pool:await(R, 60000) || R <- Refs],
                                Parent ! {done, self()}
                        end) || _ <- lists:seq(1, ?PROCS)],
     [receive {done, P} -> ok end || P <- Pids],
     ?PROCS * ?PER_PROC * 1000000 / (erlang:monotonic_time(microsecond) - T0).
+
+submit(single, N) ->
+    [py_event_loop_pool:create_task(async_bench, coro_ident, [I]) || I <- lists:seq(1, N)];
+submit(batch, N) ->
+    py_event_loop_pool:create_tasks([{async_bench, coro_ident, [I]} || I <- lists:seq(1, N)]).
 
 %% ms
 sleeps() ->

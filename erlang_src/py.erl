@@ -258,10 +258,7 @@ async_gather(Calls, Timeout) when is_list(Calls), ?IS_TIMEOUT(Timeout) ->
     case lists:all(fun(C) -> is_tuple(C) andalso (tuple_size(C) =:= 3 orelse
                                                   tuple_size(C) =:= 4) end, Calls) of
         true ->
-            Refs = [case C of
-                        {M, F, A} -> async_call(M, F, A);
-                        {M, F, A, K} -> async_call(M, F, A, K)
-                    end || C <- Calls],
+            Refs = py_event_loop_pool:create_tasks(Calls),  % one write per 256
             Deadline = case Timeout of
                            infinity -> infinity;
                            _ -> erlang:monotonic_time(millisecond) + Timeout

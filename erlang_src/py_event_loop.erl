@@ -25,16 +25,18 @@
 
 -include("py_protocol.hrl").
 
--export([run/3, run/4, create_task/3, create_task/4, create_task/5, await/1, await/2,
+-export([run/3, run/4, create_task/3, create_task/4, create_task/5, create_tasks/1,
+         create_tasks/2, await/1, await/2,
          spawn_task/3, spawn_task/4, spawn_task/5, get_loop/0, exec/1, exec/2, eval/1, eval/2]).
 %% For py_event_loop_pool and py
--export([run_on/5, create_task_on/5, default_timeout/0]).
+-export([run_on/5, create_task_on/5, create_tasks_on/2, default_timeout/0]).
 -export([start_link/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -type loop() :: {py_loop, pos_integer()}.
 -type name() :: atom() | binary().
 -type run_opts() :: #{timeout => timeout(), kwargs => map()}.
--export_type([loop/0]).
+-type task() :: {name(), name(), list()} | {name(), name(), list(), map()}.
+-export_type([loop/0, task/0]).
 
 -define(POOL, py_event_loops).
 -define(LOOP_ID, 0).  % the loop's number in its port program
@@ -42,6 +44,8 @@
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 -define(KEPT, py_event_loop_kept).  % ETS: the tasks whose results the server keeps
 -define(KEEP_MS, 300000).
+-define(BATCH_MAX, 256). % tasks per write: the loop starts on the first while more come
+-define(BATCH_BYTES, 1 bsl 20).  % bytes per write at most (or half of max_frame)
 
 %% @doc The event loop of this module (the first of py_event_loop_pool's).
 -spec get_loop() -> {ok, loop()} | {error, term()}.
@@ -79,6 +83,23 @@ create_task(Module, Function, Args, Kwargs) ->
 -spec create_task(loop(), name(), name(), list(), map()) -> {ok, reference()}.
 create_task(Loop, Module, Function, Args, Kwargs) ->
     {ok, create_task_on(Loop, Module, Function, Args, Kwargs)}.
+
+%% @doc Submits several tasks at once: `{Module, Function, Args}' or
+%% `{Module, Function, Args, Kwargs}' each, in one write to the loop's port
+%% (per 256 tasks) instead of one each. A reference per task, in order, for
+%% await/1,2; the tasks start in this order. A malformed entry gets a
+%% reference whose await returns `{error, {badarg, _}}'; the others still run.
+-spec create_tasks([task()]) -> [reference()] | {error, {badarg, term()}}.
+create_tasks(Tasks) ->
+    create_tasks_on({py_loop, 1}, Tasks).
+
+%% @doc create_tasks/1 on a given loop → `{ok, Refs}'.
+-spec create_tasks(loop(), [task()]) -> {ok, [reference()]} | {error, {badarg, term()}}.
+create_tasks(Loop, Tasks) ->
+    case create_tasks_on(Loop, Tasks) of
+        Refs when is_list(Refs) -> {ok, Refs};
+        Error -> Error
+    end.
 
 %% @doc The result of a task (5000 ms).
 -spec await(reference()) -> {ok, term()} | {error, term()}.
@@ -219,6 +240,115 @@ send_task(Loop, Module, Function, Args, Kwargs) ->
         {error, Reason} ->
             py_request:failed(Reason)
     end.
+
+%% @doc create_tasks on a given loop (py_event_loop_pool and py use it).
+-spec create_tasks_on(loop(), [task()]) -> [reference()] | {error, {badarg, term()}}.
+create_tasks_on(Loop, Tasks) when is_list(Tasks) ->
+    try length(Tasks) of
+        _ ->
+            case node(group_leader()) =:= node() of
+                true -> send_tasks(Loop, Tasks);
+                false -> [case task_mfa(T) of
+                              {ok, M, F, A, K} -> create_task_on(Loop, M, F, A, K);
+                              {error, Reason} -> py_request:failed(Reason)
+                          end || T <- Tasks]
+            end
+    catch
+        error:badarg -> {error, {badarg, Tasks}}
+    end;
+create_tasks_on(_Loop, Tasks) ->
+    {error, {badarg, Tasks}}.
+
+task_mfa({M, F, A}) -> {ok, M, F, A, #{}};
+task_mfa({M, F, A, K}) -> {ok, M, F, A, K};
+task_mfa(Bad) -> {error, {badarg, Bad}}.
+
+send_tasks(Loop, Tasks) ->
+    case route(Loop) of
+        {ok, Port, Owner} ->
+            Limit = max(1, min(?BATCH_BYTES, py_config:max_frame() div 2)),
+            send_all(Port, Owner, Limit, Tasks, {[], 0, 0}, []);
+        {error, Reason} ->
+            [py_request:failed(Reason) || _ <- Tasks]
+    end.
+
+%% Writes are of at most ?BATCH_MAX tasks and `Limit' bytes (within the port
+%% program's max_frame); a bigger task goes alone, as a frame of its own, so
+%% that a task over max_frame gets its own error. `Pending': {Frames (newest
+%% first, with their references), count, bytes}; `Acc': every reference so
+%% far, newest first.
+send_all(Port, _Owner, _Limit, [], Pending, Acc) ->
+    _ = write_pending(Port, Pending),
+    lists:reverse(Acc);
+send_all(Port, Owner, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
+    case encode_task(Port, Owner, Task) of
+        {Ref, none} ->
+            send_all(Port, Owner, Limit, Rest, Pending, [Ref | Acc]);
+        {Ref, Frame} ->
+            Size = iolist_size(Frame),
+            {Now, Next} =
+                if
+                    Size >= Limit -> {[Pending, {[{Ref, Frame}], 1, Size}], {[], 0, 0}};
+                    N + 1 >= ?BATCH_MAX; Bytes + Size >= Limit ->
+                        {[{[{Ref, Frame} | Frames], N + 1, Bytes + Size}], {[], 0, 0}};
+                    true -> {[], {[{Ref, Frame} | Frames], N + 1, Bytes + Size}}
+                end,
+            case write_each(Port, Now) of
+                true ->
+                    send_all(Port, Owner, Limit, Rest, Next, [Ref | Acc]);
+                false ->
+                    %% the port program died: what was not written fails at once
+                    lists:reverse([Ref | Acc],
+                                  [py_request:failed({python_died, port_closed}) || _ <- Rest])
+            end
+    end.
+
+write_each(_Port, []) ->
+    true;
+write_each(Port, [P | Ps]) ->
+    case write_pending(Port, P) of
+        true -> write_each(Port, Ps);
+        false -> lists:foreach(fun fail_pending/1, Ps), false
+    end.
+
+%% One write; false (and each of its tasks failed) if the port is closed.
+write_pending(_Port, {[], 0, _}) ->
+    true;
+write_pending(Port, {Frames, N, _}) ->
+    Data = case Frames of
+               [{_, Frame}] -> Frame;  % alone: a frame of its own
+               _ -> [16#92, ?PY_MSG_BATCH, array_header(N) | lists:reverse([F || {_, F} <- Frames])]
+           end,
+    try erlang:port_command(Port, Data)
+    catch
+        error:badarg -> fail_pending({Frames, N, 0}), false
+    end.
+
+fail_pending({Frames, _, _}) ->
+    [begin
+         erase({'$py_task', Ref}),
+         erlang:demonitor(Ref, [flush]),
+         self() ! {Ref, failed, {python_died, port_closed}}
+     end || {Ref, _} <- Frames],
+    ok.
+
+encode_task(Port, Owner, Task) ->
+    case task_mfa(Task) of
+        {ok, M0, F0, A, K} ->
+            case task_parts(M0, F0, A, K) of
+                {ok, M, F, Ns} ->
+                    Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
+                    put({'$py_task', Ref}, Port),
+                    {Ref, py_msgpack:encode([48, Ref, ?LOOP_ID, Ns, M, F, A, K])};
+                {error, Reason} ->
+                    {py_request:failed(Reason), none}
+            end;
+        {error, Reason} ->
+            {py_request:failed(Reason), none}
+    end.
+
+array_header(N) when N < 16 -> 16#90 + N;
+array_header(N) when N < 16#10000 -> <<16#dc, N:16>>.
 
 %% @doc The default timeout of run and await (ms).
 -spec default_timeout() -> pos_integer().

@@ -5,7 +5,7 @@
 %% `event_loop_pool_size' (default: the number of schedulers; 0: no loops).
 -module(py_event_loop_pool).
 
--export([get_loop/0, run/3, run/4, create_task/3, create_task/4, await/1, await/2,
+-export([get_loop/0, run/3, run/4, create_task/3, create_task/4, create_tasks/1, await/1, await/2,
          spawn_task/3, spawn_task/4, get_stats/0, get_all_loops/0]).
 -export([start_pool/0]).
 
@@ -39,6 +39,12 @@ create_task(Module, Function, Args) ->
 -spec create_task(name(), name(), list(), map()) -> reference().
 create_task(Module, Function, Args, Kwargs) ->
     py_event_loop:create_task_on(loop(), Module, Function, Args, Kwargs).
+
+%% @doc As py_event_loop:create_tasks/1, on the caller's loop: several tasks
+%% in one write per 256, a reference each, in order.
+-spec create_tasks([py_event_loop:task()]) -> [reference()] | {error, {badarg, term()}}.
+create_tasks(Tasks) ->
+    py_event_loop:create_tasks_on(loop(), Tasks).
 
 -spec await(reference()) -> {ok, term()} | {error, term()}.
 await(Ref) ->

@@ -49,6 +49,7 @@
 -define(PY_MSG_LOOP_EVAL, 50).
 -define(PY_MSG_LOOP_FORGET, 51).
 -define(PY_MSG_LOOP_CANCEL, 52).
+-define(PY_MSG_BATCH, 53).
 
 %% Operations of ?PY_MSG_REF_OP.
 -define(PY_REF_CALL_METHOD, 0).

@@ -198,6 +198,19 @@ void Dispatcher::on_frame(std::string_view message) {
         Runtime::instance().loops().post(static_cast<uint32_t>(loop.magnitude), std::move(request));
         return;
       }
+      case protocol::kBatch: {  // [53, [Message, ...]]: one write for many requests
+        if (n != 2 || nested_batch_) throw MsgpackError("bad batch");
+        uint32_t items = in.array_header();
+        nested_batch_ = true;
+        try {
+          for (uint32_t i = 0; i < items; ++i) on_frame(in.raw_object());
+        } catch (...) {
+          nested_batch_ = false;
+          throw;
+        }
+        nested_batch_ = false;
+        return;
+      }
       default:
         if (n >= 2) {
           reqid = in.raw_object();

@@ -33,6 +33,7 @@ class Dispatcher {
 
   std::vector<std::unique_ptr<Context>>& contexts_;
   bool shutdown_ = false;
+  bool nested_batch_ = false;  // inside a batch: a batch in it is an error
 };
 
 // Builds and sends the port program's hello.

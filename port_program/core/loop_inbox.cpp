@@ -1,5 +1,6 @@
 #include "core/loop_inbox.hpp"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -23,8 +24,8 @@ void LoopInbox::post(Request&& request) {
     std::lock_guard lk(mu_);
     queue_.push_back(std::move(request));
     queued_.store(true, std::memory_order_release);
-    wake = !signalled_;
-    signalled_ = true;
+    wake = !signalled_ && !spinning_;  // a spinning loop sees queued_ (spin() below)
+    signalled_ = signalled_ || wake;
   }
   if (wake) {
     uint64_t one = 1;
@@ -48,14 +49,19 @@ const std::vector<Request>& LoopInbox::take() {
 }
 
 bool LoopInbox::spin(unsigned us) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
-  while (!queued_.load(std::memory_order_acquire)) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+  {
+    std::lock_guard lk(mu_);
+    if (!queue_.empty()) return true;
+    spinning_ = true;
   }
-  return true;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  while (!queued_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
+    sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
+  }
+  // Whatever post() came while spinning_ was set sent no wake-up: it is in the queue.
+  std::lock_guard lk(mu_);
+  spinning_ = false;
+  return !queue_.empty();
 }
 
 void LoopInbox::flush() {

@@ -39,6 +39,11 @@ class LoopInbox {
   // a request spins before it sleeps: the next request of a caller in a loop
   // then costs no thread wake-up (cf. read_spin_us).
   bool spin(unsigned us);
+  // Whether the loop is in spin() (tests, diagnostics).
+  bool spinning() {
+    std::lock_guard lk(mu_);
+    return spinning_;
+  }
 
   // Loop thread, GIL held: replies are framed into `out` and leave with flush().
   std::string& out() { return out_; }
@@ -51,6 +56,7 @@ class LoopInbox {
   std::vector<Request> queue_;
   std::vector<Request> taken_;       // the loop thread's
   bool signalled_ = false;           // the eventfd holds a wake-up not yet taken
+  bool spinning_ = false;            // the loop waits in spin(): post() need not wake it
   std::atomic<bool> queued_{false};  // queue_ is not empty (read without the lock)
   std::string out_;                  // framed replies ({packet,4} prefixes included)
 };

@@ -46,6 +46,7 @@ enum MessageType : uint8_t {
   kLoopEval = 50,          // Erlang -> port: eval in the caller's namespace on a loop
   kLoopForget = 51,        // Erlang -> port: the caller's namespace on a loop is gone
   kLoopCancel = 52,        // Erlang -> port: the caller of a task gave up
+  kBatch = 53,             // Erlang -> port: [53, [Message, ...]], dispatched in order
 };
 
 // Queue items that never cross the wire.

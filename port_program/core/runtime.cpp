@@ -35,6 +35,7 @@ bool Runtime::start(const RuntimeOptions& options, MessageSink& sink) {
   if (PyImport_AppendInittab("_erlang_loop_host", &init_loop_host_module) < 0) return false;
   if (PyImport_AppendInittab("_erlang_loop", &init_loop_module) < 0) return false;
 
+  arenas_.install();
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
   config.install_signal_handlers = 0;  // signals belong to the port program

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/arena_cache.hpp"
 #include "core/callbacks.hpp"
 #include "core/channels.hpp"
 #include "core/input_gate.hpp"
@@ -59,6 +60,8 @@ class Runtime {
   bool load_package();
 
   MessageSink* sink_ = nullptr;
+  // Freed Python arenas kept mapped (at most this much; it never raises the peak).
+  ArenaCache arenas_{32u << 20};
   CallbackRegistry callbacks_;
   Channels channels_;
   Loops loops_;

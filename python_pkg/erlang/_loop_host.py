@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+import types
 from typing import Any, Callable
 
 import _erlang_loop_host
@@ -36,6 +37,8 @@ _TASK, _EXEC, _EVAL, _FORGET, _CANCEL = (
     _erlang_loop_host.FORGET,
     _erlang_loop_host.CANCEL,
 )
+_Coroutine = types.CoroutineType
+_SPIN_ROUNDS = 16  # requests one drain() takes after spinning, before the loop runs again
 
 # The host of the loop running on this thread, by loop (for stats()).
 _hosts: dict[asyncio.AbstractEventLoop, "_Host"] = {}
@@ -48,6 +51,7 @@ class _Host:
         self.tasks: dict[bytes, asyncio.Task[Any]] = {}  # by request ID: to cancel
         self.namespaces: dict[Any, dict[str, Any]] = {}  # by caller pid
         self.flush_pending = False
+        self.draining = False  # in drain(): it flushes when done
         self.submitted = 0
         self.completed = 0
         self.failed = 0
@@ -58,19 +62,28 @@ class _Host:
     # Replies -----------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Sends the framed replies (scheduled by the first of a loop iteration)."""
+        if self.flush_pending and self._flush_and_spin():
+            self.drain()
+
+    def _flush_and_spin(self) -> bool:
+        """Sends the framed replies; then, with nothing else to run, waits
+        briefly for the caller's next request. True if one came."""
         self.flush_pending = False
         _erlang_loop_host.flush(self.id)
-        # Nothing else to run: the caller's next request is likely on its way.
-        if not getattr(self.loop, "_ready", True):
-            self.spins += 1
-            if _erlang_loop_host.spin(self.id):
-                self.spin_hits += 1
-                self.drain()
+        if getattr(self.loop, "_ready", True):
+            return False
+        self.spins += 1
+        if _erlang_loop_host.spin(self.id):
+            self.spin_hits += 1
+            return True
+        return False
 
     def _framed(self, first: bool) -> None:
         if first and not self.flush_pending:
             self.flush_pending = True
-            self.loop.call_soon(self._flush)
+            if not self.draining:  # drain() flushes what it answered itself
+                self.loop.call_soon(self._flush)
 
     def ok(self, reqid: bytes | None, value: Any) -> None:
         self.completed += 1
@@ -93,6 +106,21 @@ class _Host:
     # Requests ----------------------------------------------------------------
 
     def drain(self) -> None:
+        """Runs what the inbox holds; replies of plain functions leave at once
+        (no loop iteration in between), and a request that comes while the
+        loop spins after them is taken in the same call (a few times: timers
+        and I/O of the loop are not held up for long)."""
+        for _ in range(_SPIN_ROUNDS):
+            self.draining = True
+            try:
+                self._take()
+            finally:
+                self.draining = False
+            if not (self.flush_pending and self._flush_and_spin()):
+                return
+        self.loop.call_soon(self.drain)  # more came: in the next iteration
+
+    def _take(self) -> None:
         for item in _erlang_loop_host.take(self.id):
             kind = item[0]
             try:
@@ -133,6 +161,11 @@ class _Host:
         return None if tail is None else eval(tail, ns)
 
     def lookup(self, owner: Any, module: str, function: str) -> Callable[..., Any]:
+        if module != "__main__" and "." not in function:  # the common case
+            mod = sys.modules.get(module)
+            if mod is None:
+                mod = importlib.import_module(module)
+            return getattr(mod, function)
         names = function.split(".")
         if module == "__main__":
             ns = self.namespaces.get(owner, {})
@@ -153,7 +186,7 @@ class _Host:
         self.submitted += 1
         fn = self.lookup(owner, module, function)
         result = fn(*args, **kwargs) if kwargs else fn(*args)
-        if inspect.isawaitable(result):
+        if type(result) is _Coroutine or inspect.isawaitable(result):
             task = self.loop.create_task(self.finish(reqid, result))
             if reqid is not None:
                 self.tasks[reqid] = task

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <thread>
 
@@ -57,4 +58,21 @@ TEST_CASE("loop inbox: posts from another thread are all taken, none lost") {
   }
   poster.join();
   CHECK(next == kPosts);
+}
+
+TEST_CASE("loop inbox: a post while the loop spins is seen without a wake-up") {
+  ep::LoopInbox inbox(0);
+  CHECK_FALSE(inbox.spin(1000));  // nothing comes: false after the time
+  std::thread poster([&] {
+    while (!inbox.spinning()) std::this_thread::yield();
+    inbox.post(task(1));
+  });
+  CHECK(inbox.spin(5'000'000));  // the post ends the spin
+  poster.join();
+  CHECK_FALSE(readable(inbox.fd()));  // no eventfd write for a spinning loop
+  CHECK(inbox.take().size() == 1);
+  inbox.post(task(2));  // not spinning: the usual wake-up
+  CHECK(readable(inbox.fd()));
+  CHECK(inbox.spin(1000));  // queued already: true at once
+  CHECK(inbox.take().size() == 1);
 }

@@ -24,14 +24,16 @@
          error_unencodable_result/1, error_badarg/1,
          timeout_cancels_task/1, no_late_message_after_timeout/1,
          port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
-         many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1]).
+         many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1,
+         create_tasks_in_order/1, create_tasks_errors/1, create_tasks_timeout_cancels/1,
+         create_tasks_port_died/1, create_tasks_split_by_size/1]).
 
 suite() ->
     [{timetrap, {seconds, 120}}].
 
 all() ->
     [{group, seed}, {group, pool}, {group, async}, {group, namespaces}, {group, errors},
-     {group, scale}].
+     {group, scale}, {group, batch}].
 
 groups() ->
     [{seed, [], [seed_run, seed_run_opts, seed_create_task_await, seed_await_forms,
@@ -48,7 +50,9 @@ groups() ->
                    error_unencodable_result, error_badarg, timeout_cancels_task,
                    no_late_message_after_timeout, port_death_python_died_then_restarted]},
      {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
-                  rpc_tasks_on_peer]}].
+                  rpc_tasks_on_peer]},
+     {batch, [], [create_tasks_in_order, create_tasks_errors, create_tasks_timeout_cancels,
+                  create_tasks_split_by_size, create_tasks_port_died]}].
 
 %% A Python module the tasks use, defined in every port program of the loops.
 -define(HELPERS, <<"
@@ -604,4 +608,124 @@ rpc_tasks_on_peer(_Config) ->
     after
         peer:stop(Peer),
         StartedDist andalso net_kernel:stop()
+    end.
+
+%%====================================================================
+%% batch: create_tasks (several tasks in one write)
+%%====================================================================
+
+%% More than one write's worth (256), interleaved with single tasks: every
+%% task starts in submission order and each reference gets its own result.
+create_tasks_in_order(_Config) ->
+    R0 = py_event_loop_pool:create_task(el_helpers, record, [0]),
+    Refs1 = py_event_loop_pool:create_tasks([{el_helpers, record, [I]} || I <- lists:seq(1, 600)]),
+    R601 = py_event_loop_pool:create_task(el_helpers, record, [601]),
+    Refs2 = py_event_loop_pool:create_tasks([{el_helpers, record, [I], #{}}
+                                            || I <- lists:seq(602, 700)]),
+    Refs = [R0] ++ Refs1 ++ [R601] ++ Refs2,
+    ?assertEqual(701, length(Refs)),
+    [{ok, I} = py_event_loop_pool:await(R) || {I, R} <- lists:zip(lists:seq(0, 700), Refs)],
+    {ok, Log} = py_event_loop_pool:run(el_helpers, take_log, []),
+    ?assertEqual(lists:seq(0, 700), Log),
+    %% py_event_loop's own loop, and a given loop
+    [{ok, 2}, {ok, 4}] = [py_event_loop:await(R)
+                          || R <- py_event_loop:create_tasks([{el_helpers, double, [1]},
+                                                              {el_helpers, double, [2]}])],
+    {ok, Loop} = py_event_loop_pool:get_loop(),
+    {ok, [Ra, Rb]} = py_event_loop:create_tasks(Loop, [{el_helpers, plain, [1]},
+                                                       {el_helpers, fetch, [<<"u">>],
+                                                        #{headers => #{a => 1}}}]),
+    {ok, 2} = py_event_loop:await(Ra),
+    {ok, #{<<"url">> := <<"u">>, <<"headers">> := #{a := 1}}} = py_event_loop:await(Rb),
+    [] = py_event_loop_pool:create_tasks([]),
+    receive Msg -> ct:fail({stray_message, Msg}) after 100 -> ok end.
+
+%% Each task fails on its own; the loop keeps serving the others.
+create_tasks_errors(_Config) ->
+    Refs = py_event_loop_pool:create_tasks(
+             [{el_helpers, double, [1]},
+              {el_helpers, boom, [<<"bad">>]},
+              not_a_task,
+              {no_such_module_xyz, f, []},
+              {el_helpers, double, not_a_list},
+              {el_helpers, double, [1], not_a_map},
+              {el_helpers, unencodable, []},
+              {el_helpers, plain, [41]}]),
+    [{ok, 2},
+     {error, {'ValueError', <<"bad">>}},
+     {error, {badarg, not_a_task}},
+     {error, {'ModuleNotFoundError', _}},
+     {error, {badarg, not_a_list}},
+     {error, {badarg, not_a_map}},
+     {error, {'TypeError', _}},
+     {ok, 42}] = [py_event_loop_pool:await(R) || R <- Refs],
+    {error, {badarg, nope}} = py_event_loop_pool:create_tasks(nope),
+    {error, {badarg, [a | b]}} = py_event_loop:create_tasks([a | b]),
+    {error, {badarg, nope}} = py_event_loop:create_tasks({py_loop, 1}, nope),
+    [{error, {badarg, {py_loop, x}}}] =
+        [py_event_loop:await(R) || R <- element(2, py_event_loop:create_tasks({py_loop, x},
+                                                                             [{math, sqrt, [1.0]}]))],
+    {ok, 3.0} = py_event_loop_pool:run(math, sqrt, [9.0]).
+
+%% A timeout cancels its task of a batch and no late message comes; the
+%% others of the batch are not affected.
+create_tasks_timeout_cancels(_Config) ->
+    Self = self(),
+    [Slow, Fast] = py_event_loop_pool:create_tasks([{el_helpers, guarded_sleep, [Self, 5]},
+                                                    {el_helpers, double, [3, 0.2]}]),
+    {error, timeout} = py_event_loop_pool:await(Slow, 50),
+    receive task_cancelled -> ok after 5000 -> ct:fail(not_cancelled) end,
+    {ok, 6} = py_event_loop_pool:await(Fast, 5000),
+    receive Msg -> ct:fail({late_message, Msg}) after 100 -> ok end.
+
+%% Every waiting task of a batch gets {python_died, _} at once when its port
+%% program dies, and a batch sent after the restart runs.
+create_tasks_port_died(_Config) ->
+    {ok, {py_loop, Slot} = Loop} = py_event_loop_pool:get_loop(),
+    {ok, _, Owner, _} = py_context:lookup(py_pool:context(py_event_loops, Slot)),
+    {ok, Sleepers} = py_event_loop:create_tasks(Loop, [{asyncio, sleep, [30, I]}
+                                                       || I <- lists:seq(1, 300)]),
+    T0 = erlang:monotonic_time(millisecond),
+    {error, {python_died, _}} = py_event_loop:run_on(Loop, os, '_exit', [3], #{timeout => 20000}),
+    [{error, {python_died, _}} = py_event_loop:await(R, 20000) || R <- Sleepers],
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 5000),
+    py_test_util:wait_until(
+      fun() ->
+              case py_context:lookup(py_pool:context(py_event_loops, Slot)) of
+                  {ok, _, New, _} when New =/= Owner -> is_process_alive(New);
+                  _ -> false
+              end
+      end, 20000),
+    py_test_util:wait_until(
+      fun() -> py_event_loop:run_on(Loop, math, sqrt, [4.0], #{}) =:= {ok, 2.0} end, 20000),
+    {ok, [R1, R2]} = py_event_loop:create_tasks(Loop, [{math, sqrt, [4.0]}, {math, sqrt, [9.0]}]),
+    {ok, 2.0} = py_event_loop:await(R1, 20000),
+    {ok, 3.0} = py_event_loop:await(R2, 20000),
+    define_helpers().
+
+%% Writes stay within half of max_frame: big tasks go alone, smaller ones in
+%% several batches; every task runs, in order. (The port programs were started
+%% with the default max_frame, so nothing is refused here: this checks the
+%% splitting, the same order and a result each.)
+create_tasks_split_by_size(_Config) ->
+    Old = application:get_env(erlang_python, max_frame),
+    application:set_env(erlang_python, max_frame, 4000),  % writes of < 2000 bytes
+    try
+        Big = binary:copy(<<"b">>, 2500),
+        Mid = binary:copy(<<"m">>, 300),
+        Tasks = [case I rem 10 of
+                     0 -> {el_helpers, record, [{I, Big}]};
+                     _ -> {el_helpers, record, [{I, Mid}]}
+                 end || I <- lists:seq(1, 100)],
+        Refs = py_event_loop_pool:create_tasks(Tasks),
+        Results = [py_event_loop_pool:await(R) || R <- Refs],
+        ?assertEqual([{ok, {I, case I rem 10 of 0 -> Big; _ -> Mid end}}
+                      || I <- lists:seq(1, 100)], Results),
+        {ok, Log} = py_event_loop_pool:run(el_helpers, take_log, []),
+        ?assertEqual(lists:seq(1, 100), [I || {I, _} <- Log])
+    after
+        case Old of
+            {ok, V} -> application:set_env(erlang_python, max_frame, V);
+            undefined -> application:unset_env(erlang_python, max_frame)
+        end
     end.

@@ -209,6 +209,10 @@ messages() ->
       [51, none, 0, pid(?NODE, 92, 0, 0)]},
      {"msg_loop_cancel", "a task's caller gave up: [52, ReqId, Loop]",
       [52, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0]},
+     {"msg_batch", "several messages in one write: [53, [Message, ...]]",
+      [53, [[48, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0, none, <<"asyncio">>,
+             <<"sleep">>, [0.01, 1], #{}],
+            [52, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]), 0]]]},
      {"msg_reply_schedule_py", "a reply holding a schedule marker (erlang.schedule_py)",
       [4, ref(?NODE, 0, [16#3b, 16#b1c2d3e4, 16#5f]),
        {'$py_schedule', py, <<"__main__">>, <<"compute">>, [5], #{<<"multiplier">> => 3}}]}].

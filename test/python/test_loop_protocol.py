@@ -59,6 +59,38 @@ def test_many_tasks_in_one_write_all_answered(port: PortProgram) -> None:
     assert all(got[i] == [OK, i, i] for i in range(2000))
 
 
+def test_batch_runs_its_messages_in_order(port: PortProgram) -> None:
+    tasks = [[TASK, i, 0, None, "asyncio", "sleep", [0, i], {}] for i in range(600)]
+    port.send([BATCH, tasks])
+    got = replies(port, 600)
+    assert all(got[i] == [OK, i, i] for i in range(600))
+    # any request may be in a batch: a call of context 0, a task, an eval on a loop
+    port.send([BATCH, [[1, "c", 0, "operator", "add", [1, 2], {}],
+                       [LEXEC, "x", 0, PID, "z = 7"], [LEVAL, "e", 0, PID, "z * 6"]]])
+    assert replies(port, 3) == {"c": [OK, "c", 3], "x": [OK, "x", None], "e": [OK, "e", 42]}
+
+
+def test_batch_errors(port: PortProgram) -> None:
+    # a bad message in a batch gets its own error; the others run
+    port.send([BATCH, [[TASK, 1, 99, None, "math", "sqrt", [4.0], {}],
+                       [TASK, 2, 0, None, "math", "sqrt", [4.0], {}]]])
+    got = replies(port, 2)
+    assert got[1][:3] == [ERROR, 1, "ProtocolError"] and "no event loop" in got[1][3]
+    assert got[2] == [OK, 2, 2.0]
+    # a batch inside a batch is refused (its own messages do not run)
+    port.send([BATCH, [[BATCH, [[TASK, 3, 0, None, "math", "sqrt", [9.0], {}]]],
+                       [TASK, 4, 0, None, "math", "sqrt", [16.0], {}]]])
+    kind, reason = port.recv_reply()
+    assert kind == 14 and "bad batch" in reason
+    assert port.recv_reply() == [OK, 4, 4.0]
+    # a batch that is not a list
+    port.send([BATCH, 5])
+    kind, reason = port.recv_reply()
+    assert kind == 14
+    port.send([TASK, 6, 0, None, "math", "sqrt", [1.0], {}])
+    assert port.recv_reply() == [OK, 6, 1.0]
+
+
 def test_namespace_exec_eval_task_forget(port: PortProgram) -> None:
     port.send([LEXEC, 1, 0, PID, "async def f(x):\n    return x * 2\ny = 5"])
     assert port.recv_reply() == [OK, 1, None]

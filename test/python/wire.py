@@ -48,6 +48,7 @@ LOOP_EXEC: Final = 49
 LOOP_EVAL: Final = 50
 LOOP_FORGET: Final = 51
 LOOP_CANCEL: Final = 52
+BATCH: Final = 53
 
 # Operations of REF_OP.
 REF_CALL_METHOD: Final = 0
