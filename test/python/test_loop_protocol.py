@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from conftest import PortProgram
-from wire import EXT_PID
+from wire import BATCH, EXT_PID
 from wire import LOOP_CANCEL as CANCEL
 from wire import LOOP_EVAL as LEVAL
 from wire import LOOP_EXEC as LEXEC
