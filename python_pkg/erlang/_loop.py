@@ -57,6 +57,9 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
         self._uv_signals: set[int] = set()
         self._pidfds: dict[int, int] = {}  # pidfd -> pid
         self._read_buffer = ReadBuffer()
+        # call_later(delay <= 0): due now, run next iteration without the heap
+        # (LoopCore; merged with the due heap timers by their when()).
+        self._due_timers: list[events.TimerHandle] = []
         super().__init__(UvSelector())
 
     # -- transports -------------------------------------------------------
@@ -199,6 +202,7 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
                 self.remove_reader(pidfd)
                 os.close(pidfd)
             self._pidfds.clear()
+        self._due_timers.clear()
         super().close()
 
 

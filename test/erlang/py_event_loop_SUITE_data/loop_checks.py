@@ -526,3 +526,44 @@ def threadsafe_storm(threads, each):
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def due_timers():
+    """call_later(delay <= 0) skips the heap but keeps the standard order."""
+    loop = erlang.new_event_loop()
+    out = []
+    order = []
+    now = loop.time()
+    loop.call_at(now - 0.5, order.append, "heap -0.5")
+    a = loop.call_later(0, order.append, "later 0")
+    loop.call_at(now - 0.2, order.append, "heap -0.2")
+    loop.call_later(-1, order.append, "later -1")  # earlier than the due list's last
+    gone = loop.call_later(0, order.append, "cancelled")
+    loop.call_soon(order.append, "soon")
+    gone.cancel()
+    out.append(type(a) is asyncio.TimerHandle and a.when() <= loop.time())
+
+    def first():
+        loop.call_later(0, order.append, "later 0 from a callback")
+        loop.call_soon(order.append, "soon from a callback")
+
+    loop.call_soon(first)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    out.append(order)
+    out.append(loop._timer_cancelled_count == 0 and not loop._scheduled)
+    # Debug mode (the standard library's _run_once) still runs pending ones.
+    ran = []
+    loop.call_later(0, ran.append, 1)
+    loop.set_debug(True)
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.set_debug(False)
+    out.append(ran == [1])
+    # A loop whose time() is replaced: the heap, as the standard library does.
+    loop.time = lambda: 1000.0
+    t = loop.call_later(0, ran.append, 2)
+    out.append(t in loop._scheduled and t.when() == 1000.0)
+    del loop.time
+    loop.call_later(0, ran.append, 3)
+    loop.close()
+    out.append(loop._due_timers == [] and ran == [1])
+    return out
