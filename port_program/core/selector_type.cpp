@@ -3,6 +3,7 @@
 
 #include "core/loop_state.hpp"
 #include "core/py_ref.hpp"
+#include "core/uv_selector_pool.hpp"
 
 namespace ep {
 namespace {
@@ -29,14 +30,15 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   PyRef self = PyRef::steal(type->tp_alloc(type, 0));
   if (!self) return nullptr;
   auto* s = reinterpret_cast<SelectorObject*>(self.get());
-  new (&s->sel) std::unique_ptr<UvSelector>(std::make_unique<UvSelector>());
+  new (&s->sel) std::unique_ptr<UvSelector>();
   s->selecting = false;
-  if (int rc = s->sel->init(); rc < 0) return uv_error(rc);
+  if (int rc = take_selector(s->sel); rc < 0) return uv_error(rc);
   return self.release();
 }
 
 void selector_dealloc(PyObject* self) {
   auto* s = reinterpret_cast<SelectorObject*>(self);
+  give_back_selector(std::move(s->sel));
   s->sel.~unique_ptr<UvSelector>();
   PyTypeObject* type = Py_TYPE(self);
   type->tp_free(self);
@@ -124,7 +126,7 @@ PyObject* selector_close(PyObject* self, PyObject*) {
     PyErr_SetString(PyExc_RuntimeError, "the selector is in use by its loop's thread");
     return nullptr;
   }
-  s->sel.reset();
+  give_back_selector(std::move(s->sel));
   Py_RETURN_NONE;
 }
 

@@ -26,6 +26,17 @@ UvSelector::~UvSelector() {
   uv_loop_close(loop_.get());
 }
 
+bool UvSelector::recycle() {
+  if (!loop_ || !async_ || !timer_) return false;
+  polls_.clear();
+  signal_watches_.clear();
+  // The closing polls' and signals' callbacks run (and free them) in this turn.
+  uv_run(loop_.get(), UV_RUN_NOWAIT);
+  ready_.clear();
+  signals_.clear();
+  return true;
+}
+
 int UvSelector::watch(int fd, int events) {
   auto it = polls_.find(fd);
   if (events == 0) {

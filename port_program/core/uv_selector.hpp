@@ -29,6 +29,9 @@ class UvSelector {
   // 0 or a libuv error; the selector is usable only after a successful init.
   int init();
   ~UvSelector();
+  // Back to the state init() left it in (no watches, nothing ready), for
+  // another loop; false when it cannot be reused.
+  bool recycle();
 
   // Watch `fd` for `events` (UV_READABLE | UV_WRITABLE); 0 stops watching it.
   int watch(int fd, int events);

@@ -18,7 +18,8 @@
          spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
          native_run_once_keeps_the_contract/1, native_scheduling_keeps_the_contract/1,
-         due_timers_keep_the_order/1, idle_loop_uses_no_cpu/1]).
+         due_timers_keep_the_order/1, pooled_selectors_start_clean/1,
+         idle_loop_uses_no_cpu/1]).
 
 all() ->
     [names_are_real, usage_patterns_on_a_context, seed_patterns_verbatim_in_exec,
@@ -30,7 +31,8 @@ all() ->
      sleep_sync_and_async, sync_sleep_blocks_only_its_thread, spawn_task_from_sync_code,
      spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
      selector_errors_are_exceptions, native_run_once_keeps_the_contract,
-     native_scheduling_keeps_the_contract, due_timers_keep_the_order, idle_loop_uses_no_cpu].
+     native_scheduling_keeps_the_contract, due_timers_keep_the_order,
+     pooled_selectors_start_clean, idle_loop_uses_no_cpu].
 
 init_per_suite(Config) ->
     py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
@@ -167,6 +169,11 @@ due_timers_keep_the_order(Config) ->
           [<<"soon">>, <<"later -1">>, <<"heap -0.5">>, <<"heap -0.2">>, <<"later 0">>,
            <<"soon from a callback">>, <<"later 0 from a callback">>],
           true, true, true, true]} = check(Config, due_timers).
+
+pooled_selectors_start_clean(Config) ->
+    %% Closed loops' libuv loops are reused (loop creation cost): a reused one
+    %% reports nothing of its previous loop's watches.
+    {ok, true} = check(Config, pooled_selectors_start_clean).
 
 %% A loop with a listening server, idle for 10 s: the port program's CPU time
 %% (utime + stime in /proc/<pid>/stat, in clock ticks of 10 ms) stays ~0.

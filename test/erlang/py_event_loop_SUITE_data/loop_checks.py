@@ -567,3 +567,31 @@ def due_timers():
     loop.close()
     out.append(loop._due_timers == [] and ran == [1])
     return out
+
+
+def pooled_selectors_start_clean():
+    """A closed loop's libuv loop is reused by the next one: nothing of the
+    old loop's watches reaches it, and the new loop makes no self-pipe."""
+    import socket
+
+    a, b = socket.socketpair()
+    old = erlang.new_event_loop()
+    seen_old = []
+    old.add_reader(a.fileno(), seen_old.append, "old")  # left registered
+    old.close()
+    out = []
+    for _ in range(3):
+        loop = erlang.new_event_loop()
+        out.append(loop._ssock is None and loop._csock is None)
+        b.send(b"x")  # `a` readable: only a loop watching it may see it
+        events = loop._selector._uv.select(0.05)  # raw: (fd, events) libuv saw
+        out.append(events == [])
+        got = []
+        loop.add_reader(a.fileno(), lambda: got.append(a.recv(10)))
+        loop.run_until_complete(asyncio.sleep(0.01))
+        loop.remove_reader(a.fileno())
+        out.append(got == [b"x"])
+        loop.close()
+    a.close()
+    b.close()
+    return all(out) and seen_old == [] and len(out) == 9
