@@ -18,7 +18,7 @@
          spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
          native_run_once_keeps_the_contract/1, native_scheduling_keeps_the_contract/1,
-         due_timers_keep_the_order/1, pooled_selectors_start_clean/1,
+         due_timers_keep_the_order/1, pooled_selectors_start_clean/1, run_shuts_down/1,
          idle_loop_uses_no_cpu/1]).
 
 all() ->
@@ -32,7 +32,7 @@ all() ->
      spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
      selector_errors_are_exceptions, native_run_once_keeps_the_contract,
      native_scheduling_keeps_the_contract, due_timers_keep_the_order,
-     pooled_selectors_start_clean, idle_loop_uses_no_cpu].
+     pooled_selectors_start_clean, run_shuts_down, idle_loop_uses_no_cpu].
 
 init_per_suite(Config) ->
     py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
@@ -174,6 +174,11 @@ pooled_selectors_start_clean(Config) ->
     %% Closed loops' libuv loops are reused (loop creation cost): a reused one
     %% reports nothing of its previous loop's watches.
     {ok, true} = check(Config, pooled_selectors_start_clean).
+
+run_shuts_down(Config) ->
+    %% erlang.run (and so py:call of a coroutine function) skips the
+    %% shutdown turns that have nothing to do, never the others.
+    {ok, [5, true, true, true]} = check(Config, run_shuts_down).
 
 %% A loop with a listening server, idle for 10 s: the port program's CPU time
 %% (utime + stime in /proc/<pid>/stat, in clock ticks of 10 ms) stays ~0.

@@ -595,3 +595,47 @@ def pooled_selectors_start_clean():
     a.close()
     b.close()
     return all(out) and seen_old == [] and len(out) == 9
+
+
+def run_shuts_down():
+    """erlang.run skips the shutdown turns with nothing to do, never the others:
+    left-over tasks are cancelled, async generators closed, the executor shut down."""
+    out = []
+    closed = []
+    seen = {}
+
+    async def agen():
+        try:
+            yield 1
+        finally:
+            closed.append("agen")
+
+    async def forever():
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            closed.append("task")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen["loop"] = loop
+        g = agen()
+        await g.__anext__()
+        seen["g"] = g
+        asyncio.ensure_future(forever())
+        await asyncio.sleep(0)
+        await loop.run_in_executor(None, lambda: None)
+        seen["executor"] = loop._default_executor
+        return 5
+
+    out.append(erlang.run(main()))
+    out.append(sorted(closed) == ["agen", "task"])
+    out.append(seen["executor"]._shutdown and seen["loop"].is_closed())
+
+    async def plain():
+        return asyncio.get_running_loop()
+
+    loop = erlang.run(plain())
+    out.append(loop.is_closed() and loop._asyncgens_shutdown_called
+               and loop._executor_shutdown_called)
+    return out
