@@ -124,12 +124,24 @@ bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, PyObject
   return true;
 }
 
+// handle._cancelled, read from its slot when it is a plain Handle/TimerHandle.
+int is_cancelled(const LoopState& st, PyObject* h) {
+  PyTypeObject* type = Py_TYPE(h);
+  if (st.cancelled_offset >= 0 && (type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
+                                   type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type))) {
+    PyObject* v = slot_value(h, st.cancelled_offset);
+    if (v == Py_False) return 0;
+    if (v == Py_True) return 1;
+  }
+  return truth(h, st.cancelled);
+}
+
 // One ready handle of a selector key: queued, or its descriptor's watch
 // removed when it was cancelled (BaseSelectorEventLoop._process_events).
 bool dispatch(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* fileobj,
               PyObject* handle, PyObject* remove) {
   if (handle == Py_None) return true;
-  int c = truth(handle, st.cancelled);
+  int c = is_cancelled(st, handle);
   if (c < 0) return false;
   if (c) return PyRef::steal(PyObject_CallMethodOneArg(loop, remove, fileobj)).operator bool();
   return append(st, ready, handle);
@@ -143,11 +155,11 @@ bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout) 
   if (!selector) return false;
   PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
   PyRef on_signal = uv ? get(selector.get(), st.on_signal) : PyRef();
-  PyRef process =
-      PyRef::steal(PyObject_GetAttr(reinterpret_cast<PyObject*>(Py_TYPE(loop)), st.process_events));
-  if (!uv || !on_signal || !process) PyErr_Clear();
+  if (!uv || !on_signal) PyErr_Clear();
+  // The class's _process_events (borrowed; an instance attribute would be odd).
+  PyObject* process = _PyType_Lookup(Py_TYPE(loop), st.process_events);
   bool native = uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type) &&
-                on_signal.get() == Py_None && process.get() == st.base_process_events;
+                on_signal.get() == Py_None && process == st.base_process_events;
   if (!native) {
     PyRef arg = timeout < 0 ? PyRef::borrow(Py_None) : PyRef::steal(PyFloat_FromDouble(timeout));
     if (!arg) return false;
@@ -313,18 +325,6 @@ bool run_handle(const LoopState& st, PyObject* h) {
   return PyRef::steal(PyObject_CallFunctionObjArgs(st.callback_failed, h, exc.get(), nullptr))
       .
       operator bool();
-}
-
-// handle._cancelled, read from its slot when it is a plain Handle/TimerHandle.
-int is_cancelled(const LoopState& st, PyObject* h) {
-  PyTypeObject* type = Py_TYPE(h);
-  if (st.cancelled_offset >= 0 && (type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
-                                   type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type))) {
-    PyObject* v = slot_value(h, st.cancelled_offset);
-    if (v == Py_False) return 0;
-    if (v == Py_True) return 1;
-  }
-  return truth(h, st.cancelled);
 }
 
 bool run_ready(const LoopState& st, PyObject* ready) {

@@ -168,6 +168,9 @@ PyType_Spec kSpec = {"_erlang_loop.Selector", sizeof(SelectorObject), 0, Py_TPFL
 bool selector_wait(SelectorObject* s, double timeout) {
   long timeout_ms =
       timeout < 0 ? -1 : static_cast<long>(std::ceil(std::min(timeout, 86400.0) * 1e3));
+  // What is ready already is taken without giving up the GIL (a busy loop
+  // skips a GIL hand-over per iteration); only a wait releases it.
+  if (s->sel->poll_now() || timeout_ms == 0) return true;
   int rc;
   s->selecting = true;
   {

@@ -38,6 +38,9 @@ class UvSelector {
   // Waits up to `timeout_ms` (-1: until an event) for readiness, a wake-up or
   // a signal. Call without the GIL. ready() then lists (fd, events).
   int select(long timeout_ms);
+  // One turn that does not wait (the GIL may be held): true when it found
+  // readiness, a wake-up or a signal, i.e. select() need not wait.
+  bool poll_now();
   const std::vector<std::pair<int, int>>& ready_list() const { return ready_; }
   std::vector<int> take_signals() { return std::exchange(signals_, {}); }
 
@@ -59,6 +62,7 @@ class UvSelector {
   std::unordered_map<int, SignalWatch> signal_watches_;
   std::vector<std::pair<int, int>> ready_;
   std::vector<int> signals_;
+  bool woken_ = false;  // the uv_async fired during poll_now()
 };
 
 }  // namespace ep

@@ -639,3 +639,24 @@ def run_shuts_down():
     out.append(loop.is_closed() and loop._asyncgens_shutdown_called
                and loop._executor_shutdown_called)
     return out
+
+
+def pending_wakeup_ends_a_wait():
+    """A wake-up sent before the wait ends it at once, though the first,
+    non-blocking turn of the wait is what consumes it."""
+    import time
+
+    loop = erlang.new_event_loop()
+    uv = loop._selector._uv
+    rescue = threading.Timer(3.0, uv.wakeup)  # a lost wake-up would block forever
+    rescue.start()
+    out = []
+    for _ in range(3):
+        uv.wakeup()
+        t0 = time.monotonic()
+        uv.select(None)
+        out.append(time.monotonic() - t0 < 1.0)
+    rescue.cancel()
+    rescue.join()
+    loop.close()
+    return out
