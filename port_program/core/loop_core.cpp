@@ -261,6 +261,29 @@ PyObject* run_once_method(PyObject* self, PyTypeObject* cls, PyObject* const*, s
   return run_once(state_of(cls), self);
 }
 
+// BaseEventLoop.get_debug: self._debug (asyncio's Future asks at creation).
+PyObject* get_debug(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
+                    PyObject* kwnames) {
+  if (PyVectorcall_NARGS(nargsf) != 0 || kwnames) {
+    PyErr_SetString(PyExc_TypeError, "get_debug() takes no arguments");
+    return nullptr;
+  }
+  return PyObject_GetAttr(self, state_of(cls).debug);
+}
+
+// BaseEventLoop.create_future: asyncio.futures.Future(loop=self).
+PyObject* create_future(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
+                        PyObject* kwnames) {
+  if (PyVectorcall_NARGS(nargsf) != 0 || kwnames) {
+    PyErr_SetString(PyExc_TypeError, "create_future() takes no arguments");
+    return nullptr;
+  }
+  const LoopState& st = state_of(cls);
+  PyObject* args[] = {nullptr, self};
+  return PyObject_Vectorcall(st.future_type, args + 1, 0 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                             st.loop_kwnames);
+}
+
 template <class F>
 PyCFunction method(F f) {
   return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
@@ -277,6 +300,8 @@ PyMethodDef kMethods[] = {
     {"call_at", method(call_at), kFlags, "BaseEventLoop.call_at, natively."},
     {"call_later", method(call_later), kFlags, "BaseEventLoop.call_later, natively."},
     {"_run_once", method(run_once_method), kFlags, "BaseEventLoop._run_once, natively."},
+    {"get_debug", method(get_debug), kFlags, "BaseEventLoop.get_debug, natively."},
+    {"create_future", method(create_future), kFlags, "BaseEventLoop.create_future, natively."},
     {nullptr, nullptr, 0, nullptr},
 };
 

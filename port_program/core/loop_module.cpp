@@ -53,6 +53,8 @@ int exec_module(PyObject* module) {
       !(st.handle_type = attr_of("asyncio.events", "Handle")) ||
       !(st.timer_handle_type = attr_of("asyncio.events", "TimerHandle")) ||
       !(st.base_time = attr_of("asyncio.base_events", "BaseEventLoop.time")) ||
+      !(st.future_type = attr_of("asyncio.futures", "Future")) ||
+      !(st.loop_kwnames = Py_BuildValue("(s)", "loop")) ||
       !(st.base_run_once = attr_of("asyncio.base_events", "BaseEventLoop._run_once")) ||
       !(st.base_process_events =
             attr_of("asyncio.selector_events", "BaseSelectorEventLoop._process_events"))) {
@@ -127,6 +129,8 @@ void free_module(void* module) {
       &st.base_call_soon_threadsafe,
       &st.callback_failed,
       &st.base_time,
+      &st.future_type,
+      &st.loop_kwnames,
       &st.due_timers,
       &st.scheduled,
       &st.ready,

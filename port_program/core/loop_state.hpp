@@ -17,6 +17,13 @@ namespace ep {
 struct SelectorObject {
   PyObject_HEAD std::unique_ptr<UvSelector> sel;
   bool selecting;
+  // A wait starts with a non-blocking turn holding the GIL (selector_wait)
+  // while waits find events at once; a wait that slept turns it off, one
+  // that did not sleep turns it back on.
+  bool poll_first;
+  // The next wait with a 0 timeout skips its turn (selector_wait): set by a
+  // wait that slept and then found events, which it just polled for.
+  bool skip_poll;
 };
 
 struct LoopState {
@@ -30,6 +37,8 @@ struct LoopState {
   PyObject* base_call_soon_threadsafe;
   PyObject* base_call_later;
   PyObject* base_time;        // BaseEventLoop.time (time.monotonic())
+  PyObject* future_type;      // asyncio.futures.Future
+  PyObject* loop_kwnames;     // ("loop",)
   PyObject* callback_failed;  // erlang._loop's (handle, exc) reporter
   // Interned attribute names.
   PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,

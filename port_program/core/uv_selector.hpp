@@ -42,6 +42,7 @@ class UvSelector {
   // readiness, a wake-up or a signal, i.e. select() need not wait.
   bool poll_now();
   const std::vector<std::pair<int, int>>& ready_list() const { return ready_; }
+  void clear_ready() { ready_.clear(); }
   std::vector<int> take_signals() { return std::exchange(signals_, {}); }
 
   // Any thread.

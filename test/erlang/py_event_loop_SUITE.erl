@@ -19,7 +19,7 @@
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
          native_run_once_keeps_the_contract/1, native_scheduling_keeps_the_contract/1,
          due_timers_keep_the_order/1, pooled_selectors_start_clean/1, run_shuts_down/1,
-         pending_wakeup_ends_a_wait/1,
+         pending_wakeup_ends_a_wait/1, turn_after_a_sleep/1,
          idle_loop_uses_no_cpu/1]).
 
 all() ->
@@ -34,7 +34,7 @@ all() ->
      selector_errors_are_exceptions, native_run_once_keeps_the_contract,
      native_scheduling_keeps_the_contract, due_timers_keep_the_order,
      pooled_selectors_start_clean, run_shuts_down, pending_wakeup_ends_a_wait,
-     idle_loop_uses_no_cpu].
+     turn_after_a_sleep, idle_loop_uses_no_cpu].
 
 init_per_suite(Config) ->
     py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
@@ -186,6 +186,11 @@ pending_wakeup_ends_a_wait(Config) ->
     %% The wait first takes what is ready without releasing the GIL; a
     %% wake-up it consumes there still ends the wait.
     {ok, [true, true, true]} = check(Config, pending_wakeup_ends_a_wait).
+
+turn_after_a_sleep(Config) ->
+    %% A loop woken by an event skips the poll of its next, 0-timeout turn
+    %% once; native create_future / get_debug.
+    {ok, [true, true, true, true, true, true]} = check(Config, turn_after_a_sleep).
 
 %% A loop with a listening server, idle for 10 s: the port program's CPU time
 %% (utime + stime in /proc/<pid>/stat, in clock ticks of 10 ms) stays ~0.

@@ -660,3 +660,31 @@ def pending_wakeup_ends_a_wait():
     rescue.join()
     loop.close()
     return out
+
+
+def turn_after_a_sleep():
+    """After a wait that slept until an event, the next 0-timeout wait skips
+    its poll once, reporting nothing (never the previous wait's events again);
+    create_future and get_debug, native, keep their contract."""
+    a, b = socket.socketpair()
+    loop = erlang.new_event_loop()
+    uv = loop._selector._uv
+    uv.watch(a.fileno(), 1)
+    sender = threading.Timer(0.05, b.send, (b"x",))
+    sender.start()
+    first = uv.select(None)  # sleeps until `a` is readable
+    second = uv.select(0)  # skipped: nothing
+    third = uv.select(0)  # polled: `a` is still readable
+    sender.join()
+    uv.watch(a.fileno(), 0)
+    fut = loop.create_future()
+    out = [first == [(a.fileno(), 1)], second == [], third == [(a.fileno(), 1)],
+           type(fut) is asyncio.Future and fut.get_loop() is loop,
+           loop.get_debug() is False]
+    loop.set_debug(True)
+    out.append(loop.get_debug() is True)
+    loop.set_debug(False)
+    loop.close()
+    a.close()
+    b.close()
+    return out
