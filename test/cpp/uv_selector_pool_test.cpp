@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
@@ -54,4 +55,26 @@ TEST_CASE("uv_selector_pool: a given-back selector is reused, without its watche
   REQUIRE(b->select(-1) == 0);
   CHECK(b->ready_list().size() == 1);
   ep::give_back_selector(std::move(b));
+}
+
+TEST_CASE("uv_selector_pool: a forked child never reuses its parent's loops") {
+  std::unique_ptr<ep::UvSelector> a;
+  REQUIRE(ep::take_selector(a) == 0);
+  ep::UvSelector* parents = a.get();
+  ep::give_back_selector(std::move(a));
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::unique_ptr<ep::UvSelector> b;
+    int ok = ep::take_selector(b) == 0 && b.get() != parents;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::unique_ptr<ep::UvSelector> c;  // the parent's pool is unchanged
+  REQUIRE(ep::take_selector(c) == 0);
+  CHECK(c.get() == parents);
+  ep::give_back_selector(std::move(c));
 }
