@@ -172,11 +172,46 @@ PyObject* schedule(const LoopState& st, PyObject* self, PyObject* when, const Ca
   PyRef timer = make_handle(st, st.timer_handle_type, self, a, when);
   if (!timer) return nullptr;
   PyRef scheduled = PyRef::steal(PyObject_GetAttr(self, st.scheduled));
-  if (!scheduled) return nullptr;
-  if (!st.timers.push(scheduled.get(), timer.get()) || !set(timer.get(), st.scheduled, Py_True)) {
+  if (!scheduled || !st.timers.push(scheduled.get(), timer.get())) return nullptr;
+  if (st.handle_offsets_known) {
+    Py_SETREF(*slot_ptr(timer.get(), st.handle_offsets[kSched]), Py_NewRef(Py_True));
+  } else if (!set(timer.get(), st.scheduled, Py_True)) {
     return nullptr;
   }
   return timer.release();
+}
+
+// 1: `delay` is an int or float <= 0; 0: anything else.
+int not_positive(PyObject* delay) {
+  if (PyFloat_CheckExact(delay)) return PyFloat_AS_DOUBLE(delay) <= 0.0;
+  if (PyLong_CheckExact(delay)) {
+    int overflow = 0;
+    long v = PyLong_AsLongAndOverflow(delay, &overflow);
+    return overflow < 0 || (overflow == 0 && v <= 0);
+  }
+  return 0;
+}
+
+// A TimerHandle due now, appended to the loop's _due_timers (see
+// loop_state.hpp); null without an error set when the loop has none.
+PyRef schedule_due(const LoopState& st, PyObject* self, PyObject* when, const CallArgs& a) {
+  if (!st.handle_offsets_known) return {};
+  PyRef due = PyRef::steal(PyObject_GetAttr(self, st.due_timers));
+  if (!due || !PyList_CheckExact(due.get())) {
+    PyErr_Clear();
+    return {};
+  }
+  Py_ssize_t n = PyList_GET_SIZE(due.get());
+  if (n > 0) {  // kept in time order: an earlier one (a negative delay) goes to the heap
+    PyObject* item = PyList_GET_ITEM(due.get(), n - 1);
+    if (Py_TYPE(item) != reinterpret_cast<PyTypeObject*>(st.timer_handle_type)) return {};
+    PyObject* last = slot_value(item, st.handle_offsets[kWhen]);
+    int later = last ? PyObject_RichCompareBool(when, last, Py_GE) : 0;
+    if (later <= 0) return {};
+  }
+  PyRef timer = make_handle(st, st.timer_handle_type, self, a, when);
+  if (!timer || PyList_Append(due.get(), timer.get()) < 0) return {};
+  return timer;
 }
 
 PyObject* call_at(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t nargsf,
@@ -206,9 +241,14 @@ PyObject* call_later(PyObject* self, PyTypeObject* cls, PyObject* const* args, s
   int debug = check_loop(st, self);
   if (debug < 0) return nullptr;
   if (debug) return base(st.base_call_later, self, args, nargsf, kwnames);
-  PyRef now = PyRef::steal(PyObject_CallMethodNoArgs(self, st.time));
+  bool native = false;
+  PyRef now = loop_time(st, self, native);
   PyRef when = now ? PyRef::steal(PyNumber_Add(now.get(), a.args[0])) : PyRef();
   if (!when) return nullptr;
+  if (native && not_positive(a.args[0])) {
+    PyRef timer = schedule_due(st, self, when.get(), a);
+    if (timer || PyErr_Occurred()) return timer.release();
+  }
   return schedule(st, self, when.get(), a);
 }
 
@@ -219,6 +259,29 @@ PyObject* run_once_method(PyObject* self, PyTypeObject* cls, PyObject* const*, s
     return nullptr;
   }
   return run_once(state_of(cls), self);
+}
+
+// BaseEventLoop.get_debug: self._debug (asyncio's Future asks at creation).
+PyObject* get_debug(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
+                    PyObject* kwnames) {
+  if (PyVectorcall_NARGS(nargsf) != 0 || kwnames) {
+    PyErr_SetString(PyExc_TypeError, "get_debug() takes no arguments");
+    return nullptr;
+  }
+  return PyObject_GetAttr(self, state_of(cls).debug);
+}
+
+// BaseEventLoop.create_future: asyncio.futures.Future(loop=self).
+PyObject* create_future(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
+                        PyObject* kwnames) {
+  if (PyVectorcall_NARGS(nargsf) != 0 || kwnames) {
+    PyErr_SetString(PyExc_TypeError, "create_future() takes no arguments");
+    return nullptr;
+  }
+  const LoopState& st = state_of(cls);
+  PyObject* args[] = {nullptr, self};
+  return PyObject_Vectorcall(st.future_type, args + 1, 0 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                             st.loop_kwnames);
 }
 
 template <class F>
@@ -237,6 +300,8 @@ PyMethodDef kMethods[] = {
     {"call_at", method(call_at), kFlags, "BaseEventLoop.call_at, natively."},
     {"call_later", method(call_later), kFlags, "BaseEventLoop.call_later, natively."},
     {"_run_once", method(run_once_method), kFlags, "BaseEventLoop._run_once, natively."},
+    {"get_debug", method(get_debug), kFlags, "BaseEventLoop.get_debug, natively."},
+    {"create_future", method(create_future), kFlags, "BaseEventLoop.create_future, natively."},
     {nullptr, nullptr, 0, nullptr},
 };
 

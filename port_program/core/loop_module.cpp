@@ -52,6 +52,9 @@ int exec_module(PyObject* module) {
       !(st.base_call_later = attr_of("asyncio.base_events", "BaseEventLoop.call_later")) ||
       !(st.handle_type = attr_of("asyncio.events", "Handle")) ||
       !(st.timer_handle_type = attr_of("asyncio.events", "TimerHandle")) ||
+      !(st.base_time = attr_of("asyncio.base_events", "BaseEventLoop.time")) ||
+      !(st.future_type = attr_of("asyncio.futures", "Future")) ||
+      !(st.loop_kwnames = Py_BuildValue("(s)", "loop")) ||
       !(st.base_run_once = attr_of("asyncio.base_events", "BaseEventLoop._run_once")) ||
       !(st.base_process_events =
             attr_of("asyncio.selector_events", "BaseSelectorEventLoop._process_events"))) {
@@ -92,6 +95,7 @@ int exec_module(PyObject* module) {
       {&st.source_traceback, "_source_traceback"},
       {&st.write_to_self, "_write_to_self"},
       {&st.wakeup, "wakeup"},
+      {&st.due_timers, "_due_timers"},
   };
   for (const Name& n : names) {
     if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
@@ -124,6 +128,10 @@ void free_module(void* module) {
       &st.base_call_later,
       &st.base_call_soon_threadsafe,
       &st.callback_failed,
+      &st.base_time,
+      &st.future_type,
+      &st.loop_kwnames,
+      &st.due_timers,
       &st.scheduled,
       &st.ready,
       &st.stopping,

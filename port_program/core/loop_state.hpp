@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "core/py_ref.hpp"
 #include "core/timer_heap.hpp"
 #include "core/uv_selector.hpp"
 
@@ -16,6 +17,13 @@ namespace ep {
 struct SelectorObject {
   PyObject_HEAD std::unique_ptr<UvSelector> sel;
   bool selecting;
+  // A wait starts with a non-blocking turn holding the GIL (selector_wait)
+  // while waits find events at once; a wait that slept turns it off, one
+  // that did not sleep turns it back on.
+  bool poll_first;
+  // The next wait with a 0 timeout skips its turn (selector_wait): set by a
+  // wait that slept and then found events, which it just polled for.
+  bool skip_poll;
 };
 
 struct LoopState {
@@ -28,12 +36,15 @@ struct LoopState {
   PyObject* base_call_at;
   PyObject* base_call_soon_threadsafe;
   PyObject* base_call_later;
+  PyObject* base_time;        // BaseEventLoop.time (time.monotonic())
+  PyObject* future_type;      // asyncio.futures.Future
+  PyObject* loop_kwnames;     // ("loop",)
   PyObject* callback_failed;  // erlang._loop's (handle, exc) reporter
   // Interned attribute names.
   PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,
       *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
-      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup;
+      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup, *due_timers;
   TimerHeap timers;             // on a loop's _scheduled
   Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
   // The slots a new Handle/TimerHandle gets, in make_handle's order; all
@@ -43,6 +54,20 @@ struct LoopState {
 };
 
 LoopState& loop_state(PyObject* module);
+
+// Indexes into LoopState::handle_offsets.
+enum HandleSlot { kContext, kLoop, kCallback, kArgs, kCancelled, kRepr, kSourceTb, kWhen, kSched };
+
+// loop.time() into `out` (loop_clock.cpp).
+bool loop_now(const LoopState& st, PyObject* loop, double& out);
+// loop.time() as an object; `native`: the loop's time is BaseEventLoop.time
+// and the clock was read natively. Null with an error set on failure.
+PyRef loop_time(const LoopState& st, PyObject* loop, bool& native);
+
+// Due timers (call_later with a delay <= 0 on a loop whose clock is
+// time.monotonic()) wait in the loop's `_due_timers` list, in order, instead
+// of the _scheduled heap; run_once moves them to _ready with the due heap
+// timers, merged by their `when`, as the heap would have.
 
 // The Selector type (selector_type.cpp).
 PyObject* make_selector_type();

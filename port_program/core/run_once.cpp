@@ -29,6 +29,23 @@ int truth(PyObject* o, PyObject* name) {
   return v ? PyObject_IsTrue(v.get()) : -1;
 }
 
+// A TimerHandle's when(): its _when slot when it is an exact TimerHandle
+// holding a float.
+bool when_of(const LoopState& st, PyObject* h, double& out) {
+  if (st.handle_offsets_known &&
+      Py_TYPE(h) == reinterpret_cast<PyTypeObject*>(st.timer_handle_type)) {
+    PyObject* w = slot_value(h, st.handle_offsets[kWhen]);
+    if (w && PyFloat_CheckExact(w)) {
+      out = PyFloat_AS_DOUBLE(w);
+      return true;
+    }
+  }
+  PyRef v = get(h, st.when);
+  if (!v) return false;
+  out = PyFloat_AsDouble(v.get());
+  return !(out == -1.0 && PyErr_Occurred());
+}
+
 bool number(PyObject* o, PyObject* name, double& out) {
   PyRef v = get(o, name);
   if (!v) return false;
@@ -37,10 +54,7 @@ bool number(PyObject* o, PyObject* name, double& out) {
 }
 
 bool now(const LoopState& st, PyObject* loop, double& out) {
-  PyRef t = PyRef::steal(PyObject_CallMethodNoArgs(loop, st.time));
-  if (!t) return false;
-  out = PyFloat_AsDouble(t.get());
-  return !(out == -1.0 && PyErr_Occurred());
+  return loop_now(st, loop, out);
 }
 
 bool append(const LoopState& st, PyObject* ready, PyObject* handle) {
@@ -50,7 +64,13 @@ bool append(const LoopState& st, PyObject* ready, PyObject* handle) {
 // Pops the heap's head and marks it unscheduled; the handle, or null.
 PyRef pop_timer(const LoopState& st, PyObject* heap) {
   PyRef h = st.timers.pop(heap);
-  if (h && PyObject_SetAttr(h.get(), st.scheduled, Py_False) < 0) return {};
+  if (!h) return {};
+  if (st.handle_offsets_known &&
+      Py_TYPE(h.get()) == reinterpret_cast<PyTypeObject*>(st.timer_handle_type)) {
+    Py_SETREF(*slot_ptr(h.get(), st.handle_offsets[kSched]), Py_NewRef(Py_False));
+  } else if (PyObject_SetAttr(h.get(), st.scheduled, Py_False) < 0) {
+    return {};
+  }
   return h;
 }
 
@@ -83,13 +103,14 @@ bool drop_cancelled_timers(const LoopState& st, PyObject* loop) {
 }
 
 // The wait's timeout in seconds; negative: until an event.
-bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, double& timeout) {
+bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* due,
+                  double& timeout) {
   Py_ssize_t nready = PyObject_Size(ready);
   if (nready < 0) return false;
   int stopping = truth(loop, st.stopping);
   if (stopping < 0) return false;
   timeout = -1;
-  if (nready > 0 || stopping) {
+  if (nready > 0 || stopping || PyList_GET_SIZE(due) > 0) {
     timeout = 0;
     return true;
   }
@@ -98,9 +119,21 @@ bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, double& 
   if (!PyList_Check(scheduled.get()) || PyList_GET_SIZE(scheduled.get()) == 0) return true;
   PyRef head = PyRef::borrow(PyList_GET_ITEM(scheduled.get(), 0));
   double when, t;
-  if (!number(head.get(), st.when, when) || !now(st, loop, t)) return false;
+  if (!when_of(st, head.get(), when) || !now(st, loop, t)) return false;
   timeout = std::min(std::max(0.0, when - t), kMaximumSelectTimeout);
   return true;
+}
+
+// handle._cancelled, read from its slot when it is a plain Handle/TimerHandle.
+int is_cancelled(const LoopState& st, PyObject* h) {
+  PyTypeObject* type = Py_TYPE(h);
+  if (st.cancelled_offset >= 0 && (type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
+                                   type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type))) {
+    PyObject* v = slot_value(h, st.cancelled_offset);
+    if (v == Py_False) return 0;
+    if (v == Py_True) return 1;
+  }
+  return truth(h, st.cancelled);
 }
 
 // One ready handle of a selector key: queued, or its descriptor's watch
@@ -108,7 +141,7 @@ bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, double& 
 bool dispatch(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* fileobj,
               PyObject* handle, PyObject* remove) {
   if (handle == Py_None) return true;
-  int c = truth(handle, st.cancelled);
+  int c = is_cancelled(st, handle);
   if (c < 0) return false;
   if (c) return PyRef::steal(PyObject_CallMethodOneArg(loop, remove, fileobj)).operator bool();
   return append(st, ready, handle);
@@ -122,11 +155,11 @@ bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout) 
   if (!selector) return false;
   PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
   PyRef on_signal = uv ? get(selector.get(), st.on_signal) : PyRef();
-  PyRef process =
-      PyRef::steal(PyObject_GetAttr(reinterpret_cast<PyObject*>(Py_TYPE(loop)), st.process_events));
-  if (!uv || !on_signal || !process) PyErr_Clear();
+  if (!uv || !on_signal) PyErr_Clear();
+  // The class's _process_events (borrowed; an instance attribute would be odd).
+  PyObject* process = _PyType_Lookup(Py_TYPE(loop), st.process_events);
   bool native = uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type) &&
-                on_signal.get() == Py_None && process.get() == st.base_process_events;
+                on_signal.get() == Py_None && process == st.base_process_events;
   if (!native) {
     PyRef arg = timeout < 0 ? PyRef::borrow(Py_None) : PyRef::steal(PyFloat_FromDouble(timeout));
     if (!arg) return false;
@@ -179,22 +212,75 @@ bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout) 
   return true;
 }
 
-bool move_due_timers(const LoopState& st, PyObject* loop, PyObject* ready) {
+// The due heap timers and the loop's due list (all due: they were due when
+// made) to _ready, merged by their `when` as popping one heap would.
+bool move_due_timers(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* due) {
   PyRef scheduled = get(loop, st.scheduled);
   if (!scheduled) return false;
-  if (!PyList_Check(scheduled.get()) || PyList_GET_SIZE(scheduled.get()) == 0) return true;
-  double t, resolution;
-  if (!now(st, loop, t) || !number(loop, st.clock_resolution, resolution)) return false;
-  double end_time = t + resolution;
-  while (PyList_GET_SIZE(scheduled.get()) > 0) {
-    PyRef head = PyRef::borrow(PyList_GET_ITEM(scheduled.get(), 0));
-    double when;
-    if (!number(head.get(), st.when, when)) return false;
-    if (when >= end_time) break;
+  bool heap = PyList_Check(scheduled.get()) && PyList_GET_SIZE(scheduled.get()) > 0;
+  Py_ssize_t ndue = PyList_GET_SIZE(due);
+  if (!heap && ndue == 0) return true;
+  double end_time = 0;
+  if (heap) {
+    double t, resolution;
+    if (!now(st, loop, t) || !number(loop, st.clock_resolution, resolution)) return false;
+    end_time = t + resolution;
+  }
+  Py_ssize_t next = 0;  // into due
+  while (true) {
+    if (heap && PyList_GET_SIZE(scheduled.get()) == 0) heap = false;
+    double when = 0;
+    if (heap) {
+      PyRef head = PyRef::borrow(PyList_GET_ITEM(scheduled.get(), 0));
+      if (!when_of(st, head.get(), when)) return false;
+      if (when >= end_time) heap = false;
+    }
+    if (next < PyList_GET_SIZE(due)) {
+      PyRef first = PyRef::borrow(PyList_GET_ITEM(due, next));
+      double due_when = 0;
+      if (heap && !when_of(st, first.get(), due_when)) return false;
+      if (!heap || due_when < when) {
+        ++next;
+        if (!append(st, ready, first.get())) return false;
+        continue;
+      }
+    }
+    if (!heap) break;
     PyRef h = pop_timer(st, scheduled.get());
     if (!h || !append(st, ready, h.get())) return false;
   }
-  return true;
+  return PyList_SetSlice(due, 0, std::min(next, PyList_GET_SIZE(due)), nullptr) == 0;
+}
+
+// The loop's due list (a new list when it has none, e.g. a subclass that
+// replaced __init__), or null with an error set.
+PyRef due_list(const LoopState& st, PyObject* loop) {
+  PyRef due = get(loop, st.due_timers);
+  if (due && PyList_CheckExact(due.get())) return due;
+  if (!due && !PyErr_ExceptionMatches(PyExc_AttributeError)) return {};
+  PyErr_Clear();
+  return PyRef::steal(PyList_New(0));
+}
+
+// Debug mode runs the standard library's _run_once: the due timers join the
+// heap first.
+bool due_to_heap(const LoopState& st, PyObject* loop) {
+  PyRef due = get(loop, st.due_timers);
+  if (!due || !PyList_CheckExact(due.get())) {
+    PyErr_Clear();
+    return true;
+  }
+  if (PyList_GET_SIZE(due.get()) == 0) return true;
+  PyRef scheduled = get(loop, st.scheduled);
+  if (!scheduled) return false;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(due.get()); ++i) {
+    PyRef h = PyRef::borrow(PyList_GET_ITEM(due.get(), i));
+    if (!st.timers.push(scheduled.get(), h.get()) ||
+        PyObject_SetAttr(h.get(), st.scheduled, Py_True) < 0) {
+      return false;
+    }
+  }
+  return PyList_SetSlice(due.get(), 0, PyList_GET_SIZE(due.get()), nullptr) == 0;
 }
 
 // Handle._run: the callback in the handle's context; an exception goes to
@@ -204,13 +290,15 @@ bool run_handle(const LoopState& st, PyObject* h) {
   PyTypeObject* type = Py_TYPE(h);
   bool plain = type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
                type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type);
-  PyRef ctx = plain ? get(h, st.context) : PyRef();
-  if (!plain || !ctx || !PyContext_CheckExact(ctx.get()) || !st.callback_failed) {
-    PyErr_Clear();
+  if (!plain || !st.handle_offsets_known || !st.callback_failed) {
     return PyRef::steal(PyObject_CallMethodNoArgs(h, st.run)).operator bool();
   }
-  PyRef callback = get(h, st.callback);
-  PyRef args = get(h, st.args);
+  PyRef ctx = PyRef::borrow(slot_value(h, st.handle_offsets[kContext]));
+  PyRef callback = PyRef::borrow(slot_value(h, st.handle_offsets[kCallback]));
+  PyRef args = PyRef::borrow(slot_value(h, st.handle_offsets[kArgs]));
+  if (!ctx || !PyContext_CheckExact(ctx.get()) || !callback) {
+    return PyRef::steal(PyObject_CallMethodNoArgs(h, st.run)).operator bool();
+  }
   if (!callback || !args || !PyTuple_Check(args.get())) {
     PyErr_Clear();
     return PyRef::steal(PyObject_CallMethodNoArgs(h, st.run)).operator bool();
@@ -239,18 +327,6 @@ bool run_handle(const LoopState& st, PyObject* h) {
       operator bool();
 }
 
-// handle._cancelled, read from its slot when it is a plain Handle/TimerHandle.
-int is_cancelled(const LoopState& st, PyObject* h) {
-  PyTypeObject* type = Py_TYPE(h);
-  if (st.cancelled_offset >= 0 && (type == reinterpret_cast<PyTypeObject*>(st.handle_type) ||
-                                   type == reinterpret_cast<PyTypeObject*>(st.timer_handle_type))) {
-    PyObject* v = slot_value(h, st.cancelled_offset);
-    if (v == Py_False) return 0;
-    if (v == Py_True) return 1;
-  }
-  return truth(h, st.cancelled);
-}
-
 bool run_ready(const LoopState& st, PyObject* ready) {
   Py_ssize_t ntodo = PyObject_Size(ready);
   if (ntodo < 0) return false;
@@ -269,12 +345,16 @@ bool run_ready(const LoopState& st, PyObject* ready) {
 PyObject* run_once(const LoopState& st, PyObject* loop) {
   int debug = truth(loop, st.debug);
   if (debug < 0) return nullptr;
-  if (debug) return PyObject_CallOneArg(st.base_run_once, loop);
+  if (debug) {
+    if (!due_to_heap(st, loop)) return nullptr;
+    return PyObject_CallOneArg(st.base_run_once, loop);
+  }
   if (!drop_cancelled_timers(st, loop)) return nullptr;
   PyRef ready = get(loop, st.ready);
+  PyRef due = ready ? due_list(st, loop) : PyRef();
   double timeout;
-  if (!ready || !wait_timeout(st, loop, ready.get(), timeout) ||
-      !poll(st, loop, ready.get(), timeout) || !move_due_timers(st, loop, ready.get()) ||
+  if (!ready || !due || !wait_timeout(st, loop, ready.get(), due.get(), timeout) ||
+      !poll(st, loop, ready.get(), timeout) || !move_due_timers(st, loop, ready.get(), due.get()) ||
       !run_ready(st, ready.get())) {
     return nullptr;
   }

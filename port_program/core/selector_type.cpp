@@ -3,6 +3,7 @@
 
 #include "core/loop_state.hpp"
 #include "core/py_ref.hpp"
+#include "core/uv_selector_pool.hpp"
 
 namespace ep {
 namespace {
@@ -29,14 +30,17 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   PyRef self = PyRef::steal(type->tp_alloc(type, 0));
   if (!self) return nullptr;
   auto* s = reinterpret_cast<SelectorObject*>(self.get());
-  new (&s->sel) std::unique_ptr<UvSelector>(std::make_unique<UvSelector>());
+  new (&s->sel) std::unique_ptr<UvSelector>();
   s->selecting = false;
-  if (int rc = s->sel->init(); rc < 0) return uv_error(rc);
+  s->poll_first = true;
+  s->skip_poll = false;
+  if (int rc = take_selector(s->sel); rc < 0) return uv_error(rc);
   return self.release();
 }
 
 void selector_dealloc(PyObject* self) {
   auto* s = reinterpret_cast<SelectorObject*>(self);
+  give_back_selector(std::move(s->sel));
   s->sel.~unique_ptr<UvSelector>();
   PyTypeObject* type = Py_TYPE(self);
   type->tp_free(self);
@@ -124,7 +128,7 @@ PyObject* selector_close(PyObject* self, PyObject*) {
     PyErr_SetString(PyExc_RuntimeError, "the selector is in use by its loop's thread");
     return nullptr;
   }
-  s->sel.reset();
+  give_back_selector(std::move(s->sel));
   Py_RETURN_NONE;
 }
 
@@ -163,15 +167,41 @@ PyType_Spec kSpec = {"_erlang_loop.Selector", sizeof(SelectorObject), 0, Py_TPFL
 
 }  // namespace
 
+namespace {
+// A wait shorter than this found its events at once (it did not sleep).
+constexpr uint64_t kSleptNs = 20'000;
+}  // namespace
+
 bool selector_wait(SelectorObject* s, double timeout) {
   long timeout_ms =
       timeout < 0 ? -1 : static_cast<long>(std::ceil(std::min(timeout, 86400.0) * 1e3));
+  // What is ready already is taken without giving up the GIL (a busy loop
+  // skips a GIL hand-over per iteration); only a wait releases it. When
+  // waits sleep (a loop waiting for replies), that first turn is one system
+  // call too many, and is skipped until a wait finds events at once again.
+  if (timeout_ms == 0) {
+    // Right after a wait that slept until events came (a loop woken by a
+    // reply runs what it woke), one more poll finds nothing: skipped, once,
+    // as uvloop runs what an I/O callback made ready in the same turn.
+    if (s->skip_poll) {
+      s->skip_poll = false;
+      s->sel->clear_ready();
+      return true;
+    }
+    s->sel->poll_now();
+    return true;
+  }
+  s->skip_poll = false;
+  if (s->poll_first && s->sel->poll_now()) return true;
   int rc;
   s->selecting = true;
+  uint64_t start = uv_hrtime();
   {
     GilRelease nogil;
     rc = s->sel->select(timeout_ms);
   }
+  s->poll_first = uv_hrtime() - start < kSleptNs;
+  s->skip_poll = !s->poll_first && rc == 0 && !s->sel->ready_list().empty();
   s->selecting = false;
   if (rc < 0) {
     uv_error(rc);

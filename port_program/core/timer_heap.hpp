@@ -20,6 +20,11 @@ inline PyObject* slot_value(PyObject* o, Py_ssize_t offset) {
   return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + offset);
 }
 
+// The address of that slot, to store into.
+inline PyObject** slot_ptr(PyObject* o, Py_ssize_t offset) {
+  return reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + offset);
+}
+
 struct TimerHeap {
   PyObject* timer_type;    // asyncio.events.TimerHandle (borrowed)
   PyObject* when;          // the interned name "_when" (borrowed)

@@ -7,7 +7,13 @@ int UvSelector::init() {
   if (int rc = uv_loop_init(loop.get()); rc < 0) return rc;
   loop_ = std::move(loop);
   auto async = std::make_unique<AsyncSlot>();
-  if (int rc = uv_async_init(loop_.get(), &async->async, [](uv_async_t*) {}); rc < 0) return rc;
+  if (int rc =
+          uv_async_init(loop_.get(), &async->async,
+                        [](uv_async_t* a) { static_cast<UvSelector*>(a->data)->woken_ = true; });
+      rc < 0) {
+    return rc;
+  }
+  async->async.data = this;
   async_ = UvHandle<AsyncSlot>(std::move(async));
   auto timer = std::make_unique<TimerSlot>();
   if (int rc = uv_timer_init(loop_.get(), &timer->timer); rc < 0) return rc;
@@ -26,6 +32,17 @@ UvSelector::~UvSelector() {
   uv_loop_close(loop_.get());
 }
 
+bool UvSelector::recycle() {
+  if (!loop_ || !async_ || !timer_) return false;
+  polls_.clear();
+  signal_watches_.clear();
+  // The closing polls' and signals' callbacks run (and free them) in this turn.
+  uv_run(loop_.get(), UV_RUN_NOWAIT);
+  ready_.clear();
+  signals_.clear();
+  return true;
+}
+
 int UvSelector::watch(int fd, int events) {
   auto it = polls_.find(fd);
   if (events == 0) {
@@ -37,6 +54,13 @@ int UvSelector::watch(int fd, int events) {
   int rc = PollWatch::open(loop_.get(), this, fd, events, w);
   if (rc == 0) polls_.emplace(fd, std::move(w));
   return rc;
+}
+
+bool UvSelector::poll_now() {
+  ready_.clear();
+  woken_ = false;
+  uv_run(loop_.get(), UV_RUN_NOWAIT);
+  return woken_ || !ready_.empty() || !signals_.empty();
 }
 
 int UvSelector::select(long timeout_ms) {

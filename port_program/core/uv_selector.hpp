@@ -29,13 +29,20 @@ class UvSelector {
   // 0 or a libuv error; the selector is usable only after a successful init.
   int init();
   ~UvSelector();
+  // Back to the state init() left it in (no watches, nothing ready), for
+  // another loop; false when it cannot be reused.
+  bool recycle();
 
   // Watch `fd` for `events` (UV_READABLE | UV_WRITABLE); 0 stops watching it.
   int watch(int fd, int events);
   // Waits up to `timeout_ms` (-1: until an event) for readiness, a wake-up or
   // a signal. Call without the GIL. ready() then lists (fd, events).
   int select(long timeout_ms);
+  // One turn that does not wait (the GIL may be held): true when it found
+  // readiness, a wake-up or a signal, i.e. select() need not wait.
+  bool poll_now();
   const std::vector<std::pair<int, int>>& ready_list() const { return ready_; }
+  void clear_ready() { ready_.clear(); }
   std::vector<int> take_signals() { return std::exchange(signals_, {}); }
 
   // Any thread.
@@ -56,6 +63,7 @@ class UvSelector {
   std::unordered_map<int, SignalWatch> signal_watches_;
   std::vector<std::pair<int, int>> ready_;
   std::vector<int> signals_;
+  bool woken_ = false;  // the uv_async fired during poll_now()
 };
 
 }  // namespace ep

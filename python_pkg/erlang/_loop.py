@@ -57,6 +57,9 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
         self._uv_signals: set[int] = set()
         self._pidfds: dict[int, int] = {}  # pidfd -> pid
         self._read_buffer = ReadBuffer()
+        # call_later(delay <= 0): due now, run next iteration without the heap
+        # (LoopCore; merged with the due heap timers by their when()).
+        self._due_timers: list[events.TimerHandle] = []
         super().__init__(UvSelector())
 
     # -- transports -------------------------------------------------------
@@ -88,10 +91,27 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
     # call_soon_threadsafe and _write_to_self are LoopCore's: the selector's
     # uv_async (the self-pipe stays for signal.set_wakeup_fd on the main thread).
 
+    # The self-pipe serves only signal.set_wakeup_fd (main thread): made then.
+    # The selector's uv_async is the loop's internal wake-up (_internal_fds).
+
+    def _make_self_pipe(self) -> None:
+        self._ssock = self._csock = None
+        self._internal_fds += 1
+
+    def _close_self_pipe(self) -> None:
+        if self._ssock is not None:
+            super()._close_self_pipe()
+        else:
+            self._internal_fds -= 1
+
     # -- signals ----------------------------------------------------------
 
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
         if threading.current_thread() is threading.main_thread():
+            if self._csock is None:
+                self._check_closed()
+                super()._make_self_pipe()
+                self._internal_fds -= 1  # still the one wake-up
             super().add_signal_handler(sig, callback, *args)
             return
         if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
@@ -199,6 +219,7 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
                 self.remove_reader(pidfd)
                 os.close(pidfd)
             self._pidfds.clear()
+        self._due_timers.clear()
         super().close()
 
 

@@ -18,6 +18,8 @@
          spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
          native_run_once_keeps_the_contract/1, native_scheduling_keeps_the_contract/1,
+         due_timers_keep_the_order/1, pooled_selectors_start_clean/1, run_shuts_down/1,
+         pending_wakeup_ends_a_wait/1, turn_after_a_sleep/1,
          idle_loop_uses_no_cpu/1]).
 
 all() ->
@@ -30,7 +32,9 @@ all() ->
      sleep_sync_and_async, sync_sleep_blocks_only_its_thread, spawn_task_from_sync_code,
      spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
      selector_errors_are_exceptions, native_run_once_keeps_the_contract,
-     native_scheduling_keeps_the_contract, idle_loop_uses_no_cpu].
+     native_scheduling_keeps_the_contract, due_timers_keep_the_order,
+     pooled_selectors_start_clean, run_shuts_down, pending_wakeup_ends_a_wait,
+     turn_after_a_sleep, idle_loop_uses_no_cpu].
 
 init_per_suite(Config) ->
     py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
@@ -158,6 +162,35 @@ native_scheduling_keeps_the_contract(Config) ->
     {ok, [true, true, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, true,
           <<"debug TypeError">>, <<"Event loop is closed">>]} =
         check(Config, native_scheduling).
+
+due_timers_keep_the_order(Config) ->
+    %% call_later(0) skips the heap: due heap timers and due ones still run in
+    %% the order of their time, after what call_soon queued before them;
+    %% cancelled ones do not run; debug mode and a replaced time() still work.
+    {ok, [true,
+          [<<"soon">>, <<"later -1">>, <<"heap -0.5">>, <<"heap -0.2">>, <<"later 0">>,
+           <<"soon from a callback">>, <<"later 0 from a callback">>],
+          true, true, true, true]} = check(Config, due_timers).
+
+pooled_selectors_start_clean(Config) ->
+    %% Closed loops' libuv loops are reused (loop creation cost): a reused one
+    %% reports nothing of its previous loop's watches.
+    {ok, true} = check(Config, pooled_selectors_start_clean).
+
+run_shuts_down(Config) ->
+    %% erlang.run (and so py:call of a coroutine function) skips the
+    %% shutdown turns that have nothing to do, never the others.
+    {ok, [5, true, true, true]} = check(Config, run_shuts_down).
+
+pending_wakeup_ends_a_wait(Config) ->
+    %% The wait first takes what is ready without releasing the GIL; a
+    %% wake-up it consumes there still ends the wait.
+    {ok, [true, true, true]} = check(Config, pending_wakeup_ends_a_wait).
+
+turn_after_a_sleep(Config) ->
+    %% A loop woken by an event skips the poll of its next, 0-timeout turn
+    %% once; native create_future / get_debug.
+    {ok, [true, true, true, true, true, true]} = check(Config, turn_after_a_sleep).
 
 %% A loop with a listening server, idle for 10 s: the port program's CPU time
 %% (utime + stime in /proc/<pid>/stat, in clock ticks of 10 ms) stays ~0.

@@ -526,3 +526,165 @@ def threadsafe_storm(threads, each):
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def due_timers():
+    """call_later(delay <= 0) skips the heap but keeps the standard order."""
+    loop = erlang.new_event_loop()
+    out = []
+    order = []
+    now = loop.time()
+    loop.call_at(now - 0.5, order.append, "heap -0.5")
+    a = loop.call_later(0, order.append, "later 0")
+    loop.call_at(now - 0.2, order.append, "heap -0.2")
+    loop.call_later(-1, order.append, "later -1")  # earlier than the due list's last
+    gone = loop.call_later(0, order.append, "cancelled")
+    loop.call_soon(order.append, "soon")
+    gone.cancel()
+    out.append(type(a) is asyncio.TimerHandle and a.when() <= loop.time())
+
+    def first():
+        loop.call_later(0, order.append, "later 0 from a callback")
+        loop.call_soon(order.append, "soon from a callback")
+
+    loop.call_soon(first)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    out.append(order)
+    out.append(loop._timer_cancelled_count == 0 and not loop._scheduled)
+    # Debug mode (the standard library's _run_once) still runs pending ones.
+    ran = []
+    loop.call_later(0, ran.append, 1)
+    loop.set_debug(True)
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.set_debug(False)
+    out.append(ran == [1])
+    # A loop whose time() is replaced: the heap, as the standard library does.
+    loop.time = lambda: 1000.0
+    t = loop.call_later(0, ran.append, 2)
+    out.append(t in loop._scheduled and t.when() == 1000.0)
+    del loop.time
+    loop.call_later(0, ran.append, 3)
+    loop.close()
+    out.append(loop._due_timers == [] and ran == [1])
+    return out
+
+
+def pooled_selectors_start_clean():
+    """A closed loop's libuv loop is reused by the next one: nothing of the
+    old loop's watches reaches it, and the new loop makes no self-pipe."""
+    import socket
+
+    a, b = socket.socketpair()
+    old = erlang.new_event_loop()
+    seen_old = []
+    old.add_reader(a.fileno(), seen_old.append, "old")  # left registered
+    old.close()
+    out = []
+    for _ in range(3):
+        loop = erlang.new_event_loop()
+        out.append(loop._ssock is None and loop._csock is None)
+        b.send(b"x")  # `a` readable: only a loop watching it may see it
+        events = loop._selector._uv.select(0.05)  # raw: (fd, events) libuv saw
+        out.append(events == [])
+        got = []
+        loop.add_reader(a.fileno(), lambda: got.append(a.recv(10)))
+        loop.run_until_complete(asyncio.sleep(0.01))
+        loop.remove_reader(a.fileno())
+        out.append(got == [b"x"])
+        loop.close()
+    a.close()
+    b.close()
+    return all(out) and seen_old == [] and len(out) == 9
+
+
+def run_shuts_down():
+    """erlang.run skips the shutdown turns with nothing to do, never the others:
+    left-over tasks are cancelled, async generators closed, the executor shut down."""
+    out = []
+    closed = []
+    seen = {}
+
+    async def agen():
+        try:
+            yield 1
+        finally:
+            closed.append("agen")
+
+    async def forever():
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            closed.append("task")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen["loop"] = loop
+        g = agen()
+        await g.__anext__()
+        seen["g"] = g
+        asyncio.ensure_future(forever())
+        await asyncio.sleep(0)
+        await loop.run_in_executor(None, lambda: None)
+        seen["executor"] = loop._default_executor
+        return 5
+
+    out.append(erlang.run(main()))
+    out.append(sorted(closed) == ["agen", "task"])
+    out.append(seen["executor"]._shutdown and seen["loop"].is_closed())
+
+    async def plain():
+        return asyncio.get_running_loop()
+
+    loop = erlang.run(plain())
+    out.append(loop.is_closed() and loop._asyncgens_shutdown_called
+               and loop._executor_shutdown_called)
+    return out
+
+
+def pending_wakeup_ends_a_wait():
+    """A wake-up sent before the wait ends it at once, though the first,
+    non-blocking turn of the wait is what consumes it."""
+    import time
+
+    loop = erlang.new_event_loop()
+    uv = loop._selector._uv
+    rescue = threading.Timer(3.0, uv.wakeup)  # a lost wake-up would block forever
+    rescue.start()
+    out = []
+    for _ in range(3):
+        uv.wakeup()
+        t0 = time.monotonic()
+        uv.select(None)
+        out.append(time.monotonic() - t0 < 1.0)
+    rescue.cancel()
+    rescue.join()
+    loop.close()
+    return out
+
+
+def turn_after_a_sleep():
+    """After a wait that slept until an event, the next 0-timeout wait skips
+    its poll once, reporting nothing (never the previous wait's events again);
+    create_future and get_debug, native, keep their contract."""
+    a, b = socket.socketpair()
+    loop = erlang.new_event_loop()
+    uv = loop._selector._uv
+    uv.watch(a.fileno(), 1)
+    sender = threading.Timer(0.05, b.send, (b"x",))
+    sender.start()
+    first = uv.select(None)  # sleeps until `a` is readable
+    second = uv.select(0)  # skipped: nothing
+    third = uv.select(0)  # polled: `a` is still readable
+    sender.join()
+    uv.watch(a.fileno(), 0)
+    fut = loop.create_future()
+    out = [first == [(a.fileno(), 1)], second == [], third == [(a.fileno(), 1)],
+           type(fut) is asyncio.Future and fut.get_loop() is loop,
+           loop.get_debug() is False]
+    loop.set_debug(True)
+    out.append(loop.get_debug() is True)
+    loop.set_debug(False)
+    loop.close()
+    a.close()
+    b.close()
+    return out
