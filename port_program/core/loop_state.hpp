@@ -16,6 +16,7 @@ namespace ep {
 struct SelectorObject {
   PyObject_HEAD std::unique_ptr<UvSelector> sel;
   bool selecting;
+  bool polled_last;  // run_once's previous iteration waited (run_once.cpp)
 };
 
 struct LoopState {

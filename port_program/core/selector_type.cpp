@@ -31,6 +31,7 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   auto* s = reinterpret_cast<SelectorObject*>(self.get());
   new (&s->sel) std::unique_ptr<UvSelector>(std::make_unique<UvSelector>());
   s->selecting = false;
+  s->polled_last = false;
   if (int rc = s->sel->init(); rc < 0) return uv_error(rc);
   return self.release();
 }
