@@ -41,6 +41,11 @@ struct LoopState {
   // known (>= 0) or the attributes are set by name.
   Py_ssize_t handle_offsets[9];
   bool handle_offsets_known;
+  // socket_transport.cpp: interned names, ErlangSocketTransport and the
+  // offsets of its __slots__ (by name index, -1 when not a slot).
+  PyObject* transport_names[24];
+  PyObject* transport_type;
+  Py_ssize_t transport_offsets[24];
 };
 
 LoopState& loop_state(PyObject* module);
