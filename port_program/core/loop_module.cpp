@@ -109,9 +109,8 @@ int exec_module(PyObject* module) {
   }
   PyRef core = PyRef::steal(make_loop_core_type(module));
   if (!core || PyModule_AddObjectRef(module, "LoopCore", core.get()) < 0) return -1;
-  PyRef transport = init_transport_names(st)
-                        ? PyRef::steal(make_socket_transport_core_type(module))
-                        : PyRef();
+  PyRef transport =
+      init_transport_names(st) ? PyRef::steal(make_socket_transport_core_type(module)) : PyRef();
   return transport ? PyModule_AddObjectRef(module, "SocketTransportCore", transport.get()) : -1;
 }
 

@@ -154,8 +154,7 @@ PyObject* call_protocol(PyTypeObject* cls, PyObject* self, Name method, PyObject
 }
 
 // _read_ready__data_received: recv into the loop's buffer, data_received(bytes).
-PyObject* read_data(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
-                    PyObject*) {
+PyObject* read_data(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf, PyObject*) {
   if (PyVectorcall_NARGS(nargsf) != 0) {
     PyErr_SetString(PyExc_TypeError, "_read_ready__data_received() takes no arguments");
     return nullptr;
@@ -163,7 +162,13 @@ PyObject* read_data(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t 
   int lost = attr_truth(cls, self, kConnLost);
   if (lost != 0) return lost < 0 ? nullptr : Py_NewRef(Py_None);
   PyRef buffer = attr(cls, self, kReadBuffer);
-  PyRef max_size = buffer ? get(self, name(cls, kMaxSize)) : PyRef();
+  if (!buffer) {
+    // A subclass that did not set the loop's buffer: the standard library's read.
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return nullptr;
+    PyErr_Clear();
+    return PyObject_CallMethodNoArgs(self, name(cls, kBaseReadData));
+  }
+  PyRef max_size = get(self, name(cls, kMaxSize));
   if (!max_size) return nullptr;
   Py_ssize_t size = PyLong_AsSsize_t(max_size.get());
   if (size == -1 && PyErr_Occurred()) return nullptr;
