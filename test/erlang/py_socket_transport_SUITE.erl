@@ -10,11 +10,12 @@
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([native_transports_are_used/1, write_errors_as_stdlib/1, flow_control_as_stdlib/1,
-         reading_as_stdlib/1, failures_as_stdlib/1, buffered_protocol_as_stdlib/1]).
+         reading_as_stdlib/1, failures_as_stdlib/1, buffered_protocol_as_stdlib/1,
+         io_polled_while_busy/1]).
 
 all() ->
     [native_transports_are_used, write_errors_as_stdlib, flow_control_as_stdlib,
-     reading_as_stdlib, failures_as_stdlib, buffered_protocol_as_stdlib].
+     reading_as_stdlib, failures_as_stdlib, buffered_protocol_as_stdlib, io_polled_while_busy].
 
 init_per_suite(Config) ->
     py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
@@ -70,3 +71,9 @@ buffered_protocol_as_stdlib(Config) ->
     [[true, true, none, {<<"RuntimeError">>, <<"get_buffer() returned an empty buffer">>}],
      [<<"Fatal error: protocol.get_buffer() call failed.">>]] =
         same(Config, buffered).
+
+%% run_once skips a zero-timeout wait right after a wait (one epoll_wait less
+%% per task woken by I/O); a loop busy with callbacks still sees I/O within
+%% two iterations, and stop() before run_forever() still polls once.
+io_polled_while_busy(Config) ->
+    [true, true, [<<"y">>]] = check(Config, io_polled_while_busy).

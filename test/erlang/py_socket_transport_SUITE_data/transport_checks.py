@@ -301,3 +301,53 @@ async def _buffered() -> list[Any]:
 
 def buffered() -> list[Any]:
     return _on_both(_buffered)
+
+
+def io_polled_while_busy() -> list[Any]:
+    """run_once skips a zero-timeout wait right after a wait: I/O is still
+    polled at least every other iteration while callbacks keep coming, and
+    stop() before run_forever() still polls once (asyncio's documented
+    behaviour)."""
+    loop = erlang.new_event_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    try:
+        ticks: list[int] = []
+        seen: list[int] = []
+        spinning = [True]
+
+        def spin() -> None:
+            ticks.append(1)
+            if spinning[0]:
+                loop.call_soon(spin)
+
+        def readable() -> None:
+            a.recv(100)
+            seen.append(len(ticks))
+
+        loop.add_reader(a.fileno(), readable)
+        gaps = []
+        for _ in range(20):
+            loop.call_soon(spin)
+            loop._run_once()
+            loop._run_once()  # spinning: the ready queue is never empty
+            start = len(ticks)
+            b.send(b"x")
+            while len(seen) < len(gaps) + 1 and len(ticks) - start < 10:
+                loop._run_once()
+            gaps.append(seen[-1] - start if len(seen) == len(gaps) + 1 else None)
+            spinning[0] = False
+            loop._run_once()
+            spinning[0] = True
+        loop.remove_reader(a.fileno())
+        stopped: list[bytes] = []
+        b.send(b"y")
+        loop.add_reader(a.fileno(), lambda: stopped.append(a.recv(100)))
+        loop.stop()
+        loop.run_forever()
+        loop.remove_reader(a.fileno())
+        return [max(g for g in gaps if g is not None) <= 2, None not in gaps, stopped]
+    finally:
+        a.close()
+        b.close()
+        loop.close()
