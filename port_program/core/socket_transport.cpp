@@ -240,6 +240,34 @@ PyObject* read_ready(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t
   return cb ? PyObject_CallNoArgs(cb.get()) : nullptr;
 }
 
+// The bytes of a bytes-like object: a bytes object's own, else its buffer,
+// released at the end of the scope.
+struct Bytes {
+  const void* buf = nullptr;
+  Py_ssize_t len = 0;
+  Py_buffer view{};
+  bool has_view = false;
+
+  bool open(PyObject* data) {
+    if (PyBytes_CheckExact(data)) {
+      buf = PyBytes_AS_STRING(data);
+      len = PyBytes_GET_SIZE(data);
+      return true;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return false;
+    has_view = true;
+    buf = view.buf;
+    len = view.len;
+    return true;
+  }
+  Bytes() = default;
+  Bytes(const Bytes&) = delete;
+  Bytes& operator=(const Bytes&) = delete;
+  ~Bytes() {
+    if (has_view) PyBuffer_Release(&view);
+  }
+};
+
 // write(data): sent at once when nothing is buffered; the rest (or anything
 // unusual) through the Python methods.
 PyObject* write(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t nargsf,
@@ -270,28 +298,18 @@ PyObject* write(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t
   PyRef pending = attr(cls, self, kBuffer);
   Py_ssize_t npending = pending ? PyObject_Length(pending.get()) : -1;
   if (npending < 0) return nullptr;
-  Py_buffer view;
-  if (lost || npending > 0 || PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+  Bytes bytes;
+  if (lost || npending > 0 || !bytes.open(data)) {
     PyErr_Clear();
     return PyObject_CallMethodOneArg(self, name(cls, kBaseWrite), data);
   }
-  if (view.len == 0) {
-    PyBuffer_Release(&view);
-    Py_RETURN_NONE;
-  }
+  if (bytes.len == 0) Py_RETURN_NONE;
   int fd = sock_fd(cls, self);
-  if (fd < 0) {
-    PyBuffer_Release(&view);
-    return fatal(cls, self, kMsgWrite);
-  }
-  ssize_t n = send(fd, view.buf, static_cast<size_t>(view.len), MSG_NOSIGNAL);
-  int err = errno;
-  Py_ssize_t total = view.len;
-  PyBuffer_Release(&view);
-  if (n == total) Py_RETURN_NONE;
+  if (fd < 0) return fatal(cls, self, kMsgWrite);
+  ssize_t n = send(fd, bytes.buf, static_cast<size_t>(bytes.len), MSG_NOSIGNAL);
+  if (n == bytes.len) Py_RETURN_NONE;
   if (n < 0) {
-    if (!retry_later(err)) {
-      errno = err;
+    if (!retry_later(errno)) {
       PyErr_SetFromErrno(PyExc_OSError);
       return fatal(cls, self, kMsgWrite);
     }

@@ -63,11 +63,10 @@ class ErlangSocketTransport(_SocketTransportCore, _SocketTransport):  # type: ig
         super().__init__(loop, sock, protocol, waiter, extra, server)
 
     def _write_rest(self, data: Any, sent: int) -> None:
-        """write() sent ``sent`` bytes of ``data`` at once: the rest is buffered
-        and written when the socket is writable, as the standard library does."""
-        self._loop._add_writer(self._sock_fd, self._write_ready)
-        self._buffer.extend(memoryview(data)[sent:])
-        self._maybe_pause_protocol()
+        """write() sent ``sent`` bytes of ``data`` at once (the socket's buffer
+        is full): the standard library's write buffers the rest and registers
+        the writer (after one more send attempt)."""
+        self._base_write(memoryview(data)[sent:])
 
 
 if _erlang_loop is not None:
