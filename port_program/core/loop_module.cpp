@@ -6,6 +6,7 @@
 
 #include "core/loop_state.hpp"
 #include "core/py_ref.hpp"
+#include "core/socket_transport.hpp"
 
 namespace ep {
 
@@ -24,6 +25,7 @@ PyObject* set_callback_failed(PyObject* module, PyObject* fn) {
 
 PyMethodDef kMethods[] = {
     {"set_callback_failed", set_callback_failed, METH_O, "set_callback_failed(fn)"},
+    {"set_socket_transport", set_socket_transport, METH_O, "set_socket_transport(cls)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -110,7 +112,10 @@ int exec_module(PyObject* module) {
     st.handle_offsets_known = st.handle_offsets_known && st.handle_offsets[i] >= 0;
   }
   PyRef core = PyRef::steal(make_loop_core_type(module));
-  return core ? PyModule_AddObjectRef(module, "LoopCore", core.get()) : -1;
+  if (!core || PyModule_AddObjectRef(module, "LoopCore", core.get()) < 0) return -1;
+  PyRef transport =
+      init_transport_names(st) ? PyRef::steal(make_socket_transport_core_type(module)) : PyRef();
+  return transport ? PyModule_AddObjectRef(module, "SocketTransportCore", transport.get()) : -1;
 }
 
 PyModuleDef_Slot kSlots[] = {{Py_mod_exec, reinterpret_cast<void*>(exec_module)}, {0, nullptr}};
@@ -164,6 +169,7 @@ void free_module(void* module) {
       &st.wakeup,
   };
   for (PyObject** p : all) Py_CLEAR(*p);
+  free_transport_names(st);
 }
 
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT,

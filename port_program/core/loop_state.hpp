@@ -24,6 +24,7 @@ struct SelectorObject {
   // The next wait with a 0 timeout skips its turn (selector_wait): set by a
   // wait that slept and then found events, which it just polled for.
   bool skip_poll;
+  bool polled_last;  // run_once's previous iteration waited (run_once.cpp)
 };
 
 struct LoopState {
@@ -51,6 +52,11 @@ struct LoopState {
   // known (>= 0) or the attributes are set by name.
   Py_ssize_t handle_offsets[9];
   bool handle_offsets_known;
+  // socket_transport.cpp: interned names, ErlangSocketTransport and the
+  // offsets of its __slots__ (by name index, -1 when not a slot).
+  PyObject* transport_names[24];
+  PyObject* transport_type;
+  Py_ssize_t transport_offsets[24];
 };
 
 LoopState& loop_state(PyObject* module);

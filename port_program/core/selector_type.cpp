@@ -34,6 +34,7 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   s->selecting = false;
   s->poll_first = true;
   s->skip_poll = false;
+  s->polled_last = false;
   if (int rc = take_selector(s->sel); rc < 0) return uv_error(rc);
   return self.release();
 }

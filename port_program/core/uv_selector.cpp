@@ -71,8 +71,14 @@ int UvSelector::select(long timeout_ms) {
   }
   if (timeout_ms > 0) {
     uv_update_time(loop_.get());
+    // The timer stops uv_run instead of only waking the poll: libuv 1.44's
+    // UV_RUN_ONCE runs due timers before it polls, so a thread preempted for
+    // the whole timeout between here and uv_run saw the timer fire first and
+    // then polled with no timeout left, i.e. forever (a loaded machine hung
+    // test_tasks' test_context_3). With uv_stop the poll does not block.
     if (int rc = uv_timer_start(
-            &timer_->timer, [](uv_timer_t*) {}, static_cast<uint64_t>(timeout_ms), 0);
+            &timer_->timer, [](uv_timer_t* t) { uv_stop(t->loop); },
+            static_cast<uint64_t>(timeout_ms), 0);
         rc < 0) {
       return rc;
     }

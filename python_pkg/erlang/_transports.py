@@ -1,5 +1,5 @@
 """The loop's socket and datagram transports: the standard library's, reading
-into one buffer per loop.
+into one buffer per loop; the socket transport's hot methods are native.
 
 ``sock.recv(256 KiB)`` allocates a 256 KiB bytes object per read, above
 glibc's mmap threshold: an mmap, an mremap to the size read and a munmap per
@@ -30,32 +30,47 @@ _SocketTransport = selector_events._SelectorSocketTransport  # type: ignore[attr
 _DatagramTransport = selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
 
 
-class ErlangSocketTransport(_SocketTransport):  # type: ignore[misc,valid-type]
-    def _read_ready__data_received(self) -> None:
-        if self._conn_lost:
-            return
-        if self.max_size != BUFFER_SIZE:  # changed on this transport: as the stdlib
-            super()._read_ready__data_received()
-            return
-        view = self._loop._read_buffer.view
-        try:
-            n = self._sock.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not n:
-            self._read_ready__on_eof()
-            return
-        try:
-            self._protocol.data_received(bytes(view[:n]))
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+try:
+    import _erlang_loop
+
+    _SocketTransportCore = _erlang_loop.SocketTransportCore
+except ImportError:  # plain Python: the class exists, the loop cannot be made
+    _erlang_loop = None
+
+    class _SocketTransportCore:  # type: ignore[no-redef]
+        pass
+
+
+class ErlangSocketTransport(_SocketTransportCore, _SocketTransport):  # type: ignore[misc,valid-type]
+    """The standard library's socket transport (TCP and unix stream sockets)
+    with its per-read and per-write methods native (core/socket_transport.cpp):
+    ``_read_ready``, ``_read_ready__data_received`` (into the loop's buffer),
+    ``_read_ready__get_buffer`` (BufferedProtocol) and ``write`` (sends at once
+    when nothing is buffered). Everything else is _SelectorSocketTransport's.
+
+    The attributes those methods read are slots, which they read directly."""
+
+    __slots__ = ("_conn_lost", "_sock_fd", "_read_buffer_data", "_protocol", "_read_ready_cb",
+                 "_eof", "_empty_waiter", "_buffer")
+
+    # The standard library's methods, for what the native ones hand back.
+    _base_write = _SocketTransport.write
+    _base_read_ready__data_received = _SocketTransport._read_ready__data_received
+
+    def __init__(self, loop: Any, sock: Any, protocol: Any, waiter: Any = None,
+                 extra: Any = None, server: Any = None) -> None:
+        self._read_buffer_data = loop._read_buffer.data
+        super().__init__(loop, sock, protocol, waiter, extra, server)
+
+    def _write_rest(self, data: Any, sent: int) -> None:
+        """write() sent ``sent`` bytes of ``data`` at once (the socket's buffer
+        is full): the standard library's write buffers the rest and registers
+        the writer (after one more send attempt)."""
+        self._base_write(memoryview(data)[sent:])
+
+
+if _erlang_loop is not None:
+    _erlang_loop.set_socket_transport(ErlangSocketTransport)
 
 
 class ErlangDatagramTransport(_DatagramTransport):  # type: ignore[misc,valid-type]
