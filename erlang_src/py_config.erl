@@ -155,7 +155,7 @@ known_keys() ->
     [%% ours
      default_pool_size, default_pool_mode, io_pool_size, io_pool_mode, python_path,
      call_timeout, max_frame, port_program, read_spin_us, port_scheduling, max_new_atoms,
-     none_as,
+     none_as, backend, driver_dir,
      %% the reference's
      num_contexts, context_mode, max_concurrent, event_loop_pool_size, imports, paths,
      enable_memory_limits, preload_code, shared_dict, logging, log_level, tracing].

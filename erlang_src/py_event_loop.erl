@@ -328,7 +328,7 @@ forget(Ref, #state{kept = Kept} = State) ->
 cancel_task(Ref) ->
     case erase({'$py_task', Ref}) of
         undefined -> ok;
-        Port -> catch py_request_write(Port, [52, Ref, ?LOOP_ID])
+        Port -> py_request:cancel(Port, py_msgpack:encode([52, Ref, ?LOOP_ID]), Ref)
     end.
 
 %%% Internal

@@ -12,7 +12,7 @@
 %% which the runtime routes back to the caller's node.
 -module(py_request).
 
--export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1]).
+-export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1, cancel/3]).
 
 %% Makes a request message from the context's number in its port program, then
 %% the request ID.
@@ -65,7 +65,7 @@ try_counted({Port, Owner, Local, Load}, Build, Timeout) ->
 await_sent({ok, Ref}, Port, Local, Timeout) ->
     case wait(Ref, Timeout) of
         {error, timeout} = Error ->
-            catch write(Port, py_msgpack:encode([8, Ref, Local])),
+            cancel(Port, py_msgpack:encode([8, Ref, Local]), Ref),
             Error;
         Reply ->
             Reply
@@ -115,12 +115,14 @@ cast(Ctx, Build) ->
 wait(Ref, Timeout) ->
     receive
         {Ref, ok, Payload} ->
+            replied(Ref),
             case py_msgpack:decode_all(Payload) of
                 {ok, Value} -> {ok, Value};
                 {error, {atom_limit, _} = Reason} -> {error, Reason};
                 {error, Reason} -> {error, {bad_reply, Reason}}
             end;
         {Ref, error, Payload} ->
+            replied(Ref),
             python_error(Payload);
         {Ref, failed, Reason} ->
             {error, Reason};
@@ -135,6 +137,15 @@ wait(Ref, Timeout) ->
         {error, timeout}
     end.
 
+%% @doc Writes the cancellation `Frame' of request `Ref' (whose wait timed
+%% out) and drops a reply that came meanwhile: the linked-in driver sends
+%% replies straight to the caller, not to its alias, so a reply sent before
+%% the driver took the cancellation is flushed here.
+-spec cancel(port() | pid(), iodata(), reference()) -> ok.
+cancel(Port, Frame, Ref) ->
+    catch py_driver:write_sync(Port, Frame),
+    receive {Ref, _, _} -> ok after 0 -> ok end.
+
 %% @doc A reference whose wait/2 returns `{error, Reason}' (for spawn_call/3
 %% when the request could not even be sent).
 -spec failed(term()) -> reference().
@@ -144,6 +155,11 @@ failed(Reason) ->
     Ref.
 
 %% Internal
+
+%% A reply through the alias ended its monitor (reply_demonitor); one from
+%% the linked-in driver (sent to the caller's pid) did not.
+replied(Ref) ->
+    erlang:demonitor(Ref).
 
 %% A request sent by a process running a callback of the same port program
 %% (py_callback) carries that callback's ID as a trailing chain marker: it runs
