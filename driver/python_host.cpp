@@ -3,6 +3,7 @@
 #include <Python.h>
 #include <dlfcn.h>
 
+#include <csignal>
 #include <mutex>
 
 #include "core/py_ref.hpp"
@@ -49,6 +50,10 @@ bool ensure_python(const std::vector<std::string>& python_path, std::string& err
   switch (state) {
     case State::kNotStarted: {
       promote_libpython();
+      // The VM ignores SIGCHLD, so the kernel reaps every child at once and
+      // Python's subprocess never learns an exit status (returncode 255):
+      // back to the default. The VM's own children are erl_child_setup's.
+      std::signal(SIGCHLD, SIG_DFL);
       RuntimeOptions options;
       options.python_path = python_path;
       // Signals stay the VM's: Runtime::start sets install_signal_handlers = 0.

@@ -161,7 +161,7 @@ void Router::route(std::string_view payload) {
       return;
     }
   }
-  Instance* to = home_locked();
+  Instance* to = home_locked(payload);
   if (!to) return;  // no port is open: nobody could read it
   // {Port, {data, Frame}}: what a port program's frame is to its owner.
   ErlDrvTermData spec[] = {ERL_DRV_PORT,
@@ -178,7 +178,13 @@ void Router::route(std::string_view payload) {
   erl_drv_output_term(to->port_id(), spec, sizeof spec / sizeof spec[0]);
 }
 
-Instance* Router::home_locked() {
+Instance* Router::home_locked(std::string_view payload) {
+  // A channel's server keeps count per port of what it shipped and what was
+  // taken: all channel traffic of the VM's one runtime goes through one port.
+  auto type = payload.size() > 1 ? static_cast<uint8_t>(payload[1]) : 0;
+  if (type >= protocol::kChannelAck && type <= protocol::kChannelReturn) {
+    return open_.empty() ? nullptr : open_.front().get();
+  }
   if (const Context* c = Context::current()) {
     auto it = contexts_.find(c);
     // A context of a closed port: what it still says is for nobody.

@@ -6,7 +6,8 @@
 //    owner would have forwarded ({ReqId, ok | error, Payload});
 //  - everything else goes to the owner of the port the sending thread belongs
 //    to (a context's executor: its context's port; another thread: the port
-//    that started it, else the oldest open port) as {Port, {data, Frame}},
+//    that started it, else the oldest open port; channel traffic: the oldest
+//    open port) as {Port, {data, Frame}},
 //    the bytes a port program writes, so py_port handles both alike.
 #pragma once
 
@@ -74,7 +75,7 @@ class Router : public MessageSink {
  private:
   Router() = default;
   void route(std::string_view payload);  // mu_ held
-  Instance* home_locked();
+  Instance* home_locked(std::string_view payload);
 
   struct StringHash {
     using is_transparent = void;

@@ -51,10 +51,14 @@ new(Opts) when is_map(Opts) ->
                            _ ->
                                {ok, PoolOpts0}
                        end,
-            case PoolOpts of
-                {ok, P} ->
-                    py_pool:start_private({?MODULE, erlang:unique_integer([positive])}, P);
-                Error ->
+            %% owngil: a port program of its own, also when the driver is the default
+            case {PoolOpts, py_driver:backend(Mode, PoolOpts0)} of
+                {{ok, P}, {ok, Backend}} ->
+                    py_pool:start_private({?MODULE, erlang:unique_integer([positive])},
+                                          P#{backend => Backend});
+                {{ok, _}, Error} ->
+                    Error;
+                {Error, _} ->
                     Error
             end;
         Mode ->

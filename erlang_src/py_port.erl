@@ -51,7 +51,8 @@
 start_link(Pool, Index, Contexts, Spec) ->
     gen_server:start_link(?MODULE, {Pool, Index, Contexts, Spec}, []).
 
-%% @doc What the port program said in its hello, plus its OS pid.
+%% @doc What the port program said in its hello, plus its OS pid (`undefined' for
+%% the linked-in driver) and `backend'.
 -spec info(pid()) -> map().
 info(Owner) ->
     gen_server:call(Owner, info).
@@ -97,8 +98,11 @@ open(driver, Contexts, Spec) ->
     py_driver:open(Contexts, maps:get(python_path, Spec, [])).
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call(info, _From, #state{info = Info, os_pid = OsPid} = State) ->
-    {reply, Info#{os_pid => OsPid}, State};
+handle_call(info, _From, #state{info = Info, os_pid = OsPid, backend = port} = State) ->
+    {reply, Info#{os_pid => OsPid, backend => port}, State};
+handle_call(info, _From, #state{info = Info} = State) ->
+    %% no OS process of its own: nothing to kill without killing the node
+    {reply, Info#{os_pid => undefined, backend => driver}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
