@@ -53,8 +53,8 @@ void drv_output(ErlDrvData data, char* buf, ErlDrvSizeT len) {
 // port_control(Port, 1, Frame): as port_command(Port, Frame), but when it
 // returns, the frame has been taken: after a cancellation no reply can reach
 // the caller any more (py_request flushes what came before).
-ErlDrvSSizeT drv_control(ErlDrvData data, unsigned int command, char* buf, ErlDrvSizeT len,
-                         char**, ErlDrvSizeT) {
+ErlDrvSSizeT drv_control(ErlDrvData data, unsigned int command, char* buf, ErlDrvSizeT len, char**,
+                         ErlDrvSizeT) {
   if (command != 1) return -1;
   drv_output(data, buf, len);
   return 0;

@@ -4,6 +4,7 @@
 #include "core/msgpack_reader.hpp"
 #include "core/output.hpp"
 #include "core/protocol.hpp"
+#include "core/runtime.hpp"
 #include "driver/python_host.hpp"
 #include "driver/router.hpp"
 
@@ -51,10 +52,13 @@ void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
     // The owner's hello carries what a port program gets as arguments.
     hello_seen_ = true;
     Config config;
-    if (parse_hello(frame, config)) {
-      max_frame_ = config.max_frame;
-      starter_ = std::make_unique<NativeThread>([this, config] { start(config); });
+    if (!parse_hello(frame, config)) {
+      // As a port program given bad arguments (it exits with status 2).
+      Router::instance().exit_status(this, 2);
+      return;
     }
+    max_frame_ = config.max_frame;
+    starter_ = std::make_unique<NativeThread>([this, config] { start(config); });
     std::lock_guard lk(mu_);
     early_.emplace_back(frame);  // the dispatcher checks its version
     return;
@@ -134,6 +138,10 @@ bool Instance::parse_hello(std::string_view frame, Config& config) {
         MsgpackInt v = in.integer();
         if (v.negative || v.magnitude < 64) return false;
         config.max_frame = v.magnitude;
+      } else if (key == "read_spin_us") {
+        MsgpackInt v = in.integer();
+        if (v.negative || v.magnitude > 10000) return false;
+        config.spin_us = static_cast<unsigned>(v.magnitude);
       } else if (key == "python_path") {
         uint32_t m = in.array_header();
         for (uint32_t j = 0; j < m; ++j) {
@@ -158,6 +166,9 @@ void Instance::start(Config config) {
     Router::instance().exit_status(this, 1);
     return;
   }
+  // VM-wide (one runtime): the last port's setting holds.
+  Runtime::instance().input().set_idle_spin_us(config.spin_us);
+  Runtime::instance().loops().set_spin_us(config.spin_us);
   std::vector<std::unique_ptr<Context>> contexts;
   for (int i = 0; i < config.contexts; ++i) {
     contexts.push_back(std::make_unique<Context>(i));

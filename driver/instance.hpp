@@ -38,6 +38,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
   struct Config {
     int contexts = 1;
     size_t max_frame = 64u << 20;
+    unsigned spin_us = 0;
     std::vector<std::string> python_path;
   };
   static bool parse_hello(std::string_view frame, Config& config);

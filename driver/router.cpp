@@ -102,7 +102,8 @@ void Router::exit_status(const Instance* inst, int status) {
   std::lock_guard lk(mu_);
   bool open = std::any_of(open_.begin(), open_.end(), [inst](auto& p) { return p.get() == inst; });
   if (!open) return;
-  ErlDrvTermData spec[] = {ERL_DRV_PORT,  inst->port_id(), ERL_DRV_ATOM, atom_exit_status,
+  ErlDrvTermData spec[] = {ERL_DRV_PORT,  inst->port_id(),
+                           ERL_DRV_ATOM,  atom_exit_status,
                            ERL_DRV_INT,   static_cast<ErlDrvTermData>(status),
                            ERL_DRV_TUPLE, 2,
                            ERL_DRV_TUPLE, 2};

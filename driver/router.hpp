@@ -13,11 +13,11 @@
 
 #include <erl_driver.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <functional>
 #include <unordered_map>
 #include <vector>
 
