@@ -15,6 +15,7 @@
 -define(CHAN_MSGS, 100000).
 
 main([EchoPort]) ->
+    ok = io:setopts([{encoding, unicode}]),
     try
         {ok, _} = application:ensure_all_started(erlang_python),
         T0 = erlang:monotonic_time(millisecond),
@@ -176,7 +177,7 @@ chan(Ctx) ->
 report(S, R) ->
     Us = fun(K) -> {M, A} = maps:get(K, S), io_lib:format("~.1f / ~.1f", [M, A]) end,
     Ratio = fun(A, B) -> io_lib:format("~.2f", [element(1, maps:get(A, S)) / element(1, maps:get(B, S))]) end,
-    Rate = fun(K) -> io_lib:format("~.0f", [maps:get(K, R)]) end,
+    Rate = fun(K) -> integer_to_list(round(maps:get(K, R))) end,
     io:format("~n| figure | raw echo | port | driver | driver / raw | driver / port |~n"
               "| --- | --- | --- | --- | --- | --- |~n"),
     Row = fun(Label, Raw, P, D) ->

@@ -4,7 +4,7 @@
 -define(READ_SPIN_US, 100).
 
 -export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0,
-         max_frame/0]).
+         max_frame/0, read_spin_us/0]).
 %% The reference's application env (see the README, Configuration)
 -export([default_pool_size/0, default_pool_mode/0, execution_mode/0, check_env/0,
          known_keys/0]).
@@ -63,7 +63,9 @@ base_args(Contexts, PythonPath) ->
 
 %% How long a port program's reading thread polls before it sleeps (see
 %% port_program/io/pipe_source.hpp); app env `read_spin_us', else
-%% $EP_READ_SPIN_US, else ?READ_SPIN_US.
+%% $EP_READ_SPIN_US, else ?READ_SPIN_US. The linked-in driver's executors
+%% poll their queue as long.
+-spec read_spin_us() -> non_neg_integer().
 read_spin_us() ->
     case application:get_env(erlang_python, read_spin_us) of
         {ok, N} when is_integer(N), N >= 0, N =< 10000 -> N;

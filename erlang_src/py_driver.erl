@@ -65,7 +65,8 @@ open(Contexts, PythonPath) ->
                     Paths = [unicode:characters_to_binary(P)
                              || P <- [py_config:python_pkg_dir() | PythonPath]],
                     Hello = #{<<"contexts">> => Contexts, <<"python_path">> => Paths,
-                              <<"max_frame">> => py_config:max_frame()},
+                              <<"max_frame">> => py_config:max_frame(),
+                              <<"read_spin_us">> => py_config:read_spin_us()},
                     true = port_command(Port, py_msgpack:encode([0, ?PROTOCOL_VERSION, Hello])),
                     {ok, Port, list_to_integer(os:getpid())}
             catch

@@ -4,6 +4,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
+
 namespace ep {
 namespace {
 
@@ -25,6 +27,17 @@ void Parker::park() {
     if (state_.compare_exchange_strong(notified, kEmpty, std::memory_order_acquire)) return;
     // Woken by a signal or by a stale wake of the same address: still parked.
   }
+}
+
+void Parker::park_spinning(unsigned spin_us) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+  while (state_.load(std::memory_order_acquire) != kNotified) {
+    if (std::chrono::steady_clock::now() >= deadline) break;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  park();
 }
 
 void Parker::unpark() {
