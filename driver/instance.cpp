@@ -45,6 +45,8 @@ Instance::~Instance() {
   starter_.reset();
   dispatcher_.reset();
   contexts_.clear();  // each waits for its queued requests, then its executor ends
+  // A start that finished after the port closed registered its contexts.
+  Router::instance().disown(this);
 }
 
 void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
@@ -58,9 +60,11 @@ void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
       return;
     }
     max_frame_ = config.max_frame;
+    {
+      std::lock_guard lk(mu_);
+      early_.emplace_back(frame);  // the dispatcher checks its version
+    }
     starter_ = std::make_unique<NativeThread>([this, config] { start(config); });
-    std::lock_guard lk(mu_);
-    early_.emplace_back(frame);  // the dispatcher checks its version
     return;
   }
   record_caller(frame, caller);

@@ -83,6 +83,11 @@ void Router::adopt(const Context* context, Instance* inst) {
   contexts_[context] = inst;
 }
 
+void Router::disown(const Instance* inst) {
+  std::lock_guard lk(mu_);
+  std::erase_if(contexts_, [inst](auto& kv) { return kv.second == inst; });
+}
+
 void Router::closed(Instance* inst) {
   std::shared_ptr<Instance> last;
   {
@@ -186,15 +191,16 @@ Instance* Router::home_locked(std::string_view payload) {
   if (type >= protocol::kChannelAck && type <= protocol::kChannelReturn) {
     return open_.empty() ? nullptr : open_.front().get();
   }
+  auto open = [this](const Instance* inst) {
+    return std::any_of(open_.begin(), open_.end(), [inst](auto& p) { return p.get() == inst; });
+  };
+  // A context's executor, or a port's starter: its port, or nobody once the
+  // port closed (what it still says is for nobody).
   if (const Context* c = Context::current()) {
     auto it = contexts_.find(c);
-    // A context of a closed port: what it still says is for nobody.
-    return it == contexts_.end() ? nullptr : it->second;
+    return it != contexts_.end() && open(it->second) ? it->second : nullptr;
   }
-  if (tl_home) {
-    bool open = std::any_of(open_.begin(), open_.end(), [](auto& p) { return p.get() == tl_home; });
-    if (open) return tl_home;
-  }
+  if (tl_home) return open(tl_home) ? tl_home : nullptr;
   return open_.empty() ? nullptr : open_.front().get();
 }
 

@@ -45,6 +45,8 @@ class Router : public MessageSink {
   void opened(std::shared_ptr<Instance> inst);
   // `context`, of `inst`, now exists: what its executor sends goes to `inst`.
   void adopt(const Context* context, Instance* inst);
+  // `inst` is being destroyed: forget its contexts.
+  void disown(const Instance* inst);
   // The port closed (stop callback): nothing more is sent to it; its
   // contexts are stopped on the reaper thread.
   void closed(Instance* inst);

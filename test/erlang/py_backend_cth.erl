@@ -92,6 +92,9 @@ case_skip(py_stream_SUITE, owner_death_stops_generator) ->
     "no backpressure on what Python sends to the port owner (a pipe has some): the "
         "endless generator floods the owner's mailbox and the 'still wanted?' check "
         "waits behind it";
+case_skip(py_hostile_SUITE, bad_frames_close_the_port_program) ->
+    "checks that the port program's OS process is gone; a driver port has none "
+        "(a bad frame closes a driver port all the same)";
 case_skip(py_event_loop_SUITE, signal_handlers_on_non_main_threads) ->
     "signals belong to the VM (SIGUSR1 would make it halt)";
 case_skip(_, _) -> false.
