@@ -209,9 +209,9 @@ fuzz: deps fuzz-corpus $(addprefix _build/fuzz/,$(FUZZ_TARGETS))
 # capability (see port_program/core/thread_annotations.hpp).
 PLT := _build/plt/erts_kernel_stdlib.plt
 TSA_CXX := clang++ -std=c++20 -stdlib=libc++ -D_LIBCPP_ENABLE_THREAD_SAFETY_ANNOTATIONS \
-  -Wthread-safety -Werror -fsyntax-only -Iport_program -I$(PY_INCLUDE) \
+  -Wthread-safety -Werror -fsyntax-only -Iport_program -I. -I/usr/lib/erlang/usr/include -I$(PY_INCLUDE) \
   -DEP_PYTHON_EXECUTABLE='"/usr/bin/python3"'
-TSA_SOURCES := $(wildcard port_program/core/*.cpp port_program/io/*.cpp) port_program/main.cpp
+TSA_SOURCES := $(wildcard port_program/core/*.cpp port_program/io/*.cpp driver/*.cpp) port_program/main.cpp
 
 $(PLT):
 	@mkdir -p _build/plt
@@ -220,7 +220,7 @@ $(PLT):
 dialyzer: erlang $(PLT)
 	dialyzer --plt $(PLT) ebin
 
-_build/tsa/%.ok: %.cpp $(wildcard port_program/*/*.hpp)
+_build/tsa/%.ok: %.cpp $(wildcard port_program/*/*.hpp driver/*.hpp)
 	@mkdir -p $(dir $@)
 	$(TSA_CXX) $<
 	@touch $@

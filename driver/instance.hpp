@@ -16,6 +16,7 @@
 #include "core/context.hpp"
 #include "core/dispatcher.hpp"
 #include "core/native_thread.hpp"
+#include "core/thread_annotations.hpp"
 
 namespace ep::drv {
 
@@ -55,8 +56,8 @@ class Instance : public std::enable_shared_from_this<Instance> {
   size_t max_frame_ = 64u << 20;
 
   std::mutex mu_;  // guards what follows, and serialises dispatch
-  bool started_ = false;
-  std::vector<std::string> early_;  // frames that came before the contexts
+  bool started_ GUARDED_BY(mu_) = false;
+  std::vector<std::string> early_ GUARDED_BY(mu_);  // frames that came before the contexts
   std::vector<std::unique_ptr<Context>> contexts_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<NativeThread> starter_;

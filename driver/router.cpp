@@ -105,8 +105,7 @@ void Router::closed(Instance* inst) {
 
 void Router::exit_status(const Instance* inst, int status) {
   std::lock_guard lk(mu_);
-  bool open = std::any_of(open_.begin(), open_.end(), [inst](auto& p) { return p.get() == inst; });
-  if (!open) return;
+  if (!open_locked(inst)) return;
   ErlDrvTermData spec[] = {ERL_DRV_PORT,  inst->port_id(),
                            ERL_DRV_ATOM,  atom_exit_status,
                            ERL_DRV_INT,   static_cast<ErlDrvTermData>(status),
@@ -184,6 +183,13 @@ void Router::route(std::string_view payload) {
   erl_drv_output_term(to->port_id(), spec, sizeof spec / sizeof spec[0]);
 }
 
+bool Router::open_locked(const Instance* inst) const {
+  for (const auto& p : open_) {
+    if (p.get() == inst) return true;
+  }
+  return false;
+}
+
 Instance* Router::home_locked(std::string_view payload) {
   // A channel's server keeps count per port of what it shipped and what was
   // taken: all channel traffic of the VM's one runtime goes through one port.
@@ -191,16 +197,13 @@ Instance* Router::home_locked(std::string_view payload) {
   if (type >= protocol::kChannelAck && type <= protocol::kChannelReturn) {
     return open_.empty() ? nullptr : open_.front().get();
   }
-  auto open = [this](const Instance* inst) {
-    return std::any_of(open_.begin(), open_.end(), [inst](auto& p) { return p.get() == inst; });
-  };
   // A context's executor, or a port's starter: its port, or nobody once the
   // port closed (what it still says is for nobody).
   if (const Context* c = Context::current()) {
     auto it = contexts_.find(c);
-    return it != contexts_.end() && open(it->second) ? it->second : nullptr;
+    return it != contexts_.end() && open_locked(it->second) ? it->second : nullptr;
   }
-  if (tl_home) return open(tl_home) ? tl_home : nullptr;
+  if (tl_home) return open_locked(tl_home) ? tl_home : nullptr;
   return open_.empty() ? nullptr : open_.front().get();
 }
 

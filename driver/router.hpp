@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/message_sink.hpp"
+#include "core/thread_annotations.hpp"
 #include "driver/worker.hpp"
 
 namespace ep {
@@ -76,8 +77,9 @@ class Router : public MessageSink {
 
  private:
   Router() = default;
-  void route(std::string_view payload);  // mu_ held
-  Instance* home_locked(std::string_view payload);
+  void route(std::string_view payload) REQUIRES(mu_);
+  Instance* home_locked(std::string_view payload) REQUIRES(mu_);
+  bool open_locked(const Instance* inst) const REQUIRES(mu_);
 
   struct StringHash {
     using is_transparent = void;
@@ -88,10 +90,10 @@ class Router : public MessageSink {
     ErlDrvTermData caller;
   };
   std::mutex mu_;
-  std::unordered_map<std::string, Waiter, StringHash, std::equal_to<>> waiters_;
-  std::vector<std::shared_ptr<Instance>> open_;  // oldest first
-  std::unordered_map<const Context*, Instance*> contexts_;
-  std::string ref_buf_;  // a reply's reference in external format
+  std::unordered_map<std::string, Waiter, StringHash, std::equal_to<>> waiters_ GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Instance>> open_ GUARDED_BY(mu_);  // oldest first
+  std::unordered_map<const Context*, Instance*> contexts_ GUARDED_BY(mu_);
+  std::string ref_buf_ GUARDED_BY(mu_);  // a reply's reference in external format
   Worker slow_;
   Worker reaper_;
 };
