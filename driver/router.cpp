@@ -31,13 +31,13 @@ bool reply_parts(std::string_view p, ReplyParts& out) {
   } else {
     return false;
   }
-  size_t len, head;
-  if (b(2) == 0xc7) {  // ext 8
+  size_t len, head;  // head: the ext's bytes before its type byte
+  if (b(2) == 0xc7) {  // ext 8: c7 Len Type Data
     len = b(3);
-    head = 3;
-  } else if (b(2) == 0xc8 && p.size() >= 5) {  // ext 16
+    head = 2;
+  } else if (b(2) == 0xc8 && p.size() >= 5) {  // ext 16: c8 Len:16 Type Data
     len = (size_t{b(3)} << 8) | b(4);
-    head = 4;
+    head = 3;
   } else {
     return false;
   }

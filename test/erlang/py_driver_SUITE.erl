@@ -11,7 +11,8 @@
 -export([driver_pool_runs_in_the_vm/1, port_and_driver_pools_side_by_side/1,
          pools_share_one_interpreter/1, callbacks_and_channels/1,
          owngil_and_caps_need_a_process/1, timeout_leaves_no_stray_reply/1,
-         many_callers/1, stop_pool_while_busy/1, python_crash_takes_the_node_down/1]).
+         many_callers/1, stop_pool_while_busy/1, python_crash_takes_the_node_down/1,
+         replies_bypass_the_owner/1, python_path_joins_the_shared_sys_path/1]).
 
 -define(APP, erlang_python).
 
@@ -19,6 +20,7 @@ all() ->
     [driver_pool_runs_in_the_vm, port_and_driver_pools_side_by_side,
      pools_share_one_interpreter, callbacks_and_channels, owngil_and_caps_need_a_process,
      timeout_leaves_no_stray_reply, many_callers, stop_pool_while_busy,
+     replies_bypass_the_owner, python_path_joins_the_shared_sys_path,
      python_crash_takes_the_node_down].
 
 init_per_suite(Config) ->
@@ -140,6 +142,34 @@ stop_pool_while_busy(_Config) ->
     [C] = start(drv_busy, 1, #{backend => driver}),
     {ok, 3} = py:call(C, builtins, abs, [-3]),
     ok = py_context_router:stop_pool(drv_busy).
+
+%% A reply goes from the driver to the caller, not through the port's owner:
+%% calls complete while the owner is suspended (a port program's would wait).
+replies_bypass_the_owner(_Config) ->
+    [Ctx] = start(drv_direct, 1, #{backend => driver}),
+    Owner = owner(Ctx),
+    true = erlang:suspend_process(Owner),
+    try
+        {ok, 4.0} = py:call(Ctx, math, sqrt, [16]),
+        {error, {'ValueError', _}} = py:call(Ctx, math, sqrt, [-1]),
+        {ok, 3} = py:eval(Ctx, <<"1 + 2">>)
+    after
+        true = erlang:resume_process(Owner)
+    end,
+    ok = py_context_router:stop_pool(drv_direct).
+
+%% A driver pool's python_path goes on the one sys.path (the README says
+%% so): what it holds is importable from every driver pool.
+python_path_joins_the_shared_sys_path(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "drv_path"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    ok = file:write_file(filename:join(Dir, "drv_mod.py"), <<"def f():\n    return 'drv_mod'\n">>),
+    [A] = start(drv_path_a, 1, #{backend => driver, python_path => [Dir]}),
+    [B] = start(drv_path_b, 1, #{backend => driver}),
+    {ok, <<"drv_mod">>} = py:call(A, drv_mod, f, []),
+    {ok, <<"drv_mod">>} = py:call(B, drv_mod, f, []),
+    ok = py_context_router:stop_pool(drv_path_a),
+    ok = py_context_router:stop_pool(drv_path_b).
 
 %% A segfault in Python code is a segfault of the VM: the node goes down (as
 %% with the reference NIF). Run on a peer node.
