@@ -53,11 +53,20 @@ void drv_output(ErlDrvData data, char* buf, ErlDrvSizeT len) {
 // port_control(Port, 1, Frame): as port_command(Port, Frame), but when it
 // returns, the frame has been taken: after a cancellation no reply can reach
 // the caller any more (py_request flushes what came before).
+// port_control(Port, 2, ReqId): the caller of ReqId (its msgpack) gave up
+// waiting; a reply that comes later goes to the owner.
 ErlDrvSSizeT drv_control(ErlDrvData data, unsigned int command, char* buf, ErlDrvSizeT len, char**,
                          ErlDrvSizeT) {
-  if (command != 1) return -1;
-  drv_output(data, buf, len);
-  return 0;
+  switch (command) {
+    case 1:
+      drv_output(data, buf, len);
+      return 0;
+    case 2:
+      Router::instance().forget_reply(std::string_view(buf, len));
+      return 0;
+    default:
+      return -1;
+  }
 }
 
 ErlDrvEntry make_entry() {

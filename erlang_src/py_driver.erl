@@ -13,11 +13,12 @@
 %% linked-in driver backend".
 -module(py_driver).
 
--export([default_backend/0, backend/2, open/2, is_driver/1, write_sync/2, dir/0]).
+-export([default_backend/0, backend/2, open/2, is_driver/1, write_sync/2, forget/2, dir/0]).
 
 -define(NAME, "erlang_python_drv").
 -define(PROTOCOL_VERSION, 1).
 -define(CONTROL_WRITE, 1).
+-define(CONTROL_FORGET, 2).
 
 -type backend() :: port | driver.
 -export_type([backend/0]).
@@ -95,6 +96,14 @@ write_sync(Port, Frame) when is_port(Port) ->
 write_sync(Ctx, Frame) ->
     Ctx ! {'$py_write', Frame},
     true.
+
+%% @doc The caller of request `Ref' gave up: when this returns, the driver
+%% sends its reply (if it comes) to the port's owner, whose forward to the
+%% deactivated alias is dropped, no longer to the caller.
+-spec forget(port(), reference()) -> ok.
+forget(Port, Ref) ->
+    _ = erlang:port_control(Port, ?CONTROL_FORGET, py_msgpack:encode(Ref)),
+    ok.
 
 %% @doc Where the driver is: app env `driver_dir', else $EP_DRIVER_DIR, else
 %% the directory of the port program (priv/).

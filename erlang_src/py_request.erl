@@ -83,7 +83,7 @@ send(Ctx, Build) ->
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
     try write(Port, py_msgpack:encode(in_chain(Build(Ref), Owner))) of
-        true -> {ok, Ref}
+        true -> driver_sent(Port, Ref), {ok, Ref}
     catch
         error:badarg ->
             erlang:demonitor(Ref, [flush]),
@@ -127,11 +127,18 @@ wait(Ref, Timeout) ->
         {Ref, failed, Reason} ->
             {error, Reason};
         {'DOWN', Ref, process, Owner, noconnection} ->
+            erase({'$py_drv', Ref}),
             {error, {nodedown, node(Owner)}};
         {'DOWN', Ref, process, _, Reason} ->
+            erase({'$py_drv', Ref}),
             {error, {python_died, died_reason(Reason)}}
     after Timeout ->
         erlang:demonitor(Ref, [flush]),
+        %% A driver would still send the reply here: it forgets it first.
+        case erase({'$py_drv', Ref}) of
+            undefined -> ok;
+            Port -> catch py_driver:forget(Port, Ref)
+        end,
         %% A reply sent before the alias was deactivated may already be here.
         receive {Ref, _, _} -> ok after 0 -> ok end,
         {error, timeout}
@@ -159,7 +166,20 @@ failed(Reason) ->
 %% A reply through the alias ended its monitor (reply_demonitor); one from
 %% the linked-in driver (sent to the caller's pid) did not.
 replied(Ref) ->
-    erlang:demonitor(Ref).
+    erlang:demonitor(Ref),
+    erase({'$py_drv', Ref}).
+
+%% A request written to a driver port: its reply comes from the driver to
+%% this process, not through the alias, so a wait that times out tells the
+%% driver (wait/2). Whether a port is a driver's is noted once per port.
+driver_sent(Port, Ref) when is_port(Port) ->
+    case get({'$py_drv_port', Port}) of
+        false -> ok;
+        true -> put({'$py_drv', Ref}, Port), ok;
+        undefined -> put({'$py_drv_port', Port}, py_driver:is_driver(Port)), driver_sent(Port, Ref)
+    end;
+driver_sent(_Ctx, _Ref) ->
+    ok.
 
 %% A request sent by a process running a callback of the same port program
 %% (py_callback) carries that callback's ID as a trailing chain marker: it runs
