@@ -1,6 +1,7 @@
 #include "core/parker.hpp"
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,9 +34,9 @@ void Parker::park_spinning(unsigned spin_us) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
   while (state_.load(std::memory_order_acquire) != kNotified) {
     if (std::chrono::steady_clock::now() >= deadline) break;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    // Whoever shares this CPU (an Erlang scheduler with the caller to run)
+    // goes first, as in the port program's polling reader.
+    sched_yield();
   }
   park();
 }
