@@ -10,6 +10,9 @@ namespace ep::drv {
 namespace {
 
 thread_local Instance* tl_home = nullptr;
+// The owner this thread last sent something other than a reply or a
+// callback request to, since its last reply.
+thread_local Instance* tl_owner_first = nullptr;
 
 // The request ID of a reply `[4, ReqId, Value]` or `[5, ReqId, Class, Message,
 // Traceback]` when it is a reference (msgpack ext 4, as py_request makes them),
@@ -31,7 +34,7 @@ bool reply_parts(std::string_view p, ReplyParts& out) {
   } else {
     return false;
   }
-  size_t len, head;  // head: the ext's bytes before its type byte
+  size_t len, head;    // head: the ext's bytes before its type byte
   if (b(2) == 0xc7) {  // ext 8: c7 Len Type Data
     len = b(3);
     head = 2;
@@ -142,11 +145,21 @@ void Router::send_framed(std::string_view frames) {
 
 void Router::route(std::string_view payload) {
   ReplyParts parts;
-  if (reply_parts(payload, parts)) {
+  bool reply = reply_parts(payload, parts);
+  Instance* after = tl_owner_first;
+  if (reply) tl_owner_first = nullptr;
+  if (reply) {
     auto it = waiters_.find(parts.reqid);
     if (it != waiters_.end()) {
       Waiter w = it->second;
       waiters_.erase(it);
+      if (after && open_locked(after)) {
+        // This thread sent that owner something since its last reply (a
+        // channel close, an erlang.send): the reply follows it through the
+        // same owner, as one pipe keeps a port program's messages in order.
+        to_owner(after, payload);
+        return;
+      }
       // {Ref, ok | error, Payload}: the reference is rebuilt from its external format.
       ref_buf_.assign(1, static_cast<char>(131));
       ref_buf_.append(parts.body);
@@ -168,6 +181,13 @@ void Router::route(std::string_view payload) {
   }
   Instance* to = home_locked(payload);
   if (!to) return;  // no port is open: nobody could read it
+  // A callback request is answered before the thread goes on: no order to keep.
+  auto type = payload.size() > 1 ? static_cast<uint8_t>(payload[1]) : 0;
+  if (!reply && type != protocol::kCallback) tl_owner_first = to;
+  to_owner(to, payload);
+}
+
+void Router::to_owner(const Instance* to, std::string_view payload) {
   // {Port, {data, Frame}}: what a port program's frame is to its owner.
   ErlDrvTermData spec[] = {ERL_DRV_PORT,
                            to->port_id(),

@@ -4,6 +4,8 @@
 //  - a reply whose request was written by a process with port_command/2 goes
 //    straight to that process with erl_drv_send_term, as the message the port
 //    owner would have forwarded ({ReqId, ok | error, Payload});
+//    Unless the replying thread sent that port's owner something since its
+//    last reply: then the reply follows through the owner, in order;
 //  - everything else goes to the owner of the port the sending thread belongs
 //    to (a context's executor: its context's port; another thread: the port
 //    that started it, else the oldest open port; channel traffic: the oldest
@@ -80,6 +82,7 @@ class Router : public MessageSink {
   void route(std::string_view payload) REQUIRES(mu_);
   Instance* home_locked(std::string_view payload) REQUIRES(mu_);
   bool open_locked(const Instance* inst) const REQUIRES(mu_);
+  void to_owner(const Instance* to, std::string_view payload) REQUIRES(mu_);
 
   struct StringHash {
     using is_transparent = void;

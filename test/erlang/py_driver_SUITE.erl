@@ -12,7 +12,8 @@
          pools_share_one_interpreter/1, callbacks_and_channels/1,
          owngil_and_caps_need_a_process/1, timeout_leaves_no_stray_reply/1,
          many_callers/1, stop_pool_while_busy/1, python_crash_takes_the_node_down/1,
-         replies_bypass_the_owner/1, python_path_joins_the_shared_sys_path/1]).
+         replies_bypass_the_owner/1, python_path_joins_the_shared_sys_path/1,
+         sends_come_before_the_reply/1]).
 
 -define(APP, erlang_python).
 
@@ -21,6 +22,7 @@ all() ->
      pools_share_one_interpreter, callbacks_and_channels, owngil_and_caps_need_a_process,
      timeout_leaves_no_stray_reply, many_callers, stop_pool_while_busy,
      replies_bypass_the_owner, python_path_joins_the_shared_sys_path,
+     sends_come_before_the_reply,
      python_crash_takes_the_node_down].
 
 init_per_suite(Config) ->
@@ -157,6 +159,26 @@ replies_bypass_the_owner(_Config) ->
         true = erlang:resume_process(Owner)
     end,
     ok = py_context_router:stop_pool(drv_direct).
+
+%% What Python sent through the owner during a call (erlang.send here, a
+%% channel close in py_channel_SUITE) reaches Erlang before the call's
+%% reply, as through a port program's one pipe: the reply then follows the
+%% same way.
+sends_come_before_the_reply(_Config) ->
+    [Ctx] = start(drv_order, 1, #{backend => driver}),
+    Self = self(),
+    [begin
+         {ok, true} = py:eval(Ctx, <<"__import__('erlang').send(p, ('m', n)) or True">>,
+                              #{p => Self, n => N}),
+         receive {<<"m">>, N} -> ok after 0 -> ct:fail({send_after_reply, N}) end
+     end || N <- lists:seq(1, 50)],
+    %% and the next call's reply goes straight to the caller again
+    Owner = owner(Ctx),
+    true = erlang:suspend_process(Owner),
+    try {ok, 2} = py:eval(Ctx, <<"1 + 1">>)
+    after true = erlang:resume_process(Owner)
+    end,
+    ok = py_context_router:stop_pool(drv_order).
 
 %% A driver pool's python_path goes on the one sys.path (the README says
 %% so): what it holds is importable from every driver pool.
