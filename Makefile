@@ -15,7 +15,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan demo bench bench-async fuzz clean format \
+.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan test-ct-driver demo bench bench-driver bench-async fuzz clean format \
   test-asyncio test-asyncio-quick bench-loop \
   fuzz-corpus stress soak check dialyzer check-threads clean format
 
@@ -93,7 +93,7 @@ _build/test/%.beam: test/erlang/%.erl
 	@mkdir -p _build/test
 	erlc +debug_info -I erlang_src -I /usr/lib/erlang/lib/proper-*/include -pa ebin -o _build/test $<
 
-test: all test-cpp test-python test-eunit test-ct test-asan test-asyncio-quick test-elixir test-release
+test: all test-cpp test-python test-eunit test-ct test-ct-driver test-asan test-asyncio-quick test-elixir test-release
 	@echo "make test: every suite passed"
 
 test-cpp: cpp
@@ -111,6 +111,14 @@ test-eunit: all $(patsubst test/erlang/%.erl,_build/test/%.beam,$(filter %_tests
 test-ct: all
 	@mkdir -p $(CT_LOGDIR)
 	ct_run -noshell -sname ct_$$$$ -dir test/erlang -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src $(CT_ARGS)
+
+# The Erlang suites once more, every pool on the linked-in driver (see
+# test/erlang/py_backend_cth.erl for what is skipped there, and why).
+test-ct-driver: all _build/test/py_backend_cth.beam
+	@mkdir -p $(CT_LOGDIR)
+	EP_BACKEND=driver ct_run -noshell -sname ct_drv_$$$$ -dir test/erlang -logdir $(CT_LOGDIR) \
+	  -pa $(CURDIR)/ebin $(CURDIR)/_build/test -include $(CURDIR)/erlang_src -label driver \
+	  -ct_hooks py_backend_cth [] $(CT_ARGS)
 
 # The Erlang suites once more, against the port program built with ASan + UBSan.
 test-asan: all
@@ -201,9 +209,9 @@ fuzz: deps fuzz-corpus $(addprefix _build/fuzz/,$(FUZZ_TARGETS))
 # capability (see port_program/core/thread_annotations.hpp).
 PLT := _build/plt/erts_kernel_stdlib.plt
 TSA_CXX := clang++ -std=c++20 -stdlib=libc++ -D_LIBCPP_ENABLE_THREAD_SAFETY_ANNOTATIONS \
-  -Wthread-safety -Werror -fsyntax-only -Iport_program -I$(PY_INCLUDE) \
+  -Wthread-safety -Werror -fsyntax-only -Iport_program -I. -I/usr/lib/erlang/usr/include -I$(PY_INCLUDE) \
   -DEP_PYTHON_EXECUTABLE='"/usr/bin/python3"'
-TSA_SOURCES := $(wildcard port_program/core/*.cpp port_program/io/*.cpp) port_program/main.cpp
+TSA_SOURCES := $(wildcard port_program/core/*.cpp port_program/io/*.cpp driver/*.cpp) port_program/main.cpp
 
 $(PLT):
 	@mkdir -p _build/plt
@@ -212,7 +220,7 @@ $(PLT):
 dialyzer: erlang $(PLT)
 	dialyzer --plt $(PLT) ebin
 
-_build/tsa/%.ok: %.cpp $(wildcard port_program/*/*.hpp)
+_build/tsa/%.ok: %.cpp $(wildcard port_program/*/*.hpp driver/*.hpp)
 	@mkdir -p $(dir $@)
 	$(TSA_CXX) $<
 	@touch $@
@@ -244,6 +252,12 @@ bench: all
 	erlc -o _build/bench bench/*.erl
 	erl +sbt db -noshell -pa ebin _build/bench -eval 'py_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port", "$(CURDIR)/bench"]).'
 
+# The port and driver backends side by side (bench/README.md, "Linked-in driver")
+bench-driver: all
+	@mkdir -p _build/bench
+	erlc -o _build/bench bench/py_driver_bench.erl
+	erl +sbt db -noshell -pa ebin _build/bench -eval 'py_driver_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port"]).'
+
 # py_event_loop figures (bench/README.md, "Event loops")
 bench-async: all
 	@mkdir -p _build/bench
@@ -251,7 +265,7 @@ bench-async: all
 	erl -noshell -pa ebin _build/bench -eval 'py_async_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port"]).'
 
 format:
-	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp test/cpp/*.cpp bench/*.cpp
+	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp driver/*.cpp driver/*.hpp test/cpp/*.cpp bench/*.cpp
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) ebin _build priv/erlang_python_port priv/python

@@ -9,7 +9,7 @@
 -define(NODE_RETRY_MS, 5000).
 
 -export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0,
-         max_frame/0, node_retry/0, interrupt_grace/0]).
+         max_frame/0, node_retry/0, interrupt_grace/0, read_spin_us/0]).
 %% The reference's application env (see the README, Configuration)
 -export([default_pool_size/0, default_pool_mode/0, execution_mode/0, check_env/0,
          known_keys/0]).
@@ -68,7 +68,9 @@ base_args(Contexts, PythonPath) ->
 
 %% How long a port program's reading thread polls before it sleeps (see
 %% port_program/io/pipe_source.hpp); app env `read_spin_us', else
-%% $EP_READ_SPIN_US, else ?READ_SPIN_US.
+%% $EP_READ_SPIN_US, else ?READ_SPIN_US. The linked-in driver's executors
+%% poll their queue as long.
+-spec read_spin_us() -> non_neg_integer().
 read_spin_us() ->
     case application:get_env(erlang_python, read_spin_us) of
         {ok, N} when is_integer(N), N >= 0, N =< ?MAX_READ_SPIN_US -> N;
@@ -178,7 +180,7 @@ known_keys() ->
     [%% ours
      default_pool_size, default_pool_mode, io_pool_size, io_pool_mode, python_path,
      call_timeout, max_frame, port_program, read_spin_us, port_scheduling, max_new_atoms,
-     none_as, interrupt_grace,
+     none_as, interrupt_grace, backend, driver_dir,
      %% the reference's
      num_contexts, context_mode, max_concurrent, event_loop_pool_size, imports, paths,
      enable_memory_limits, preload_code, shared_dict, logging, log_level, tracing].

@@ -42,7 +42,7 @@ new(Opts) when is_map(Opts) ->
     case maps:get(mode, Opts, worker) of
         Mode when Mode =:= worker; Mode =:= owngil; Mode =:= process; Mode =:= subinterp;
                   Mode =:= auto ->
-            PoolOpts0 = maps:with([python_path, venv, env, interrupt_grace], Opts),
+            PoolOpts0 = maps:with([python_path, venv, env, interrupt_grace, backend], Opts),
             PoolOpts = case Opts of
                            #{memory_limit := N} when is_integer(N), N > 0 ->
                                {ok, PoolOpts0#{max_memory => N}};
@@ -51,10 +51,14 @@ new(Opts) when is_map(Opts) ->
                            _ ->
                                {ok, PoolOpts0}
                        end,
-            case PoolOpts of
-                {ok, P} ->
-                    py_pool:start_private({?MODULE, erlang:unique_integer([positive])}, P);
-                Error ->
+            %% owngil: a port program of its own, also when the driver is the default
+            case {PoolOpts, py_driver:backend(Mode, PoolOpts0)} of
+                {{ok, P}, {ok, Backend}} ->
+                    py_pool:start_private({?MODULE, erlang:unique_integer([positive])},
+                                          P#{backend => Backend});
+                {{ok, _}, Error} ->
+                    Error;
+                {Error, _} ->
                     Error
             end;
         Mode ->
@@ -266,6 +270,10 @@ handle_cast(_Msg, State) ->
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({'$py_write', Frame}, #state{port = Port} = State) ->
     catch erlang:port_command(Port, Frame),
+    {noreply, State};
+%% The linked-in driver replies to the writer: the caller is on another node.
+handle_info({Ref, Tag, _} = Reply, State) when is_reference(Ref), (Tag =:= ok orelse Tag =:= error) ->
+    Ref ! Reply,
     {noreply, State};
 %% process-bound namespaces of a node pool member's context (py_ns)
 handle_info({py_ns_watch, Pid, Key}, State) ->

@@ -31,6 +31,7 @@
                        env => #{atom() | string() | binary() => string() | binary()},
                        max_memory => pos_integer(),
                        interrupt_grace => timeout(),
+                       backend => py_driver:backend(),
                        nodes => [node()],
                        node_retry => timeout()}.
 -export_type([pool/0, mode/0, pool_opts/0]).
@@ -63,7 +64,13 @@ start_pool(Pool, Size, Opts) when is_map(Opts) ->
             Error;
         {Mode, ok} when Mode =:= auto; Mode =:= process; Mode =:= worker; Mode =:= subinterp;
                         Mode =:= owngil ->
-            py_pool:start_pool(Pool, Size, Opts#{mode => resolve_mode(Pool, Mode)});
+            case py_driver:backend(Mode, Opts) of
+                {ok, Backend} ->
+                    py_pool:start_pool(Pool, Size, Opts#{mode => resolve_mode(Pool, Mode),
+                                                         backend => Backend});
+                {error, _} = Error ->
+                    Error
+            end;
         {Mode, ok} ->
             {error, {badarg, {mode, Mode}}}
     end;
@@ -281,6 +288,7 @@ valid_opt(env, Env) ->
                   maps:to_list(Env));
 valid_opt(max_memory, Bytes) -> is_integer(Bytes) andalso Bytes > 0;
 valid_opt(interrupt_grace, Ms) -> Ms =:= infinity orelse (is_integer(Ms) andalso Ms >= 0);
+valid_opt(backend, Backend) -> Backend =:= port orelse Backend =:= driver;
 valid_opt(_Key, _Value) -> true.  % mode, nodes and node_retry are checked on their own
 
 is_path(P) when is_binary(P) -> true;

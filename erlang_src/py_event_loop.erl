@@ -460,7 +460,7 @@ forget(Ref, #state{kept = Kept} = State) ->
 cancel_task(Ref) ->
     case erase({'$py_task', Ref}) of
         undefined -> ok;
-        Port -> catch py_request_write(Port, [?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID])
+        Port -> py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref)
     end.
 
 %%% Internal

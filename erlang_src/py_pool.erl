@@ -24,6 +24,7 @@
                   max_memory := pos_integer() | undefined,
                   env := [{string(), string() | false}],
                   interrupt_grace => timeout(),
+                  backend := py_driver:backend(),
                   %% a node pool's member: who owns it
                   owner => pid(),
                   member => member_key(),
@@ -531,6 +532,10 @@ make_spec(Base, Size, Opts) ->
                               application:get_env(erlang_python, python_path, []))
                      ++ venv_site_packages(maps:get(venv, Opts, undefined)),
       max_memory => maps:get(max_memory, Opts, undefined),
+      backend => case py_driver:backend(Mode, Opts) of
+                     {ok, Backend} -> Backend;
+                     {error, _} -> port
+                 end,
       env => [{to_list(K), to_list(V)} || {K, V} <- maps:to_list(maps:get(env, Opts, #{}))]}.
 
 %% A virtualenv's packages are its lib/pythonX.Y/site-packages.

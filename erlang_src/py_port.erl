@@ -35,6 +35,7 @@
 -record(state, {pool :: atom() | py_pool:member_key(),
                 index :: non_neg_integer(),
                 port :: port() | undefined,
+                backend = port :: py_driver:backend(),
                 os_pid :: integer() | undefined,
                 handlers = #{} :: #{integer() => handler()},
                 %% handler and async-call processes: what each is serving
@@ -66,8 +67,9 @@
 start_link(Pool, Index, Contexts, Spec) ->
     gen_server:start_link(?MODULE, {Pool, Index, Contexts, Spec}, []).
 
-%% @doc What the port program said in its hello, plus its OS pid and its
-%% watches of timed-out requests (`watches': pending, `watched': ever made).
+%% @doc What the port program said in its hello, plus its OS pid (`undefined' for
+%% the linked-in driver), `backend' and its watches of timed-out requests
+%% (`watches': pending, `watched': ever made).
 -spec info(pid()) -> map().
 info(Owner) ->
     gen_server:call(Owner, info).
@@ -78,6 +80,30 @@ info(Owner) ->
           {ok, #state{}} | {stop, term()}.
 init({Pool, Index, Contexts, Spec}) ->
     process_flag(trap_exit, true),
+    Backend = maps:get(backend, Spec, port),
+    case open(Backend, Contexts, Spec) of
+        {ok, Port, OsPid} ->
+            %% Requests may follow at once: they wait (in the pipe, or in the
+            %% driver) while Python starts.
+            %% Node-wide setup (py_setup: logging, tracing, a venv) before any request.
+            _ = [port_command(Port, py_msgpack:encode([?PY_MSG_EXEC, none, I, Code]))
+                 || Code <- py_setup:codes(), I <- lists:seq(0, Contexts - 1)],
+            ets:insert(py_ports, {{Pool, Index}, self(), Port}),
+            %% A stuck driver context cannot be killed without the node: its
+            %% timed-out requests are not watched (interrupt_grace infinity).
+            Grace = case Backend of
+                        port -> maps:get(interrupt_grace, Spec, py_config:interrupt_grace());
+                        driver -> infinity
+                    end,
+            {ok, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid,
+                        backend = Backend, grace = Grace}};
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
+%% A port program, or a port of the linked-in driver (py_driver): the same
+%% frames either way, each sending its hello first.
+open(port, Contexts, Spec) ->
     Program = py_config:port_program(),
     Options = [{packet, 4}, binary, exit_status, use_stdio,
                {args, py_config:port_args(Contexts, maps:get(python_path, Spec, []),
@@ -85,22 +111,19 @@ init({Pool, Index, Contexts, Spec}) ->
                {env, maps:get(env, Spec, [])}],
     try open_port({spawn_executable, Program}, Options) of
         Port ->
-            %% Requests may follow at once: they wait in the pipe while Python starts.
             true = port_command(Port, py_msgpack:encode([?PY_MSG_HELLO, ?PY_PROTOCOL_VERSION, #{}])),
-            %% Node-wide setup (py_setup: logging, tracing, a venv) before any request.
-            _ = [port_command(Port, py_msgpack:encode([?PY_MSG_EXEC, none, I, Code]))
-                 || Code <- py_setup:codes(), I <- lists:seq(0, Contexts - 1)],
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-            ets:insert(py_ports, {{Pool, Index}, self(), Port}),
-            {ok, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid,
-                        grace = maps:get(interrupt_grace, Spec, py_config:interrupt_grace())}}
+            {ok, Port, OsPid}
     catch
-        error:Reason -> {stop, {port_program, Program, Reason}}
-    end.
+        error:Reason -> {error, {port_program, Program, Reason}}
+    end;
+open(driver, Contexts, Spec) ->
+    py_driver:open(Contexts, maps:get(python_path, Spec, [])).
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call(info, _From, #state{info = Info, os_pid = OsPid} = State) ->
-    {reply, Info#{os_pid => OsPid, watches => map_size(State#state.watches),
+handle_call(info, _From, #state{info = Info, os_pid = OsPid, backend = Backend} = State) ->
+    %% a driver port has no OS process of its own (os_pid undefined)
+    {reply, Info#{os_pid => OsPid, backend => Backend, watches => map_size(State#state.watches),
                   watched => State#state.watched}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
@@ -176,10 +199,12 @@ handle_info(_Other, State) ->
 
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid,
-                           stuck = Stuck}) ->
+                           stuck = Stuck, backend = Backend}) ->
     ets:delete_object(py_ports, {{Pool, Index}, self(), Port}),
-    case Port of
-        undefined -> ok;
+    case {Port, Backend} of
+        {undefined, _} -> ok;
+        %% the driver stops the port's contexts after their queued requests
+        {_, driver} -> catch port_close(Port), ok;
         _ when Stuck -> kill(Port, OsPid);
         _ -> shut_down(Port, OsPid)
     end.

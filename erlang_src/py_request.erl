@@ -14,7 +14,7 @@
 
 -include("py_protocol.hrl").
 
--export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1]).
+-export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1, cancel/3]).
 
 %% Makes a request message from the context's number in its port program, then
 %% the request ID.
@@ -69,11 +69,8 @@ try_counted({Port, Owner, Local, Load}, Build, Timeout) ->
 await_sent({ok, Ref}, Port, Owner, Local, Timeout) ->
     case wait(Ref, Timeout) of
         {error, timeout} = Error ->
-            %% Never waits on a busy port (a stuck port program reads no
-            %% input): a cancel not taken leaves a queued request to run, its
-            %% reply dropped. The owner makes sure the request ends (py_port,
-            %% interrupt_grace).
-            _ = cancel(Port, py_msgpack:encode([?PY_MSG_CANCEL, Ref, Local])),
+            %% The owner makes sure the request ends (py_port, interrupt_grace).
+            cancel(Port, py_msgpack:encode([?PY_MSG_CANCEL, Ref, Local]), Ref),
             Owner ! {'$py_timed_out', Local, Ref},
             Error;
         Reply ->
@@ -92,17 +89,12 @@ send(Ctx, Build) ->
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
     try write(Port, py_msgpack:encode(in_chain(Build(Ref), Owner))) of
-        true -> {ok, Ref}
+        true -> driver_sent(Port, Ref), {ok, Ref}
     catch
         error:badarg ->
             erlang:demonitor(Ref, [flush]),
             {error, {python_died, port_closed}}
     end.
-
-cancel(Port, Frame) when is_port(Port) ->
-    catch erlang:port_command(Port, Frame, [nosuspend]);
-cancel(Ctx, Frame) ->
-    write(Ctx, Frame).
 
 write(Port, Frame) when is_port(Port) ->
     erlang:port_command(Port, Frame);
@@ -129,25 +121,54 @@ cast(Ctx, Build) ->
 wait(Ref, Timeout) ->
     receive
         {Ref, ok, Payload} ->
+            replied(Ref),
             case py_msgpack:decode_all(Payload) of
                 {ok, Value} -> {ok, Value};
                 {error, {atom_limit, _} = Reason} -> {error, Reason};
                 {error, Reason} -> {error, {bad_reply, Reason}}
             end;
         {Ref, error, Payload} ->
+            replied(Ref),
             python_error(Payload);
         {Ref, failed, Reason} ->
             {error, Reason};
         {'DOWN', Ref, process, Owner, noconnection} ->
+            erase({'$py_drv', Ref}),
             {error, {nodedown, node(Owner)}};
         {'DOWN', Ref, process, _, Reason} ->
+            erase({'$py_drv', Ref}),
             {error, {python_died, died_reason(Reason)}}
     after Timeout ->
         erlang:demonitor(Ref, [flush]),
+        %% A driver would still send the reply here: it forgets it first.
+        case erase({'$py_drv', Ref}) of
+            undefined -> ok;
+            Port -> catch py_driver:forget(Port, Ref)
+        end,
         %% A reply sent before the alias was deactivated may already be here.
         receive {Ref, _, _} -> ok after 0 -> ok end,
         {error, timeout}
     end.
+
+%% @doc Writes the cancellation `Frame' of request `Ref' (whose wait timed
+%% out) and drops a reply that came meanwhile: the linked-in driver sends
+%% replies straight to the caller, not to its alias, so a reply sent before
+%% the driver took the cancellation is flushed here.
+-spec cancel(port() | pid(), iodata(), reference()) -> ok.
+cancel(Port, Frame, Ref) ->
+    _ = write_cancel(Port, Frame),
+    receive {Ref, _, _} -> ok after 0 -> ok end.
+
+%% Never waits on a busy port program (a stuck one reads no input): a cancel
+%% it does not take leaves the queued request to run, its reply dropped. The
+%% driver takes it synchronously (port_control), so its reply is not sent.
+write_cancel(Port, Frame) when is_port(Port) ->
+    case py_driver:is_driver(Port) of
+        true -> catch py_driver:write_sync(Port, Frame);
+        false -> catch erlang:port_command(Port, Frame, [nosuspend])
+    end;
+write_cancel(Ctx, Frame) ->
+    write(Ctx, Frame).
 
 %% @doc A reference whose wait/2 returns `{error, Reason}' (for spawn_call/3
 %% when the request could not even be sent).
@@ -158,6 +179,24 @@ failed(Reason) ->
     Ref.
 
 %% Internal
+
+%% A reply through the alias ended its monitor (reply_demonitor); one from
+%% the linked-in driver (sent to the caller's pid) did not.
+replied(Ref) ->
+    erlang:demonitor(Ref),
+    erase({'$py_drv', Ref}).
+
+%% A request written to a driver port: its reply comes from the driver to
+%% this process, not through the alias, so a wait that times out tells the
+%% driver (wait/2). Whether a port is a driver's is noted once per port.
+driver_sent(Port, Ref) when is_port(Port) ->
+    case get({'$py_drv_port', Port}) of
+        false -> ok;
+        true -> put({'$py_drv', Ref}, Port), ok;
+        undefined -> put({'$py_drv_port', Port}, py_driver:is_driver(Port)), driver_sent(Port, Ref)
+    end;
+driver_sent(_Ctx, _Ref) ->
+    ok.
 
 %% A request sent by a process running a callback of the same port program
 %% (py_callback) carries that callback's ID as a trailing chain marker: it runs

@@ -46,6 +46,13 @@ Context::~Context() {
   parker_.unpark();
   thread_.reset();
   if (nested_fd_ >= 0) ::close(nested_fd_);
+  // The linked-in driver closes contexts while Python lives on: their Python
+  // objects go with the GIL held.
+  GilEnsure gil;
+  namespaces_.reset();
+  modules_.clear();
+  eval_cache_.clear();
+  exec_cache_.clear();
 }
 
 namespace {

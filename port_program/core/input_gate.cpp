@@ -70,7 +70,12 @@ void InputGate::wait_once(std::unique_lock<std::mutex>& lk, Parker& parker, Read
     lk.lock();
     while (!ready() && !me.promoted.load(std::memory_order_acquire)) {
       lk.unlock();
-      parker.park();
+      unsigned spin = source_ ? 0 : idle_spin_us_.load(std::memory_order_relaxed);
+      if (spin > 0 && me.hot_until > Clock::now()) {
+        parker.park_spinning(spin);
+      } else {
+        parker.park();
+      }
       lk.lock();
     }
     if (!me.promoted.load(std::memory_order_acquire)) {

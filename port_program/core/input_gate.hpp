@@ -80,6 +80,11 @@ class InputGate {
     while (!ready()) wait_once(lk, parker, ReadyRef(ready), expect);
   }
 
+  // Without a source (the linked-in driver): how long a hot waiter (see
+  // above) polls for its input before it sleeps (cf. the port program's
+  // --read-spin-us). 0: never.
+  void set_idle_spin_us(unsigned us) { idle_spin_us_.store(us, std::memory_order_relaxed); }
+
   // How many threads wait as followers (for tests and diagnostics).
   size_t waiting();
 
@@ -142,6 +147,7 @@ class InputGate {
   bool standby_deep_ GUARDED_BY(mu_) = false;     // the standby sleeps until a vacancy
   bool stopping_ GUARDED_BY(mu_) = false;
   char standby_mark_ = 0;
+  std::atomic<unsigned> idle_spin_us_{0};
   std::condition_variable standby_cv_;
   std::unique_ptr<NativeThread> standby_thread_;
 };

@@ -1,8 +1,11 @@
 #include "core/parker.hpp"
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <chrono>
 
 namespace ep {
 namespace {
@@ -25,6 +28,17 @@ void Parker::park() {
     if (state_.compare_exchange_strong(notified, kEmpty, std::memory_order_acquire)) return;
     // Woken by a signal or by a stale wake of the same address: still parked.
   }
+}
+
+void Parker::park_spinning(unsigned spin_us) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+  while (state_.load(std::memory_order_acquire) != kNotified) {
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    // Whoever shares this CPU (an Erlang scheduler with the caller to run)
+    // goes first, as in the port program's polling reader.
+    sched_yield();
+  }
+  park();
 }
 
 void Parker::unpark() {

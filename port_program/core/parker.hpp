@@ -20,6 +20,9 @@ class Parker {
   Parker& operator=(const Parker&) = delete;
 
   void park();
+  // park(), after polling for an unpark() for up to `spin_us` microseconds
+  // without sleeping: a waker then costs no futex wake-up.
+  void park_spinning(unsigned spin_us);
   void unpark();
 
  private:

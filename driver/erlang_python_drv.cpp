@@ -1,0 +1,93 @@
+// erlang_python_drv: the linked-in driver's entry points. Loaded with erl_ddll
+// (py_driver.erl); every port opened with open_port({spawn_driver, ...}) is an
+// Instance hosting its own contexts in the VM's one CPython. See README.md,
+// "The linked-in driver backend".
+#include <erl_driver.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "core/runtime.hpp"
+#include "driver/instance.hpp"
+#include "driver/router.hpp"
+
+namespace ep::drv {
+namespace {
+
+// CPython is never finalised (as in a port program, which ends with _Exit):
+// executors may be running Python when the VM halts. When the VM ends with
+// exit(), this handler (registered after the driver's statics exist, so it
+// runs before their destructors) ends the process at once, with the status
+// the VM asked for, after flushing stdio.
+void end_now(int status, void*) {
+  std::fflush(nullptr);
+  std::_Exit(status);
+}
+
+int drv_init() {
+  Router::instance().init_atoms();
+  (void)Runtime::instance();
+  on_exit(&end_now, nullptr);
+  return 0;
+}
+
+ErlDrvData drv_start(ErlDrvPort port, char*) {
+  // The VM keeps the driver loaded for good: CPython cannot be unloaded.
+  driver_lock_driver(port);
+  auto inst = std::make_shared<Instance>(port);
+  ErlDrvData data = reinterpret_cast<ErlDrvData>(inst.get());
+  Router::instance().opened(std::move(inst));
+  return data;
+}
+
+void drv_stop(ErlDrvData data) {
+  Router::instance().closed(reinterpret_cast<Instance*>(data));
+}
+
+void drv_output(ErlDrvData data, char* buf, ErlDrvSizeT len) {
+  auto* inst = reinterpret_cast<Instance*>(data);
+  inst->on_output(std::string_view(buf, len), driver_caller(inst->port()));
+}
+
+// port_control(Port, 1, Frame): as port_command(Port, Frame), but when it
+// returns, the frame has been taken: after a cancellation no reply can reach
+// the caller any more (py_request flushes what came before).
+// port_control(Port, 2, ReqId): the caller of ReqId (its msgpack) gave up
+// waiting; a reply that comes later goes to the owner.
+ErlDrvSSizeT drv_control(ErlDrvData data, unsigned int command, char* buf, ErlDrvSizeT len, char**,
+                         ErlDrvSizeT) {
+  switch (command) {
+    case 1:
+      drv_output(data, buf, len);
+      return 0;
+    case 2:
+      Router::instance().forget_reply(std::string_view(buf, len));
+      return 0;
+    default:
+      return -1;
+  }
+}
+
+ErlDrvEntry make_entry() {
+  ErlDrvEntry e{};
+  e.init = &drv_init;
+  e.start = &drv_start;
+  e.stop = &drv_stop;
+  e.output = &drv_output;
+  e.driver_name = const_cast<char*>("erlang_python_drv");
+  e.control = &drv_control;
+  e.extended_marker = ERL_DRV_EXTENDED_MARKER;
+  e.major_version = ERL_DRV_EXTENDED_MAJOR_VERSION;
+  e.minor_version = ERL_DRV_EXTENDED_MINOR_VERSION;
+  e.driver_flags = ERL_DRV_FLAG_USE_PORT_LOCKING;
+  return e;
+}
+
+}  // namespace
+}  // namespace ep::drv
+
+extern "C" DRIVER_INIT(erlang_python_drv) {
+  static ErlDrvEntry entry = ep::drv::make_entry();
+  return &entry;
+}

@@ -1,0 +1,104 @@
+// The driver's process-wide state, in one place: which ports are open, who
+// waits for which reply, and the driver's own threads. Every message the core
+// sends (runtime.hpp's sink) is routed here:
+//  - a reply whose request was written by a process with port_command/2 goes
+//    straight to that process with erl_drv_send_term, as the message the port
+//    owner would have forwarded ({ReqId, ok | error, Payload});
+//    Unless the replying thread sent that port's owner something since its
+//    last reply: then the reply follows through the owner, in order;
+//  - everything else goes to the owner of the port the sending thread belongs
+//    to (a context's executor: its context's port; another thread: the port
+//    that started it, else the oldest open port; channel traffic: the oldest
+//    open port) as {Port, {data, Frame}},
+//    the bytes a port program writes, so py_port handles both alike.
+#pragma once
+
+#include <erl_driver.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/message_sink.hpp"
+#include "core/thread_annotations.hpp"
+#include "driver/worker.hpp"
+
+namespace ep {
+class Context;
+}
+
+namespace ep::drv {
+
+class Instance;
+
+class Router : public MessageSink {
+ public:
+  static Router& instance();
+
+  void send(std::string& message) override;
+  void send_framed(std::string_view frames) override;
+
+  // Driver init (a scheduler thread): the atoms of the messages sent.
+  void init_atoms();
+
+  void opened(std::shared_ptr<Instance> inst);
+  // `context`, of `inst`, now exists: what its executor sends goes to `inst`.
+  void adopt(const Context* context, Instance* inst);
+  // `inst` is being destroyed: forget its contexts.
+  void disown(const Instance* inst);
+  // The port closed (stop callback): nothing more is sent to it; its
+  // contexts are stopped on the reaper thread.
+  void closed(Instance* inst);
+
+  // As a port program's exit: {Port, {exit_status, Status}} to the owner.
+  void exit_status(const Instance* inst, int status);
+
+  // A request that `caller` wrote: its reply goes straight to `caller`.
+  void expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller);
+  // The caller gave up (a cancellation): its reply, if any comes, goes to the owner.
+  void forget_reply(std::string_view reqid);
+
+  // Jobs that may wait for the GIL, in order.
+  void run_slow(std::function<void()> job) { slow_.push(std::move(job)); }
+
+  // While alive, messages of the calling thread that no context claims go to `inst`.
+  class Home {
+   public:
+    explicit Home(Instance* inst);
+    ~Home();
+    Home(const Home&) = delete;
+    Home& operator=(const Home&) = delete;
+
+   private:
+    Instance* previous_;
+  };
+
+ private:
+  Router() = default;
+  void route(std::string_view payload) REQUIRES(mu_);
+  Instance* home_locked(std::string_view payload) REQUIRES(mu_);
+  bool open_locked(const Instance* inst) const REQUIRES(mu_);
+  void to_owner(const Instance* to, std::string_view payload) REQUIRES(mu_);
+
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct Waiter {
+    Instance* inst;
+    ErlDrvTermData caller;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, Waiter, StringHash, std::equal_to<>> waiters_ GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Instance>> open_ GUARDED_BY(mu_);  // oldest first
+  std::unordered_map<const Context*, Instance*> contexts_ GUARDED_BY(mu_);
+  std::string ref_buf_ GUARDED_BY(mu_);  // a reply's reference in external format
+  Worker slow_;
+  Worker reaper_;
+};
+
+}  // namespace ep::drv
