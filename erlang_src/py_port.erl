@@ -122,8 +122,9 @@ open(driver, Contexts, Spec) ->
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call(info, _From, #state{info = Info, os_pid = OsPid, backend = Backend} = State) ->
-    %% a driver port has no OS process of its own (os_pid undefined)
-    {reply, Info#{os_pid => OsPid, backend => Backend, watches => map_size(State#state.watches),
+    %% a driver port has no OS process of its own: nothing to kill without the node
+    Os = case Backend of port -> OsPid; driver -> undefined end,
+    {reply, Info#{os_pid => Os, backend => Backend, watches => map_size(State#state.watches),
                   watched => State#state.watched}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
@@ -198,14 +199,21 @@ handle_info(_Other, State) ->
     {noreply, State}.
 
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid,
-                           stuck = Stuck, backend = Backend}) ->
+terminate(Reason, #state{pool = Pool, index = Index, port = Port, os_pid = OsPid,
+                          stuck = Stuck, backend = Backend}) ->
     ets:delete_object(py_ports, {{Pool, Index}, self(), Port}),
     case {Port, Backend} of
         {undefined, _} -> ok;
         %% the driver stops the port's contexts after their queued requests
         {_, driver} -> catch port_close(Port), ok;
         _ when Stuck -> kill(Port, OsPid);
+        %% The supervisor was killed: no orderly stop. The port is closed
+        %% first, so that no caller can write a request to a port program
+        %% that is already gone (it gets not_sent and chooses again).
+        _ when Reason =:= killed ->
+            catch port_close(Port),
+            _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+            ok;
         _ -> shut_down(Port, OsPid)
     end.
 
