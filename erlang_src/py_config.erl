@@ -9,7 +9,7 @@
 -define(NODE_RETRY_MS, 5000).
 
 -export([port_program/0, python_pkg_dir/0, port_args/2, port_args/3, call_timeout/0,
-         max_frame/0, node_retry/0, interrupt_grace/0, read_spin_us/0]).
+         max_frame/0, node_retry/0, interrupt_grace/0, read_spin_us/0, choice/4]).
 %% The reference's application env (see the README, Configuration)
 -export([default_pool_size/0, default_pool_mode/0, execution_mode/0, check_env/0,
          known_keys/0]).
@@ -84,14 +84,25 @@ read_spin_us() ->
 %% The CPU scheduling policy of port programs (see port_program/main.cpp):
 %% app env `port_scheduling', else $EP_PORT_SCHEDULING, else batch.
 scheduling() ->
-    case application:get_env(erlang_python, port_scheduling) of
-        {ok, Policy} when Policy =:= batch; Policy =:= normal -> Policy;
+    choice(port_scheduling, "EP_PORT_SCHEDULING", [batch, normal], batch).
+
+%% @doc App env `Key' if it is one of `Allowed', else the OS environment
+%% variable `OsVar' if it names one of them, else `Default'.
+-spec choice(atom(), string(), [atom()], atom()) -> atom().
+choice(Key, OsVar, Allowed, Default) ->
+    case application:get_env(erlang_python, Key) of
+        {ok, Value} when is_atom(Value) ->
+            case lists:member(Value, Allowed) of
+                true -> Value;
+                false -> os_choice(OsVar, Allowed, Default)
+            end;
         _ ->
-            case os:getenv("EP_PORT_SCHEDULING") of
-                "normal" -> normal;
-                _ -> batch
-            end
+            os_choice(OsVar, Allowed, Default)
     end.
+
+os_choice(OsVar, Allowed, Default) ->
+    Names = [{atom_to_list(A), A} || A <- Allowed],
+    proplists:get_value(os:getenv(OsVar, ""), Names, Default).
 
 %% @doc Default timeout of py:call/eval/exec, in milliseconds.
 -spec call_timeout() -> timeout().

@@ -29,14 +29,7 @@
 %% `backend', else $EP_BACKEND (`port' or `driver'), else `port'.
 -spec default_backend() -> backend().
 default_backend() ->
-    case application:get_env(erlang_python, backend) of
-        {ok, B} when B =:= port; B =:= driver -> B;
-        _ ->
-            case os:getenv("EP_BACKEND") of
-                "driver" -> driver;
-                _ -> port
-            end
-    end.
+    py_config:choice(backend, "EP_BACKEND", [port, driver], port).
 
 %% @doc The backend of a pool of `Mode' started with `Opts'. What needs an OS
 %% process of its own (a GIL of its own, a memory cap, environment variables)

@@ -188,12 +188,13 @@ replied(Ref) ->
 
 %% A request written to a driver port: its reply comes from the driver to
 %% this process, not through the alias, so a wait that times out tells the
-%% driver (wait/2). Whether a port is a driver's is noted once per port.
+%% driver (wait/2). Whether a port is a driver's is noted for the last port
+%% this process wrote to (one entry, however many ports restart).
 driver_sent(Port, Ref) when is_port(Port) ->
-    case get({'$py_drv_port', Port}) of
-        false -> ok;
-        true -> put({'$py_drv', Ref}, Port), ok;
-        undefined -> put({'$py_drv_port', Port}, py_driver:is_driver(Port)), driver_sent(Port, Ref)
+    case get('$py_drv_port') of
+        {Port, false} -> ok;
+        {Port, true} -> put({'$py_drv', Ref}, Port), ok;
+        _ -> put('$py_drv_port', {Port, py_driver:is_driver(Port)}), driver_sent(Port, Ref)
     end;
 driver_sent(_Ctx, _Ref) ->
     ok.
