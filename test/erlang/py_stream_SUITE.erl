@@ -167,10 +167,17 @@ cancel_async_generator(_Config) ->
     receive {generator_closed, _} -> ok after ?TIMEOUT -> ct:fail(generator_not_closed) end,
     ok.
 
+%% The owner dies once the generator has started: closing a generator that
+%% never ran does not run its `finally' (Python's rule), so killing the owner
+%% before the first item would leave nothing to observe.
 owner_death_stops_generator(_Config) ->
     Self = self(),
-    Owner = spawn(fun() -> receive stop -> ok end end),
+    Owner = spawn(fun() ->
+                          receive {py_stream, _, {data, 0}} -> Self ! {started, self()} end,
+                          receive stop -> ok end
+                  end),
     {ok, _Ref} = py:stream_start(stream_mod, endless, [Self], #{owner => Owner}),
+    receive {started, Owner} -> ok after ?TIMEOUT -> ct:fail(no_data) end,
     exit(Owner, kill),
     receive {generator_closed, _} -> ok after ?TIMEOUT -> ct:fail(generator_not_closed) end,
     ok.
