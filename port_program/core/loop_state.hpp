@@ -95,6 +95,12 @@ PyRef selector_attr(const LoopState& st, PyObject* selector, SelectorAttr a);
 // `ready` is a deque. append: false with an error set; popleft: null.
 bool ready_append(const LoopState& st, PyObject* ready, PyObject* h);
 PyRef ready_popleft(const LoopState& st, PyObject* ready);
+// len(o) for the loop's deque and lists without a call; -1 with an error set.
+inline Py_ssize_t fast_len(const LoopState& st, PyObject* o) {
+  if (Py_TYPE(o) == reinterpret_cast<PyTypeObject*>(st.deque_type)) return Py_SIZE(o);
+  if (PyList_CheckExact(o)) return PyList_GET_SIZE(o);
+  return PyObject_Size(o);
+}
 // set_loop_classes(loop_class, selector_class) (loop_module.cpp's table).
 PyObject* set_loop_classes(PyObject* module, PyObject* const* args, Py_ssize_t nargs);
 bool init_loop_attrs(LoopState& st);

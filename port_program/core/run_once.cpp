@@ -91,7 +91,7 @@ bool drop_cancelled_timers(const LoopState& st, PyObject* loop) {
   if (!scheduled || !count_obj) return false;
   long count = PyLong_AsLong(count_obj.get());
   if (count == -1 && PyErr_Occurred()) return false;
-  Py_ssize_t n = PyObject_Size(scheduled.get());
+  Py_ssize_t n = fast_len(st, scheduled.get());
   if (n < 0) return false;
   if (n > kMinScheduledTimerHandles &&
       static_cast<double>(count) / static_cast<double>(n) > kMinCancelledTimerHandlesFraction) {
@@ -116,7 +116,7 @@ bool drop_cancelled_timers(const LoopState& st, PyObject* loop) {
 // where poll() may skip a zero-timeout wait).
 bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* due,
                   double& timeout, bool& busy) {
-  Py_ssize_t nready = PyObject_Size(ready);
+  Py_ssize_t nready = fast_len(st, ready);
   if (nready < 0) return false;
   int stopping = truth(st, loop, kStoppingAttr);
   if (stopping < 0) return false;
@@ -329,7 +329,9 @@ bool run_handle(const LoopState& st, PyObject* h) {
   }
   PyRef result;
   if (PyContext_Enter(ctx.get()) == 0) {
-    result = PyRef::steal(PyObject_Call(callback.get(), args.get(), nullptr));
+    result = PyRef::steal(PyObject_Vectorcall(callback.get(), &PyTuple_GET_ITEM(args.get(), 0),
+                                                static_cast<size_t>(PyTuple_GET_SIZE(args.get())),
+                                                nullptr));
     PyObject *type_, *value, *tb;
     PyErr_Fetch(&type_, &value, &tb);
     if (PyContext_Exit(ctx.get()) < 0) PyErr_Clear();
@@ -352,7 +354,7 @@ bool run_handle(const LoopState& st, PyObject* h) {
 }
 
 bool run_ready(const LoopState& st, PyObject* ready) {
-  Py_ssize_t ntodo = PyObject_Size(ready);
+  Py_ssize_t ntodo = fast_len(st, ready);
   if (ntodo < 0) return false;
   for (Py_ssize_t i = 0; i < ntodo; ++i) {
     PyRef h = ready_popleft(st, ready);
