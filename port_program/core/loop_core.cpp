@@ -276,6 +276,14 @@ PyObject* run_forever_loop(PyObject* self, PyTypeObject* cls, PyObject* const*, 
   bool native = PyCFunction_Check(method.get()) && PyCFunction_GET_SELF(method.get()) == self &&
                 reinterpret_cast<PyCFunctionObject*>(method.get())->m_ml->ml_meth ==
                     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(run_once_method));
+  // The first iteration polls, as the standard library's does (run_once.cpp).
+  PyRef selector = loop_attr(st, self, kSelectorAttr);
+  PyRef uv = selector && selector.get() != Py_None ? selector_attr(st, selector.get(), kUvAttr)
+                                                   : PyRef();
+  if (uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type)) {
+    reinterpret_cast<SelectorObject*>(uv.get())->polled_last = false;
+  }
+  PyErr_Clear();
   while (true) {
     PyRef done = native ? PyRef::steal(run_once(st, self))
                         : PyRef::steal(PyObject_CallNoArgs(method.get()));

@@ -21,10 +21,9 @@ struct SelectorObject {
   // while waits find events at once; a wait that slept turns it off, one
   // that did not sleep turns it back on.
   bool poll_first;
-  // The next wait with a 0 timeout skips its turn (selector_wait): set by a
-  // wait that slept and then found events, which it just polled for.
-  bool skip_poll;
-  bool polled_last;  // run_once's previous iteration waited (run_once.cpp)
+  // run_once's previous iteration waited: a zero-timeout wait is skipped
+  // (run_once.cpp poll); reset when run_forever starts.
+  bool polled_last;
 };
 
 struct LoopState {

@@ -111,17 +111,16 @@ bool drop_cancelled_timers(const LoopState& st, PyObject* loop) {
   return left && PyObject_SetAttr(loop, st.timer_cancelled_count, left.get()) == 0;
 }
 
-// The wait's timeout in seconds; negative: until an event.
-// `busy`: callbacks are ready and the loop is not stopping (the only case
-// where poll() may skip a zero-timeout wait).
+// The wait's timeout in seconds; negative: until an event. `stopping`:
+// the loop is stopping (poll() then never skips the wait).
 bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* due,
-                  double& timeout, bool& busy) {
+                  double& timeout, bool& stopping) {
   Py_ssize_t nready = fast_len(st, ready);
   if (nready < 0) return false;
-  int stopping = truth(st, loop, kStoppingAttr);
-  if (stopping < 0) return false;
+  int stop = truth(st, loop, kStoppingAttr);
+  if (stop < 0) return false;
   timeout = -1;
-  busy = nready > 0 && !stopping;
+  stopping = stop != 0;
   if (nready > 0 || stopping || PyList_GET_SIZE(due) > 0) {
     timeout = 0;
     return true;
@@ -162,12 +161,14 @@ bool dispatch(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* fi
 // The wait on the libuv selector and the dispatch of what it found, natively;
 // the generic path (selector.select, loop._process_events) when the loop's
 // selector or _process_events is not ours, or signal handlers are set.
-// A zero-timeout wait while callbacks are ready (`busy`) right after the
-// previous iteration's wait is skipped, as uvloop runs ready callbacks and
-// then polls once: a wake-up of a task by I/O would otherwise cost an
-// epoll_wait that finds nothing (2 of 4 per stream echo round trip). I/O is
-// still polled at least every other iteration, and always when stopping.
-bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout, bool busy) {
+// The one rule for skipping a wait: a zero-timeout wait (callbacks or due
+// timers are ready) right after the previous iteration's wait is skipped,
+// as uvloop runs what its I/O callbacks made ready in the same libuv turn:
+// a task woken by I/O (a stream's read, an Erlang reply) would otherwise
+// cost an epoll_wait that finds nothing (2 of 4 per stream echo round
+// trip). I/O is still polled at least every other iteration, always when
+// stopping, and in the first iteration of run_forever (run_forever_loop).
+bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout, bool stopping) {
   PyRef selector = loop_attr(st, loop, kSelectorAttr);
   if (!selector) return false;
   PyRef uv = selector_attr(st, selector.get(), kUvAttr);
@@ -192,13 +193,11 @@ bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout, 
                                                : "the selector is closed");
     return false;
   }
-  if (busy && s->polled_last) {
+  if (timeout == 0 && !stopping && s->polled_last) {
     s->polled_last = false;
     return true;
   }
-  // selector_wait skips a zero-timeout turn right after a wait that slept
-  // (skip_poll): that iteration did not poll either.
-  s->polled_last = !(timeout == 0 && s->skip_poll);
+  s->polled_last = true;
   if (!selector_wait(s, timeout)) return false;
   if (s->sel->ready_list().empty()) return true;
   std::vector<std::pair<int, int>> found = s->sel->ready_list();
@@ -379,9 +378,9 @@ PyObject* run_once(const LoopState& st, PyObject* loop) {
   PyRef ready = loop_attr(st, loop, kReadyAttr);
   PyRef due = ready ? due_list(st, loop) : PyRef();
   double timeout;
-  bool busy;
-  if (!ready || !due || !wait_timeout(st, loop, ready.get(), due.get(), timeout, busy) ||
-      !poll(st, loop, ready.get(), timeout, busy) ||
+  bool stopping;
+  if (!ready || !due || !wait_timeout(st, loop, ready.get(), due.get(), timeout, stopping) ||
+      !poll(st, loop, ready.get(), timeout, stopping) ||
       !move_due_timers(st, loop, ready.get(), due.get()) ||
       !run_ready(st, ready.get())) {
     return nullptr;
