@@ -47,9 +47,10 @@ PyRef ready_popleft(const LoopState& st, PyObject* ready) {
 }
 
 bool init_loop_attrs(LoopState& st) {
-  PyObject* loop_names[] = {st.ready,    st.scheduled,  st.stopping,
-                            st.debug,    st.closed,     st.selector,
-                            st.due_timers, st.timer_cancelled_count, st.clock_resolution};
+  PyObject* loop_names[] = {
+      st.ready,           st.scheduled, st.stopping,   st.debug,
+      st.closed,          st.selector,  st.due_timers, st.timer_cancelled_count,
+      st.clock_resolution};
   static_assert(std::size(loop_names) == sizeof(LoopState::loop_attr_names) / sizeof(PyObject*));
   for (size_t i = 0; i < std::size(loop_names); ++i) {
     st.loop_attr_names[i] = loop_names[i];

@@ -278,15 +278,15 @@ PyObject* run_forever_loop(PyObject* self, PyTypeObject* cls, PyObject* const*, 
                     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(run_once_method));
   // The first iteration polls, as the standard library's does (run_once.cpp).
   PyRef selector = loop_attr(st, self, kSelectorAttr);
-  PyRef uv = selector && selector.get() != Py_None ? selector_attr(st, selector.get(), kUvAttr)
-                                                   : PyRef();
+  PyRef uv =
+      selector && selector.get() != Py_None ? selector_attr(st, selector.get(), kUvAttr) : PyRef();
   if (uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type)) {
     reinterpret_cast<SelectorObject*>(uv.get())->polled_last = false;
   }
   PyErr_Clear();
   while (true) {
-    PyRef done = native ? PyRef::steal(run_once(st, self))
-                        : PyRef::steal(PyObject_CallNoArgs(method.get()));
+    PyRef done =
+        native ? PyRef::steal(run_once(st, self)) : PyRef::steal(PyObject_CallNoArgs(method.get()));
     if (!done || PyErr_CheckSignals() < 0) return nullptr;
     PyRef stopping = loop_attr(st, self, kStoppingAttr);
     int stop = stopping ? PyObject_IsTrue(stopping.get()) : -1;

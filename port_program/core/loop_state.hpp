@@ -44,7 +44,8 @@ struct LoopState {
   PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,
       *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
-      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup, *due_timers, *run_once_name;
+      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup, *due_timers,
+      *run_once_name;
   TimerHeap timers;             // on a loop's _scheduled
   Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
   // The slots a new Handle/TimerHandle gets, in make_handle's order; all

@@ -329,8 +329,8 @@ bool run_handle(const LoopState& st, PyObject* h) {
   PyRef result;
   if (PyContext_Enter(ctx.get()) == 0) {
     result = PyRef::steal(PyObject_Vectorcall(callback.get(), &PyTuple_GET_ITEM(args.get(), 0),
-                                                static_cast<size_t>(PyTuple_GET_SIZE(args.get())),
-                                                nullptr));
+                                              static_cast<size_t>(PyTuple_GET_SIZE(args.get())),
+                                              nullptr));
     PyObject *type_, *value, *tb;
     PyErr_Fetch(&type_, &value, &tb);
     if (PyContext_Exit(ctx.get()) < 0) PyErr_Clear();
@@ -381,8 +381,7 @@ PyObject* run_once(const LoopState& st, PyObject* loop) {
   bool stopping;
   if (!ready || !due || !wait_timeout(st, loop, ready.get(), due.get(), timeout, stopping) ||
       !poll(st, loop, ready.get(), timeout, stopping) ||
-      !move_due_timers(st, loop, ready.get(), due.get()) ||
-      !run_ready(st, ready.get())) {
+      !move_due_timers(st, loop, ready.get(), due.get()) || !run_ready(st, ready.get())) {
     return nullptr;
   }
   Py_RETURN_NONE;

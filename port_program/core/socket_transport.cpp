@@ -296,9 +296,10 @@ PyObject* write(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t
   int lost = attr_truth(cls, self, kConnLost);
   if (lost < 0) return nullptr;
   PyRef pending = attr(cls, self, kBuffer);
-  Py_ssize_t npending = !pending                               ? -1
-                       : PyByteArray_CheckExact(pending.get()) ? PyByteArray_GET_SIZE(pending.get())
-                                                               : PyObject_Length(pending.get());
+  Py_ssize_t npending = !pending ? -1
+                        : PyByteArray_CheckExact(pending.get())
+                            ? PyByteArray_GET_SIZE(pending.get())
+                            : PyObject_Length(pending.get());
   if (npending < 0) return nullptr;
   Bytes bytes;
   if (lost || npending > 0 || !bytes.open(data)) {
