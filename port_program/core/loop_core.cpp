@@ -57,14 +57,14 @@ PyObject* base(PyObject* method, PyObject* self, PyObject* const* args, size_t n
 // 1: use the standard library's method (debug mode); 0: native; -1: error
 // (the loop is closed).
 int check_loop(const LoopState& st, PyObject* self) {
-  PyRef closed = PyRef::steal(PyObject_GetAttr(self, st.closed));
+  PyRef closed = loop_attr(st, self, kClosedAttr);
   int c = closed ? PyObject_IsTrue(closed.get()) : -1;
   if (c < 0) return -1;
   if (c) {
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     return -1;
   }
-  PyRef debug = PyRef::steal(PyObject_GetAttr(self, st.debug));
+  PyRef debug = loop_attr(st, self, kDebugAttr);
   return debug ? PyObject_IsTrue(debug.get()) : -1;
 }
 
@@ -115,10 +115,8 @@ PyRef make_handle(const LoopState& st, PyObject* type, PyObject* self, const Cal
 PyRef queue_handle(const LoopState& st, PyObject* self, const CallArgs& a) {
   PyRef h = make_handle(st, st.handle_type, self, a, nullptr);
   if (!h) return {};
-  PyRef ready = PyRef::steal(PyObject_GetAttr(self, st.ready));
-  if (!ready || !PyRef::steal(PyObject_CallMethodOneArg(ready.get(), st.append, h.get()))) {
-    return {};
-  }
+  PyRef ready = loop_attr(st, self, kReadyAttr);
+  if (!ready || !ready_append(st, ready.get(), h.get())) return {};
   return h;
 }
 
@@ -135,10 +133,10 @@ PyObject* call_soon(PyObject* self, PyTypeObject* cls, PyObject* const* args, si
 
 // Ends the loop's wait (the selector's uv_async); any thread.
 bool write_to_self(const LoopState& st, PyObject* self) {
-  PyRef selector = PyRef::steal(PyObject_GetAttr(self, st.selector));
+  PyRef selector = loop_attr(st, self, kSelectorAttr);
   if (!selector) return false;
   if (selector.get() == Py_None) return true;  // closed
-  PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
+  PyRef uv = selector_attr(st, selector.get(), kUvAttr);
   if (uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type)) {
     auto* s = reinterpret_cast<SelectorObject*>(uv.get());
     if (s->sel) s->sel->wakeup();  // the GIL orders this against close()
@@ -171,7 +169,7 @@ PyObject* write_to_self_method(PyObject* self, PyTypeObject* cls, PyObject* cons
 PyObject* schedule(const LoopState& st, PyObject* self, PyObject* when, const CallArgs& a) {
   PyRef timer = make_handle(st, st.timer_handle_type, self, a, when);
   if (!timer) return nullptr;
-  PyRef scheduled = PyRef::steal(PyObject_GetAttr(self, st.scheduled));
+  PyRef scheduled = loop_attr(st, self, kScheduledAttr);
   if (!scheduled || !st.timers.push(scheduled.get(), timer.get())) return nullptr;
   if (st.handle_offsets_known) {
     Py_SETREF(*slot_ptr(timer.get(), st.handle_offsets[kSched]), Py_NewRef(Py_True));
@@ -196,7 +194,7 @@ int not_positive(PyObject* delay) {
 // loop_state.hpp); null without an error set when the loop has none.
 PyRef schedule_due(const LoopState& st, PyObject* self, PyObject* when, const CallArgs& a) {
   if (!st.handle_offsets_known) return {};
-  PyRef due = PyRef::steal(PyObject_GetAttr(self, st.due_timers));
+  PyRef due = loop_attr(st, self, kDueTimersAttr);
   if (!due || !PyList_CheckExact(due.get())) {
     PyErr_Clear();
     return {};
@@ -261,6 +259,42 @@ PyObject* run_once_method(PyObject* self, PyTypeObject* cls, PyObject* const*, s
   return run_once(state_of(cls), self);
 }
 
+// run_forever's `while True: self._run_once(); if self._stopping: break`,
+// natively. self._run_once is looked up once per call: when it is this
+// class's, run_once.cpp is called directly, else what it is (test_asyncio
+// counts iterations by setting an instance's _run_once before running it).
+// Signals are checked each turn, as the eval loop does between iterations.
+PyObject* run_forever_loop(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
+                           PyObject* kwnames) {
+  if (PyVectorcall_NARGS(nargsf) != 0 || kwnames) {
+    PyErr_SetString(PyExc_TypeError, "_run_forever_loop() takes no arguments");
+    return nullptr;
+  }
+  const LoopState& st = state_of(cls);
+  PyRef method = PyRef::steal(PyObject_GetAttr(self, st.run_once_name));
+  if (!method) return nullptr;
+  bool native = PyCFunction_Check(method.get()) && PyCFunction_GET_SELF(method.get()) == self &&
+                reinterpret_cast<PyCFunctionObject*>(method.get())->m_ml->ml_meth ==
+                    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(run_once_method));
+  // The first iteration polls, as the standard library's does (run_once.cpp).
+  PyRef selector = loop_attr(st, self, kSelectorAttr);
+  PyRef uv =
+      selector && selector.get() != Py_None ? selector_attr(st, selector.get(), kUvAttr) : PyRef();
+  if (uv && Py_TYPE(uv.get()) == reinterpret_cast<PyTypeObject*>(st.selector_type)) {
+    reinterpret_cast<SelectorObject*>(uv.get())->polled_last = false;
+  }
+  PyErr_Clear();
+  while (true) {
+    PyRef done =
+        native ? PyRef::steal(run_once(st, self)) : PyRef::steal(PyObject_CallNoArgs(method.get()));
+    if (!done || PyErr_CheckSignals() < 0) return nullptr;
+    PyRef stopping = loop_attr(st, self, kStoppingAttr);
+    int stop = stopping ? PyObject_IsTrue(stopping.get()) : -1;
+    if (stop < 0) return nullptr;
+    if (stop) Py_RETURN_NONE;
+  }
+}
+
 // BaseEventLoop.get_debug: self._debug (asyncio's Future asks at creation).
 PyObject* get_debug(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t nargsf,
                     PyObject* kwnames) {
@@ -268,7 +302,7 @@ PyObject* get_debug(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t 
     PyErr_SetString(PyExc_TypeError, "get_debug() takes no arguments");
     return nullptr;
   }
-  return PyObject_GetAttr(self, state_of(cls).debug);
+  return loop_attr(state_of(cls), self, kDebugAttr).release();
 }
 
 // BaseEventLoop.create_future: asyncio.futures.Future(loop=self).
@@ -301,6 +335,8 @@ PyMethodDef kMethods[] = {
     {"call_later", method(call_later), kFlags, "BaseEventLoop.call_later, natively."},
     {"_run_once", method(run_once_method), kFlags, "BaseEventLoop._run_once, natively."},
     {"get_debug", method(get_debug), kFlags, "BaseEventLoop.get_debug, natively."},
+    {"_run_forever_loop", method(run_forever_loop), kFlags,
+     "run_forever's loop: _run_once until _stopping, natively."},
     {"create_future", method(create_future), kFlags, "BaseEventLoop.create_future, natively."},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -26,6 +26,8 @@ PyObject* set_callback_failed(PyObject* module, PyObject* fn) {
 PyMethodDef kMethods[] = {
     {"set_callback_failed", set_callback_failed, METH_O, "set_callback_failed(fn)"},
     {"set_socket_transport", set_socket_transport, METH_O, "set_socket_transport(cls)"},
+    {"set_loop_classes", fastcall(set_loop_classes), METH_FASTCALL,
+     "set_loop_classes(loop_class, selector_class)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -98,10 +100,12 @@ int exec_module(PyObject* module) {
       {&st.write_to_self, "_write_to_self"},
       {&st.wakeup, "wakeup"},
       {&st.due_timers, "_due_timers"},
+      {&st.run_once_name, "_run_once"},
   };
   for (const Name& n : names) {
     if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
   }
+  if (!init_loop_attrs(st)) return -1;
   st.timers = TimerHeap{st.timer_handle_type, st.when, slot_offset(st.timer_handle_type, st.when)};
   st.cancelled_offset = slot_offset(st.handle_type, st.cancelled);
   PyObject* slots[] = {st.context,          st.loop, st.callback, st.args, st.cancelled, st.repr,
@@ -167,9 +171,11 @@ void free_module(void* module) {
       &st.source_traceback,
       &st.write_to_self,
       &st.wakeup,
+      &st.run_once_name,
   };
   for (PyObject** p : all) Py_CLEAR(*p);
   free_transport_names(st);
+  free_loop_attrs(st);
 }
 
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT,

@@ -21,10 +21,9 @@ struct SelectorObject {
   // while waits find events at once; a wait that slept turns it off, one
   // that did not sleep turns it back on.
   bool poll_first;
-  // The next wait with a 0 timeout skips its turn (selector_wait): set by a
-  // wait that slept and then found events, which it just polled for.
-  bool skip_poll;
-  bool polled_last;  // run_once's previous iteration waited (run_once.cpp)
+  // run_once's previous iteration waited: a zero-timeout wait is skipped
+  // (run_once.cpp poll); reset when run_forever starts.
+  bool polled_last;
 };
 
 struct LoopState {
@@ -45,7 +44,8 @@ struct LoopState {
   PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,
       *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
-      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup, *due_timers;
+      *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup, *due_timers,
+      *run_once_name;
   TimerHeap timers;             // on a loop's _scheduled
   Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
   // The slots a new Handle/TimerHandle gets, in make_handle's order; all
@@ -57,9 +57,54 @@ struct LoopState {
   PyObject* transport_names[24];
   PyObject* transport_type;
   Py_ssize_t transport_offsets[24];
+  // ErlangEventLoop and UvSelector (set_loop_classes): the __slots__ the hot
+  // paths read, by offset on an instance of exactly that class (see
+  // loop_attr); the names borrowed from the interned ones above.
+  PyObject* loop_class;
+  PyObject* loop_attr_names[9];
+  Py_ssize_t loop_offsets[9];
+  PyObject* uv_selector_class;
+  PyObject* selector_attr_names[3];
+  Py_ssize_t selector_offsets[3];
+  // collections.deque and its append/popleft descriptors (the _ready queue).
+  PyObject *deque_type, *deque_append, *deque_popleft;
 };
 
 LoopState& loop_state(PyObject* module);
+
+// Indexes into LoopState::loop_offsets and selector_offsets.
+enum LoopAttr {
+  kReadyAttr,
+  kScheduledAttr,
+  kStoppingAttr,
+  kDebugAttr,
+  kClosedAttr,
+  kSelectorAttr,
+  kDueTimersAttr,
+  kCancelledCountAttr,
+  kClockResolutionAttr,
+};
+enum SelectorAttr { kUvAttr, kOnSignalAttr, kFdToKeyAttr };
+
+// loop.<a> (loop_attrs.cpp): the slot's value when loop is exactly the
+// registered ErlangEventLoop, else by name; null with an error set.
+PyRef loop_attr(const LoopState& st, PyObject* loop, LoopAttr a);
+// The same for the loop's UvSelector.
+PyRef selector_attr(const LoopState& st, PyObject* selector, SelectorAttr a);
+// ready.append(h) / ready.popleft(): the deque's methods called directly when
+// `ready` is a deque. append: false with an error set; popleft: null.
+bool ready_append(const LoopState& st, PyObject* ready, PyObject* h);
+PyRef ready_popleft(const LoopState& st, PyObject* ready);
+// len(o) for the loop's deque and lists without a call; -1 with an error set.
+inline Py_ssize_t fast_len(const LoopState& st, PyObject* o) {
+  if (Py_TYPE(o) == reinterpret_cast<PyTypeObject*>(st.deque_type)) return Py_SIZE(o);
+  if (PyList_CheckExact(o)) return PyList_GET_SIZE(o);
+  return PyObject_Size(o);
+}
+// set_loop_classes(loop_class, selector_class) (loop_module.cpp's table).
+PyObject* set_loop_classes(PyObject* module, PyObject* const* args, Py_ssize_t nargs);
+bool init_loop_attrs(LoopState& st);
+void free_loop_attrs(LoopState& st);
 
 // Indexes into LoopState::handle_offsets.
 enum HandleSlot { kContext, kLoop, kCallback, kArgs, kCancelled, kRepr, kSourceTb, kWhen, kSched };

@@ -29,6 +29,15 @@ int truth(PyObject* o, PyObject* name) {
   return v ? PyObject_IsTrue(v.get()) : -1;
 }
 
+// The truth of loop.<a>.
+int truth(const LoopState& st, PyObject* loop, LoopAttr a) {
+  PyRef v = loop_attr(st, loop, a);
+  if (!v) return -1;
+  if (v.get() == Py_False) return 0;
+  if (v.get() == Py_True) return 1;
+  return PyObject_IsTrue(v.get());
+}
+
 // A TimerHandle's when(): its _when slot when it is an exact TimerHandle
 // holding a float.
 bool when_of(const LoopState& st, PyObject* h, double& out) {
@@ -46,8 +55,8 @@ bool when_of(const LoopState& st, PyObject* h, double& out) {
   return !(out == -1.0 && PyErr_Occurred());
 }
 
-bool number(PyObject* o, PyObject* name, double& out) {
-  PyRef v = get(o, name);
+bool number(const LoopState& st, PyObject* loop, LoopAttr a, double& out) {
+  PyRef v = loop_attr(st, loop, a);
   if (!v) return false;
   out = PyFloat_AsDouble(v.get());
   return !(out == -1.0 && PyErr_Occurred());
@@ -58,7 +67,7 @@ bool now(const LoopState& st, PyObject* loop, double& out) {
 }
 
 bool append(const LoopState& st, PyObject* ready, PyObject* handle) {
-  return PyRef::steal(PyObject_CallMethodOneArg(ready, st.append, handle)).operator bool();
+  return ready_append(st, ready, handle);
 }
 
 // Pops the heap's head and marks it unscheduled; the handle, or null.
@@ -77,12 +86,12 @@ PyRef pop_timer(const LoopState& st, PyObject* heap) {
 // Drops cancelled timers: all at once when they are many (a Python method of
 // the loop, as rare as in the standard library), else from the heap's head.
 bool drop_cancelled_timers(const LoopState& st, PyObject* loop) {
-  PyRef scheduled = get(loop, st.scheduled);
-  PyRef count_obj = get(loop, st.timer_cancelled_count);
+  PyRef scheduled = loop_attr(st, loop, kScheduledAttr);
+  PyRef count_obj = loop_attr(st, loop, kCancelledCountAttr);
   if (!scheduled || !count_obj) return false;
   long count = PyLong_AsLong(count_obj.get());
   if (count == -1 && PyErr_Occurred()) return false;
-  Py_ssize_t n = PyObject_Size(scheduled.get());
+  Py_ssize_t n = fast_len(st, scheduled.get());
   if (n < 0) return false;
   if (n > kMinScheduledTimerHandles &&
       static_cast<double>(count) / static_cast<double>(n) > kMinCancelledTimerHandlesFraction) {
@@ -102,22 +111,21 @@ bool drop_cancelled_timers(const LoopState& st, PyObject* loop) {
   return left && PyObject_SetAttr(loop, st.timer_cancelled_count, left.get()) == 0;
 }
 
-// The wait's timeout in seconds; negative: until an event.
-// `busy`: callbacks are ready and the loop is not stopping (the only case
-// where poll() may skip a zero-timeout wait).
+// The wait's timeout in seconds; negative: until an event. `stopping`:
+// the loop is stopping (poll() then never skips the wait).
 bool wait_timeout(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* due,
-                  double& timeout, bool& busy) {
-  Py_ssize_t nready = PyObject_Size(ready);
+                  double& timeout, bool& stopping) {
+  Py_ssize_t nready = fast_len(st, ready);
   if (nready < 0) return false;
-  int stopping = truth(loop, st.stopping);
-  if (stopping < 0) return false;
+  int stop = truth(st, loop, kStoppingAttr);
+  if (stop < 0) return false;
   timeout = -1;
-  busy = nready > 0 && !stopping;
+  stopping = stop != 0;
   if (nready > 0 || stopping || PyList_GET_SIZE(due) > 0) {
     timeout = 0;
     return true;
   }
-  PyRef scheduled = get(loop, st.scheduled);
+  PyRef scheduled = loop_attr(st, loop, kScheduledAttr);
   if (!scheduled) return false;
   if (!PyList_Check(scheduled.get()) || PyList_GET_SIZE(scheduled.get()) == 0) return true;
   PyRef head = PyRef::borrow(PyList_GET_ITEM(scheduled.get(), 0));
@@ -153,16 +161,18 @@ bool dispatch(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* fi
 // The wait on the libuv selector and the dispatch of what it found, natively;
 // the generic path (selector.select, loop._process_events) when the loop's
 // selector or _process_events is not ours, or signal handlers are set.
-// A zero-timeout wait while callbacks are ready (`busy`) right after the
-// previous iteration's wait is skipped, as uvloop runs ready callbacks and
-// then polls once: a wake-up of a task by I/O would otherwise cost an
-// epoll_wait that finds nothing (2 of 4 per stream echo round trip). I/O is
-// still polled at least every other iteration, and always when stopping.
-bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout, bool busy) {
-  PyRef selector = get(loop, st.selector);
+// The one rule for skipping a wait: a zero-timeout wait (callbacks or due
+// timers are ready) right after the previous iteration's wait is skipped,
+// as uvloop runs what its I/O callbacks made ready in the same libuv turn:
+// a task woken by I/O (a stream's read, an Erlang reply) would otherwise
+// cost an epoll_wait that finds nothing (2 of 4 per stream echo round
+// trip). I/O is still polled at least every other iteration, always when
+// stopping, and in the first iteration of run_forever (run_forever_loop).
+bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout, bool stopping) {
+  PyRef selector = loop_attr(st, loop, kSelectorAttr);
   if (!selector) return false;
-  PyRef uv = PyRef::steal(PyObject_GetAttr(selector.get(), st.uv));
-  PyRef on_signal = uv ? get(selector.get(), st.on_signal) : PyRef();
+  PyRef uv = selector_attr(st, selector.get(), kUvAttr);
+  PyRef on_signal = uv ? selector_attr(st, selector.get(), kOnSignalAttr) : PyRef();
   if (!uv || !on_signal) PyErr_Clear();
   // The class's _process_events (borrowed; an instance attribute would be odd).
   PyObject* process = _PyType_Lookup(Py_TYPE(loop), st.process_events);
@@ -183,17 +193,15 @@ bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout, 
                                                : "the selector is closed");
     return false;
   }
-  if (busy && s->polled_last) {
+  if (timeout == 0 && !stopping && s->polled_last) {
     s->polled_last = false;
     return true;
   }
-  // selector_wait skips a zero-timeout turn right after a wait that slept
-  // (skip_poll): that iteration did not poll either.
-  s->polled_last = !(timeout == 0 && s->skip_poll);
+  s->polled_last = true;
   if (!selector_wait(s, timeout)) return false;
   if (s->sel->ready_list().empty()) return true;
   std::vector<std::pair<int, int>> found = s->sel->ready_list();
-  PyRef fd_to_key = get(selector.get(), st.fd_to_key);
+  PyRef fd_to_key = selector_attr(st, selector.get(), kFdToKeyAttr);
   if (!fd_to_key) return false;
   for (auto [fd, events] : found) {
     PyRef fd_obj = PyRef::steal(PyLong_FromLong(fd));
@@ -230,7 +238,7 @@ bool poll(const LoopState& st, PyObject* loop, PyObject* ready, double timeout, 
 // The due heap timers and the loop's due list (all due: they were due when
 // made) to _ready, merged by their `when` as popping one heap would.
 bool move_due_timers(const LoopState& st, PyObject* loop, PyObject* ready, PyObject* due) {
-  PyRef scheduled = get(loop, st.scheduled);
+  PyRef scheduled = loop_attr(st, loop, kScheduledAttr);
   if (!scheduled) return false;
   bool heap = PyList_Check(scheduled.get()) && PyList_GET_SIZE(scheduled.get()) > 0;
   Py_ssize_t ndue = PyList_GET_SIZE(due);
@@ -238,7 +246,7 @@ bool move_due_timers(const LoopState& st, PyObject* loop, PyObject* ready, PyObj
   double end_time = 0;
   if (heap) {
     double t, resolution;
-    if (!now(st, loop, t) || !number(loop, st.clock_resolution, resolution)) return false;
+    if (!now(st, loop, t) || !number(st, loop, kClockResolutionAttr, resolution)) return false;
     end_time = t + resolution;
   }
   Py_ssize_t next = 0;  // into due
@@ -270,7 +278,7 @@ bool move_due_timers(const LoopState& st, PyObject* loop, PyObject* ready, PyObj
 // The loop's due list (a new list when it has none, e.g. a subclass that
 // replaced __init__), or null with an error set.
 PyRef due_list(const LoopState& st, PyObject* loop) {
-  PyRef due = get(loop, st.due_timers);
+  PyRef due = loop_attr(st, loop, kDueTimersAttr);
   if (due && PyList_CheckExact(due.get())) return due;
   if (!due && !PyErr_ExceptionMatches(PyExc_AttributeError)) return {};
   PyErr_Clear();
@@ -320,7 +328,9 @@ bool run_handle(const LoopState& st, PyObject* h) {
   }
   PyRef result;
   if (PyContext_Enter(ctx.get()) == 0) {
-    result = PyRef::steal(PyObject_Call(callback.get(), args.get(), nullptr));
+    result = PyRef::steal(PyObject_Vectorcall(callback.get(), &PyTuple_GET_ITEM(args.get(), 0),
+                                              static_cast<size_t>(PyTuple_GET_SIZE(args.get())),
+                                              nullptr));
     PyObject *type_, *value, *tb;
     PyErr_Fetch(&type_, &value, &tb);
     if (PyContext_Exit(ctx.get()) < 0) PyErr_Clear();
@@ -343,10 +353,10 @@ bool run_handle(const LoopState& st, PyObject* h) {
 }
 
 bool run_ready(const LoopState& st, PyObject* ready) {
-  Py_ssize_t ntodo = PyObject_Size(ready);
+  Py_ssize_t ntodo = fast_len(st, ready);
   if (ntodo < 0) return false;
   for (Py_ssize_t i = 0; i < ntodo; ++i) {
-    PyRef h = PyRef::steal(PyObject_CallMethodNoArgs(ready, st.popleft));
+    PyRef h = ready_popleft(st, ready);
     if (!h) return false;
     int c = is_cancelled(st, h.get());
     if (c < 0) return false;
@@ -358,21 +368,20 @@ bool run_ready(const LoopState& st, PyObject* ready) {
 }  // namespace
 
 PyObject* run_once(const LoopState& st, PyObject* loop) {
-  int debug = truth(loop, st.debug);
+  int debug = truth(st, loop, kDebugAttr);
   if (debug < 0) return nullptr;
   if (debug) {
     if (!due_to_heap(st, loop)) return nullptr;
     return PyObject_CallOneArg(st.base_run_once, loop);
   }
   if (!drop_cancelled_timers(st, loop)) return nullptr;
-  PyRef ready = get(loop, st.ready);
+  PyRef ready = loop_attr(st, loop, kReadyAttr);
   PyRef due = ready ? due_list(st, loop) : PyRef();
   double timeout;
-  bool busy;
-  if (!ready || !due || !wait_timeout(st, loop, ready.get(), due.get(), timeout, busy) ||
-      !poll(st, loop, ready.get(), timeout, busy) ||
-      !move_due_timers(st, loop, ready.get(), due.get()) ||
-      !run_ready(st, ready.get())) {
+  bool stopping;
+  if (!ready || !due || !wait_timeout(st, loop, ready.get(), due.get(), timeout, stopping) ||
+      !poll(st, loop, ready.get(), timeout, stopping) ||
+      !move_due_timers(st, loop, ready.get(), due.get()) || !run_ready(st, ready.get())) {
     return nullptr;
   }
   Py_RETURN_NONE;

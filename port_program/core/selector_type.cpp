@@ -33,7 +33,6 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   new (&s->sel) std::unique_ptr<UvSelector>();
   s->selecting = false;
   s->poll_first = true;
-  s->skip_poll = false;
   s->polled_last = false;
   if (int rc = take_selector(s->sel); rc < 0) return uv_error(rc);
   return self.release();
@@ -181,18 +180,9 @@ bool selector_wait(SelectorObject* s, double timeout) {
   // waits sleep (a loop waiting for replies), that first turn is one system
   // call too many, and is skipped until a wait finds events at once again.
   if (timeout_ms == 0) {
-    // Right after a wait that slept until events came (a loop woken by a
-    // reply runs what it woke), one more poll finds nothing: skipped, once,
-    // as uvloop runs what an I/O callback made ready in the same turn.
-    if (s->skip_poll) {
-      s->skip_poll = false;
-      s->sel->clear_ready();
-      return true;
-    }
     s->sel->poll_now();
     return true;
   }
-  s->skip_poll = false;
   if (s->poll_first && s->sel->poll_now()) return true;
   int rc;
   s->selecting = true;
@@ -202,7 +192,6 @@ bool selector_wait(SelectorObject* s, double timeout) {
     rc = s->sel->select(timeout_ms);
   }
   s->poll_first = uv_hrtime() - start < kSleptNs;
-  s->skip_poll = !s->poll_first && rc == 0 && !s->sel->ready_list().empty();
   s->selecting = false;
   if (rc < 0) {
     uv_error(rc);

@@ -168,7 +168,7 @@ PyObject* read_data(PyObject* self, PyTypeObject* cls, PyObject* const*, size_t 
     PyErr_Clear();
     return PyObject_CallMethodNoArgs(self, name(cls, kBaseReadData));
   }
-  PyRef max_size = get(self, name(cls, kMaxSize));
+  PyRef max_size = attr(cls, self, kMaxSize);
   if (!max_size) return nullptr;
   Py_ssize_t size = PyLong_AsSsize_t(max_size.get());
   if (size == -1 && PyErr_Occurred()) return nullptr;
@@ -296,7 +296,10 @@ PyObject* write(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t
   int lost = attr_truth(cls, self, kConnLost);
   if (lost < 0) return nullptr;
   PyRef pending = attr(cls, self, kBuffer);
-  Py_ssize_t npending = pending ? PyObject_Length(pending.get()) : -1;
+  Py_ssize_t npending = !pending ? -1
+                        : PyByteArray_CheckExact(pending.get())
+                            ? PyByteArray_GET_SIZE(pending.get())
+                            : PyObject_Length(pending.get());
   if (npending < 0) return nullptr;
   Bytes bytes;
   if (lost || npending > 0 || !bytes.open(data)) {

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import heapq
 import os
+import sys
 import threading
 import warnings
 from asyncio import coroutines, events, format_helpers, unix_events
@@ -50,6 +51,11 @@ __all__ = ["ErlangEventLoop"]
 class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore[name-defined,misc]
     """An asyncio event loop whose I/O, timers' waits and wake-ups are libuv's."""
 
+    # BaseEventLoop's attributes that the native run_once and call_soon read
+    # every time: slots, read at their offsets (core/loop_attrs.cpp).
+    __slots__ = ("_ready", "_scheduled", "_stopping", "_debug", "_closed", "_selector",
+                 "_due_timers", "_timer_cancelled_count", "_clock_resolution")
+
     def __init__(self) -> None:
         if _erlang_loop is None:
             self._closed = True  # nothing for __del__ to close
@@ -74,6 +80,26 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
 
     # -- one iteration -------------------------------------------------
     # _run_once, call_soon, call_at and call_later are LoopCore's (native).
+
+    def run_forever(self) -> None:
+        """BaseEventLoop.run_forever (3.11), its ``while`` loop native
+        (LoopCore._run_forever_loop): no Python frame turn per iteration."""
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            events._set_running_loop(self)
+            self._run_forever_loop()
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
 
     def _purge_cancelled_timers(self) -> None:
         """Many cancelled timers: dropped all at once (as BaseEventLoop._run_once)."""
@@ -240,3 +266,4 @@ def _callback_failed(handle: events.Handle, exc: BaseException) -> None:
 
 if _erlang_loop is not None:
     _erlang_loop.set_callback_failed(_callback_failed)
+    _erlang_loop.set_loop_classes(ErlangEventLoop, UvSelector)

@@ -22,6 +22,9 @@ _EVENTS = selectors.EVENT_READ | selectors.EVENT_WRITE
 class UvSelector(selectors._BaseSelectorImpl):  # type: ignore[name-defined,misc]
     """Readiness from libuv; registration bookkeeping as the stdlib's selectors."""
 
+    # Read by the native run_once at their offsets (core/loop_attrs.cpp).
+    __slots__ = ("_uv", "on_signal", "_fd_to_key")
+
     def __init__(self) -> None:
         if _erlang_loop is None:
             raise RuntimeError("UvSelector needs the erlang_python port program")

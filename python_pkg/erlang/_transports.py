@@ -51,7 +51,7 @@ class ErlangSocketTransport(_SocketTransportCore, _SocketTransport):  # type: ig
     The attributes those methods read are slots, which they read directly."""
 
     __slots__ = ("_conn_lost", "_sock_fd", "_read_buffer_data", "_protocol", "_read_ready_cb",
-                 "_eof", "_empty_waiter", "_buffer")
+                 "_eof", "_empty_waiter", "_buffer", "max_size")
 
     # The standard library's methods, for what the native ones hand back.
     _base_write = _SocketTransport.write
@@ -60,6 +60,7 @@ class ErlangSocketTransport(_SocketTransportCore, _SocketTransport):  # type: ig
     def __init__(self, loop: Any, sock: Any, protocol: Any, waiter: Any = None,
                  extra: Any = None, server: Any = None) -> None:
         self._read_buffer_data = loop._read_buffer.data
+        self.max_size = _SocketTransport.max_size  # the class attribute, as a slot
         super().__init__(loop, sock, protocol, waiter, extra, server)
 
     def _write_rest(self, data: Any, sent: int) -> None:

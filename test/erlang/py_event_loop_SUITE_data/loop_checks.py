@@ -663,22 +663,45 @@ def pending_wakeup_ends_a_wait():
 
 
 def turn_after_a_sleep():
-    """After a wait that slept until an event, the next 0-timeout wait skips
-    its poll once, reporting nothing (never the previous wait's events again);
-    create_future and get_debug, native, keep their contract."""
+    """run_once's one rule for skipping a wait: a zero-timeout wait right
+    after the previous iteration's wait is skipped, once, unless the loop is
+    stopping; run_forever's first iteration polls; the selector's select()
+    itself never skips. create_future and get_debug, native, keep their
+    contract."""
     a, b = socket.socketpair()
     loop = erlang.new_event_loop()
-    uv = loop._selector._uv
-    uv.watch(a.fileno(), 1)
+    reads: list[int] = []
+
+    def on_read() -> None:  # leaves the byte unread: `a` stays readable
+        reads.append(1)
+        loop.call_soon(lambda: None)  # the next iteration has a callback ready
+
+    loop.add_reader(a.fileno(), on_read)
     sender = threading.Timer(0.05, b.send, (b"x",))
     sender.start()
-    first = uv.select(None)  # sleeps until `a` is readable
-    second = uv.select(0)  # skipped: nothing
-    third = uv.select(0)  # polled: `a` is still readable
+    loop._run_once()  # sleeps until `a` is readable, runs on_read
+    counts = [len(reads)]
+    loop._run_once()  # a callback is ready, the last iteration waited: no poll
+    counts.append(len(reads))
+    loop.call_soon(lambda: None)
+    loop._run_once()  # the last iteration did not wait: polls
+    counts.append(len(reads))
+    loop.stop()
+    loop._run_once()  # right after a wait, but stopping: polls
+    counts.append(len(reads))
+    loop._stopping = False
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # the first iteration polls
+    counts.append(len(reads))
     sender.join()
+    loop.remove_reader(a.fileno())
+    uv = loop._selector._uv
+    uv.watch(a.fileno(), 1)
+    first = uv.select(None)
+    again = uv.select(0)  # select() does not skip
     uv.watch(a.fileno(), 0)
     fut = loop.create_future()
-    out = [first == [(a.fileno(), 1)], second == [], third == [(a.fileno(), 1)],
+    out = [counts == [1, 1, 2, 3, 4], first == again == [(a.fileno(), 1)],
            type(fut) is asyncio.Future and fut.get_loop() is loop,
            loop.get_debug() is False]
     loop.set_debug(True)
