@@ -284,7 +284,7 @@ bench-async: all
 	erl -noshell -pa ebin _build/bench -eval 'py_async_bench:main(["$(CURDIR)/$(BUILD)/bench/bench_echo_port"]).'
 
 format:
-	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp driver/*.cpp driver/*.hpp test/cpp/*.cpp bench/*.cpp
+	clang-format -i port_program/*.cpp port_program/*/*.cpp port_program/*/*.hpp driver/*.cpp driver/*.hpp test/cpp/*.cpp test/cpp/*.hpp bench/*.cpp
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) ebin _build priv/erlang_python_port priv/python
