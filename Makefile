@@ -15,7 +15,7 @@ ERL_BEAMS := $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 TEST_ERL_SOURCES := $(wildcard test/erlang/*.erl)
 CT_LOGDIR := _build/ct_logs
 
-.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan test-ct-driver demo bench bench-driver bench-async fuzz clean format \
+.PHONY: all deps cpp port priv-python erlang test test-elixir test-release test-cpp test-eunit test-ct test-python test-asan test-ct-driver asan-port demo bench bench-driver bench-async fuzz clean format \
   test-asyncio test-asyncio-quick bench-loop \
   fuzz-corpus stress soak check dialyzer check-threads clean format FORCE
 
@@ -103,7 +103,16 @@ _build/test/%.beam: test/erlang/%.erl
 	@mkdir -p _build/test
 	erlc +debug_info -I erlang_src -I /usr/lib/erlang/lib/proper-*/include -pa ebin -o _build/test $<
 
-test: all test-cpp test-python test-eunit test-ct test-ct-driver test-asan test-asyncio-quick test-elixir test-release
+# Phases side by side where the CPU allows (2 cores): a CT pass keeps about
+# half of one core busy (the port program's pass: 156 s of CPU in 273 s).
+# The port program's pass (with the fault storms' latency bounds) beside the
+# ASan build on one compile job; the driver's pass beside the ASan pass's CT;
+# test_asyncio's quick subset (14 s of CPU in 32 s) beside the releases.
+# Each one's output is shown when it ends.
+test: all test-cpp test-python test-eunit test-elixir
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target test-ct asan-port ASAN_JOBS=1
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target test-ct-driver test-asan
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target test-asyncio-quick test-release
 	@echo "make test: every suite passed"
 
 test-cpp: cpp
@@ -124,9 +133,11 @@ test-ct: all
 
 # The Erlang suites once more, every pool on the linked-in driver (see
 # test/erlang/py_backend_cth.erl for what is skipped there, and why).
+# Its logs go to a directory of their own: CT's index of a log directory is not
+# safe against two runs ending at once (`make test' runs it beside test-asan).
 test-ct-driver: all _build/test/py_backend_cth.beam
-	@mkdir -p $(CT_LOGDIR)
-	EP_BACKEND=driver ct_run -noshell -sname ct_drv_$$$$ -dir test/erlang -logdir $(CT_LOGDIR) \
+	@mkdir -p $(CT_LOGDIR)/driver
+	EP_BACKEND=driver ct_run -noshell -sname ct_drv_$$$$ -dir test/erlang -logdir $(CT_LOGDIR)/driver \
 	  -pa $(CURDIR)/ebin $(CURDIR)/_build/test -include $(CURDIR)/erlang_src -label driver \
 	  -ct_hooks py_backend_cth [] $(CT_ARGS)
 
@@ -140,9 +151,12 @@ ASAN_SUITES := py_api py_callback py_channel py_nested py_hostile py_failure py_
   py_event_loop_api py_stream py_namespace py_compat py_schedule py_socket_transport py_state \
   py_module py_logging
 ASAN_CT_ARGS ?= $(if $(CT_ARGS),$(CT_ARGS),-suite $(foreach s,$(ASAN_SUITES),test/erlang/$(s)_SUITE))
-test-asan: all
+ASAN_JOBS ?= $(JOBS)
+asan-port: deps
 	@$(call configure,$(ASAN_BUILD),-DEP_SANITIZE=ON -DEP_TESTS=OFF -DEP_PRIV_DIR=$(CURDIR)/$(ASAN_BUILD)/priv)
-	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target erlang_python_port
+	@cmake --build $(ASAN_BUILD) -j $(ASAN_JOBS) --target erlang_python_port
+
+test-asan: all asan-port
 	@mkdir -p $(CT_LOGDIR)
 	EP_PORT_PROGRAM=$(CURDIR)/$(ASAN_BUILD)/priv/erlang_python_port ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  ct_run -noshell -sname ct_asan_$$$$ -logdir $(CT_LOGDIR) -pa $(CURDIR)/ebin -include $(CURDIR)/erlang_src -label asan $(ASAN_CT_ARGS)
