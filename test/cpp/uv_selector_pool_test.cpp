@@ -1,26 +1,15 @@
 // Reusing ErlangEventLoop selectors (core/uv_selector_pool) and the
 // non-blocking first turn of a wait (UvSelector::poll_now), without Python.
 #include "core/uv_selector_pool.hpp"
+#include "test_pipe.hpp"
 
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
 
-namespace {
-
-struct Pipe {
-  int fds[2] = {-1, -1};
-  Pipe() { REQUIRE(pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0); }
-  ~Pipe() {
-    close(fds[0]);
-    close(fds[1]);
-  }
-};
-
-}  // namespace
+using ep_test::Pipe;
 
 TEST_CASE("uv_selector: poll_now reports readiness and wake-ups without waiting") {
   ep::UvSelector sel;

@@ -1,8 +1,8 @@
 // The libuv selector of ErlangEventLoop (core/uv_selector), without Python.
 #include "core/uv_selector.hpp"
+#include "test_pipe.hpp"
 
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,18 +11,7 @@
 #include <thread>
 #include <vector>
 
-namespace {
-
-struct Pipe {
-  int fds[2] = {-1, -1};
-  Pipe() { REQUIRE(pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0); }
-  ~Pipe() {
-    close(fds[0]);
-    close(fds[1]);
-  }
-};
-
-}  // namespace
+using ep_test::Pipe;
 
 TEST_CASE("uv_selector: readiness of a watched fd, and only of it") {
   ep::UvSelector sel;

@@ -22,6 +22,9 @@
          pending_wakeup_ends_a_wait/1, turn_after_a_sleep/1,
          idle_loop_uses_no_cpu/1]).
 
+-define(IDLE_POOL, idle_cpu).
+-define(IDLE_MS, 10000).
+
 all() ->
     [names_are_real, usage_patterns_on_a_context, seed_patterns_verbatim_in_exec,
      called_coroutine_runs_on_erlang_loop, usage_patterns_on_python_threads,
@@ -37,11 +40,30 @@ all() ->
      turn_after_a_sleep, idle_loop_uses_no_cpu].
 
 init_per_suite(Config) ->
-    py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config].
+    Config1 = py_test_util:start_app([?config(data_dir, Config)]) ++ [{ctx, py:context(1)} | Config],
+    [{idle, start_idle_window()} | Config1].
 
 end_per_suite(Config) ->
     _ = py:unregister_function(loop_double),
+    _ = py_context_router:stop_pool(?IDLE_POOL),
     py_test_util:stop_app(Config).
+
+%% idle_loop_uses_no_cpu's window opens here, before the other cases, and
+%% closes in that case (the suite's last), at least ?IDLE_MS later: the idle
+%% server has a port program of its own, so the other cases run meanwhile.
+%% When the context's OS process is the VM's (the linked-in driver), other
+%% work would count too: the case then measures ?IDLE_MS on its own.
+start_idle_window() ->
+    {ok, [Ctx]} = py_context_router:start_pool(?IDLE_POOL, 1, process),
+    {ok, Pid} = py:call(Ctx, loop_checks, idle_server_start, [], #{timeout => 60000}),
+    case integer_to_list(Pid) =:= os:getpid() of
+        true ->
+            {ok, true} = py:call(Ctx, loop_checks, idle_server_stop, []),
+            ok = py_context_router:stop_pool(?IDLE_POOL),
+            alone;
+        false ->
+            {Ctx, Pid, cpu_ticks(Pid), erlang:monotonic_time(millisecond)}
+    end.
 
 check(Config, Fun) ->
     check(Config, Fun, []).
@@ -193,16 +215,25 @@ turn_after_a_sleep(Config) ->
     %% create_future / get_debug.
     {ok, [true, true, true, true, true]} = check(Config, turn_after_a_sleep).
 
-%% A loop with a listening server, idle for 10 s: the port program's CPU time
-%% (utime + stime in /proc/<pid>/stat, in clock ticks of 10 ms) stays ~0.
+%% A loop with a listening server, idle for at least ?IDLE_MS: the port
+%% program's CPU time (utime + stime in /proc/<pid>/stat, in clock ticks of
+%% 10 ms) stays ~0: at most 5 ticks per 10 s.
 idle_loop_uses_no_cpu(Config) ->
-    {ok, Pid} = check(Config, idle_server_start),
-    Before = cpu_ticks(Pid),
-    timer:sleep(10000),
-    After = cpu_ticks(Pid),
-    {ok, true} = check(Config, idle_server_stop),
-    ct:pal("port program CPU over 10 s idle: ~p ticks", [After - Before]),
-    true = After - Before =< 5.
+    {Ctx, Pid, Before, T0} =
+        case ?config(idle, Config) of
+            alone ->
+                {ok, P} = check(Config, idle_server_start),
+                {?config(ctx, Config), P, cpu_ticks(P), erlang:monotonic_time(millisecond)};
+            Window ->
+                Window
+        end,
+    %% The rest of the measurement window (it opened in init_per_suite).
+    timer:sleep(max(0, T0 + ?IDLE_MS - erlang:monotonic_time(millisecond))),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    Ticks = cpu_ticks(Pid) - Before,
+    {ok, true} = py:call(Ctx, loop_checks, idle_server_stop, []),
+    ct:pal("port program CPU over ~b ms idle: ~p ticks", [Ms, Ticks]),
+    true = Ticks * 10000 =< 5 * Ms.
 
 cpu_ticks(OsPid) ->
     {ok, Stat} = file:read_file(io_lib:format("/proc/~b/stat", [OsPid])),

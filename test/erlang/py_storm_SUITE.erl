@@ -376,16 +376,9 @@ vm_dies(Kill) ->
 %% when the port program is killed: the py:call gets python_died, the held
 %% handlers finish and exit, nothing waits forever.
 callbacks_in_flight(_Config) ->
-    Test = self(),
-    ok = py:register_function(storm_hold, fun([I]) ->
-                                                  Test ! {holding, I, self()},
-                                                  receive release -> I end
-                                          end),
+    register_hold(),
     rounds(fun() ->
-         {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
-         Ctx = py_context_router:get_context(?POOL),
-         {ok, _, Owner, _} = py_context:lookup(Ctx),
-         #{os_pid := OsPid} = py_port:info(Owner),
+         {Ctx, OsPid} = serving_context(),
          N = 8,
          ok = py_context:exec(Ctx, <<"from concurrent.futures import ThreadPoolExecutor\n"
                              "def hold_all(n):\n"
@@ -409,16 +402,9 @@ callbacks_in_flight(_Config) ->
 %% python_died, the callback processes exit with their owner, none is run
 %% twice.
 async_callbacks_in_flight(_Config) ->
-    Test = self(),
-    ok = py:register_function(storm_hold, fun([I]) ->
-                                                  Test ! {holding, I, self()},
-                                                  receive release -> I end
-                                          end),
+    register_hold(),
     rounds(fun() ->
-         {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
-         Ctx = py_context_router:get_context(?POOL),
-         {ok, _, Owner, _} = py_context:lookup(Ctx),
-         #{os_pid := OsPid} = py_port:info(Owner),
+         {Ctx, OsPid} = serving_context(),
          N = 8,
          ok = py_context:exec(Ctx, <<"import asyncio\n"
                              "async def hold_all(n):\n"
@@ -447,11 +433,8 @@ async_callbacks_in_flight(_Config) ->
 %% as the README says).
 channels_in_flight(_Config) ->
     rounds(fun() ->
-         {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
+         {Ctx, OsPid} = serving_context(),
          {ok, Ch} = py_channel:new(),
-         Ctx = py_context_router:get_context(?POOL),
-         {ok, _, Owner, _} = py_context:lookup(Ctx),
-         #{os_pid := OsPid} = py_port:info(Owner),
          ok = py_context:exec(Ctx, take_code(), shared),
          ok = py_channel:send(Ch, <<"first">>),
          trace_port_commands(),
@@ -478,11 +461,7 @@ channels_in_flight(_Config) ->
 %% restart and run tasks again, the channel's messages are still there
 %% (at-least-once), and no caller gets a second message for its task.
 loop_tasks_in_flight(_Config) ->
-    Test = self(),
-    ok = py:register_function(storm_hold, fun([I]) ->
-                                                  Test ! {holding, I, self()},
-                                                  receive release -> I end
-                                          end),
+    register_hold(),
     Times = rounds(fun loop_tasks_round/0),
     ct:pal("~p rounds of ~p event loop tasks: slowest answer ~p ms after the kill (per round ~w)",
            [repeat(), calls(), lists:max(Times), Times]).
@@ -762,6 +741,24 @@ flush() ->
             {result, _, _, _, _} -> flush()
     after 0 -> ok
     end.
+
+%% storm_hold(I) sends {holding, I, Handler} to the calling process and
+%% returns I once its handler is sent `release'.
+register_hold() ->
+    Test = self(),
+    ok = py:register_function(storm_hold, fun([I]) ->
+                                                  Test ! {holding, I, self()},
+                                                  receive release -> I end
+                                          end).
+
+%% A context of ?POOL once a call succeeds (after a restart, too), with its
+%% port program's OS pid.
+serving_context() ->
+    {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
+    Ctx = py_context_router:get_context(?POOL),
+    {ok, _, Owner, _} = py_context:lookup(Ctx),
+    #{os_pid := OsPid} = py_port:info(Owner),
+    {Ctx, OsPid}.
 
 spawn_result(Fun) ->
     Parent = self(),

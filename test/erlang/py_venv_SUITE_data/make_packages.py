@@ -1,6 +1,7 @@
 """Builds what py_venv_SUITE installs, with no package index: a wheels
-directory (a tiny pure-Python package, plus setuptools and wheel so that pip
-can build a pyproject.toml project in isolation) and a pyproject.toml project.
+directory (a tiny pure-Python package) and a pyproject.toml project whose
+build backend is in its own tree (proj_backend.py: pip builds it in isolation
+with nothing to install first).
 
 usage: make_packages.py OUT_DIR
 """
@@ -20,12 +21,9 @@ def record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def write_wheel(path: pathlib.Path, name: str, version: str, files: dict[str, bytes],
-                entry_points: bytes | None = None) -> None:
+def write_wheel(path: pathlib.Path, name: str, version: str, files: dict[str, bytes]) -> None:
     info = f"{name}-{version}.dist-info"
     files = dict(files)
-    if entry_points is not None:
-        files[f"{info}/entry_points.txt"] = entry_points
     files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
     files[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: py_venv_SUITE\n"
                               b"Root-Is-Purelib: true\nTag: py3-none-any\n")
@@ -40,22 +38,13 @@ def main(out: pathlib.Path) -> None:
     wheels = out / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     write_wheel(wheels, "tinypkg", "1.0", {"tinypkg/__init__.py": b"VALUE = 42\n"})
-    # The build backend pip needs for pyproject.toml, from Debian's packages.
-    for whl in pathlib.Path("/usr/share/python-wheels").glob("setuptools-*.whl"):
-        shutil.copy(whl, wheels)
-    import wheel
-
-    src = pathlib.Path(wheel.__file__).parent
-    files = {f"wheel/{p.relative_to(src)}": p.read_bytes()
-             for p in src.rglob("*.py")}
-    # its bdist_wheel command is found through this entry point
-    write_wheel(wheels, "wheel", wheel.__version__, files,
-                b"[distutils.commands]\nbdist_wheel = wheel.bdist_wheel:bdist_wheel\n")
     proj = out / "proj"
     (proj / "projpkg").mkdir(parents=True, exist_ok=True)
+    (proj / "_backend").mkdir(exist_ok=True)
+    shutil.copy(pathlib.Path(__file__).with_name("proj_backend.py"), proj / "_backend")
     (proj / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=61", "wheel"]\n'
-        'build-backend = "setuptools.build_meta"\n\n'
+        '[build-system]\nrequires = []\n'
+        'build-backend = "proj_backend"\nbackend-path = ["_backend"]\n\n'
         '[project]\nname = "projpkg"\nversion = "0.1"\n\n'
         '[project.optional-dependencies]\ndev = ["tinypkg==1.0"]\n'
     )
