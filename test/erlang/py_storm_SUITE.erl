@@ -122,11 +122,13 @@ storm_round(Pool, Action, Crash, Status, Round) ->
     ok = py_context:exec(Ctx, gate_code(), shared),
     {ok, GatePort} = py:eval(Ctx, <<"_gate.getsockname()[1]">>),
     OwnerRef = monitor(process, Owner),
+    Death = death_watch(Owner),
     trace_port_commands(),
     T = 60000,
     %% the blocker first: the others queue behind it
     Callers = start_callers(Ctx, [{'__main__', blocker, [Action]}], T)
         ++ start_callers(Ctx, lists:duplicate(calls() - 1, {time, sleep, [60]}), T),
+    Sched0 = vm_schedstat(),
     Crash(Info#{gate => GatePort}),
     %% once kill(1) has returned (an os:cmd/1 shell can take 100s of ms on a
     %% loaded machine) or Python has been told to crash
@@ -135,21 +137,60 @@ storm_round(Pool, Action, Crash, Status, Round) ->
     after 30000 -> ct:fail({port_program_alive, Round, Action})
     end,
     Results = collect(Callers, 30000),
+    {Cpu, Waited} = vm_schedstat_since(Sched0),
+    Died = death_time(Death),
     %% from the kill (or the poke that makes Python exit); from the death
-    %% (the first answer) for max_memory, as filling the memory takes Python
-    %% a while, and for a segfault, which ASan reports (~1 s) before dying
+    %% (as a monitor of the owner at high priority sees it) for max_memory,
+    %% as filling the memory takes Python a while, and for a segfault, which
+    %% ASan reports (~1 s) before dying
     From = case Action of
-               <<"alloc">> -> lists:min([At || {_, At, _} <- Results]);
-               <<"segv">> -> lists:min([At || {_, At, _} <- Results]);
+               <<"alloc">> -> Died;
+               <<"segv">> -> Died;
                _ -> Crashed
            end,
     Slowest = lists:max([At - From || {_, At, _} <- Results]),
+    First = lists:min([At || {_, At, _} <- Results]),
+    ct:pal("round ~p: death ~p ms after the crash; answers ~p-~p ms after the death; "
+           "from the crash to the last answer the VM's threads ran ~p ms and waited ~p ms "
+           "for a CPU", [Round, Died - Crashed, First - Died, Slowest + From - Died, Cpu, Waited]),
     Bad = [R || {R, _, _} <- Results, not died(R, Status)],
     [] =/= Bad andalso ct:fail({unexpected_results, Round, lists:sublist(Bad, 5)}),
     Slowest =< prompt_ms() orelse ct:fail({slow_answer, Round, Slowest}),
     true = wait_os_pid_gone(OsPid, 2000),
     {ok, 3} = py:call(Pool, operator, add, [1, 2]),
     Slowest.
+
+%% Time the VM's threads ran and waited for a CPU on a run queue, ns
+%% (/proc/self/task/*/schedstat): a round's latency is CPU work or starvation.
+vm_schedstat() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    lists:foldl(fun(T, {Run, Wait}) ->
+                        case file:read_file("/proc/self/task/" ++ T ++ "/schedstat") of
+                            {ok, B} ->
+                                [R, W | _] = binary:split(B, [<<" ">>, <<"\n">>], [global]),
+                                {Run + binary_to_integer(R), Wait + binary_to_integer(W)};
+                            {error, _} ->
+                                {Run, Wait}
+                        end
+                end, {0, 0}, Tasks).
+
+vm_schedstat_since({Run0, Wait0}) ->
+    {Run, Wait} = vm_schedstat(),
+    {(Run - Run0) div 1000000, (Wait - Wait0) div 1000000}.
+
+%% A process at high priority that notes when Owner's monitors fire (the
+%% test process is busy putting callers in flight or collecting then).
+death_watch(Owner) ->
+    Test = self(),
+    spawn_opt(fun() ->
+                      R = monitor(process, Owner),
+                      receive {'DOWN', R, _, _, _} -> Test ! {died, self(), now_ms()} end
+              end, [{priority, high}]).
+
+death_time(Watcher) ->
+    receive {died, Watcher, At} -> At
+    after 30000 -> ct:fail(no_death_seen)
+    end.
 
 died({error, {python_died, S}}, Ss) when is_list(Ss) -> lists:member(S, Ss);
 died({error, {python_died, S}}, S) -> true;
