@@ -21,6 +21,7 @@
 
 -export([kill_9_storm/1, segfault_storm/1, os_exit_storm/1, max_memory_storm/1,
          stuck_in_c_storm/1, slow_call_not_restarted/1, pool_supervisor_killed/1,
+         pool_supervisor_kill_burst/1,
          pools_supervisor_killed/1, app_stopped/1,
          vm_halted/1, vm_killed/1, callbacks_in_flight/1, async_callbacks_in_flight/1,
          channels_in_flight/1, loop_tasks_in_flight/1]).
@@ -38,7 +39,8 @@ suite() ->
 
 all() ->
     [kill_9_storm, segfault_storm, os_exit_storm, max_memory_storm, stuck_in_c_storm,
-     slow_call_not_restarted, pool_supervisor_killed, pools_supervisor_killed, app_stopped,
+     slow_call_not_restarted, pool_supervisor_killed, pool_supervisor_kill_burst,
+     pools_supervisor_killed, app_stopped,
      vm_halted, vm_killed,
      callbacks_in_flight, async_callbacks_in_flight, channels_in_flight, loop_tasks_in_flight].
 
@@ -321,9 +323,13 @@ slow_call_not_restarted(_Config) ->
 %%====================================================================
 
 %% The pool's supervisor killed: its port programs are gone within 1 s, the
-%% pool is restarted by py_pools_sup and serves again.
+%% pool is restarted by py_pools_sup and serves again. At least 12 times in a
+%% row (more than py_pools_sup's old intensity of 10 in 10 s, which then
+%% restarted every pool and lost the ones started by hand): the other pools
+%% are not touched (the same port programs), every one serves.
 pool_supervisor_killed(_Config) ->
-    rounds(fun() ->
+    Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
+    rounds(max(12, repeat()), fun() ->
          {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
          OsPids = pool_os_pids(?POOL),
          PoolSup = pool_sup(?POOL),
@@ -333,12 +339,41 @@ pool_supervisor_killed(_Config) ->
          [] = [P || P <- OsPids, not wait_os_pid_gone(P, 1000)],
          {ok, 3} = py:call(?POOL, operator, add, [1, 2])
      end),
+    Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
+    {ok, 3} = py:call(?MEM_POOL, operator, add, [1, 2]),
     ok.
 
-%% The supervisor of every pool killed (as when more than 10 pools fail
-%% within 10 s): every port program is gone within 2.5 s, and the pools the
-%% application starts (default, io, the event loops) serve again; pools
-%% started by hand are gone with it (started again here for the next case).
+%% The pool's supervisor killed 20 times as fast as py_pools_sup restarts
+%% it (within a few seconds: more than its old intensity of 10 in 10 s):
+%% py_pools_sup is not restarted, the other pools keep their port programs,
+%% and the pool serves after it.
+pool_supervisor_kill_burst(_Config) ->
+    Sup = whereis(py_pools_sup),
+    Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
+    T0 = now_ms(),
+    lists:foldl(fun(_, PoolSup) ->
+                        Ref = monitor(process, PoolSup),
+                        exit(PoolSup, kill),
+                        receive {'DOWN', Ref, process, PoolSup, killed} -> ok end,
+                        py_test_util:wait_until(
+                          fun() -> case catch pool_sup(?POOL) of
+                                       P when is_pid(P), P =/= PoolSup -> P;
+                                       _ -> false
+                                   end
+                          end, 10000)
+                end, pool_sup(?POOL), lists:seq(1, 20)),
+    ct:pal("20 kills in ~p ms", [now_ms() - T0]),
+    py_test_util:wait_until(fun() -> py:call(?POOL, operator, add, [1, 2]) =:= {ok, 3} end, 20000),
+    Sup = whereis(py_pools_sup),
+    Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
+    {ok, 3} = py:call(?MEM_POOL, operator, add, [1, 2]),
+    ok.
+
+%% The supervisor of every pool killed (as when its restart intensity is
+%% exhausted): every port program is gone within 2.5 s, and every pool
+%% serves again, the ones the application starts (default, io, the event
+%% loops) and the ones started by hand (py_pools_sup starts again what the
+%% py_pools table names), each with its own options.
 pools_supervisor_killed(_Config) ->
     rounds(fun() ->
          {ok, 3} = py:call(operator, add, [1, 2]),
@@ -352,11 +387,18 @@ pools_supervisor_killed(_Config) ->
          py_test_util:wait_until(fun() -> py:call(operator, add, [1, 2]) =:= {ok, 3} end, 20000),
          py_test_util:wait_until(fun() -> py:call(io, operator, add, [1, 2]) =:= {ok, 3} end, 20000),
          loops_serve(py_event_loop_pool:get_all_loops()),
-         {ok, [_]} = py_context_router:start_pool(?POOL, 1, pool_opts()),
-         {ok, [_]} = py_context_router:start_pool(?MEM_POOL, 1, #{max_memory => 300000000}),
+         [py_test_util:wait_until(fun() -> py:call(P, operator, add, [1, 2]) =:= {ok, 3} end, 20000)
+          || P <- [?POOL, ?MEM_POOL]],
+         %% with their own options
+         #{interrupt_grace := ?GRACE} = pool_spec(?POOL),
+         #{max_memory := 300000000} = pool_spec(?MEM_POOL),
          ok
      end),
     ok.
+
+pool_spec(Pool) ->
+    [{_, _, _, Spec}] = ets:lookup(py_pools, Pool),
+    Spec.
 
 %% application:stop/1 with calls in flight: every port program is gone
 %% within 1 s, callers are answered, the application starts again.
@@ -636,9 +678,12 @@ take_code() ->
 %% repeat() rounds of Fun; the resources after the first (one-time costs
 %% paid) must be back after the last.
 rounds(Fun) ->
+    rounds(repeat(), Fun).
+
+rounds(N, Fun) ->
     First = Fun(),
     Before = resources(),
-    Rest = [Fun() || _ <- lists:seq(2, repeat())],
+    Rest = [Fun() || _ <- lists:seq(2, N)],
     no_leaks(Before),
     [First | Rest].
 
