@@ -348,6 +348,8 @@ pool_supervisor_killed(_Config) ->
 %% py_pools_sup is not restarted, the other pools keep their port programs,
 %% and the pool serves after it.
 pool_supervisor_kill_burst(_Config) ->
+    {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
+    Before = resources(),
     Sup = whereis(py_pools_sup),
     Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
     T0 = now_ms(),
@@ -367,7 +369,7 @@ pool_supervisor_kill_burst(_Config) ->
     Sup = whereis(py_pools_sup),
     Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
     {ok, 3} = py:call(?MEM_POOL, operator, add, [1, 2]),
-    ok.
+    no_leaks(Before).
 
 %% The supervisor of every pool killed (as when its restart intensity is
 %% exhausted): every port program is gone within 2.5 s, and every pool
