@@ -39,7 +39,8 @@ suite() ->
 
 all() ->
     [kill_9_storm, segfault_storm, os_exit_storm, max_memory_storm, stuck_in_c_storm,
-     slow_call_not_restarted, pool_supervisor_killed, pool_supervisor_kill_burst,
+     %% the burst first: py_pools_sup's restart budget (100 in 10 s) is whole
+     slow_call_not_restarted, pool_supervisor_kill_burst, pool_supervisor_killed,
      pools_supervisor_killed, app_stopped,
      vm_halted, vm_killed,
      callbacks_in_flight, async_callbacks_in_flight, channels_in_flight, loop_tasks_in_flight].
@@ -325,10 +326,11 @@ slow_call_not_restarted(_Config) ->
 %% The pool's supervisor killed: its port programs are gone within 1 s, the
 %% pool is restarted by py_pools_sup and serves again. At least 12 times in a
 %% row (more than py_pools_sup's old intensity of 10 in 10 s, which then
-%% restarted every pool and lost the ones started by hand): the other pools
-%% are not touched (the same port programs), every one serves.
+%% restarted every pool and lost the ones started by hand): every pool
+%% serves after it. (`make stress': 100 kills, which a quiet machine may do
+%% within 10 s, after the burst's 20: then py_pools_sup's own restart is
+%% part of the storm, and every pool must be back after it too.)
 pool_supervisor_killed(_Config) ->
-    Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
     rounds(max(12, repeat()), fun() ->
          {ok, 3} = py:call(?POOL, operator, add, [1, 2]),
          OsPids = pool_os_pids(?POOL),
@@ -339,8 +341,8 @@ pool_supervisor_killed(_Config) ->
          [] = [P || P <- OsPids, not wait_os_pid_gone(P, 1000)],
          {ok, 3} = py:call(?POOL, operator, add, [1, 2])
      end),
-    Others = lists:sort([{P, pool_os_pids(P)} || P <- [default, io, ?MEM_POOL]]),
-    {ok, 3} = py:call(?MEM_POOL, operator, add, [1, 2]),
+    [py_test_util:wait_until(fun() -> py:call(P, operator, add, [1, 2]) =:= {ok, 3} end, 20000)
+     || P <- [default, io, ?MEM_POOL]],
     ok.
 
 %% The pool's supervisor killed 20 times as fast as py_pools_sup restarts
