@@ -39,29 +39,39 @@ end_per_testcase(_Case, _Config) ->
 
 %% Every port program starts with MALLOC_ARENA_MAX (app env malloc_arena_max,
 %% default 2): the default and io pools, the event loops, a pool started by
-%% hand; a pool's own `env' wins; `system' leaves it unset.
+%% hand; a pool's own `env' wins; `system' leaves it unset. (On the driver
+%% backend, `make test-ct-driver', Python runs in the VM, whose environment
+%% is its own: the pools started here ask for port programs.)
 malloc_arenas_capped(_Config) ->
-    Get = <<"__import__('os').environ.get('MALLOC_ARENA_MAX')">>,
-    {ok, <<"2">>} = py:eval(py:context(1), Get),
-    {ok, <<"2">>} = py:call(io, os, getenv, [<<"MALLOC_ARENA_MAX">>]),
-    [{ok, <<"2">>} = py_event_loop:run_on(L, os, getenv, [<<"MALLOC_ARENA_MAX">>], #{})
-     || L <- py_event_loop_pool:get_all_loops()],
-    {ok, [_]} = py_context_router:start_pool(arena_pool, 1, #{mode => process,
-                                                             env => #{"MALLOC_ARENA_MAX" => "4"}}),
-    {ok, <<"4">>} = py:call(arena_pool, os, getenv, [<<"MALLOC_ARENA_MAX">>]),
-    ok = py_context_router:stop_pool(arena_pool),
+    Getenv = [<<"MALLOC_ARENA_MAX">>],
+    [{ok, <<"2">>} = py:call(Ctx, os, getenv, Getenv)
+     || Ctx <- py_context_router:contexts(default) ++ py_context_router:contexts(io),
+        on_port_program(Ctx)],
+    [{ok, <<"2">>} = py_event_loop:run_on(L, os, getenv, Getenv, #{})
+     || L <- py_event_loop_pool:get_all_loops(),
+        lists:all(fun on_port_program/1, py_context_router:contexts(py_event_loops))],
+    Arena = fun(Opts) ->
+                    {ok, [_]} = py_context_router:start_pool(arena_pool, 1,
+                                                             Opts#{mode => process, backend => port}),
+                    {ok, Value} = py:call(arena_pool, os, getenv, Getenv),
+                    ok = py_context_router:stop_pool(arena_pool),
+                    Value
+            end,
+    <<"2">> = Arena(#{}),
+    <<"4">> = Arena(#{env => #{"MALLOC_ARENA_MAX" => "4"}}),
     ok = application:set_env(erlang_python, malloc_arena_max, 8),
-    {ok, [_]} = py_context_router:start_pool(arena_pool, 1, process),
-    {ok, <<"8">>} = py:call(arena_pool, os, getenv, [<<"MALLOC_ARENA_MAX">>]),
-    ok = py_context_router:stop_pool(arena_pool),
+    <<"8">> = Arena(#{}),
     ok = application:set_env(erlang_python, malloc_arena_max, system),
-    {ok, [_]} = py_context_router:start_pool(arena_pool, 1, process),
-    {ok, Inherited} = py:call(arena_pool, os, getenv, [<<"MALLOC_ARENA_MAX">>]),
+    Inherited = Arena(#{}),
     Inherited = case os:getenv("MALLOC_ARENA_MAX") of
                     false -> none;
                     V -> list_to_binary(V)
                 end,
     ok.
+
+on_port_program(Ctx) ->
+    {ok, _, Owner, _} = py_context:lookup(Ctx),
+    maps:get(backend, py_port:info(Owner)) =:= port.
 
 %% "Memory Statistics"
 memory_stats_shape(_Config) ->
