@@ -9,7 +9,8 @@
 %% started by hand included, so that an escalation costs the pools a restart,
 %% not their existence. A pool that cannot start now is logged and forgotten.
 %% A node pool's member on this node is left to its owner, which starts it
-%% again.
+%% again; a context of py_context:new/1 is not started again (its pid, the
+%% one its user holds, is gone).
 %%
 %% Intensity: a pool's supervisor is restarted here when it dies (it is
 %% killed, or its own intensity is exhausted by a port program that cannot
@@ -87,7 +88,11 @@ restore() ->
                _ -> ets:tab2list(py_pools)
            end,
     _ = [ets:delete(py_pools, Pool) || {Pool, _, _, #{member := _}} <- Rows],
-    _ = [restore(Pool, Spec) || {Pool, _, _, Spec} <- Rows, not is_map_key(member, Spec)],
+    %% A context of its own (py_context:new/1) is known by its handle's pid,
+    %% which died with it: started again, nobody could reach or stop it.
+    _ = [py_pool:stop_pool(Pool) || {{py_context, _} = Pool, _, _, _} <- Rows],
+    _ = [restore(Pool, Spec) || {Pool, _, _, Spec} <- Rows, not is_map_key(member, Spec),
+                                not is_tuple(Pool) orelse element(1, Pool) =/= py_context],
     ok.
 
 restore(Pool, Spec) ->

@@ -385,6 +385,9 @@ pool_supervisor_kill_burst(_Config) ->
 pools_supervisor_killed(_Config) ->
     rounds(fun() ->
          {ok, 3} = py:call(operator, add, [1, 2]),
+         %% a context of its own: not started again (its pid is gone), not left running
+         {ok, Own} = py_context:new(#{}),
+         {ok, {py_context, _} = OwnKey, _} = py_context_handle:lookup(Own),
          OsPids = all_port_os_pids(),
          Sup = whereis(py_pools_sup),
          Ref = monitor(process, Sup),
@@ -400,6 +403,8 @@ pools_supervisor_killed(_Config) ->
          %% with their own options
          #{interrupt_grace := ?GRACE} = pool_spec(?POOL),
          #{max_memory := 300000000} = pool_spec(?MEM_POOL),
+         [] = ets:lookup(py_pools, OwnKey),
+         {error, _} = py:call(Own, operator, add, [1, 2]),
          ok
      end),
     ok.
