@@ -298,6 +298,7 @@ terminate(_Reason, #state{pool = Pool, slot = Slot, generation = Generation, id 
             %% the slot, or waits for the next incarnation, rather than
             %% writing to a port program being shut down (its owner stops
             %% after this process) and getting `{python_died, shutdown}'.
-            ets:match_delete(py_pool_slots, {{Pool, Slot}, Id, '_'})
+            %% (gone with the top supervisor when the application stops)
+            catch ets:match_delete(py_pool_slots, {{Pool, Slot}, Id, '_'})
     end,
     py_pool:slots_changed(Generation).

@@ -195,6 +195,10 @@ death_time(Watcher) ->
     after 30000 -> ct:fail(no_death_seen)
     end.
 
+%% `epipe': a write to the port found the program dead before its exit
+%% status came (the runtime then closes the port and never reports the
+%% status; seen once in 100 rounds of loop_tasks_in_flight at full size).
+died({error, {python_died, epipe}}, _) -> true;
 died({error, {python_died, S}}, Ss) when is_list(Ss) -> lists:member(S, Ss);
 died({error, {python_died, S}}, S) -> true;
 died(_, _) -> false.
