@@ -24,9 +24,11 @@ main(Args) ->
     Samples = run(Calls, Ch),
     [{_, Warm} | _] = Rest = tl(Samples),
     io:format("~nresident memory (MiB), sample after each tenth of ~p calls:~n", [Calls]),
-    io:format("~-10s ~-10s ~s~n", ["calls", "VM", "port programs"]),
-    [io:format("~-10w ~-10.1f ~w~n", [Done, mib(maps:get(vm, S)),
-                                      [round(mib(R)) || R <- maps:get(ports, S)]])
+    io:format("~-10s ~-8s ~-16s ~s~n", ["calls", "VM", "erlang:memory", "port programs"]),
+    [io:format("~-10w ~-8.1f ~-16s ~w~n",
+               [Done, mib(maps:get(vm, S)),
+                io_lib:format("~.1f (bin ~.1f)", [mib(maps:get(total, S)), mib(maps:get(binary, S))]),
+                [round(mib(R)) || R <- maps:get(ports, S)]])
      || {Done, S} <- Samples],
     Worst = lists:max([abs(maps:get(vm, S) - maps:get(vm, Warm)) / maps:get(vm, Warm)
                        || {_, S} <- Rest]),
@@ -44,16 +46,16 @@ run(Calls, Ch) ->
     Parent = self(),
     Workers = [spawn_link(fun() -> worker(I, Calls, Counter, Ch), Parent ! {done, self()} end)
                || I <- lists:seq(1, ?WORKERS)],
-    Samples = sample(Counter, Tenth, Calls, 0, [{0, rss()}]),
+    Samples = sample(Counter, Tenth, Calls, 0, [{0, rss(Workers)}], Workers),
     [receive {done, W} -> ok end || W <- Workers],
     Samples.
 
-sample(Counter, Tenth, Calls, Last, Acc) ->
+sample(Counter, Tenth, Calls, Last, Acc, Ws) ->
     Done = counters:get(Counter, 1),
     if
-        Done >= Calls -> lists:reverse([{Done, rss()} | Acc]);
-        Done >= Last + Tenth -> sample(Counter, Tenth, Calls, Done, [{Done, rss()} | Acc]);
-        true -> receive after 20 -> ok end, sample(Counter, Tenth, Calls, Last, Acc)
+        Done >= Calls -> lists:reverse([{Done, rss(Ws)} | Acc]);
+        Done >= Last + Tenth -> sample(Counter, Tenth, Calls, Done, [{Done, rss(Ws)} | Acc], Ws);
+        true -> receive after 20 -> ok end, sample(Counter, Tenth, Calls, Last, Acc, Ws)
     end.
 
 worker(I, Calls, Counter, Ch) ->
@@ -108,10 +110,16 @@ python_code() ->
       "def soak_take(ch):\n"
       "    return Channel(ch).receive()\n">>.
 
-rss() ->
+%% The soak's own processes are collected first: a worker that last built a
+%% 1 MiB binary keeps it (and the VM its memory) until its next GC, which
+%% makes the VM's figure depend on when a sample falls. erlang:memory/1 is
+%% printed beside the VM's resident memory.
+rss(Workers) ->
+    [erlang:garbage_collect(W) || W <- [self() | Workers]],
     Ports = lists:usort([maps:get(os_pid, py_port:info(Owner))
                          || {_, Owner, _} <- ets:tab2list(py_ports)]),
-    #{vm => rss_of(os:getpid()), ports => [rss_of(integer_to_list(P)) || P <- Ports]}.
+    #{vm => rss_of(os:getpid()), ports => [rss_of(integer_to_list(P)) || P <- Ports],
+      total => erlang:memory(total), binary => erlang:memory(binary)}.
 
 rss_of(Pid) ->
     {ok, Status} = file:read_file("/proc/" ++ Pid ++ "/status"),

@@ -293,7 +293,12 @@ terminate(_Reason, #state{pool = Pool, slot = Slot, generation = Generation, id 
             ets:match_delete(py_pool_slots, {{Pool, Slot}, self(), '_'});
         false ->
             %% The handle keeps its route until the next incarnation replaces
-            %% it: a call meanwhile finds the port closed or its owner gone.
-            ok
+            %% it: a call to it meanwhile finds the port closed or its owner
+            %% gone. The slot's row goes now: a call to the pool then skips
+            %% the slot, or waits for the next incarnation, rather than
+            %% writing to a port program being shut down (its owner stops
+            %% after this process) and getting `{python_died, shutdown}'.
+            %% (gone with the top supervisor when the application stops)
+            catch ets:match_delete(py_pool_slots, {{Pool, Slot}, Id, '_'})
     end,
     py_pool:slots_changed(Generation).

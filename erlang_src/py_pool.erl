@@ -476,7 +476,12 @@ context(Pool, N) when is_integer(N), N >= 1 ->
         local ->
             case ets:lookup(?SLOTS, {Pool, N - 1}) of
                 [{_, Pid, _}] -> Pid;
-                [] -> {error, {no_context, Pool, N}}
+                [] ->
+                    %% restarting (no route): its handle, the pid that stays
+                    case py_context_handle:of_slot(Pool, N - 1) of
+                        {ok, Handle} -> Handle;
+                        error -> {error, {no_context, Pool, N}}
+                    end
             end
     end.
 
@@ -487,8 +492,11 @@ contexts(Pool) ->
         Live when is_tuple(Live) ->
             [Ctx || {Ctx, _} <- tuple_to_list(Live)];
         local ->
+            %% a restarting slot has no route: its handle stands for it
+            Handles = ets:match(py_context_handles, {{Pool, '$1'}, '$2'}),
             Slots = ets:match(?SLOTS, {{Pool, '$1'}, '$2', '_'}),
-            [Pid || {_, Pid} <- lists:keysort(1, [{Slot, Pid} || [Slot, Pid] <- Slots])]
+            BySlot = maps:from_list([{Slot, Pid} || [Slot, Pid] <- Handles ++ Slots]),
+            [Pid || {_, Pid} <- lists:keysort(1, maps:to_list(BySlot))]
     end.
 
 %% @doc The pool's size; of a node pool, how many of its contexts are live.

@@ -1,13 +1,40 @@
 %% @doc Holds one child per started pool: a py_pool_sup for a pool on this
 %% node (or this node's share of a node pool), a py_node_pool for a node pool.
+%%
+%% What pools exist is the `py_pools' table (owned by the top supervisor: a
+%% row is written before a pool starts and deleted when it is stopped), not
+%% this supervisor's children. When this supervisor is restarted (its restart
+%% intensity exhausted, or killed) every pool it held is gone with it; the new
+%% one starts every pool the table still names again, with its spec, pools
+%% started by hand included, so that an escalation costs the pools a restart,
+%% not their existence. A pool that cannot start now is logged and forgotten.
+%% A node pool's member on this node is left to its owner, which starts it
+%% again; a context of py_context:new/1 is not started again (its pid, the
+%% one its user holds, is gone).
+%%
+%% Intensity: a pool's supervisor is restarted here when it dies (it is
+%% killed, or its own intensity is exhausted by a port program that cannot
+%% start, which takes 50 failed starts). 100 within 10 s lets a storm of pool
+%% supervisor kills, each waited out (a port program start), pass without
+%% restarting every pool; a pool that cannot start at all still exhausts it
+%% at once.
 -module(py_pools_sup).
 -behaviour(supervisor).
 
 -export([start_link/0, start_pool/2, stop_pool/1, init/1]).
 
+-define(INTENSITY, 100).
+-define(PERIOD, 10).
+
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
-    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+    case supervisor:start_link({local, ?MODULE}, ?MODULE, []) of
+        {ok, Pid} ->
+            restore(),
+            {ok, Pid};
+        Other ->
+            Other
+    end.
 
 %% @doc Starts the supervisor (or, for a node pool, the owner) of pool `Pool'.
 -spec start_pool(atom() | py_pool:member_key(), py_pool:spec()) -> {ok, pid()} | {error, term()}.
@@ -50,8 +77,33 @@ stop_pool(Pool) ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), []}}.
 init([]) ->
-    %% Restarted (more than 10 pools failed within 10 s): no pool it held
-    %% survived it, and their rows would make starting them again (the
-    %% default pools, restarted after it) `{error, {already_started, _}}'.
-    _ = ets:info(py_pools) =/= undefined andalso ets:delete_all_objects(py_pools),
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, []}}.
+    {ok, {#{strategy => one_for_one, intensity => ?INTENSITY, period => ?PERIOD}, []}}.
+
+%% After a restart: the pools of the table, started again (at the first
+%% start the table is empty). Members first: their rows are dropped, then
+%% their owners (restarted here if they are on this node) write new ones.
+restore() ->
+    Rows = case ets:info(py_pools) of
+               undefined -> [];
+               _ -> ets:tab2list(py_pools)
+           end,
+    _ = [ets:delete(py_pools, Pool) || {Pool, _, _, #{member := _}} <- Rows],
+    %% A context of its own (py_context:new/1) is known by its handle's pid,
+    %% which died with it: started again, nobody could reach or stop it.
+    _ = [py_pool:stop_pool(Pool) || {{py_context, _} = Pool, _, _, _} <- Rows],
+    _ = [restore(Pool, Spec) || {Pool, _, _, Spec} <- Rows, not is_map_key(member, Spec),
+                                not is_tuple(Pool) orelse element(1, Pool) =/= py_context],
+    ok.
+
+restore(Pool, Spec) ->
+    case start_pool(Pool, Spec) of
+        {ok, _} ->
+            logger:notice("erlang_python: pool ~p started again after a restart of py_pools_sup",
+                          [Pool], #{domain => [erlang_python]});
+        {error, Reason} ->
+            logger:error("erlang_python: pool ~p could not be started again after a restart "
+                         "of py_pools_sup (~0tp); it is gone", [Pool, Reason],
+                         #{domain => [erlang_python]}),
+            _ = py_pool:stop_pool(Pool),
+            ok
+    end.

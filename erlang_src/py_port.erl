@@ -108,7 +108,7 @@ open(port, Contexts, Spec) ->
     Options = [{packet, 4}, binary, exit_status, use_stdio,
                {args, py_config:port_args(Contexts, maps:get(python_path, Spec, []),
                                           maps:get(max_memory, Spec, undefined))},
-               {env, maps:get(env, Spec, [])}],
+               {env, py_config:port_env(maps:get(env, Spec, []))}],
     try open_port({spawn_executable, Program}, Options) of
         Port ->
             true = port_command(Port, py_msgpack:encode([?PY_MSG_HELLO, ?PY_PROTOCOL_VERSION, #{}])),

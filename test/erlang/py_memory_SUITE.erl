@@ -11,7 +11,8 @@
 -export([memory_stats_shape/1, gc_generations/1, tracemalloc_example/1,
          tracemalloc_frames_and_later_contexts/1, monitor_memory_example/1,
          worker_memory_growth_example/1, bad_arguments/1,
-         cap_raises_memory_error/1, cap_rearms/1, cap_held_over_kills/1]).
+         cap_raises_memory_error/1, cap_rearms/1, cap_held_over_kills/1,
+         malloc_arenas_capped/1]).
 
 %% The cap: a port program's resident memory at rest (larger under ASan) plus 120 MB.
 -define(CAP, cap()).
@@ -20,7 +21,7 @@ all() ->
     [memory_stats_shape, gc_generations, tracemalloc_example,
      tracemalloc_frames_and_later_contexts, monitor_memory_example,
      worker_memory_growth_example, bad_arguments,
-     cap_raises_memory_error, cap_rearms, cap_held_over_kills].
+     cap_raises_memory_error, cap_rearms, cap_held_over_kills, malloc_arenas_capped].
 
 init_per_suite(Config) ->
     py_test_util:start_app([]) ++ Config.
@@ -32,7 +33,45 @@ end_per_suite(Config) ->
 end_per_testcase(_Case, _Config) ->
     _ = py:tracemalloc_stop(),
     _ = py_context_router:stop_pool(mem_cap_pool),
+    _ = py_context_router:stop_pool(arena_pool),
+    application:unset_env(erlang_python, malloc_arena_max),
     ok.
+
+%% Every port program starts with MALLOC_ARENA_MAX (app env malloc_arena_max,
+%% default 2): the default and io pools, the event loops, a pool started by
+%% hand; a pool's own `env' wins; `system' leaves it unset. (On the driver
+%% backend, `make test-ct-driver', Python runs in the VM, whose environment
+%% is its own: the pools started here ask for port programs.)
+malloc_arenas_capped(_Config) ->
+    Getenv = [<<"MALLOC_ARENA_MAX">>],
+    [{ok, <<"2">>} = py:call(Ctx, os, getenv, Getenv)
+     || Ctx <- py_context_router:contexts(default) ++ py_context_router:contexts(io),
+        on_port_program(Ctx)],
+    [{ok, <<"2">>} = py_event_loop:run_on(L, os, getenv, Getenv, #{})
+     || L <- py_event_loop_pool:get_all_loops(),
+        lists:all(fun on_port_program/1, py_context_router:contexts(py_event_loops))],
+    Arena = fun(Opts) ->
+                    {ok, [_]} = py_context_router:start_pool(arena_pool, 1,
+                                                             Opts#{mode => process, backend => port}),
+                    {ok, Value} = py:call(arena_pool, os, getenv, Getenv),
+                    ok = py_context_router:stop_pool(arena_pool),
+                    Value
+            end,
+    <<"2">> = Arena(#{}),
+    <<"4">> = Arena(#{env => #{"MALLOC_ARENA_MAX" => "4"}}),
+    ok = application:set_env(erlang_python, malloc_arena_max, 8),
+    <<"8">> = Arena(#{}),
+    ok = application:set_env(erlang_python, malloc_arena_max, system),
+    Inherited = Arena(#{}),
+    Inherited = case os:getenv("MALLOC_ARENA_MAX") of
+                    false -> none;
+                    V -> list_to_binary(V)
+                end,
+    ok.
+
+on_port_program(Ctx) ->
+    {ok, _, Owner, _} = py_context:lookup(Ctx),
+    maps:get(backend, py_port:info(Owner)) =:= port.
 
 %% "Memory Statistics"
 memory_stats_shape(_Config) ->
