@@ -11,6 +11,7 @@
 #include "core/runtime.hpp"
 #include "driver/instance.hpp"
 #include "driver/router.hpp"
+#include "driver/thread_affinity.hpp"
 
 namespace ep::drv {
 namespace {
@@ -26,6 +27,7 @@ void end_now(int status, void*) {
 }
 
 int drv_init() {
+  remember_vm_cpus();
   Router::instance().init_atoms();
   (void)Runtime::instance();
   on_exit(&end_now, nullptr);

@@ -7,6 +7,7 @@
 #include "core/runtime.hpp"
 #include "driver/python_host.hpp"
 #include "driver/router.hpp"
+#include "driver/thread_affinity.hpp"
 
 namespace ep::drv {
 namespace {
@@ -162,6 +163,9 @@ bool Instance::parse_hello(std::string_view frame, Config& config) {
 }
 
 void Instance::start(Config config) {
+  // Created on a scheduler thread: the contexts' executors it starts
+  // inherit its CPUs, not that scheduler's one CPU.
+  unbind_this_thread();
   Router::Home home(this);  // the hello and what this thread sends go to this port
   std::string error;
   if (!ensure_python(config.python_path, error)) {
