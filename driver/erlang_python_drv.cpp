@@ -38,13 +38,25 @@ ErlDrvData drv_start(ErlDrvPort port, char*) {
   // The VM keeps the driver loaded for good: CPython cannot be unloaded.
   driver_lock_driver(port);
   auto inst = std::make_shared<Instance>(port);
+  if (!inst->outbox().watch(port)) return ERL_DRV_ERROR_ERRNO;
   ErlDrvData data = reinterpret_cast<ErlDrvData>(inst.get());
   Router::instance().opened(std::move(inst));
   return data;
 }
 
 void drv_stop(ErlDrvData data) {
-  Router::instance().closed(reinterpret_cast<Instance*>(data));
+  auto* inst = reinterpret_cast<Instance*>(data);
+  inst->outbox().unwatch(inst->port());
+  Router::instance().closed(inst);
+}
+
+// The outbox's eventfd: what the driver's threads queued is sent from here.
+void drv_ready_input(ErlDrvData data, ErlDrvEvent) {
+  reinterpret_cast<Instance*>(data)->on_ready();
+}
+
+void drv_stop_select(ErlDrvEvent event, void*) {
+  Outbox::close_event(event);
 }
 
 void drv_output(ErlDrvData data, char* buf, ErlDrvSizeT len) {
@@ -79,6 +91,8 @@ ErlDrvEntry make_entry() {
   e.output = &drv_output;
   e.driver_name = const_cast<char*>("erlang_python_drv");
   e.control = &drv_control;
+  e.ready_input = &drv_ready_input;
+  e.stop_select = &drv_stop_select;
   e.extended_marker = ERL_DRV_EXTENDED_MARKER;
   e.major_version = ERL_DRV_EXTENDED_MAJOR_VERSION;
   e.minor_version = ERL_DRV_EXTENDED_MINOR_VERSION;

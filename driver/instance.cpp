@@ -79,6 +79,11 @@ void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
   dispatch(frame);
 }
 
+void Instance::on_ready() {
+  outbox_.take(sending_);
+  if (!sending_.empty()) Router::instance().deliver(this, sending_);
+}
+
 void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
   switch (frame_type(frame)) {
     case protocol::kCall:

@@ -17,6 +17,7 @@
 #include "core/dispatcher.hpp"
 #include "core/native_thread.hpp"
 #include "core/thread_annotations.hpp"
+#include "driver/outbox.hpp"
 
 namespace ep::drv {
 
@@ -35,6 +36,11 @@ class Instance : public std::enable_shared_from_this<Instance> {
   // is the process that wrote it.
   void on_output(std::string_view frame, ErlDrvTermData caller);
 
+  // What this port sends, queued by any thread (Router::route).
+  Outbox& outbox() { return outbox_; }
+  // ready_input (scheduler thread, port locked): sends what is queued.
+  void on_ready();
+
  private:
   struct Config {
     int contexts = 1;
@@ -52,7 +58,9 @@ class Instance : public std::enable_shared_from_this<Instance> {
   const ErlDrvPort port_;
   const ErlDrvTermData port_id_;
   const ErlDrvTermData owner_;
-  bool hello_seen_ = false;  // scheduler thread only
+  Outbox outbox_;
+  std::vector<Outbox::Entry> sending_;  // on_ready's, its room reused
+  bool hello_seen_ = false;             // scheduler thread only
   size_t max_frame_ = 64u << 20;
 
   std::mutex mu_;  // guards what follows, and serialises dispatch

@@ -11,6 +11,8 @@
 //    that started it, else the oldest open port; channel traffic: the oldest
 //    open port) as {Port, {data, Frame}},
 //    the bytes a port program writes, so py_port handles both alike.
+// Where a message goes is decided on the sending thread; it is sent from the
+// port's outbox on a scheduler thread (outbox.hpp).
 #pragma once
 
 #include <erl_driver.h>
@@ -25,6 +27,7 @@
 
 #include "core/message_sink.hpp"
 #include "core/thread_annotations.hpp"
+#include "driver/outbox.hpp"
 #include "driver/worker.hpp"
 
 namespace ep {
@@ -54,8 +57,13 @@ class Router : public MessageSink {
   // contexts are stopped on the reaper thread.
   void closed(Instance* inst);
 
-  // As a port program's exit: {Port, {exit_status, Status}} to the owner.
-  void exit_status(const Instance* inst, int status);
+  // As a port program's exit: {Port, {exit_status, Status}} to the owner
+  // (after what was queued before).
+  void exit_status(Instance* inst, int status);
+
+  // ready_input of `inst`'s port (a scheduler thread, the port locked):
+  // sends what its outbox held.
+  void deliver(Instance* inst, const std::vector<Outbox::Entry>& entries);
 
   // A request that `caller` wrote: its reply goes straight to `caller`.
   void expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller);
@@ -79,10 +87,14 @@ class Router : public MessageSink {
 
  private:
   Router() = default;
-  void route(std::string_view payload) REQUIRES(mu_);
+  // Queues `payload` where it goes; the instance to signal(), if any.
+  std::shared_ptr<Instance> route(std::string_view payload) REQUIRES(mu_);
+  std::shared_ptr<Instance> queue(Instance* inst, Outbox::Entry entry) REQUIRES(mu_);
   Instance* home_locked(std::string_view payload) REQUIRES(mu_);
   bool open_locked(const Instance* inst) const REQUIRES(mu_);
   void to_owner(const Instance* to, std::string_view payload) REQUIRES(mu_);
+  // A reply whose caller still waits for it: sent to the caller; else false.
+  bool to_caller(const Instance* inst, std::string_view payload) REQUIRES(mu_);
 
   struct StringHash {
     using is_transparent = void;
