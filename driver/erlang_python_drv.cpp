@@ -39,6 +39,7 @@ ErlDrvData drv_start(ErlDrvPort port, char*) {
   driver_lock_driver(port);
   auto inst = std::make_shared<Instance>(port);
   if (!inst->outbox().watch(port)) return ERL_DRV_ERROR_ERRNO;
+  set_port_control_flags(port, PORT_CONTROL_FLAG_BINARY);
   ErlDrvData data = reinterpret_cast<ErlDrvData>(inst.get());
   Router::instance().opened(std::move(inst));
   return data;
@@ -69,8 +70,13 @@ void drv_output(ErlDrvData data, char* buf, ErlDrvSizeT len) {
 // the caller any more (py_request flushes what came before).
 // port_control(Port, 2, ReqId): the caller of ReqId (its msgpack) gave up
 // waiting; a reply that comes later goes to the owner.
-ErlDrvSSizeT drv_control(ErlDrvData data, unsigned int command, char* buf, ErlDrvSizeT len, char**,
-                         ErlDrvSizeT) {
+// port_control(Port, 3, Frame): as port_command(Port, Frame), but the
+// caller's scheduler may poll for the reply a moment (call_spin.hpp) and
+// return it: <<1 (ok) | 2 (error), Payload/binary>>; else the reply comes
+// as a message. Every command returns a binary (empty: nothing).
+ErlDrvSSizeT drv_control(ErlDrvData data, unsigned int command, char* buf, ErlDrvSizeT len,
+                         char** rbuf, ErlDrvSizeT) {
+  *rbuf = nullptr;
   switch (command) {
     case 1:
       drv_output(data, buf, len);
@@ -78,6 +84,13 @@ ErlDrvSSizeT drv_control(ErlDrvData data, unsigned int command, char* buf, ErlDr
     case 2:
       Router::instance().forget_reply(std::string_view(buf, len));
       return 0;
+    case 3: {
+      auto* inst = reinterpret_cast<Instance*>(data);
+      ErlDrvBinary* reply = inst->on_call(std::string_view(buf, len), driver_caller(inst->port()));
+      if (!reply) return 0;
+      *rbuf = reinterpret_cast<char*>(reply);
+      return static_cast<ErlDrvSSizeT>(reply->orig_size);
+    }
     default:
       return -1;
   }

@@ -61,6 +61,7 @@ void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
       return;
     }
     max_frame_ = config.max_frame;
+    call_spin_us_ = config.spin_us;
     {
       std::lock_guard lk(mu_);
       early_.emplace_back(frame);  // the dispatcher checks its version
@@ -84,7 +85,25 @@ void Instance::on_ready() {
   if (!sending_.empty()) Router::instance().deliver(this, sending_);
 }
 
-void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
+ErlDrvBinary* Instance::on_call(std::string_view frame, ErlDrvTermData caller) {
+  ReplySlot slot;
+  if (hello_seen_) slot.reqid = awaited_reqid(frame, caller);
+  if (slot.reqid.empty() || !call_spin_.begin(call_spin_us_)) {
+    on_output(frame, caller);
+    return nullptr;
+  }
+  Router& router = Router::instance();
+  router.expect_reply(slot.reqid, this, caller, &slot);
+  dispatch(frame);
+  ReplySlot::State got = call_spin_.wait(slot);
+  if (got == ReplySlot::kWaiting && router.stop_polling(slot)) got = ReplySlot::kFilled;
+  call_spin_.end(got == ReplySlot::kWaiting);
+  // Not sent as a message: the caller runs this very callback (its
+  // port_control), and a message to it from here would wait to be seen.
+  return got == ReplySlot::kFilled ? Router::control_reply(slot.payload) : nullptr;
+}
+
+std::string_view Instance::awaited_reqid(std::string_view frame, ErlDrvTermData caller) const {
   switch (frame_type(frame)) {
     case protocol::kCall:
     case protocol::kEval:
@@ -93,13 +112,28 @@ void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
     case protocol::kLoopTask:
     case protocol::kLoopExec:
     case protocol::kLoopEval:
-      // A request the writer waits for (its ID is its own alias): the reply
-      // goes straight to it. The owner writes only requests nobody waits for.
-      if (caller != owner_) {
-        std::string_view reqid = ref_reqid(frame);
-        if (!reqid.empty()) Router::instance().expect_reply(reqid, this, caller);
-      }
+      // A request the writer waits for (its ID is its own alias). The owner
+      // writes only requests nobody waits for.
+      return caller != owner_ ? ref_reqid(frame) : std::string_view();
+    default:
+      return {};
+  }
+}
+
+void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
+  switch (frame_type(frame)) {
+    case protocol::kCall:
+    case protocol::kEval:
+    case protocol::kExec:
+    case protocol::kRefOp:
+    case protocol::kLoopTask:
+    case protocol::kLoopExec:
+    case protocol::kLoopEval: {
+      // The reply goes straight to the writer that waits for it.
+      std::string_view reqid = awaited_reqid(frame, caller);
+      if (!reqid.empty()) Router::instance().expect_reply(reqid, this, caller);
       return;
+    }
     case protocol::kCancel:
     case protocol::kLoopCancel: {
       std::string_view reqid = ref_reqid(frame);

@@ -116,9 +116,28 @@ void Router::exit_status(Instance* inst, int status) {
   if (wake) wake->outbox().signal();
 }
 
-void Router::expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller) {
+void Router::expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller,
+                          ReplySlot* slot) {
   std::lock_guard lk(mu_);
-  waiters_.insert_or_assign(std::string(reqid), Waiter{inst, caller});
+  waiters_.insert_or_assign(std::string(reqid), Waiter{inst, caller, slot});
+}
+
+bool Router::stop_polling(ReplySlot& slot) {
+  std::lock_guard lk(mu_);
+  if (slot.state.load(std::memory_order_relaxed) == ReplySlot::kFilled) return true;
+  auto it = waiters_.find(slot.reqid);
+  if (it != waiters_.end() && it->second.slot == &slot) it->second.slot = nullptr;
+  return false;
+}
+
+ErlDrvBinary* Router::control_reply(std::string_view payload) {
+  ReplyParts parts;
+  if (!reply_parts(payload, parts)) return nullptr;
+  ErlDrvBinary* bin = driver_alloc_binary(static_cast<ErlDrvSizeT>(1 + parts.rest.size()));
+  if (!bin) return nullptr;
+  bin->orig_bytes[0] = parts.ok ? 1 : 2;
+  std::copy(parts.rest.begin(), parts.rest.end(), bin->orig_bytes + 1);
+  return bin;
 }
 
 void Router::forget_reply(std::string_view reqid) {
@@ -165,6 +184,15 @@ std::shared_ptr<Instance> Router::route(std::string_view payload) {
     tl_owner_first = nullptr;
     auto it = waiters_.find(parts.reqid);
     if (it != waiters_.end()) {
+      ReplySlot* slot = it->second.slot;
+      if (slot && !(after && open_locked(after))) {
+        // The caller's scheduler polls for it: it sends it.
+        slot->payload.assign(payload);
+        slot->state.store(ReplySlot::kFilled, std::memory_order_release);
+        waiters_.erase(it);
+        return nullptr;
+      }
+      if (slot) slot->state.store(ReplySlot::kElsewhere, std::memory_order_release);
       if (after && open_locked(after)) {
         // This thread sent that owner something since its last reply (a
         // channel close, an erlang.send): the reply follows it through the
@@ -218,6 +246,13 @@ bool Router::to_caller(const Instance* inst, std::string_view payload) {
   if (it == waiters_.end() || it->second.inst != inst) return false;
   ErlDrvTermData caller = it->second.caller;
   waiters_.erase(it);
+  send_reply(inst, caller, payload);
+  return true;
+}
+
+void Router::send_reply(const Instance* inst, ErlDrvTermData caller, std::string_view payload) {
+  ReplyParts parts;
+  if (!reply_parts(payload, parts)) return;
   // {Ref, ok | error, Payload}: the reference is rebuilt from its external format.
   ref_buf_.assign(1, static_cast<char>(131));
   ref_buf_.append(parts.body);
@@ -234,7 +269,6 @@ bool Router::to_caller(const Instance* inst, std::string_view payload) {
   // Under mu_: a cancellation (forget_reply) that returns has seen the
   // message either sent or not sent, never half-way.
   erl_drv_send_term(inst->port_id(), caller, spec, sizeof spec / sizeof spec[0]);
-  return true;
 }
 
 void Router::to_owner(const Instance* to, std::string_view payload) {

@@ -28,6 +28,7 @@
 #include "core/message_sink.hpp"
 #include "core/thread_annotations.hpp"
 #include "driver/outbox.hpp"
+#include "driver/reply_slot.hpp"
 #include "driver/worker.hpp"
 
 namespace ep {
@@ -66,7 +67,16 @@ class Router : public MessageSink {
   void deliver(Instance* inst, const std::vector<Outbox::Entry>& entries);
 
   // A request that `caller` wrote: its reply goes straight to `caller`.
-  void expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller);
+  // With a `slot`, the reply fills it instead (the caller's scheduler polls
+  // for it, call_spin.hpp) until stop_polling().
+  void expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller,
+                    ReplySlot* slot = nullptr);
+  // The poll of `slot` ran out: a reply that comes later goes the usual way.
+  // True if it was filled meanwhile.
+  bool stop_polling(ReplySlot& slot);
+  // A reply as port_control(Port, 3, Frame) returns it to its caller:
+  // <<1 (ok) | 2 (error), Payload/binary>>, or null if it is none.
+  static ErlDrvBinary* control_reply(std::string_view payload);
   // The caller gave up (a cancellation): its reply, if any comes, goes to the owner.
   void forget_reply(std::string_view reqid);
 
@@ -95,6 +105,8 @@ class Router : public MessageSink {
   void to_owner(const Instance* to, std::string_view payload) REQUIRES(mu_);
   // A reply whose caller still waits for it: sent to the caller; else false.
   bool to_caller(const Instance* inst, std::string_view payload) REQUIRES(mu_);
+  void send_reply(const Instance* inst, ErlDrvTermData caller, std::string_view payload)
+      REQUIRES(mu_);
 
   struct StringHash {
     using is_transparent = void;
@@ -103,6 +115,7 @@ class Router : public MessageSink {
   struct Waiter {
     Instance* inst;
     ErlDrvTermData caller;
+    ReplySlot* slot;  // while the caller's scheduler polls for the reply
   };
   std::mutex mu_;
   std::unordered_map<std::string, Waiter, StringHash, std::equal_to<>> waiters_ GUARDED_BY(mu_);
