@@ -134,6 +134,22 @@ void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
       if (!reqid.empty()) Router::instance().expect_reply(reqid, this, caller);
       return;
     }
+    case protocol::kBatch:
+      // [53, [Message, ...]] (py_event_loop:create_tasks): each task's reply
+      // goes straight to the writer too.
+      try {
+        MsgpackReader in(frame);
+        if (in.array_header() != 2) return;
+        in.integer();
+        uint32_t n = in.array_header();
+        for (uint32_t i = 0; i < n; ++i) {
+          std::string_view message = in.raw_object();
+          if (frame_type(message) != protocol::kBatch) record_caller(message, caller);
+        }
+      } catch (const MsgpackError&) {
+        // the dispatcher answers a malformed batch
+      }
+      return;
     case protocol::kCancel:
     case protocol::kLoopCancel: {
       std::string_view reqid = ref_reqid(frame);
