@@ -14,7 +14,10 @@
 //  - one scheduler at a time in the VM (the contexts share one GIL, and
 //    a polling scheduler takes a CPU from the executors);
 //  - after a poll that ran out, the next kSkipAfterMiss calls of that port
-//    do not poll (a pool of long calls pays one poll in kSkipAfterMiss+1).
+//    do not poll (a pool of long calls pays one poll in kSkipAfterMiss+1);
+//  - a poll stops as soon as anything else is queued for the port (a
+//    callback request of the call, another caller's reply): its
+//    ready_input, which the polling scheduler holds off, has work.
 // A reply that comes after the poll ran out goes the usual way (outbox).
 #pragma once
 

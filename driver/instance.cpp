@@ -96,8 +96,12 @@ ErlDrvBinary* Instance::on_call(std::string_view frame, ErlDrvTermData caller) {
   router.expect_reply(slot.reqid, this, caller, &slot);
   dispatch(frame);
   ReplySlot::State got = call_spin_.wait(slot);
-  if (got == ReplySlot::kWaiting && router.stop_polling(slot)) got = ReplySlot::kFilled;
-  call_spin_.end(got == ReplySlot::kWaiting);
+  bool ran_out = got == ReplySlot::kWaiting;
+  if (got != ReplySlot::kFilled && router.stop_polling(slot)) {
+    got = ReplySlot::kFilled;
+    ran_out = false;
+  }
+  call_spin_.end(ran_out);
   // Not sent as a message: the caller runs this very callback (its
   // port_control), and a message to it from here would wait to be seen.
   return got == ReplySlot::kFilled ? Router::control_reply(slot.payload) : nullptr;

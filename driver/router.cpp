@@ -120,10 +120,15 @@ void Router::expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData
                           ReplySlot* slot) {
   std::lock_guard lk(mu_);
   waiters_.insert_or_assign(std::string(reqid), Waiter{inst, caller, slot});
+  if (slot) {
+    polling_ = slot;
+    polling_inst_ = inst;
+  }
 }
 
 bool Router::stop_polling(ReplySlot& slot) {
   std::lock_guard lk(mu_);
+  if (polling_ == &slot) polling_ = nullptr;
   if (slot.state.load(std::memory_order_relaxed) == ReplySlot::kFilled) return true;
   auto it = waiters_.find(slot.reqid);
   if (it != waiters_.end() && it->second.slot == &slot) it->second.slot = nullptr;
@@ -170,6 +175,15 @@ void Router::send_framed(std::string_view frames) {
 }
 
 std::shared_ptr<Instance> Router::queue(Instance* inst, Outbox::Entry entry) {
+  if (polling_ && inst == polling_inst_) {
+    // The port's ready_input must run to send this (a callback request,
+    // another caller's reply): the scheduler that holds the port stops
+    // polling, and the polled reply comes through the outbox too.
+    auto it = waiters_.find(polling_->reqid);
+    if (it != waiters_.end() && it->second.slot == polling_) it->second.slot = nullptr;
+    polling_->state.store(ReplySlot::kElsewhere, std::memory_order_release);
+    polling_ = nullptr;
+  }
   // Only open instances get here: open_ owns them.
   return inst->outbox().push(std::move(entry)) ? inst->shared_from_this() : nullptr;
 }
@@ -185,6 +199,7 @@ std::shared_ptr<Instance> Router::route(std::string_view payload) {
     auto it = waiters_.find(parts.reqid);
     if (it != waiters_.end()) {
       ReplySlot* slot = it->second.slot;
+      if (slot && polling_ == slot) polling_ = nullptr;
       if (slot && !(after && open_locked(after))) {
         // The caller's scheduler polls for it: it sends it.
         slot->payload.assign(payload);

@@ -71,8 +71,9 @@ class Router : public MessageSink {
   // for it, call_spin.hpp) until stop_polling().
   void expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller,
                     ReplySlot* slot = nullptr);
-  // The poll of `slot` ran out: a reply that comes later goes the usual way.
-  // True if it was filled meanwhile.
+  // The poll of `slot` ended (ran out, or stopped: anything else queued for
+  // its port stops it): a reply that comes later goes the usual way. True if
+  // it was filled meanwhile.
   bool stop_polling(ReplySlot& slot);
   // A reply as port_control(Port, 3, Frame) returns it to its caller:
   // <<1 (ok) | 2 (error), Payload/binary>>, or null if it is none.
@@ -122,6 +123,9 @@ class Router : public MessageSink {
   std::vector<std::shared_ptr<Instance>> open_ GUARDED_BY(mu_);  // oldest first
   std::unordered_map<const Context*, Instance*> contexts_ GUARDED_BY(mu_);
   std::string ref_buf_ GUARDED_BY(mu_);  // a reply's reference in external format
+  // The slot a scheduler polls (one at a time, call_spin.hpp), of this port.
+  ReplySlot* polling_ GUARDED_BY(mu_) = nullptr;
+  const Instance* polling_inst_ GUARDED_BY(mu_) = nullptr;
   Worker slow_;
   Worker reaper_;
 };
