@@ -12,7 +12,8 @@
 //
 // It polls only where that is likely to pay:
 //  - one scheduler at a time in the VM (the contexts share one GIL, and
-//    a polling scheduler takes a CPU from the executors);
+//    a polling scheduler takes a CPU from the executors), and only while no
+//    other reply is awaited (many callers: the executors need the CPUs);
 //  - after a poll that ran out, the next kSkipAfterMiss calls of that port
 //    do not poll (a pool of long calls pays one poll in kSkipAfterMiss+1);
 //  - a poll stops as soon as anything else is queued for the port (a

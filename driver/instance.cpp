@@ -93,8 +93,12 @@ ErlDrvBinary* Instance::on_call(std::string_view frame, ErlDrvTermData caller) {
     return nullptr;
   }
   Router& router = Router::instance();
-  router.expect_reply(slot.reqid, this, caller, &slot);
+  bool poll = router.expect_reply(slot.reqid, this, caller, &slot);
   dispatch(frame);
+  if (!poll) {
+    call_spin_.end(false);
+    return nullptr;
+  }
   ReplySlot::State got = call_spin_.wait(slot);
   bool ran_out = got == ReplySlot::kWaiting;
   if (got != ReplySlot::kFilled && router.stop_polling(slot)) {

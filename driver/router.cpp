@@ -116,14 +116,18 @@ void Router::exit_status(Instance* inst, int status) {
   if (wake) wake->outbox().signal();
 }
 
-void Router::expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller,
+bool Router::expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller,
                           ReplySlot* slot) {
   std::lock_guard lk(mu_);
+  // Other callers wait too: their executors need the CPUs more than this
+  // caller needs a poll.
+  if (!waiters_.empty()) slot = nullptr;
   waiters_.insert_or_assign(std::string(reqid), Waiter{inst, caller, slot});
   if (slot) {
     polling_ = slot;
     polling_inst_ = inst;
   }
+  return slot != nullptr;
 }
 
 bool Router::stop_polling(ReplySlot& slot) {

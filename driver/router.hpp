@@ -68,8 +68,9 @@ class Router : public MessageSink {
 
   // A request that `caller` wrote: its reply goes straight to `caller`.
   // With a `slot`, the reply fills it instead (the caller's scheduler polls
-  // for it, call_spin.hpp) until stop_polling().
-  void expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller,
+  // for it, call_spin.hpp) until stop_polling(); unless other replies are
+  // awaited (then false: no poll).
+  bool expect_reply(std::string_view reqid, Instance* inst, ErlDrvTermData caller,
                     ReplySlot* slot = nullptr);
   // The poll of `slot` ended (ran out, or stopped: anything else queued for
   // its port stops it): a reply that comes later goes the usual way. True if
