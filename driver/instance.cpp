@@ -7,6 +7,7 @@
 #include "core/runtime.hpp"
 #include "driver/python_host.hpp"
 #include "driver/router.hpp"
+#include "driver/thread_affinity.hpp"
 
 namespace ep::drv {
 namespace {
@@ -60,6 +61,7 @@ void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
       return;
     }
     max_frame_ = config.max_frame;
+    call_spin_us_ = config.spin_us;
     {
       std::lock_guard lk(mu_);
       early_.emplace_back(frame);  // the dispatcher checks its version
@@ -78,7 +80,38 @@ void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
   dispatch(frame);
 }
 
-void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
+void Instance::on_ready() {
+  outbox_.take(sending_);
+  if (!sending_.empty()) Router::instance().deliver(this, sending_);
+}
+
+ErlDrvBinary* Instance::on_call(std::string_view frame, ErlDrvTermData caller) {
+  ReplySlot slot;
+  if (hello_seen_) slot.reqid = awaited_reqid(frame, caller);
+  if (slot.reqid.empty() || !call_spin_.begin(call_spin_us_)) {
+    on_output(frame, caller);
+    return nullptr;
+  }
+  Router& router = Router::instance();
+  bool poll = router.expect_reply(slot.reqid, this, caller, &slot);
+  dispatch(frame);
+  if (!poll) {
+    call_spin_.end(false);
+    return nullptr;
+  }
+  ReplySlot::State got = call_spin_.wait(slot);
+  bool ran_out = got == ReplySlot::kWaiting;
+  if (got != ReplySlot::kFilled && router.stop_polling(slot)) {
+    got = ReplySlot::kFilled;
+    ran_out = false;
+  }
+  call_spin_.end(ran_out);
+  // Not sent as a message: the caller runs this very callback (its
+  // port_control), and a message to it from here would wait to be seen.
+  return got == ReplySlot::kFilled ? Router::control_reply(slot.payload) : nullptr;
+}
+
+std::string_view Instance::awaited_reqid(std::string_view frame, ErlDrvTermData caller) const {
   switch (frame_type(frame)) {
     case protocol::kCall:
     case protocol::kEval:
@@ -87,11 +120,42 @@ void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
     case protocol::kLoopTask:
     case protocol::kLoopExec:
     case protocol::kLoopEval:
-      // A request the writer waits for (its ID is its own alias): the reply
-      // goes straight to it. The owner writes only requests nobody waits for.
-      if (caller != owner_) {
-        std::string_view reqid = ref_reqid(frame);
-        if (!reqid.empty()) Router::instance().expect_reply(reqid, this, caller);
+      // A request the writer waits for (its ID is its own alias). The owner
+      // writes only requests nobody waits for.
+      return caller != owner_ ? ref_reqid(frame) : std::string_view();
+    default:
+      return {};
+  }
+}
+
+void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
+  switch (frame_type(frame)) {
+    case protocol::kCall:
+    case protocol::kEval:
+    case protocol::kExec:
+    case protocol::kRefOp:
+    case protocol::kLoopTask:
+    case protocol::kLoopExec:
+    case protocol::kLoopEval: {
+      // The reply goes straight to the writer that waits for it.
+      std::string_view reqid = awaited_reqid(frame, caller);
+      if (!reqid.empty()) Router::instance().expect_reply(reqid, this, caller);
+      return;
+    }
+    case protocol::kBatch:
+      // [53, [Message, ...]] (py_event_loop:create_tasks): each task's reply
+      // goes straight to the writer too.
+      try {
+        MsgpackReader in(frame);
+        if (in.array_header() != 2) return;
+        in.integer();
+        uint32_t n = in.array_header();
+        for (uint32_t i = 0; i < n; ++i) {
+          std::string_view message = in.raw_object();
+          if (frame_type(message) != protocol::kBatch) record_caller(message, caller);
+        }
+      } catch (const MsgpackError&) {
+        // the dispatcher answers a malformed batch
       }
       return;
     case protocol::kCancel:
@@ -162,6 +226,9 @@ bool Instance::parse_hello(std::string_view frame, Config& config) {
 }
 
 void Instance::start(Config config) {
+  // Created on a scheduler thread: the contexts' executors it starts
+  // inherit its CPUs, not that scheduler's one CPU.
+  unbind_this_thread();
   Router::Home home(this);  // the hello and what this thread sends go to this port
   std::string error;
   if (!ensure_python(config.python_path, error)) {

@@ -17,6 +17,8 @@
 #include "core/dispatcher.hpp"
 #include "core/native_thread.hpp"
 #include "core/thread_annotations.hpp"
+#include "driver/call_spin.hpp"
+#include "driver/outbox.hpp"
 
 namespace ep::drv {
 
@@ -35,6 +37,16 @@ class Instance : public std::enable_shared_from_this<Instance> {
   // is the process that wrote it.
   void on_output(std::string_view frame, ErlDrvTermData caller);
 
+  // Scheduler thread, port locked: port_control(Port, 3, Frame), a request
+  // whose reply the caller's scheduler may poll for (call_spin.hpp): the
+  // reply, if it came meanwhile, for port_control to return (else null).
+  ErlDrvBinary* on_call(std::string_view frame, ErlDrvTermData caller);
+
+  // What this port sends, queued by any thread (Router::route).
+  Outbox& outbox() { return outbox_; }
+  // ready_input (scheduler thread, port locked): sends what is queued.
+  void on_ready();
+
  private:
   struct Config {
     int contexts = 1;
@@ -48,11 +60,17 @@ class Instance : public std::enable_shared_from_this<Instance> {
   // Frames whose handling may wait for the GIL go to the driver's worker thread.
   static bool needs_gil(std::string_view frame);
   void record_caller(std::string_view frame, ErlDrvTermData caller);
+  // The ID of a request written by `caller` that waits for its reply, or empty.
+  std::string_view awaited_reqid(std::string_view frame, ErlDrvTermData caller) const;
 
   const ErlDrvPort port_;
   const ErlDrvTermData port_id_;
   const ErlDrvTermData owner_;
-  bool hello_seen_ = false;  // scheduler thread only
+  Outbox outbox_;
+  std::vector<Outbox::Entry> sending_;  // on_ready's, its room reused
+  bool hello_seen_ = false;             // scheduler thread only
+  unsigned call_spin_us_ = 0;           // the same
+  CallSpin call_spin_;                  // the same (the port lock)
   size_t max_frame_ = 64u << 20;
 
   std::mutex mu_;  // guards what follows, and serialises dispatch

@@ -38,6 +38,11 @@ void add_paths(const std::vector<std::string>& paths) {
     if (present == 0) present = PyList_Insert(sys_path, 0, entry.get());
     if (present < 0) PyErr_Clear();
   }
+  // An active venv's site-packages stays first (erlang/_venv.py).
+  PyRef venv = PyRef::steal(PyImport_ImportModule("erlang._venv"));
+  PyRef done =
+      venv ? PyRef::steal(PyObject_CallMethod(venv.get(), "keep_first", nullptr)) : PyRef();
+  if (!done) PyErr_Clear();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "core/native_thread.hpp"
+#include "driver/thread_affinity.hpp"
 
 namespace ep::drv {
 
@@ -38,6 +39,7 @@ class Worker {
 
  private:
   void run() {
+    unbind_this_thread();  // created on a scheduler thread
     std::unique_lock lk(mu_);
     while (true) {
       cv_.wait(lk, [this] { return stop_ || !jobs_.empty(); });

@@ -15,12 +15,14 @@
 
 -include("py_protocol.hrl").
 
--export([default_backend/0, backend/2, open/2, is_driver/1, write_sync/2, forget/2, dir/0]).
+-export([default_backend/0, backend/2, open/2, is_driver/1, call/3, write_sync/2, forget/2,
+         dir/0]).
 
 -define(NAME, "erlang_python_drv").
 
 -define(CONTROL_WRITE, 1).
 -define(CONTROL_FORGET, 2).
+-define(CONTROL_CALL, 3).
 
 -type backend() :: port | driver.
 -export_type([backend/0]).
@@ -78,6 +80,21 @@ is_driver(Port) when is_port(Port) ->
     erlang:port_info(Port, name) =:= {name, ?NAME};
 is_driver(_) ->
     false.
+
+%% @doc Writes request `Frame' (of ID `Ref') to driver port `Port' as
+%% port_command/2 does; its reply `{Ref, ok | error, Payload}' comes as a
+%% message all the same. The driver may first poll for the reply for up to
+%% the pool's `read_spin_us' (on this process's scheduler, while Python runs
+%% on the driver's own thread) and return it, which this sends to itself: a
+%% short call then costs no thread wake-up.
+-spec call(port(), reference(), iodata()) -> true.
+call(Port, Ref, Frame) ->
+    case erlang:port_control(Port, ?CONTROL_CALL, Frame) of
+        <<1, Payload/binary>> -> self() ! {Ref, ok, Payload};
+        <<2, Payload/binary>> -> self() ! {Ref, error, Payload};
+        _ -> ok
+    end,
+    true.
 
 %% @doc Writes `Frame' to a driver port and returns once the driver took it
 %% (port_command/2 may return before): a cancellation written so is seen

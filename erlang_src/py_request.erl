@@ -88,13 +88,29 @@ send(Ctx, Build) ->
 
 send_to(Port, Owner, Build) ->
     Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
-    try write(Port, py_msgpack:encode(in_chain(Build(Ref), Owner))) of
-        true -> driver_sent(Port, Ref), {ok, Ref}
+    try write_request(Port, Ref, py_msgpack:encode(in_chain(Build(Ref), Owner))) of
+        true -> {ok, Ref}
     catch
         error:badarg ->
             erlang:demonitor(Ref, [flush]),
             {error, {python_died, port_closed}}
     end.
+
+%% A request whose reply this process waits for. A driver's reply comes
+%% from the driver to this process, not through the alias, so a wait that
+%% times out tells the driver (wait/2); the driver's scheduler may poll for a
+%% short reply (py_driver:call/2).
+write_request(Port, Ref, Frame) when is_port(Port) ->
+    case is_driver_port(Port) of
+        true ->
+            true = py_driver:call(Port, Ref, Frame),
+            put({'$py_drv', Ref}, Port),
+            true;
+        false ->
+            erlang:port_command(Port, Frame)
+    end;
+write_request(Ctx, _Ref, Frame) ->
+    write(Ctx, Frame).
 
 write(Port, Frame) when is_port(Port) ->
     erlang:port_command(Port, Frame);
@@ -186,18 +202,17 @@ replied(Ref) ->
     erlang:demonitor(Ref),
     erase({'$py_drv', Ref}).
 
-%% A request written to a driver port: its reply comes from the driver to
-%% this process, not through the alias, so a wait that times out tells the
-%% driver (wait/2). Whether a port is a driver's is noted for the last port
-%% this process wrote to (one entry, however many ports restart).
-driver_sent(Port, Ref) when is_port(Port) ->
+%% Whether a port is a driver's is noted for the last port this process
+%% wrote a request to (one entry, however many ports restart).
+is_driver_port(Port) ->
     case get('$py_drv_port') of
-        {Port, false} -> ok;
-        {Port, true} -> put({'$py_drv', Ref}, Port), ok;
-        _ -> put('$py_drv_port', {Port, py_driver:is_driver(Port)}), driver_sent(Port, Ref)
-    end;
-driver_sent(_Ctx, _Ref) ->
-    ok.
+        {Port, IsDriver} ->
+            IsDriver;
+        _ ->
+            IsDriver = py_driver:is_driver(Port),
+            put('$py_drv_port', {Port, IsDriver}),
+            IsDriver
+    end.
 
 %% A request sent by a process running a callback of the same port program
 %% (py_callback) carries that callback's ID as a trailing chain marker: it runs

@@ -8,11 +8,17 @@ import sys
 
 
 def add_paths(paths: list[str]) -> None:
-    """Put ``paths`` at the front of ``sys.path``, in their order, once each."""
+    """Put ``paths`` at the front of ``sys.path``, in their order, once each,
+    after an active venv's site-packages (which stays first: on the linked-in
+    driver every context shares one ``sys.path``, and one set up after the
+    activation must not push the venv back)."""
+    from erlang import _venv
+
     for path in reversed(paths):
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
+    _venv.keep_first()
 
 
 def import_modules(specs: list[tuple[str, str | None]]) -> None:

@@ -24,6 +24,7 @@ def activate(path: str) -> None:
         raise FileNotFoundError(f"{path} is not a virtual environment of {sys.version.split()[0]}: "
                                 f"no {packages}")
     if _active == path:
+        keep_first()
         return
     deactivate()
     before = list(sys.path)
@@ -35,6 +36,14 @@ def activate(path: str) -> None:
     import importlib
 
     importlib.invalidate_caches()
+
+
+def keep_first() -> None:
+    """Moves the active venv's entries back to the front of ``sys.path``."""
+    if _active is None:
+        return
+    added = [p for p in _added if p in sys.path]
+    sys.path[:] = added + [p for p in sys.path if p not in added]
 
 
 def deactivate() -> None:

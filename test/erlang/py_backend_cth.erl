@@ -81,9 +81,6 @@ case_skip(py_memory_SUITE, Case) when Case =:= cap_raises_memory_error;
                                       Case =:= cap_held_over_kills ->
     "a memory cap runs its pool on port programs, but the cap is sized from the default "
         "pool's process, which is the VM";
-case_skip(py_venv_SUITE, venv_info_and_manual_activation) ->
-    "sys.path is the VM's (one interpreter): after other pools' set-up the venv's "
-        "site-packages is not first (a known gap of the driver, session 6)";
 case_skip(py_venv_SUITE, deactivate) ->
     "sys.modules is the VM's (one interpreter): a module a venv provided stays imported";
 case_skip(py_logging_SUITE, Case) when Case =:= quick_start; Case =:= level_mapping;

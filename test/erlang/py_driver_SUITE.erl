@@ -13,7 +13,8 @@
          owngil_and_caps_need_a_process/1, timeout_leaves_no_stray_reply/1,
          many_callers/1, stop_pool_while_busy/1, python_crash_takes_the_node_down/1,
          replies_bypass_the_owner/1, python_path_joins_the_shared_sys_path/1,
-         sends_come_before_the_reply/1]).
+         sends_come_before_the_reply/1, short_replies_come_with_the_request/1,
+         callbacks_stop_the_poll/1]).
 
 -define(APP, erlang_python).
 
@@ -22,7 +23,8 @@ all() ->
      pools_share_one_interpreter, callbacks_and_channels, owngil_and_caps_need_a_process,
      timeout_leaves_no_stray_reply, many_callers, stop_pool_while_busy,
      replies_bypass_the_owner, python_path_joins_the_shared_sys_path,
-     sends_come_before_the_reply,
+     sends_come_before_the_reply, short_replies_come_with_the_request,
+     callbacks_stop_the_poll,
      python_crash_takes_the_node_down].
 
 init_per_suite(Config) ->
@@ -179,6 +181,50 @@ sends_come_before_the_reply(_Config) ->
     after true = erlang:resume_process(Owner)
     end,
     ok = py_context_router:stop_pool(drv_order).
+
+%% The caller's scheduler polls a moment for a short call's reply and sends
+%% it itself (driver/call_spin.hpp): the reply is in the caller's mailbox by
+%% the time the request is written. A call longer than the poll gets its
+%% reply the usual way, and the polls that follow are right too.
+short_replies_come_with_the_request(_Config) ->
+    [Ctx] = start(drv_poll, 1, #{backend => driver}),
+    Short = fun(N) ->
+                    Ref = py:spawn_call(Ctx, builtins, abs, [-N]),
+                    {message_queue_len, Len} = process_info(self(), message_queue_len),
+                    {ok, N} = py:await(Ref, 5000),
+                    min(Len, 1)
+            end,
+    Polled = lists:sum([Short(N) || N <- lists:seq(1, 300)]),
+    ct:pal("~p of 300 replies came with their request", [Polled]),
+    ?assert(Polled > 0),
+    [{ok, _} = py:call(Ctx, time, sleep, [0.005]) || _ <- lists:seq(1, 5)],
+    [{ok, N} = py:call(Ctx, builtins, abs, [-N]) || N <- lists:seq(1, 100)],
+    {error, timeout} = py:call(Ctx, time, sleep, [0.05], #{timeout => 1}),
+    {ok, 7} = py:call(Ctx, builtins, abs, [-7]),
+    {messages, []} = process_info(self(), messages),
+    ok = py_context_router:stop_pool(drv_poll).
+
+%% A call that calls back into Erlang cannot be answered while its
+%% caller's scheduler polls (the callback request leaves through the port
+%% that scheduler holds): the poll stops as soon as the callback request is
+%% queued, so it does not run out, and the next call polls again (after a
+%% poll that ran out, a port's next 16 calls would not).
+callbacks_stop_the_poll(_Config) ->
+    [Ctx] = start(drv_cb_poll, 1, #{backend => driver}),
+    ok = py:register_function(drv_cb_poll_f, fun([X]) -> X + 1 end),
+    Polled = lists:sum(
+               [begin
+                    {ok, 2} = py:eval(Ctx, <<"__import__('erlang').call('drv_cb_poll_f', 1)">>),
+                    Ref = py:spawn_call(Ctx, builtins, abs, [-N]),
+                    {message_queue_len, Len} = process_info(self(), message_queue_len),
+                    {ok, N} = py:await(Ref, 5000),
+                    min(Len, 1)
+                end || N <- lists:seq(1, 40)]),
+    ct:pal("~p of 40 calls after a callback polled their reply", [Polled]),
+    %% (a poll that runs out after each callback leaves ~4 of 40)
+    ?assert(Polled >= 20),
+    ok = py:unregister_function(drv_cb_poll_f),
+    ok = py_context_router:stop_pool(drv_cb_poll).
 
 %% A driver pool's python_path goes on the one sys.path (the README says
 %% so): what it holds is importable from every driver pool.

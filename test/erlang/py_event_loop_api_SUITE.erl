@@ -26,7 +26,8 @@
          port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
          many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1,
          create_tasks_in_order/1, create_tasks_errors/1, create_tasks_timeout_cancels/1,
-         create_tasks_port_died/1, create_tasks_split_by_size/1]).
+         create_tasks_port_died/1, create_tasks_split_by_size/1,
+         create_tasks_bypass_the_owner/1]).
 
 suite() ->
     [{timetrap, {seconds, 120}}].
@@ -52,7 +53,8 @@ groups() ->
      {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
                   rpc_tasks_on_peer]},
      {batch, [], [create_tasks_in_order, create_tasks_errors, create_tasks_timeout_cancels,
-                  create_tasks_split_by_size, create_tasks_port_died]}].
+                  create_tasks_split_by_size, create_tasks_bypass_the_owner,
+                  create_tasks_port_died]}].
 
 %% A Python module the tasks use, defined in every port program of the loops.
 -define(HELPERS, <<"
@@ -639,6 +641,40 @@ create_tasks_in_order(_Config) ->
     {ok, #{<<"url">> := <<"u">>, <<"headers">> := #{a := 1}}} = py_event_loop:await(Rb),
     [] = py_event_loop_pool:create_tasks([]),
     receive Msg -> ct:fail({stray_message, Msg}) after 100 -> ok end.
+
+%% On the linked-in driver, the replies to a batch go straight to the
+%% caller, as a single task's do: no driver port's owner (traced) receives
+%% any of them. (A port program's replies come through its owner.)
+create_tasks_bypass_the_owner(_Config) ->
+    {ok, {py_loop, Slot} = Loop} = py_event_loop_pool:get_loop(),
+    [{_, Port, _, _, _}] = ets:lookup(py_contexts, py_pool:context(py_event_loops, Slot)),
+    case py_driver:is_driver(Port) of
+        false ->
+            {skip, "port backend: replies come through the port's owner"};
+        true ->
+            Owners = [Pid || P <- erlang:ports(), py_driver:is_driver(P),
+                             {connected, Pid} <- [erlang:port_info(P, connected)]],
+            [1 = erlang:trace(O, true, ['receive']) || O <- Owners],
+            try
+                {ok, Refs} = py_event_loop:create_tasks(
+                               Loop, [{el_helpers, double, [I]} || I <- lists:seq(1, 20)]),
+                Expected = [{ok, 2 * I} || I <- lists:seq(1, 20)],
+                Expected = [py_event_loop:await(R, 5000) || R <- Refs]
+            after
+                [catch erlang:trace(O, false, ['receive']) || O <- Owners]
+            end,
+            Replies = fun Count(N) ->
+                              receive
+                                  {trace, _, 'receive', {_, {data, <<16#93, 4, _/binary>>}}} ->
+                                      Count(N + 1);
+                                  {trace, _, 'receive', _} ->
+                                      Count(N)
+                              after 200 -> N
+                              end
+                      end,
+            0 = Replies(0),
+            ok
+    end.
 
 %% Each task fails on its own; the loop keeps serving the others.
 create_tasks_errors(_Config) ->

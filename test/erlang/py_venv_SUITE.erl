@@ -77,6 +77,15 @@ venv_info_and_manual_activation(Config) ->
     true = filelib:is_dir(SP),
     {ok, true} = py:eval(<<"import sys\nsys.path[0] == sp">>, #{sp => SP}),
     {ok, Venv} = py:eval(<<"import os\nos.environ['VIRTUAL_ENV']">>),
+    %% a pool with a python_path of its own, started later, keeps the venv
+    %% first (on the driver its set-up edits the one shared sys.path)
+    Dir = filename:join(?config(priv_dir, Config), "later_path"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    {ok, [Ctx]} = py_context_router:start_pool(venv_path_later, 1, #{python_path => [Dir]}),
+    {ok, true} = py:eval(Ctx, <<"import sys\nsys.path[0] == sp">>, #{sp => SP}),
+    {ok, true} = py:eval(Ctx, <<"import sys\nd in sys.path">>, #{d => list_to_binary(Dir)}),
+    {ok, true} = py:eval(<<"import sys\nsys.path[0] == sp">>, #{sp => SP}),
+    ok = py_context_router:stop_pool(venv_path_later),
     ok.
 
 deactivate(Config) ->
