@@ -8,6 +8,7 @@
 #include <Python.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -37,7 +38,10 @@ class LoopInbox {
   // Loop thread, GIL released: waits up to `us` microseconds, without
   // sleeping, for a request; true if one is queued. A loop that just answered
   // a request spins before it sleeps: the next request of a caller in a loop
-  // then costs no thread wake-up (cf. read_spin_us).
+  // then costs no thread wake-up (cf. read_spin_us). While requests keep
+  // coming within the spin, the loop's thread reads the port program's input
+  // itself meanwhile (InputGate::read_for): no other thread reads the
+  // request and hands it over.
   bool spin(unsigned us);
   // Whether the loop is in spin() (tests, diagnostics).
   bool spinning() {
@@ -54,11 +58,13 @@ class LoopInbox {
   int fd_ = -1;
   std::mutex mu_;
   std::vector<Request> queue_;
-  std::vector<Request> taken_;       // the loop thread's
-  bool signalled_ = false;           // the eventfd holds a wake-up not yet taken
-  bool spinning_ = false;            // the loop waits in spin(): post() need not wake it
-  std::atomic<bool> queued_{false};  // queue_ is not empty (read without the lock)
-  std::string out_;                  // framed replies ({packet,4} prefixes included)
+  std::vector<Request> taken_;  // the loop thread's
+  bool signalled_ = false;      // the eventfd holds a wake-up not yet taken
+  bool spinning_ = false;       // the loop waits in spin(): post() need not wake it
+  unsigned misses_ = 0;         // spins in vain in a row (0..2), see spin()
+  std::chrono::steady_clock::time_point missed_at_;  // when the last one ended
+  std::atomic<bool> queued_{false};                  // queue_ is not empty (read without the lock)
+  std::string out_;  // framed replies ({packet,4} prefixes included)
 };
 
 // The loops of this port program, made on first use. Loop IDs are small ints.
