@@ -4,7 +4,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -53,23 +52,24 @@ bool LoopInbox::spin(unsigned us) {
   {
     std::lock_guard lk(mu_);
     if (!queue_.empty()) return true;
+    if (skip_next_) {
+      // The last spin was in vain. Its request may well have come only once
+      // it ended: a spinning thread that shares its CPU with the Erlang
+      // scheduler thread it waits for does not always let that thread run
+      // (sched_yield gives way only to threads that ran about as little), so
+      // the round trip took the whole spin and more. This time the loop
+      // sleeps at once; the one after it spins again.
+      skip_next_ = false;
+      return false;
+    }
     spinning_ = true;
   }
-  // Best: this thread reads the input itself, so that the next task costs no
-  // hand-over from another reading thread. After a spin in vain the next one
-  // lasts twice as long: a caller whose round trips took longer than one
-  // spin (two thread wake-ups each, under load) is caught again and is fast
-  // from then on. After two in vain the loop only polls its inbox (as when a
-  // hot executor reads, or without a pipe: the linked-in driver): taking the
-  // role and handing it back costs a wake-up of another thread each.
-  auto now = std::chrono::steady_clock::now();
-  // The request answered now came soon after the last spin in vain (the
-  // caller was only a little slower than a spin): lead again.
-  if (misses_ > 1 && now - missed_at_ < std::chrono::microseconds(4 * us)) misses_ = 0;
-  if (misses_ == 1) us *= 2;
-  auto deadline = now + std::chrono::microseconds(us);
+  // This thread reads the input itself meanwhile, so that the next task
+  // costs no hand-over from another reading thread; or, when a hot executor
+  // reads (or without a pipe: the linked-in driver), it polls the inbox.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
   auto queued = [this] { return queued_.load(std::memory_order_acquire); };
-  if (misses_ > 1 || !Runtime::instance().input().read_for(us, queued)) {
+  if (!Runtime::instance().input().read_for(us, queued)) {
     while (!queued() && std::chrono::steady_clock::now() < deadline) {
       sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
     }
@@ -78,8 +78,7 @@ bool LoopInbox::spin(unsigned us) {
   std::lock_guard lk(mu_);
   spinning_ = false;
   bool got = !queue_.empty();
-  misses_ = got ? 0 : std::min(misses_ + 1, 2u);
-  if (!got) missed_at_ = std::chrono::steady_clock::now();
+  skip_next_ = !got;
   return got;
 }
 

@@ -8,7 +8,6 @@
 #include <Python.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -58,13 +57,12 @@ class LoopInbox {
   int fd_ = -1;
   std::mutex mu_;
   std::vector<Request> queue_;
-  std::vector<Request> taken_;  // the loop thread's
-  bool signalled_ = false;      // the eventfd holds a wake-up not yet taken
-  bool spinning_ = false;       // the loop waits in spin(): post() need not wake it
-  unsigned misses_ = 0;         // spins in vain in a row (0..2), see spin()
-  std::chrono::steady_clock::time_point missed_at_;  // when the last one ended
-  std::atomic<bool> queued_{false};                  // queue_ is not empty (read without the lock)
-  std::string out_;  // framed replies ({packet,4} prefixes included)
+  std::vector<Request> taken_;       // the loop thread's
+  bool signalled_ = false;           // the eventfd holds a wake-up not yet taken
+  bool spinning_ = false;            // the loop waits in spin(): post() need not wake it
+  bool skip_next_ = false;           // the last spin was in vain: see spin()
+  std::atomic<bool> queued_{false};  // queue_ is not empty (read without the lock)
+  std::string out_;                  // framed replies ({packet,4} prefixes included)
 };
 
 // The loops of this port program, made on first use. Loop IDs are small ints.
