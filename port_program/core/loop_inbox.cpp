@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -66,10 +67,15 @@ bool LoopInbox::spin(unsigned us) {
   }
   // This thread reads the input itself meanwhile, so that the next task
   // costs no hand-over from another reading thread; or, when a hot executor
-  // reads (or without a pipe: the linked-in driver), it polls the inbox.
+  // reads (or without a pipe: the linked-in driver), it polls the inbox. It
+  // leads only while its spins catch their requests: taking the role and
+  // handing it back after a spin in vain costs another thread two wake-ups,
+  // so after a miss it polls the inbox until kLeadAfterHits spins in a row
+  // have caught theirs.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
   auto queued = [this] { return queued_.load(std::memory_order_acquire); };
-  if (!Runtime::instance().input().read_for(us, queued)) {
+  bool lead = hits_ >= kLeadAfterHits;
+  if (!lead || !Runtime::instance().input().read_for(us, queued)) {
     while (!queued() && std::chrono::steady_clock::now() < deadline) {
       sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
     }
@@ -79,6 +85,7 @@ bool LoopInbox::spin(unsigned us) {
   spinning_ = false;
   bool got = !queue_.empty();
   skip_next_ = !got;
+  hits_ = got ? std::min(hits_ + 1, kLeadAfterHits) : 0;
   return got;
 }
 
