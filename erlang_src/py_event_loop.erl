@@ -110,9 +110,14 @@ await(Ref) ->
 %% on timeout the task is cancelled.
 -spec await(reference(), timeout()) -> {ok, term()} | {error, term()}.
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
-    case get({'$py_task', Ref}) =:= undefined andalso kept(Ref) of
-        true -> await_kept(Ref, Timeout);
-        false -> await_own(Ref, Timeout)
+    case get({'$py_task', Ref}) of
+        {_Port, Mon} -> await_batched(Ref, Mon, Timeout);
+        undefined ->
+            case kept(Ref) of
+                true -> await_kept(Ref, Timeout);
+                false -> await_own(Ref, Timeout)
+            end;
+        _Port -> await_own(Ref, Timeout)
     end;
 await(Ref, Timeout) when is_reference(Ref) ->
     {error, {badarg, {timeout, Timeout}}};
@@ -127,6 +132,45 @@ await_own(Ref, Timeout) ->
         Result ->
             erase({'$py_task', Ref}),
             Result
+    end.
+
+%% A task of a batch (create_tasks): its request ID is an alias of its own,
+%% and one monitor of the port owner serves the whole batch. Its 'DOWN' is
+%% posted again for the batch's other tasks, but by the last one.
+await_batched(Ref, Mon, Timeout) ->
+    receive
+        {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
+            _ = batch_done(Ref, Mon),
+            py_request:result(Tag, Payload);
+        {Ref, failed, Reason} ->
+            _ = batch_done(Ref, Mon),
+            {error, Reason};
+        {'DOWN', Mon, process, _, Reason} = Down ->
+            case batch_done(Ref, Mon) of
+                last -> ok;
+                more -> self() ! Down
+            end,
+            py_request:died(Reason)
+    after Timeout ->
+        erlang:unalias(Ref),
+        %% a reply sent before the alias was deactivated may already be here
+        receive {Ref, _, _} -> ok after 0 -> ok end,
+        cancel_task(Ref),
+        _ = batch_done(Ref, Mon),
+        {error, timeout}
+    end.
+
+%% One task of batch `Mon' is done with: the monitor goes with the last.
+batch_done(Ref, Mon) ->
+    erase({'$py_task', Ref}),
+    case get({'$py_batch', Mon}) of
+        N when is_integer(N), N > 1 ->
+            put({'$py_batch', Mon}, N - 1),
+            more;
+        _ ->
+            erase({'$py_batch', Mon}),
+            erlang:demonitor(Mon, [flush]),
+            last
     end.
 
 kept(Ref) ->
@@ -267,7 +311,15 @@ send_tasks(Loop, Tasks) ->
     case route(Loop) of
         {ok, Port, Owner} ->
             Limit = max(1, min(?BATCH_BYTES, py_config:max_frame() div 2)),
-            send_all(Port, Owner, Limit, Tasks, {[], 0, 0}, []);
+            %% One monitor of the owner for the batch (await_batched/3).
+            Mon = erlang:monitor(process, Owner),
+            put({'$py_batch', Mon}, 0),
+            Refs = send_all(Port, Mon, Limit, Tasks, {[], 0, 0}, []),
+            case get({'$py_batch', Mon}) of
+                0 -> erase({'$py_batch', Mon}), erlang:demonitor(Mon, [flush]);
+                _ -> ok
+            end,
+            Refs;
         {error, Reason} ->
             [py_request:failed(Reason) || _ <- Tasks]
     end.
@@ -277,13 +329,13 @@ send_tasks(Loop, Tasks) ->
 %% that a task over max_frame gets its own error. `Pending': {Frames (newest
 %% first, with their references), count, bytes}; `Acc': every reference so
 %% far, newest first.
-send_all(Port, _Owner, _Limit, [], Pending, Acc) ->
+send_all(Port, _Mon, _Limit, [], Pending, Acc) ->
     _ = write_pending(Port, Pending),
     lists:reverse(Acc);
-send_all(Port, Owner, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
-    case encode_task(Port, Owner, Task) of
+send_all(Port, Mon, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
+    case encode_task(Port, Mon, Task) of
         {Ref, none} ->
-            send_all(Port, Owner, Limit, Rest, Pending, [Ref | Acc]);
+            send_all(Port, Mon, Limit, Rest, Pending, [Ref | Acc]);
         {Ref, Frame} ->
             Size = iolist_size(Frame),
             {Now, Next} =
@@ -295,7 +347,7 @@ send_all(Port, Owner, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) -
                 end,
             case write_each(Port, Now) of
                 true ->
-                    send_all(Port, Owner, Limit, Rest, Next, [Ref | Acc]);
+                    send_all(Port, Mon, Limit, Rest, Next, [Ref | Acc]);
                 false ->
                     %% the port program died: what was not written fails at once
                     lists:reverse([Ref | Acc],
@@ -324,21 +376,22 @@ write_pending(Port, {Frames, N, _}) ->
         error:badarg -> fail_pending({Frames, N, 0}), false
     end.
 
+%% Its tasks stay in the batch: await gets the failure.
 fail_pending({Frames, _, _}) ->
     [begin
-         erase({'$py_task', Ref}),
-         erlang:demonitor(Ref, [flush]),
+         erlang:unalias(Ref),
          self() ! {Ref, failed, {python_died, port_closed}}
      end || {Ref, _} <- Frames],
     ok.
 
-encode_task(Port, Owner, Task) ->
+encode_task(Port, Mon, Task) ->
     case task_mfa(Task) of
         {ok, M0, F0, A, K} ->
             case task_parts(M0, F0, A, K) of
                 {ok, M, F, Ns} ->
-                    Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
-                    put({'$py_task', Ref}, Port),
+                    Ref = erlang:alias([reply]),
+                    put({'$py_task', Ref}, {Port, Mon}),
+                    put({'$py_batch', Mon}, get({'$py_batch', Mon}) + 1),
                     {Ref, py_msgpack:encode([48, Ref, ?LOOP_ID, Ns, M, F, A, K])};
                 {error, Reason} ->
                     {py_request:failed(Reason), none}
@@ -458,9 +511,12 @@ forget(Ref, #state{kept = Kept} = State) ->
     State#state{kept = maps:remove(Ref, Kept)}.
 
 cancel_task(Ref) ->
-    case erase({'$py_task', Ref}) of
+    case get({'$py_task', Ref}) of
         undefined -> ok;
-        Port -> py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref)
+        Task ->
+            Port = case Task of {P, _Mon} -> P; P -> P end,
+            erase({'$py_task', Ref}),
+            py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref)
     end.
 
 %%% Internal

@@ -14,7 +14,8 @@
 
 -include("py_protocol.hrl").
 
--export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1, cancel/3]).
+-export([call/3, call_route/3, try_route/3, send/2, cast/2, wait/2, failed/1, cancel/3,
+         result/2, died/1]).
 
 %% Makes a request message from the context's number in its port program, then
 %% the request ID.
@@ -136,16 +137,9 @@ cast(Ctx, Build) ->
 -spec wait(reference(), timeout()) -> {ok, term()} | {error, term()}.
 wait(Ref, Timeout) ->
     receive
-        {Ref, ok, Payload} ->
+        {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
             replied(Ref),
-            case py_msgpack:decode_all(Payload) of
-                {ok, Value} -> {ok, Value};
-                {error, {atom_limit, _} = Reason} -> {error, Reason};
-                {error, Reason} -> {error, {bad_reply, Reason}}
-            end;
-        {Ref, error, Payload} ->
-            replied(Ref),
-            python_error(Payload);
+            result(Tag, Payload);
         {Ref, failed, Reason} ->
             {error, Reason};
         {'DOWN', Ref, process, Owner, noconnection} ->
@@ -153,7 +147,7 @@ wait(Ref, Timeout) ->
             {error, {nodedown, node(Owner)}};
         {'DOWN', Ref, process, _, Reason} ->
             erase({'$py_drv', Ref}),
-            {error, {python_died, died_reason(Reason)}}
+            died(Reason)
     after Timeout ->
         erlang:demonitor(Ref, [flush]),
         %% A driver would still send the reply here: it forgets it first.
@@ -165,6 +159,23 @@ wait(Ref, Timeout) ->
         receive {Ref, _, _} -> ok after 0 -> ok end,
         {error, timeout}
     end.
+
+%% @doc The result of a reply message `{ReqId, Tag, Payload}' (wait/2; a
+%% waiter of its own, py_event_loop's batches, decodes it the same way).
+-spec result(ok | error, binary()) -> {ok, term()} | {error, term()}.
+result(ok, Payload) ->
+    case py_msgpack:decode_all(Payload) of
+        {ok, Value} -> {ok, Value};
+        {error, {atom_limit, _} = Reason} -> {error, Reason};
+        {error, Reason} -> {error, {bad_reply, Reason}}
+    end;
+result(error, Payload) ->
+    python_error(Payload).
+
+%% @doc The error of a request whose port owner went down with `Reason'.
+-spec died(term()) -> {error, {python_died, term()}}.
+died(Reason) ->
+    {error, {python_died, died_reason(Reason)}}.
 
 %% @doc Writes the cancellation `Frame' of request `Ref' (whose wait timed
 %% out) and drops a reply that came meanwhile: the linked-in driver sends

@@ -1,5 +1,7 @@
 #include "core/input_gate.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 
 #include "core/native_thread.hpp"
@@ -145,6 +147,79 @@ void InputGate::resign() {
   }
   leader_ = nullptr;
   if (standby_deep_) standby_cv_.notify_one();
+}
+
+bool InputGate::read_for_impl(unsigned us, ReadyRef ready) {
+  Clock::time_point now = Clock::now();
+  const Clock::time_point deadline = now + std::chrono::microseconds(us);
+  Parker unused;  // promotion is polled, never slept on
+  Follower me{&unused, deadline};
+  bool leading = false;
+  {
+    std::lock_guard g(mu_);
+    if (!source_ || stopping_) return false;
+    if (!leader_) {
+      leader_ = &me;
+      leader_hot_until_ = deadline;
+      ++epoch_;
+      leading = true;
+    } else {
+      bool reader_cold = leader_ == &standby_mark_ || leader_hot_until_ <= now;
+      if (!reader_cold || kicked_ || other_hot_locked(me, now)) return false;
+      followers_.push_back(&me);
+      kicked_ = true;
+      kicker_ = &me;
+      source_->interrupt();
+    }
+  }
+  if (!leading) {
+    // The reader steps down within microseconds when it polls, or once the
+    // kick wakes it from poll(); past the deadline the kick is withdrawn.
+    while (!me.promoted.load(std::memory_order_acquire) && !ready() && Clock::now() < deadline) {
+      sched_yield();
+    }
+    std::lock_guard g(mu_);
+    if (!me.promoted.load(std::memory_order_relaxed)) {
+      remove_follower_locked(&me);
+      return false;
+    }
+  }
+  while (!ready()) {
+    {
+      std::lock_guard g(mu_);
+      if (kicked_) {  // a hot waiter wants the role
+        step_down_locked();
+        return false;
+      }
+    }
+    now = Clock::now();
+    if (now >= deadline) {
+      // The caller goes to sleep elsewhere: a waiting thread reads from now on.
+      std::lock_guard g(mu_);
+      ++epoch_;
+      if (kicked_) {
+        step_down_locked();
+      } else if (!followers_.empty()) {
+        auto hot = std::find_if(followers_.begin(), followers_.end(),
+                                [now](const Follower* f) { return f->hot_until > now; });
+        if (hot != followers_.end()) {
+          leader_ = &standby_mark_;  // as resign(): a steady reader for those in flight
+          leader_hot_until_ = {};
+          standby_cv_.notify_one();
+        } else {
+          make_leader_locked(followers_.back());
+        }
+      } else {
+        leader_ = nullptr;
+        if (standby_deep_) standby_cv_.notify_one();
+      }
+      return true;
+    }
+    source_->read_polling(static_cast<unsigned>(
+        std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count()));
+  }
+  resign();  // what it waited for came: back soon, as a hot executor is
+  return true;
 }
 
 void InputGate::served_locked(Clock::time_point now) {

@@ -55,6 +55,10 @@ class InputSource {
   virtual void read_interruptible() = 0;
   // Makes a read_interruptible() in progress, or the next one, return. Any thread.
   virtual void interrupt() = 0;
+  // Polls for input for up to `us` microseconds without sleeping and
+  // dispatches what it read; returns after the first read that got data,
+  // after interrupt(), or when the time is up. Leader only.
+  virtual void read_polling(unsigned us) = 0;
 };
 
 class InputGate {
@@ -78,6 +82,21 @@ class InputGate {
   void wait(std::unique_lock<std::mutex>& lk, Parker& parker, Ready&& ready,
             Expect expect = Expect::kInput) NO_THREAD_SAFETY_ANALYSIS {
     while (!ready()) wait_once(lk, parker, ReadyRef(ready), expect);
+  }
+
+  // A thread that expects input soon but blocks for nothing in particular
+  // (an event loop that just answered: its caller's next task is likely on
+  // its way) reads the input itself for up to `us` microseconds, until
+  // ready() is true; ready() is called without any lock held, so it must be
+  // thread-safe (an atomic flag). It leads if the role is vacant, or takes it
+  // from a reader that is not hot (the standby, an idle follower); a hot
+  // leader keeps it. Returns false if it did not lead (the caller waits its
+  // own way). Afterwards the role is vacant if ready() came true (the caller
+  // is back in microseconds, as a hot executor is), else handed to a waiting
+  // follower (the caller is going to sleep elsewhere).
+  template <class Ready>
+  bool read_for(unsigned us, Ready&& ready) NO_THREAD_SAFETY_ANALYSIS {
+    return read_for_impl(us, ReadyRef(ready));
   }
 
   // Without a source (the linked-in driver): how long a hot waiter (see
@@ -126,6 +145,7 @@ class InputGate {
   // Reads until the caller's input came, or until it stepped down for a kicker.
   void lead(std::unique_lock<std::mutex>& lk, ReadyRef ready) NO_THREAD_SAFETY_ANALYSIS;
   void resign();
+  bool read_for_impl(unsigned us, ReadyRef ready) NO_THREAD_SAFETY_ANALYSIS;
   // The rest run with mu_ held.
   void served_locked(Clock::time_point now) REQUIRES(mu_);
   bool other_hot_locked(const Follower& me, Clock::time_point now) const REQUIRES(mu_);

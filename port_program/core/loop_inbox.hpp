@@ -37,7 +37,10 @@ class LoopInbox {
   // Loop thread, GIL released: waits up to `us` microseconds, without
   // sleeping, for a request; true if one is queued. A loop that just answered
   // a request spins before it sleeps: the next request of a caller in a loop
-  // then costs no thread wake-up (cf. read_spin_us).
+  // then costs no thread wake-up (cf. read_spin_us). While requests keep
+  // coming within the spin, the loop's thread reads the port program's input
+  // itself meanwhile (InputGate::read_for): no other thread reads the
+  // request and hands it over.
   bool spin(unsigned us);
   // Whether the loop is in spin() (tests, diagnostics).
   bool spinning() {
@@ -54,9 +57,12 @@ class LoopInbox {
   int fd_ = -1;
   std::mutex mu_;
   std::vector<Request> queue_;
-  std::vector<Request> taken_;       // the loop thread's
-  bool signalled_ = false;           // the eventfd holds a wake-up not yet taken
-  bool spinning_ = false;            // the loop waits in spin(): post() need not wake it
+  std::vector<Request> taken_;  // the loop thread's
+  bool signalled_ = false;      // the eventfd holds a wake-up not yet taken
+  bool spinning_ = false;       // the loop waits in spin(): post() need not wake it
+  static constexpr unsigned kLeadAfterHits = 8;
+  bool skip_next_ = false;           // the last spin was in vain: see spin()
+  unsigned hits_ = kLeadAfterHits;   // spins in a row that caught a request (capped)
   std::atomic<bool> queued_{false};  // queue_ is not empty (read without the lock)
   std::string out_;                  // framed replies ({packet,4} prefixes included)
 };

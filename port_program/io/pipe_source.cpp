@@ -70,6 +70,19 @@ void PipeSource::read_interruptible() {
   if (fds[0].revents) took(start, read_some());
 }
 
+void PipeSource::read_polling(unsigned us) {
+  auto start = Clock::now();
+  while (true) {
+    if (kicked_.exchange(false, std::memory_order_acquire)) return drain_kick();
+    ssize_t n = read_some();
+    // took(): the next leader polls in read_interruptible() too while input
+    // comes this soon, instead of sleeping in poll().
+    if (n >= 0 || errno != EAGAIN) return took(start, n);
+    if (elapsed_us(start) >= us) return;
+    sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
+  }
+}
+
 void PipeSource::drain_kick() {
   uint64_t n;
   ssize_t r = ::read(kick_.get(), &n, sizeof n);  // non-blocking: nothing to drain is fine

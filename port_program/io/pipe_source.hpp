@@ -27,6 +27,7 @@ class PipeSource : public InputSource {
 
   void read_interruptible() override;
   void interrupt() override;
+  void read_polling(unsigned us) override;
 
  private:
   static constexpr size_t kBufferSize = 256 * 1024;

@@ -38,6 +38,8 @@ _TASK, _EXEC, _EVAL, _FORGET, _CANCEL = (
     _erlang_loop_host.CANCEL,
 )
 _Coroutine = types.CoroutineType
+# Results that are never awaitable: no inspect.isawaitable() (an ABC check) for them.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), list, dict, tuple})
 _SPIN_ROUNDS = 16  # requests one drain() takes after spinning, before the loop runs again
 
 # The host of the loop running on this thread, by loop (for stats()).
@@ -186,7 +188,10 @@ class _Host:
         self.submitted += 1
         fn = self.lookup(owner, module, function)
         result = fn(*args, **kwargs) if kwargs else fn(*args)
-        if type(result) is _Coroutine or inspect.isawaitable(result):
+        kind = type(result)
+        if kind in _PLAIN:
+            self.ok(reqid, result)
+        elif kind is _Coroutine or inspect.isawaitable(result):
             task = self.loop.create_task(self.finish(reqid, result))
             if reqid is not None:
                 self.tasks[reqid] = task

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -23,6 +24,24 @@ class FakeSource : public ep::InputSource {
     cv_.notify_all();
   }
   void read_interruptible() override { take(true); }
+  void read_polling(unsigned us) override {
+    std::function<void()> action;
+    {
+      std::unique_lock l(mu_);
+      reading_ = std::this_thread::get_id();
+      cv_.notify_all();
+      cv_.wait_for(l, std::chrono::microseconds(us), [&] { return !items_.empty() || kicked_; });
+      reading_ = {};
+      if (kicked_ || items_.empty()) {
+        kicked_ = false;
+        return;
+      }
+      action = std::move(items_.front());
+      items_.pop_front();
+      last_reader_ = std::this_thread::get_id();
+    }
+    action();
+  }
   void interrupt() override {
     {
       std::lock_guard l(mu_);
@@ -33,6 +52,11 @@ class FakeSource : public ep::InputSource {
   std::thread::id last_reader() {
     std::lock_guard l(mu_);
     return last_reader_;
+  }
+  // Whoever waits for input in read_interruptible() or read_polling() now.
+  std::thread::id reader() {
+    std::lock_guard l(mu_);
+    return reading_;
   }
   // Blocks until `id` waits for input in read_interruptible().
   void await_reader(std::thread::id id) {
@@ -87,6 +111,12 @@ struct Box {
   }
 };
 
+// Blocks until `t` waits in the gate: as the leader reading, or as a follower
+// (if the standby took the vacant role before `t` came, under load).
+void await_in_gate(FakeSource& source, ep::InputGate& gate, const std::thread& t) {
+  while (source.reader() != t.get_id() && gate.waiting() == 0) std::this_thread::yield();
+}
+
 }  // namespace
 
 TEST_CASE("input gate: a lone waiter reads its own input") {
@@ -140,7 +170,7 @@ TEST_CASE("input gate: a waiter for a reply takes the role from an idle leader")
   gate.start(source);
   Box idle, mine;
   std::thread idler([&] { idle.wait(gate); });  // an idle executor: it leads
-  source.await_reader(idler.get_id());
+  await_in_gate(source, gate, idler);           // (or the standby does: cold too)
   std::thread::id me = std::this_thread::get_id();
   std::thread feeder([&] {
     source.await_reader(me);  // the idle leader stepped down for this thread
@@ -175,4 +205,48 @@ TEST_CASE("input gate: with several replies awaited, the standby reads for all")
   CHECK(second.ready);
   CHECK(source.last_reader() != me);
   CHECK(source.last_reader() != other.get_id());
+}
+
+TEST_CASE("input gate: read_for takes the role from an idle leader, then hands it back") {
+  FakeSource source;
+  ep::InputGate gate;
+  gate.start(source);
+  Box idle;
+  std::thread idler([&] { idle.wait(gate); });  // an idle executor: it leads
+  await_in_gate(source, gate, idler);           // (or the standby does: cold too)
+  // An event loop's thread that just answered: it reads its own next input.
+  std::atomic<bool> mine{false};
+  std::thread::id me = std::this_thread::get_id();
+  std::thread feeder([&] {
+    source.await_reader(me);  // the idle leader stepped down for this thread
+    source.push([&] { mine.store(true); });
+  });
+  CHECK(gate.read_for(2'000'000, [&] { return mine.load(); }));
+  feeder.join();
+  CHECK(mine.load());
+  CHECK(source.last_reader() == std::this_thread::get_id());
+  // Nothing more comes within the window: the role goes back to the idle
+  // follower, which reads its own input.
+  std::atomic<bool> never{false};
+  CHECK(gate.read_for(1000, [&] { return never.load(); }));
+  std::thread::id idler_id = idler.get_id();
+  source.push([&] { idle.set(); });
+  idler.join();
+  CHECK(idle.ready);
+  CHECK(source.last_reader() == idler_id);
+}
+
+TEST_CASE("input gate: read_for leaves a hot reader alone, and needs a source") {
+  ep::InputGate no_source;
+  CHECK_FALSE(no_source.read_for(1000, [] { return false; }));  // the linked-in driver
+  FakeSource source;
+  ep::InputGate gate;
+  gate.start(source);
+  Box mine;
+  std::thread waiter([&] { mine.wait(gate, ep::InputGate::Expect::kReply); });  // hot: it leads
+  source.await_reader(waiter.get_id());
+  CHECK_FALSE(gate.read_for(1000, [] { return false; }));
+  source.push([&] { mine.set(); });
+  waiter.join();
+  CHECK(mine.ready);
 }

@@ -63,6 +63,9 @@ TEST_CASE("loop inbox: posts from another thread are all taken, none lost") {
 TEST_CASE("loop inbox: a post while the loop spins is seen without a wake-up") {
   ep::LoopInbox inbox(0);
   CHECK_FALSE(inbox.spin(1000));  // nothing comes: false after the time
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(inbox.spin(5'000'000));  // after a spin in vain, the next one is skipped
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
   std::thread poster([&] {
     while (!inbox.spinning()) std::this_thread::yield();
     inbox.post(task(1));

@@ -619,6 +619,7 @@ rpc_tasks_on_peer(_Config) ->
 %% More than one write's worth (256), interleaved with single tasks: every
 %% task starts in submission order and each reference gets its own result.
 create_tasks_in_order(_Config) ->
+    {monitors, Monitors0} = process_info(self(), monitors),
     R0 = py_event_loop_pool:create_task(el_helpers, record, [0]),
     Refs1 = py_event_loop_pool:create_tasks([{el_helpers, record, [I]} || I <- lists:seq(1, 600)]),
     R601 = py_event_loop_pool:create_task(el_helpers, record, [601]),
@@ -640,7 +641,13 @@ create_tasks_in_order(_Config) ->
     {ok, 2} = py_event_loop:await(Ra),
     {ok, #{<<"url">> := <<"u">>, <<"headers">> := #{a := 1}}} = py_event_loop:await(Rb),
     [] = py_event_loop_pool:create_tasks([]),
-    receive Msg -> ct:fail({stray_message, Msg}) after 100 -> ok end.
+    [Bad] = py_event_loop_pool:create_tasks([not_a_task]),  % no task sent: no monitor kept
+    {error, {badarg, not_a_task}} = py_event_loop_pool:await(Bad),
+    receive Msg -> ct:fail({stray_message, Msg}) after 100 -> ok end,
+    %% a batch shares one monitor of its port's owner: gone with its last task
+    {monitors, Monitors} = process_info(self(), monitors),
+    ?assertEqual(lists:sort(Monitors0), lists:sort(Monitors)),
+    [] = [K || {{'$py_batch', _} = K, _} <- get()].
 
 %% On the linked-in driver, the replies to a batch go straight to the
 %% caller, as a single task's do: no driver port's owner (traced) receives
@@ -725,6 +732,8 @@ create_tasks_port_died(_Config) ->
     {error, {python_died, _}} = py_event_loop:run_on(Loop, os, '_exit', [3], #{timeout => 20000}),
     [{error, {python_died, _}} = py_event_loop:await(R, 20000) || R <- Sleepers],
     ?assert(erlang:monotonic_time(millisecond) - T0 < 5000),
+    %% the batch's one 'DOWN' reached each of its tasks and is gone with the last
+    receive {'DOWN', _, _, _, _} = Down -> ct:fail({stray, Down}) after 100 -> ok end,
     py_test_util:wait_until(
       fun() ->
               case py_context:lookup(py_pool:context(py_event_loops, Slot)) of
