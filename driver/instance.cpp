@@ -71,8 +71,8 @@ void Instance::on_output(std::string_view frame, ErlDrvTermData caller) {
   }
   record_caller(frame, caller);
   if (needs_gil(frame)) {
-    // Stopping Python code (cancel, interrupt) takes the GIL for a moment: not
-    // on a scheduler thread. The frame keeps its place after the ones before.
+    // Stopping Python code takes the GIL for a moment: not on a scheduler
+    // thread. The frame keeps its place after the ones before.
     Router::instance().run_slow(
         [self = shared_from_this(), copy = std::string(frame)] { self->dispatch(copy); });
     return;
@@ -171,7 +171,9 @@ void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
 
 bool Instance::needs_gil(std::string_view frame) {
   int type = frame_type(frame);
-  return type == protocol::kCancel || type == protocol::kInterrupt;
+  // A cancel withdraws its request here and defers only the interrupt (the
+  // dispatcher's GIL runner): it must not wait behind later frames.
+  return type == protocol::kInterrupt;
 }
 
 void Instance::dispatch(std::string_view frame) {
@@ -247,7 +249,13 @@ void Instance::start(Config config) {
   }
   std::lock_guard lk(mu_);
   contexts_ = std::move(contexts);
-  dispatcher_ = std::make_unique<Dispatcher>(contexts_);
+  dispatcher_ =
+      std::make_unique<Dispatcher>(contexts_, [weak = weak_from_this()](std::function<void()> job) {
+        // The instance (its contexts) lives until the job has run.
+        Router::instance().run_slow([self = weak.lock(), job = std::move(job)] {
+          if (self) job();
+        });
+      });
   send_hello(config.contexts);
   started_ = true;
   for (const std::string& frame : early_) {

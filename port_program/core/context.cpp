@@ -148,14 +148,14 @@ void Context::post_callback_reply(uint64_t id, CallbackReply reply) {
   post(std::move(item));
 }
 
-void Context::cancel(std::string_view reqid) {
+bool Context::withdraw(std::string_view reqid) {
   {
     std::lock_guard lk(mu_);
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       if (protocol::is_request(it->type) && it->reqid() == reqid) {
         queue_.erase(it);
         pending_.fetch_sub(1, std::memory_order_release);
-        return;
+        return true;
       }
     }
   }
@@ -163,8 +163,7 @@ void Context::cancel(std::string_view reqid) {
   item.type = protocol::kCancel;
   item.bytes.assign(reqid);
   post(std::move(item));
-  // Running Python (not waiting for Erlang): stop it, as the reference does.
-  interrupt(reqid);
+  return false;
 }
 
 bool Context::try_pop(Request& out) {
@@ -177,7 +176,8 @@ bool Context::try_pop(Request& out) {
 
 bool Context::wait_pop(Request& out, bool nested) {
   std::unique_lock lk(mu_);
-  auto next = [this, nested]() REQUIRES(mu_) { return nested ? find_nestable_locked() : queue_.begin(); };
+  auto next = [this, nested]()
+                  REQUIRES(mu_) { return nested ? find_nestable_locked() : queue_.begin(); };
   auto ready = [&]() REQUIRES(mu_) { return stop_ || next() != queue_.end(); };
   if (!ready()) {
     sleeping_ = true;

@@ -42,9 +42,10 @@ class Context {
   // Called from the thread that reads the input.
   void post(Request&& request);
   void post_callback_reply(uint64_t id, CallbackReply reply);
-  // The caller of request `reqid` gave up: drop it if still queued, otherwise
-  // interrupt its erlang.call waits, or the Python code it runs.
-  void cancel(std::string_view reqid);
+  // The caller of request `reqid` gave up: drop it if still queued (true),
+  // otherwise queue the end of its erlang.call waits (false); then the Python
+  // code it runs is to be stopped with interrupt(reqid), which takes the GIL.
+  bool withdraw(std::string_view reqid);
   // Any thread, GIL not held: raises KeyboardInterrupt in the Python code the
   // executor runs now for request `reqid` (any request if empty); false if it
   // runs none (idle, or waiting for Erlang).

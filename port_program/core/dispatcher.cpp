@@ -20,6 +20,14 @@ void send_hello(int contexts) {
   rt.sink().send(msg);
 }
 
+void Dispatcher::run_with_gil(std::function<void()> job) {
+  if (gil_runner_) {
+    gil_runner_(std::move(job));
+  } else {
+    job();
+  }
+}
+
 void Dispatcher::protocol_error(std::string_view reason) {
   std::string msg;
   begin_message(msg);
@@ -106,8 +114,13 @@ void Dispatcher::on_frame(std::string_view message) {
       case protocol::kCancel: {
         reqid = in.raw_object();
         MsgpackInt ctx = in.integer();
-        if (!ctx.negative && ctx.magnitude < contexts_.size()) {
-          contexts_[ctx.magnitude]->cancel(reqid);
+        if (ctx.negative || ctx.magnitude >= contexts_.size()) return;
+        // Withdrawn here, in input order: a frame after this one (a callback
+        // reply that lets the executor take its next request) cannot run the
+        // request first. Only stopping its running code waits for the GIL.
+        Context* target = contexts_[ctx.magnitude].get();
+        if (!target->withdraw(reqid)) {
+          run_with_gil([target, id = std::string(reqid)] { target->interrupt(id); });
         }
         return;
       }

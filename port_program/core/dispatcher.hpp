@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -16,7 +17,13 @@ namespace ep {
 
 class Dispatcher {
  public:
-  explicit Dispatcher(std::vector<std::unique_ptr<Context>>& contexts) : contexts_(contexts) {}
+  // Runs a job that takes the GIL. The port program's input thread may block
+  // on it; the driver's scheduler threads must not, so the driver passes one
+  // that runs the job on another thread (after everything such posted before).
+  using GilRunner = std::function<void(std::function<void()>)>;
+
+  explicit Dispatcher(std::vector<std::unique_ptr<Context>>& contexts, GilRunner gil_runner = {})
+      : contexts_(contexts), gil_runner_(std::move(gil_runner)) {}
 
   void on_frame(std::string_view message);
   void on_oversized(std::string_view head, uint64_t declared_len, size_t max_frame);
@@ -31,7 +38,10 @@ class Dispatcher {
   bool oversized_for_waiter(MsgpackReader& in, uint64_t type, uint32_t n, uint64_t declared_len,
                             size_t max_frame);
 
+  void run_with_gil(std::function<void()> job);
+
   std::vector<std::unique_ptr<Context>>& contexts_;
+  GilRunner gil_runner_;
   bool shutdown_ = false;
   bool nested_batch_ = false;  // inside a batch: a batch in it is an error
 };
