@@ -59,7 +59,7 @@ class PortLoop {
   uv_timer_t shutdown_timer_{};
   uv_timer_t memory_timer_{};
   size_t max_memory_ = 0;
-  uint64_t over_since_ = 0;  // uv_now() when usage went over the cap; 0: under
+  uint64_t over_since_ = 0;           // uv_now() when usage went over the cap; 0: under
   std::atomic<bool> raising_{false};  // a raise_memory_error_async thread runs
   uint64_t shutdown_deadline_ = 0;
 };

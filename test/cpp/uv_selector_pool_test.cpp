@@ -1,13 +1,14 @@
 // Reusing ErlangEventLoop selectors (core/uv_selector_pool) and the
 // non-blocking first turn of a wait (UvSelector::poll_now), without Python.
 #include "core/uv_selector_pool.hpp"
-#include "test_pipe.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
+
+#include "test_pipe.hpp"
 
 using ep_test::Pipe;
 

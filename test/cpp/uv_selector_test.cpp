@@ -1,6 +1,5 @@
 // The libuv selector of ErlangEventLoop (core/uv_selector), without Python.
 #include "core/uv_selector.hpp"
-#include "test_pipe.hpp"
 
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -10,6 +9,8 @@
 #include <cstdio>
 #include <thread>
 #include <vector>
+
+#include "test_pipe.hpp"
 
 using ep_test::Pipe;
 
