@@ -116,7 +116,6 @@ conc(Pool) ->
 
 raw_conc(EchoPort) ->
     Port = open_port({spawn_executable, EchoPort}, [{packet, 4}, binary, use_stdio]),
-    Self = self(),
     Owner = spawn(fun() -> receive go -> echo_owner(Port) end end),
     true = erlang:port_connect(Port, Owner),
     unlink(Port),
@@ -129,7 +128,6 @@ raw_conc(EchoPort) ->
                      end),
     exit(Owner, kill),
     catch port_close(Port),
-    _ = Self,
     Rate.
 
 pid_bin(Pid) ->
