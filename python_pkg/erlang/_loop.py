@@ -42,7 +42,8 @@ except ImportError:  # plain Python: the class exists, making a loop fails
         pass
 
 
-from ._transports import ReadBuffer, datagram_transport, socket_transport
+from ._transports import (ReadBuffer, datagram_transport, give_back_read_buffer, socket_transport,
+                          take_read_buffer)
 from ._selector import UvSelector
 
 __all__ = ["ErlangEventLoop"]
@@ -62,13 +63,20 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
             raise RuntimeError("ErlangEventLoop needs the erlang_python port program")
         self._uv_signals: set[int] = set()
         self._pidfds: dict[int, int] = {}  # pidfd -> pid
-        self._read_buffer = ReadBuffer()
+        self._own_read_buffer: ReadBuffer | None = None  # made by the first transport
         # call_later(delay <= 0): due now, run next iteration without the heap
         # (LoopCore; merged with the due heap timers by their when()).
         self._due_timers: list[events.TimerHandle] = []
         super().__init__(UvSelector())
 
     # -- transports -------------------------------------------------------
+
+    @property
+    def _read_buffer(self) -> ReadBuffer:
+        buffer = self._own_read_buffer
+        if buffer is None:
+            buffer = self._own_read_buffer = take_read_buffer()
+        return buffer
 
     def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *,
                                extra: Any = None, server: Any = None) -> Any:
@@ -247,6 +255,9 @@ class ErlangEventLoop(_LoopCore, unix_events.SelectorEventLoop):  # type: ignore
             self._pidfds.clear()
         self._due_timers.clear()
         super().close()
+        if self._own_read_buffer is not None:
+            give_back_read_buffer(self._own_read_buffer)
+            self._own_read_buffer = None
 
 
 def _child_watcher_set() -> bool:

@@ -597,6 +597,51 @@ def pooled_selectors_start_clean():
     return all(out) and seen_old == [] and len(out) == 9
 
 
+def read_buffers_on_demand():
+    """A loop takes its 256 KiB read buffer with its first transport (a
+    coroutine call makes none), loops alive at once have their own, and a
+    closed loop's buffer serves a later loop; data arrives intact either way."""
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    async def echo_once(payload):
+        server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        got = await reader.readexactly(len(payload))
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return got
+
+    out = []
+    plain = erlang.new_event_loop()
+    plain.run_until_complete(asyncio.sleep(0))
+    out.append(plain._own_read_buffer is None)
+    plain.close()
+    a, b = erlang.new_event_loop(), erlang.new_event_loop()
+    payload = bytes(range(256)) * 300
+    out.append(a.run_until_complete(echo_once(payload)) == payload)
+    out.append(b.run_until_complete(echo_once(payload[::-1])) == payload[::-1])
+    first = a._own_read_buffer
+    out.append(first is not None and b._own_read_buffer is not None and first is not b._own_read_buffer)
+    a.close()
+    out.append(a._own_read_buffer is None)
+    c = erlang.new_event_loop()
+    out.append(c.run_until_complete(echo_once(payload)) == payload)
+    out.append(c._own_read_buffer is first)  # a's, given back at close
+    b.close()
+    c.close()
+    return out
+
+
 def run_shuts_down():
     """erlang.run skips the shutdown turns with nothing to do, never the others:
     left-over tasks are cancelled, async generators closed, the executor shut down."""
