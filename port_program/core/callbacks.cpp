@@ -76,6 +76,7 @@ uint64_t CallbackRegistry::register_async(int fd, uint64_t token) {
   std::lock_guard lk(mu_);
   uint64_t id = kAsyncBit | ++async_sequence_;
   async_targets_.emplace(id, AsyncTarget{fd, token, Context::current()});
+  ++async_waiting_[fd];
   return id;
 }
 
@@ -95,12 +96,25 @@ std::vector<CallbackRegistry::AsyncResult> CallbackRegistry::take_async(int fd) 
 void CallbackRegistry::forget_async(int fd) {
   std::lock_guard lk(mu_);
   async_results_.erase(fd);
+  async_waiting_.erase(fd);
   std::erase_if(async_targets_, [fd](const auto& kv) { return kv.second.fd == fd; });
 }
 
 void CallbackRegistry::drop_async(uint64_t id) {
   std::lock_guard lk(mu_);
-  async_targets_.erase(id);
+  if (auto it = async_targets_.find(id); it != async_targets_.end()) erase_target_locked(it);
+}
+
+bool CallbackRegistry::async_waiting(int fd) {
+  std::lock_guard lk(mu_);
+  return async_waiting_.contains(fd);
+}
+
+void CallbackRegistry::erase_target_locked(std::unordered_map<uint64_t, AsyncTarget>::iterator it) {
+  if (auto w = async_waiting_.find(it->second.fd); w != async_waiting_.end() && --w->second == 0) {
+    async_waiting_.erase(w);
+  }
+  async_targets_.erase(it);
 }
 
 void CallbackRegistry::deliver(uint64_t id, CallbackReply reply) {
@@ -112,7 +126,7 @@ void CallbackRegistry::deliver(uint64_t id, CallbackReply reply) {
       if (it == async_targets_.end()) return;
       fd = it->second.fd;
       async_results_[fd].push_back({it->second.token, std::move(reply)});
-      async_targets_.erase(it);
+      erase_target_locked(it);
     }
     uint64_t one = 1;
     ssize_t n = ::write(fd, &one, sizeof one);

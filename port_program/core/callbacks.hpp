@@ -72,6 +72,9 @@ class CallbackRegistry {
   std::vector<AsyncResult> take_async(int fd);
   void forget_async(int fd);
   void drop_async(uint64_t id);  // a call that could not be sent, or is no longer awaited
+  // Whether async calls for `fd` await their replies (an ErlangEventLoop
+  // about to sleep then reads the input itself for a while: selector_spin.cpp).
+  bool async_waiting(int fd);
 
   // From the I/O thread: a reply arrived.
   void deliver(uint64_t id, CallbackReply reply);
@@ -93,6 +96,8 @@ class CallbackRegistry {
   };
   std::unordered_map<uint64_t, AsyncTarget> async_targets_;
   std::unordered_map<int, std::vector<AsyncResult>> async_results_;
+  std::unordered_map<int, unsigned> async_waiting_;  // fd -> async_targets_ for it
+  void erase_target_locked(std::unordered_map<uint64_t, AsyncTarget>::iterator it);
 };
 
 }  // namespace ep

@@ -45,6 +45,12 @@ class _Bridge:
         self._tokens = itertools.count(1)
         loop.add_reader(self.fd, self._drain)
         weakref.finalize(loop, _close, self.fd)
+        # An ErlangEventLoop reads the port program's input itself for a
+        # while before it sleeps when replies to this eventfd are due: the
+        # reply then costs it no wake-up (core/selector_spin.cpp).
+        uv = getattr(getattr(loop, "_selector", None), "_uv", None)
+        if uv is not None and hasattr(uv, "set_reply_fd"):
+            uv.set_reply_fd(self.fd)
         # -1 unless this loop runs on a context's executor thread
         self.nested_fd = _erlang.nested_fd()
         if self.nested_fd >= 0:
