@@ -31,6 +31,9 @@ struct SelectorObject {
   unsigned spin_hits;
   // Spins so far, and those that caught what they waited for (spin_stats()).
   unsigned long long spins, spins_caught;
+  // When the libuv loop was last polled (uv_hrtime): a spin that caught a
+  // reply polls it too unless that was less than kIoPollEveryNs ago.
+  uint64_t io_polled_ns;
 };
 
 struct LoopState {
@@ -137,12 +140,15 @@ bool selector_wait(SelectorObject* s, double timeout);
 // replies signal s->reply_fd are pending: the GIL released, the calling
 // thread reads the port program's input itself (InputGate::read_for) for up
 // to the port program's read_spin_us, until the libuv loop has something
-// ready; true if it has (the wait then need not sleep). Heuristics as
-// LoopInbox::spin's (selector_spin.cpp).
+// ready; true if it has: the selector's ready list is then what the wait
+// would have found (the bridge's eventfd listed when replies came: they
+// signal nothing while the loop spins). Heuristics as LoopInbox::spin's
+// (selector_spin.cpp).
 bool spin_for_replies(SelectorObject* s, long timeout_ms);
 // Spins in a row that caught their replies before a spin leads the input
 // again (a new selector leads at once).
 constexpr unsigned kSpinLeadAfterHits = 8;
+constexpr uint64_t kIoPollEveryNs = 100'000;
 
 // run_once(loop) (run_once.cpp).
 PyObject* run_once(const LoopState& st, PyObject* loop);

@@ -40,6 +40,7 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   s->spin_hits = kSpinLeadAfterHits;
   s->spins = 0;
   s->spins_caught = 0;
+  s->io_polled_ns = 0;
   if (int rc = take_selector(s->sel); rc < 0) return uv_error(rc);
   return self.release();
 }
@@ -212,22 +213,27 @@ bool selector_wait(SelectorObject* s, double timeout) {
   // waits sleep (a loop waiting for replies), that first turn is one system
   // call too many, and is skipped until a wait finds events at once again.
   if (timeout_ms == 0) {
+    if (s->reply_fd >= 0) s->io_polled_ns = uv_hrtime();
     s->sel->poll_now();
     return true;
   }
-  if (s->poll_first && s->sel->poll_now()) return true;
-  uint64_t spin_start = uv_hrtime();
-  if (spin_for_replies(s, timeout_ms) && s->sel->poll_now()) {
-    s->poll_first = uv_hrtime() - spin_start < kSleptNs;
+  uint64_t start = uv_hrtime();
+  if (s->poll_first) {
+    s->io_polled_ns = start;
+    if (s->sel->poll_now()) return true;
+  }
+  if (spin_for_replies(s, timeout_ms)) {
+    s->poll_first = uv_hrtime() - start < kSleptNs;
     return true;
   }
   int rc;
   s->selecting = true;
-  uint64_t start = uv_hrtime();
+  start = uv_hrtime();
   {
     GilRelease nogil;
     rc = s->sel->select(timeout_ms);
   }
+  s->io_polled_ns = uv_hrtime();
   s->poll_first = uv_hrtime() - start < kSleptNs;
   s->selecting = false;
   if (rc < 0) {

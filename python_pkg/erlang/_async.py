@@ -91,15 +91,16 @@ class _Bridge:
         return future
 
     def _drain(self) -> None:
-        try:
-            os.eventfd_read(self.fd)
-        except BlockingIOError:
-            pass
         wakeups, self._wakeups = self._wakeups, []
+        # The eventfd is cleared natively before the results are taken: when a
+        # reply signalled it, when a channel receiver waits (its channel may
+        # have), or when nothing came (a stale signal). An ErlangEventLoop that
+        # read the input itself while waiting got its replies unsignalled.
+        results = _erlang.async_drain(self.fd, bool(wakeups))
         for future in wakeups:
             if not future.done():
                 future.set_result(None)
-        for token, ok, value in _erlang.async_results(self.fd):
+        for token, ok, value in results:
             name, future, _ = self.futures.pop(token, (None, None, 0))
             if future is None or future.done():
                 continue
