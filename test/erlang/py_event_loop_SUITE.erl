@@ -222,8 +222,9 @@ turn_after_a_sleep(Config) ->
 %% loop's spins catch replies (port program; on the linked-in driver it polls
 %% while the emulator delivers), every one of 300+ sequential results is
 %% right, a call cancelled while pending drops its late reply (it arrives in
-%% the middle of the others), and sync calls on another context of the same
-%% port program run all the while. read_spin_us is raised for this pool so
+%% the middle of the others), a socket ping-pong on the same loop keeps
+%% going, and sync calls on another context of the same port program run all
+%% the while. read_spin_us is raised for this pool so
 %% that a loaded machine still lets a spin catch its reply.
 async_call_reads_input_while_waiting(_Config) ->
     OldSpin = application:get_env(erlang_python, read_spin_us),
@@ -242,13 +243,14 @@ async_call_reads_input_while_waiting(_Config) ->
     Self = self(),
     Caller = spawn_link(fun() -> Self ! {sync_calls, sync_calls(B, 0)} end),
     try
-        {ok, [Calls, true, <<"cancelled">>, Spins, Caught]} =
+        {ok, [Calls, true, <<"cancelled">>, Spins, Caught, Pings]} =
             py:call(A, loop_checks, async_calls_spin, [300, 200], #{timeout => 60000}),
         Caller ! stop,
         Synced = receive {sync_calls, N} -> N after 30000 -> ct:fail(sync_caller_stuck) end,
-        ct:pal("~b async calls, ~b spins, ~b caught; ~b sync calls meanwhile",
-               [Calls, Spins, Caught, Synced]),
+        ct:pal("~b async calls, ~b spins, ~b caught; ~b socket pings on the loop, "
+               "~b sync calls meanwhile", [Calls, Spins, Caught, Pings, Synced]),
         true = Calls >= 300,
+        true = Pings >= 20,
         true = Spins > 0,
         true = Synced > 0,
         %% The driver's spin is capped (200 us) and only polls: not asserted there.
