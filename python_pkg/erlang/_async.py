@@ -2,7 +2,10 @@
 
 The port program completes async calls by queueing the reply and signalling an
 eventfd; each event loop watches its own eventfd with add_reader, so the reply
-is picked up by the loop thread itself, on any asyncio loop.
+is picked up by the loop thread itself, on any asyncio loop. An ErlangEventLoop
+does better while replies are due: it reads the port program's input itself
+before it sleeps, and gets its replies without the eventfd (spec/EVENT_LOOP.md,
+"While async_call replies are due").
 
 A loop running on a context's executor thread (a called coroutine) also watches
 the context's queue while one of its async calls is pending, and runs nested
