@@ -76,6 +76,7 @@ uint64_t CallbackRegistry::register_async(int fd, uint64_t token) {
   std::lock_guard lk(mu_);
   uint64_t id = kAsyncBit | ++async_sequence_;
   async_targets_.emplace(id, AsyncTarget{fd, token, Context::current()});
+  ++async_fds_[fd].waiting;
   return id;
 }
 
@@ -88,19 +89,61 @@ bool CallbackRegistry::async_pending_on(uint64_t id, const Context* ctx) {
 std::vector<CallbackRegistry::AsyncResult> CallbackRegistry::take_async(int fd) {
   std::lock_guard lk(mu_);
   std::vector<AsyncResult> out;
-  if (auto it = async_results_.find(fd); it != async_results_.end()) out.swap(it->second);
+  if (auto it = async_fds_.find(fd); it != async_fds_.end()) out.swap(it->second.results);
+  return out;
+}
+
+std::vector<CallbackRegistry::AsyncResult> CallbackRegistry::drain_async(int fd, bool force) {
+  std::lock_guard lk(mu_);
+  std::vector<AsyncResult> out;
+  bool read = force;
+  if (auto it = async_fds_.find(fd); it != async_fds_.end()) {
+    out.swap(it->second.results);
+    read = read || it->second.signalled;
+    it->second.signalled = false;
+  }
+  if (read || out.empty()) {
+    // Under the lock: a reply queued after this read signals the eventfd again.
+    uint64_t count;
+    ssize_t n = ::read(fd, &count, sizeof count);
+    (void)n;  // EAGAIN: nothing to clear
+  }
   return out;
 }
 
 void CallbackRegistry::forget_async(int fd) {
   std::lock_guard lk(mu_);
-  async_results_.erase(fd);
+  async_fds_.erase(fd);
   std::erase_if(async_targets_, [fd](const auto& kv) { return kv.second.fd == fd; });
 }
 
 void CallbackRegistry::drop_async(uint64_t id) {
   std::lock_guard lk(mu_);
-  async_targets_.erase(id);
+  if (auto it = async_targets_.find(id); it != async_targets_.end()) erase_target_locked(it);
+}
+
+bool CallbackRegistry::begin_direct(int fd, std::atomic<bool>* arrived) {
+  std::lock_guard lk(mu_);
+  auto it = async_fds_.find(fd);
+  if (it == async_fds_.end() || it->second.waiting == 0) return false;
+  it->second.arrived = arrived;
+  if (!it->second.results.empty()) arrived->store(true, std::memory_order_release);
+  return true;
+}
+
+bool CallbackRegistry::end_direct(int fd) {
+  std::lock_guard lk(mu_);
+  auto it = async_fds_.find(fd);
+  if (it == async_fds_.end()) return false;
+  it->second.arrived = nullptr;
+  return !it->second.results.empty();
+}
+
+void CallbackRegistry::erase_target_locked(std::unordered_map<uint64_t, AsyncTarget>::iterator it) {
+  if (auto f = async_fds_.find(it->second.fd); f != async_fds_.end() && f->second.waiting > 0) {
+    --f->second.waiting;
+  }
+  async_targets_.erase(it);
 }
 
 void CallbackRegistry::deliver(uint64_t id, CallbackReply reply) {
@@ -111,8 +154,15 @@ void CallbackRegistry::deliver(uint64_t id, CallbackReply reply) {
       auto it = async_targets_.find(id);
       if (it == async_targets_.end()) return;
       fd = it->second.fd;
-      async_results_[fd].push_back({it->second.token, std::move(reply)});
-      async_targets_.erase(it);
+      AsyncFd& f = async_fds_[fd];
+      f.results.push_back({it->second.token, std::move(reply)});
+      erase_target_locked(it);
+      if (f.arrived) {
+        // Its loop's thread reads the input (maybe this is it): no signal.
+        f.arrived->store(true, std::memory_order_release);
+        return;
+      }
+      f.signalled = true;
     }
     uint64_t one = 1;
     ssize_t n = ::write(fd, &one, sizeof one);

@@ -9,6 +9,7 @@
 // asyncio loop watches, so the loop thread never blocks.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -70,8 +71,21 @@ class CallbackRegistry {
     CallbackReply reply;
   };
   std::vector<AsyncResult> take_async(int fd);
+  // The loop's drain: the results queued for `fd`, after reading (clearing)
+  // the eventfd when a reply signalled it, when `force` (someone else may
+  // have: a channel), or when there are none (a stale signal).
+  std::vector<AsyncResult> drain_async(int fd, bool force);
   void forget_async(int fd);
   void drop_async(uint64_t id);  // a call that could not be sent, or is no longer awaited
+
+  // A loop's thread waits for the replies of `fd` reading the input itself
+  // (selector_spin.cpp). begin_direct: false when no async call of `fd`
+  // awaits its reply (no spin then); else, until end_direct, a reply for
+  // `fd` sets *arrived (at once if results are queued) instead of
+  // signalling the eventfd. end_direct: whether results for `fd` are queued
+  // (the loop drains them now, signalled or not).
+  bool begin_direct(int fd, std::atomic<bool>* arrived);
+  bool end_direct(int fd);
 
   // From the I/O thread: a reply arrived.
   void deliver(uint64_t id, CallbackReply reply);
@@ -92,7 +106,15 @@ class CallbackRegistry {
     const Context* context;  // the executor's that made the call, or null
   };
   std::unordered_map<uint64_t, AsyncTarget> async_targets_;
-  std::unordered_map<int, std::vector<AsyncResult>> async_results_;
+  // The async calls of one eventfd (one event loop's bridge).
+  struct AsyncFd {
+    std::vector<AsyncResult> results;
+    unsigned waiting = 0;                  // its entries in async_targets_
+    bool signalled = false;                // a reply wrote the eventfd since the last drain
+    std::atomic<bool>* arrived = nullptr;  // set while its loop reads the input (begin_direct)
+  };
+  std::unordered_map<int, AsyncFd> async_fds_;
+  void erase_target_locked(std::unordered_map<uint64_t, AsyncTarget>::iterator it);
 };
 
 }  // namespace ep

@@ -167,11 +167,32 @@ PyObject* async_drop(PyObject*, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
+PyObject* results_list(std::vector<CallbackRegistry::AsyncResult> results);
+
 // async_results(fd) -> [(token, ok, value_or_reason)]
 PyObject* async_results(PyObject*, PyObject* arg) {
   long fd = PyLong_AsLong(arg);
   if (fd == -1 && PyErr_Occurred()) return nullptr;
-  auto results = Runtime::instance().callbacks().take_async(static_cast<int>(fd));
+  return results_list(Runtime::instance().callbacks().take_async(static_cast<int>(fd)));
+}
+
+// async_drain(fd, force) -> [(token, ok, value_or_reason)], the eventfd
+// cleared first when a reply signalled it, when `force` (a channel may have)
+// or when there are none (CallbackRegistry::drain_async).
+PyObject* async_drain(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "async_drain(fd, force)");
+    return nullptr;
+  }
+  long fd = PyLong_AsLong(args[0]);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  int force = PyObject_IsTrue(args[1]);
+  if (force < 0) return nullptr;
+  return results_list(
+      Runtime::instance().callbacks().drain_async(static_cast<int>(fd), force != 0));
+}
+
+PyObject* results_list(std::vector<CallbackRegistry::AsyncResult> results) {
   PyRef list = PyRef::steal(PyList_New(0));
   if (!list) return nullptr;
   for (auto& r : results) {
@@ -285,6 +306,8 @@ PyMethodDef kMethods[] = {
     {"call_async", fastcall(call_async), METH_FASTCALL,
      "Start a callback completed through an eventfd."},
     {"async_results", async_results, METH_O, "Take the completed async callbacks of an eventfd."},
+    {"async_drain", fastcall(async_drain), METH_FASTCALL,
+     "async_drain(fd, force): clear the eventfd as needed, take its completed async callbacks."},
     {"async_forget", async_forget, METH_O, "Drop what is pending for an eventfd."},
     {"async_drop", async_drop, METH_O, "Drop one async call nobody awaits any more."},
     {"nested_fd", nested_fd, METH_NOARGS, "The eventfd of the executor's queue, or -1."},

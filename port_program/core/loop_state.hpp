@@ -24,6 +24,16 @@ struct SelectorObject {
   // run_once's previous iteration waited: a zero-timeout wait is skipped
   // (run_once.cpp poll); reset when run_forever starts.
   bool polled_last;
+  // The eventfd of the loop's erlang.async_call bridge (set_reply_fd), or -1,
+  // and the state of spin_for_replies.
+  int reply_fd;
+  bool spin_skip_next;
+  unsigned spin_hits;
+  // Spins so far, and those that caught what they waited for (spin_stats()).
+  unsigned long long spins, spins_caught;
+  // When the libuv loop was last polled (uv_hrtime): a spin that caught a
+  // reply polls it too unless that was less than kIoPollEveryNs ago.
+  uint64_t io_polled_ns;
 };
 
 struct LoopState {
@@ -125,6 +135,20 @@ PyObject* make_selector_type();
 // Waits on `s` for up to `timeout` seconds (negative: until an event), the
 // GIL released; false with a Python error set on failure.
 bool selector_wait(SelectorObject* s, double timeout);
+
+// Before a wait that would sleep (timeout_ms != 0), while async calls whose
+// replies signal s->reply_fd are pending: the GIL released, the calling
+// thread reads the port program's input itself (InputGate::read_for) for up
+// to the port program's read_spin_us, until the libuv loop has something
+// ready; true if it has: the selector's ready list is then what the wait
+// would have found (the bridge's eventfd listed when replies came: they
+// signal nothing while the loop spins). Heuristics as LoopInbox::spin's
+// (selector_spin.cpp).
+bool spin_for_replies(SelectorObject* s, long timeout_ms);
+// Spins in a row that caught their replies before a spin leads the input
+// again (a new selector leads at once).
+constexpr unsigned kSpinLeadAfterHits = 8;
+constexpr uint64_t kIoPollEveryNs = 100'000;
 
 // run_once(loop) (run_once.cpp).
 PyObject* run_once(const LoopState& st, PyObject* loop);

@@ -1,3 +1,4 @@
+#include <climits>
 #include <cmath>
 #include <memory>
 
@@ -34,6 +35,12 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   s->selecting = false;
   s->poll_first = true;
   s->polled_last = false;
+  s->reply_fd = -1;
+  s->spin_skip_next = false;
+  s->spin_hits = kSpinLeadAfterHits;
+  s->spins = 0;
+  s->spins_caught = 0;
+  s->io_polled_ns = 0;
   if (int rc = take_selector(s->sel); rc < 0) return uv_error(rc);
   return self.release();
 }
@@ -85,6 +92,28 @@ PyObject* selector_select(PyObject* self, PyObject* arg) {
     PyList_SET_ITEM(out.get(), static_cast<Py_ssize_t>(i), pair);
   }
   return out.release();
+}
+
+// set_reply_fd(fd): the eventfd that erlang.async_call replies for this
+// loop signal (-1: none); a wait reads the input itself while they are due.
+PyObject* selector_set_reply_fd(PyObject* self, PyObject* arg) {
+  SelectorObject* s = open_selector(self);
+  if (!s) return nullptr;
+  long fd = PyLong_AsLong(arg);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  if (fd < -1 || fd > INT_MAX) {
+    PyErr_SetString(PyExc_ValueError, "set_reply_fd(fd): fd >= 0, or -1");
+    return nullptr;
+  }
+  s->reply_fd = static_cast<int>(fd);
+  Py_RETURN_NONE;
+}
+
+// spin_stats() -> (spins, caught): the waits that read the input first
+// (spin_for_replies), and those that found their loop ready meanwhile.
+PyObject* selector_spin_stats(PyObject* self, PyObject*) {
+  auto* s = reinterpret_cast<SelectorObject*>(self);
+  return Py_BuildValue("(KK)", s->spins, s->spins_caught);
 }
 
 PyObject* selector_wakeup(PyObject* self, PyObject*) {
@@ -139,6 +168,10 @@ PyObject* selector_closed(PyObject* self, void*) {
 PyMethodDef kSelectorMethods[] = {
     {"watch", fastcall(selector_watch), METH_FASTCALL, "watch(fd, events): 0 stops watching."},
     {"select", selector_select, METH_O, "select(timeout or None): [(fd, events)]"},
+    {"set_reply_fd", selector_set_reply_fd, METH_O,
+     "set_reply_fd(fd): the eventfd erlang.async_call replies signal (-1: none)."},
+    {"spin_stats", selector_spin_stats, METH_NOARGS,
+     "(spins, caught): waits that read the input first, and those that found events."},
     {"wakeup", selector_wakeup, METH_NOARGS, "Ends a select() in progress; any thread."},
     {"signal", fastcall(selector_signal), METH_FASTCALL, "signal(signum, on)"},
     {"signals", selector_signals, METH_NOARGS, "The signals received since the last call."},
@@ -180,17 +213,27 @@ bool selector_wait(SelectorObject* s, double timeout) {
   // waits sleep (a loop waiting for replies), that first turn is one system
   // call too many, and is skipped until a wait finds events at once again.
   if (timeout_ms == 0) {
+    if (s->reply_fd >= 0) s->io_polled_ns = uv_hrtime();
     s->sel->poll_now();
     return true;
   }
-  if (s->poll_first && s->sel->poll_now()) return true;
+  uint64_t start = uv_hrtime();
+  if (s->poll_first) {
+    s->io_polled_ns = start;
+    if (s->sel->poll_now()) return true;
+  }
+  if (spin_for_replies(s, timeout_ms)) {
+    s->poll_first = uv_hrtime() - start < kSleptNs;
+    return true;
+  }
   int rc;
   s->selecting = true;
-  uint64_t start = uv_hrtime();
+  start = uv_hrtime();
   {
     GilRelease nogil;
     rc = s->sel->select(timeout_ms);
   }
+  s->io_polled_ns = uv_hrtime();
   s->poll_first = uv_hrtime() - start < kSleptNs;
   s->selecting = false;
   if (rc < 0) {

@@ -50,6 +50,8 @@ class UvSelector {
 
   int signal_watch(int signum, bool on);
   size_t watched() const { return polls_.size(); }
+  // The descriptor libuv waits on (readable when a turn has something to do).
+  int backend_fd() const { return uv_backend_fd(loop_.get()); }
 
   // Called by the handles during select().
   void ready(int fd, int events) { ready_.emplace_back(fd, events); }

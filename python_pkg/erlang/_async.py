@@ -2,7 +2,10 @@
 
 The port program completes async calls by queueing the reply and signalling an
 eventfd; each event loop watches its own eventfd with add_reader, so the reply
-is picked up by the loop thread itself, on any asyncio loop.
+is picked up by the loop thread itself, on any asyncio loop. An ErlangEventLoop
+does better while replies are due: it reads the port program's input itself
+before it sleeps, and gets its replies without the eventfd (spec/EVENT_LOOP.md,
+"While async_call replies are due").
 
 A loop running on a context's executor thread (a called coroutine) also watches
 the context's queue while one of its async calls is pending, and runs nested
@@ -45,6 +48,12 @@ class _Bridge:
         self._tokens = itertools.count(1)
         loop.add_reader(self.fd, self._drain)
         weakref.finalize(loop, _close, self.fd)
+        # An ErlangEventLoop reads the port program's input itself for a
+        # while before it sleeps when replies to this eventfd are due: the
+        # reply then costs it no wake-up (core/selector_spin.cpp).
+        uv = getattr(getattr(loop, "_selector", None), "_uv", None)
+        if uv is not None and hasattr(uv, "set_reply_fd"):
+            uv.set_reply_fd(self.fd)
         # -1 unless this loop runs on a context's executor thread
         self.nested_fd = _erlang.nested_fd()
         if self.nested_fd >= 0:
@@ -85,15 +94,16 @@ class _Bridge:
         return future
 
     def _drain(self) -> None:
-        try:
-            os.eventfd_read(self.fd)
-        except BlockingIOError:
-            pass
         wakeups, self._wakeups = self._wakeups, []
+        # The eventfd is cleared natively before the results are taken: when a
+        # reply signalled it, when a channel receiver waits (its channel may
+        # have), or when nothing came (a stale signal). An ErlangEventLoop that
+        # read the input itself while waiting got its replies unsignalled.
+        results = _erlang.async_drain(self.fd, bool(wakeups))
         for future in wakeups:
             if not future.done():
                 future.set_result(None)
-        for token, ok, value in _erlang.async_results(self.fd):
+        for token, ok, value in results:
             name, future, _ = self.futures.pop(token, (None, None, 0))
             if future is None or future.done():
                 continue

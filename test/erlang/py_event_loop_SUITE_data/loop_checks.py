@@ -263,6 +263,79 @@ def async_call(n):
     return erlang.run(calls())
 
 
+def async_calls_spin(n, slow_ms):
+    """n+ sequential async_calls checked one by one on an ErlangEventLoop,
+    after one cancelled while pending (its late reply comes meanwhile); the
+    loop's spin counters (core/selector_spin.cpp)."""
+
+    async def pings(sock, stop):
+        # A socket ping-pong on the same loop: other descriptors keep their
+        # turn while the loop reads the input for its replies.
+        loop = asyncio.get_running_loop()
+        count = 0
+        while not stop.is_set():
+            await loop.sock_sendall(sock, b"p")
+            await loop.sock_recv(sock, 1)
+            count += 1
+            await asyncio.sleep(0.002)  # the loop is mostly waiting for replies
+        return count
+
+    async def echo(sock):
+        loop = asyncio.get_running_loop()
+        while data := await loop.sock_recv(sock, 1):
+            await loop.sock_sendall(sock, data)
+
+    async def calls():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        stop = asyncio.Event()
+        echoer = loop.create_task(echo(b))
+        pinger = loop.create_task(pings(a, stop))
+        try:
+            return await spin_calls(loop) + [await finish(stop, pinger)]
+        finally:
+            echoer.cancel()
+            a.close()
+            b.close()
+
+    async def finish(stop, pinger):
+        stop.set()
+        return await pinger
+
+    async def spin_calls(loop):
+        try:
+            await asyncio.wait_for(erlang.async_call("spin_slow", slow_ms), 0.02)
+            cancelled = "not cancelled"
+        except asyncio.TimeoutError:
+            cancelled = "cancelled"
+        # Until the slow call's reply has come (and been dropped) and longer.
+        t0 = time.monotonic()
+        done = 0
+        while done < n or time.monotonic() - t0 < 2 * slow_ms / 1000:
+            got = await erlang.async_call("spin_ident", [done, done * 3])
+            assert got == [done, done * 3], (done, got)
+            done += 1
+        # Nothing left in flight: the dropped reply did not land anywhere.
+        bridge = loop._erlang_bridge
+        idle = not bridge.futures and not _erlang_results(bridge.fd)
+        spins, caught = loop._selector._uv.spin_stats()
+        return [done, idle, cancelled, spins, caught]
+
+    loop = erlang.new_event_loop()
+    try:
+        return loop.run_until_complete(calls())
+    finally:
+        loop.close()
+
+
+def _erlang_results(fd):
+    import _erlang
+
+    return _erlang.async_results(fd)
+
+
 def sleeps():
     t0 = time.monotonic()
     sync_result = erlang.sleep(0.05)
