@@ -21,6 +21,22 @@ int frame_type(std::string_view frame) {
   return b1 == 0xcc ? static_cast<uint8_t>(frame[2]) : -1;
 }
 
+// A request whose reply its writer may wait for (py:call, py_event_loop tasks).
+bool awaits_reply_type(int type) {
+  switch (type) {
+    case protocol::kCall:
+    case protocol::kEval:
+    case protocol::kExec:
+    case protocol::kRefOp:
+    case protocol::kLoopTask:
+    case protocol::kLoopExec:
+    case protocol::kLoopEval:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // The request ID of `[Type, ReqId, ...]` when it is a reference, else empty.
 std::string_view ref_reqid(std::string_view frame) {
   try {
@@ -112,36 +128,21 @@ ErlDrvBinary* Instance::on_call(std::string_view frame, ErlDrvTermData caller) {
 }
 
 std::string_view Instance::awaited_reqid(std::string_view frame, ErlDrvTermData caller) const {
-  switch (frame_type(frame)) {
-    case protocol::kCall:
-    case protocol::kEval:
-    case protocol::kExec:
-    case protocol::kRefOp:
-    case protocol::kLoopTask:
-    case protocol::kLoopExec:
-    case protocol::kLoopEval:
-      // A request the writer waits for (its ID is its own alias). The owner
-      // writes only requests nobody waits for.
-      return caller != owner_ ? ref_reqid(frame) : std::string_view();
-    default:
-      return {};
-  }
+  // A request the writer waits for (its ID is its own alias). The owner
+  // writes only requests nobody waits for.
+  return awaits_reply_type(frame_type(frame)) && caller != owner_ ? ref_reqid(frame)
+                                                                  : std::string_view();
 }
 
 void Instance::record_caller(std::string_view frame, ErlDrvTermData caller) {
-  switch (frame_type(frame)) {
-    case protocol::kCall:
-    case protocol::kEval:
-    case protocol::kExec:
-    case protocol::kRefOp:
-    case protocol::kLoopTask:
-    case protocol::kLoopExec:
-    case protocol::kLoopEval: {
-      // The reply goes straight to the writer that waits for it.
-      std::string_view reqid = awaited_reqid(frame, caller);
-      if (!reqid.empty()) Router::instance().expect_reply(reqid, this, caller);
-      return;
-    }
+  int type = frame_type(frame);
+  if (awaits_reply_type(type)) {
+    // The reply goes straight to the writer that waits for it.
+    std::string_view reqid = awaited_reqid(frame, caller);
+    if (!reqid.empty()) Router::instance().expect_reply(reqid, this, caller);
+    return;
+  }
+  switch (type) {
     case protocol::kBatch:
       // [53, [Message, ...]] (py_event_loop:create_tasks): each task's reply
       // goes straight to the writer too.

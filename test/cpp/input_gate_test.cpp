@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace {
@@ -24,24 +25,7 @@ class FakeSource : public ep::InputSource {
     cv_.notify_all();
   }
   void read_interruptible() override { take(true); }
-  void read_polling(unsigned us) override {
-    std::function<void()> action;
-    {
-      std::unique_lock l(mu_);
-      reading_ = std::this_thread::get_id();
-      cv_.notify_all();
-      cv_.wait_for(l, std::chrono::microseconds(us), [&] { return !items_.empty() || kicked_; });
-      reading_ = {};
-      if (kicked_ || items_.empty()) {
-        kicked_ = false;
-        return;
-      }
-      action = std::move(items_.front());
-      items_.pop_front();
-      last_reader_ = std::this_thread::get_id();
-    }
-    action();
-  }
+  void read_polling(unsigned us) override { take(true, std::chrono::microseconds(us)); }
   void interrupt() override {
     {
       std::lock_guard l(mu_);
@@ -65,16 +49,23 @@ class FakeSource : public ep::InputSource {
   }
 
  private:
-  void take(bool interruptible) {
+  // Runs the next action; returns without one when kicked (if interruptible)
+  // or, with a limit, when it passes.
+  void take(bool interruptible, std::optional<std::chrono::microseconds> limit = std::nullopt) {
     std::function<void()> action;
     {
       std::unique_lock l(mu_);
       reading_ = std::this_thread::get_id();
       cv_.notify_all();
-      cv_.wait(l, [&] { return !items_.empty() || (interruptible && kicked_); });
+      auto ready = [&] { return !items_.empty() || (interruptible && kicked_); };
+      if (limit) {
+        cv_.wait_for(l, *limit, ready);
+      } else {
+        cv_.wait(l, ready);
+      }
       reading_ = {};
-      if (interruptible && kicked_) {
-        kicked_ = false;
+      if ((interruptible && kicked_) || items_.empty()) {
+        if (interruptible) kicked_ = false;
         return;
       }
       action = std::move(items_.front());
