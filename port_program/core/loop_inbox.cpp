@@ -53,39 +53,16 @@ bool LoopInbox::spin(unsigned us) {
   {
     std::lock_guard lk(mu_);
     if (!queue_.empty()) return true;
-    if (skip_next_) {
-      // The last spin was in vain. Its request may well have come only once
-      // it ended: a spinning thread that shares its CPU with the Erlang
-      // scheduler thread it waits for does not always let that thread run
-      // (sched_yield gives way only to threads that ran about as little), so
-      // the round trip took the whole spin and more. This time the loop
-      // sleeps at once; the one after it spins again.
-      skip_next_ = false;
-      return false;
-    }
+    if (policy_.skip()) return false;
     spinning_ = true;
   }
-  // This thread reads the input itself meanwhile, so that the next task
-  // costs no hand-over from another reading thread; or, when a hot executor
-  // reads (or without a pipe: the linked-in driver), it polls the inbox. It
-  // leads only while its spins catch their requests: taking the role and
-  // handing it back after a spin in vain costs another thread two wake-ups,
-  // so after a miss it polls the inbox until kLeadAfterHits spins in a row
-  // have caught theirs.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
-  auto queued = [this] { return queued_.load(std::memory_order_acquire); };
-  bool lead = hits_ >= kLeadAfterHits;
-  if (!lead || !Runtime::instance().input().read_for(us, queued)) {
-    while (!queued() && std::chrono::steady_clock::now() < deadline) {
-      sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
-    }
-  }
+  policy_.spin(Runtime::instance().input(), us,
+               [this] { return queued_.load(std::memory_order_acquire); });
   // Whatever post() came while spinning_ was set sent no wake-up: it is in the queue.
   std::lock_guard lk(mu_);
   spinning_ = false;
   bool got = !queue_.empty();
-  skip_next_ = !got;
-  hits_ = got ? std::min(hits_ + 1, kLeadAfterHits) : 0;
+  policy_.record(got);
   return got;
 }
 

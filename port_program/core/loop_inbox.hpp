@@ -16,6 +16,7 @@
 
 #include "core/native_thread.hpp"
 #include "core/request.hpp"
+#include "core/spin_policy.hpp"
 
 namespace ep {
 
@@ -57,12 +58,10 @@ class LoopInbox {
   int fd_ = -1;
   std::mutex mu_;
   std::vector<Request> queue_;
-  std::vector<Request> taken_;  // the loop thread's
-  bool signalled_ = false;      // the eventfd holds a wake-up not yet taken
-  bool spinning_ = false;       // the loop waits in spin(): post() need not wake it
-  static constexpr unsigned kLeadAfterHits = 8;
-  bool skip_next_ = false;           // the last spin was in vain: see spin()
-  unsigned hits_ = kLeadAfterHits;   // spins in a row that caught a request (capped)
+  std::vector<Request> taken_;       // the loop thread's
+  bool signalled_ = false;           // the eventfd holds a wake-up not yet taken
+  bool spinning_ = false;            // the loop waits in spin(): post() need not wake it
+  SpinPolicy policy_;                // used by the loop's thread only
   std::atomic<bool> queued_{false};  // queue_ is not empty (read without the lock)
   std::string out_;                  // framed replies ({packet,4} prefixes included)
 };

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/py_ref.hpp"
+#include "core/spin_policy.hpp"
 #include "core/timer_heap.hpp"
 #include "core/uv_selector.hpp"
 
@@ -27,8 +28,7 @@ struct SelectorObject {
   // The eventfd of the loop's erlang.async_call bridge (set_reply_fd), or -1,
   // and the state of spin_for_replies.
   int reply_fd;
-  bool spin_skip_next;
-  unsigned spin_hits;
+  SpinPolicy spin_policy;  // constructed in selector_new
   // Spins so far, and those that caught what they waited for (spin_stats()).
   unsigned long long spins, spins_caught;
   // When the libuv loop was last polled (uv_hrtime): a spin that caught a
@@ -142,12 +142,9 @@ bool selector_wait(SelectorObject* s, double timeout);
 // to the port program's read_spin_us, until the libuv loop has something
 // ready; true if it has: the selector's ready list is then what the wait
 // would have found (the bridge's eventfd listed when replies came: they
-// signal nothing while the loop spins). Heuristics as LoopInbox::spin's
+// signal nothing while the loop spins). LoopInbox::spin's SpinPolicy
 // (selector_spin.cpp).
 bool spin_for_replies(SelectorObject* s, long timeout_ms);
-// Spins in a row that caught their replies before a spin leads the input
-// again (a new selector leads at once).
-constexpr unsigned kSpinLeadAfterHits = 8;
 constexpr uint64_t kIoPollEveryNs = 100'000;
 
 // run_once(loop) (run_once.cpp).

@@ -5,7 +5,6 @@
 // loop's own thread, which finds it with no wake-up and no system call
 // (the registry sets a flag instead of signalling the bridge's eventfd).
 #include <poll.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -43,9 +42,7 @@ Found spin(SelectorObject* s, CallbackRegistry& registry, unsigned us) {
   std::atomic<bool> arrived{false};
   if (!registry.begin_direct(s->reply_fd, &arrived)) return {};
   const int backend = s->sel->backend_fd();
-  const Clock::time_point start = Clock::now();
-  const Clock::time_point deadline = start + std::chrono::microseconds(us);
-  Clock::time_point next_check = start + kCheckEvery;
+  Clock::time_point next_check = Clock::now() + kCheckEvery;
   bool events = false;
   // Only this thread calls ready().
   auto ready = [&] {
@@ -57,16 +54,7 @@ Found spin(SelectorObject* s, CallbackRegistry& registry, unsigned us) {
   };
   {
     GilRelease nogil;
-    // It leads the input only while its spins catch their replies: taking the
-    // role and handing it back after a spin in vain costs the other reader
-    // two wake-ups. Otherwise (or when a hot thread reads, or without a pipe:
-    // the linked-in driver) it polls while another thread reads.
-    bool lead = s->spin_hits >= kSpinLeadAfterHits;
-    if (!lead || !rt.input().read_for(us, ready)) {
-      while (!ready() && Clock::now() < deadline) {
-        sched_yield();  // whoever shares this CPU (an Erlang scheduler) goes first
-      }
-    }
+    s->spin_policy.spin(rt.input(), us, ready);
   }
   Found found;
   found.spun = true;
@@ -83,13 +71,7 @@ bool spin_for_replies(SelectorObject* s, long timeout_ms) {
   unsigned us = rt.loops().spin_us();
   if (timeout_ms > 0) us = static_cast<unsigned>(std::min<long>(us, timeout_ms * 1000));
   if (us == 0) return false;
-  if (s->spin_skip_next) {
-    // The last spin was in vain: this wait sleeps at once (a spinner that
-    // shares its CPU with the Erlang scheduler it waits for can hold that
-    // thread off for the whole spin; see LoopInbox::spin). The next spins.
-    s->spin_skip_next = false;
-    return false;
-  }
+  if (s->spin_policy.skip()) return false;
   s->selecting = true;
   Found found = spin(s, rt.callbacks(), us);
   s->selecting = false;
@@ -97,8 +79,7 @@ bool spin_for_replies(SelectorObject* s, long timeout_ms) {
   bool seen = found.replies || found.events;
   ++s->spins;
   s->spins_caught += seen ? 1 : 0;
-  s->spin_skip_next = !seen;
-  s->spin_hits = seen ? std::min(s->spin_hits + 1, kSpinLeadAfterHits) : 0;
+  s->spin_policy.record(seen);
   if (!seen) return false;
   uint64_t now = uv_hrtime();
   if (found.events || now - s->io_polled_ns >= kIoPollEveryNs) {

@@ -36,8 +36,7 @@ PyObject* selector_new(PyTypeObject* type, PyObject*, PyObject*) {
   s->poll_first = true;
   s->polled_last = false;
   s->reply_fd = -1;
-  s->spin_skip_next = false;
-  s->spin_hits = kSpinLeadAfterHits;
+  new (&s->spin_policy) SpinPolicy();
   s->spins = 0;
   s->spins_caught = 0;
   s->io_polled_ns = 0;
