@@ -1,5 +1,6 @@
 #include "core/loop_host_module.hpp"
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,10 @@
 
 namespace ep {
 namespace {
+
+// Rounds of requests one pump() takes (the loop spins between them) before
+// the loop runs its other work again.
+constexpr int kPumpRounds = 16;
 
 LoopInbox* inbox_arg(PyObject* arg) {
   unsigned long id = PyLong_AsUnsignedLong(arg);
@@ -78,39 +83,25 @@ PyRef unreadable(PyObject* reqid, const char* cls, const std::string& message) {
   return PyRef::steal(Py_BuildValue("(iOss)", 0, reqid, cls, message.c_str()));
 }
 
-// take(loop) -> [tuple]: every request queued for the loop, in arrival order.
-PyObject* take(PyObject*, PyObject* arg) {
-  LoopInbox* inbox = inbox_arg(arg);
-  if (!inbox) return nullptr;
-  const std::vector<Request>& batch = inbox->take();
-  PyRef list = PyRef::steal(PyList_New(0));
-  if (!list) return nullptr;
-  for (const Request& r : batch) {
-    PyRef reqid = reqid_of(r);
-    if (!reqid) return nullptr;
-    PyRef item;
-    try {
-      item = decode_item(r, reqid.get());
-      if (!item) {
-        PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        PyRef t = PyRef::steal(type), v = PyRef::steal(value), trace = PyRef::steal(tb);
-        PyRef text = PyRef::steal(v ? PyObject_Str(v.get()) : PyUnicode_FromString(""));
-        const char* msg = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
-        PyErr_Clear();
-        item = unreadable(reqid.get(),
-                          t ? reinterpret_cast<PyTypeObject*>(t.get())->tp_name : "SystemError",
-                          msg ? msg : "");
-      }
-    } catch (const MsgpackError& e) {
-      PyErr_Clear();
-      item =
-          unreadable(reqid.get(), "ProtocolError", std::string("malformed message: ") + e.what());
-    }
-    if (!item || PyList_Append(list.get(), item.get()) < 0) return nullptr;
+// A request that could not be read as a tuple for the host; a Python error
+// or MsgpackError is turned into an unreadable() item.
+PyRef item_of(const Request& r, PyObject* reqid) {
+  try {
+    PyRef item = decode_item(r, reqid);
+    if (item) return item;
+    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyRef t = PyRef::steal(type), v = PyRef::steal(value), trace = PyRef::steal(tb);
+    PyRef text = PyRef::steal(v ? PyObject_Str(v.get()) : PyUnicode_FromString(""));
+    const char* msg = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
+    PyErr_Clear();
+    return unreadable(reqid, t ? reinterpret_cast<PyTypeObject*>(t.get())->tp_name : "SystemError",
+                      msg ? msg : "");
+  } catch (const MsgpackError& e) {
+    PyErr_Clear();
+    return unreadable(reqid, "ProtocolError", std::string("malformed message: ") + e.what());
   }
-  return list.release();
 }
 
 bool reqid_bytes(PyObject* obj, std::string_view& out) {
@@ -181,12 +172,11 @@ PyObject* reply_error(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return PyBool_FromLong(start == 0);
 }
 
-// flush(loop): sends the framed replies in one write.
+// flush(loop) -> bool: sends the framed replies in one write; false if none.
 PyObject* flush(PyObject*, PyObject* arg) {
   LoopInbox* inbox = inbox_arg(arg);
   if (!inbox) return nullptr;
-  inbox->flush();
-  Py_RETURN_NONE;
+  return PyBool_FromLong(inbox->flush());
 }
 
 // spin(loop) -> bool: after answering, waits briefly (GIL released) for the
@@ -201,12 +191,197 @@ PyObject* spin(PyObject*, PyObject* arg) {
   Py_END_ALLOW_THREADS return PyBool_FromLong(got);
 }
 
+// The host's methods pump() hands requests to: (loop, handle, started, fail).
+struct Host {
+  PyObject* loop;
+  PyObject* handle;   // handle(item): any request, as take()'s tuple
+  PyObject* started;  // started(reqid, result): a task whose result is not plain
+  PyObject* fail;     // fail(reqid, exc[, count]): a task that raised
+};
+
+// Results that are never awaitable (exact types): the task is done.
+bool plain_result(PyObject* v) {
+  PyTypeObject* t = Py_TYPE(v);
+  return v == Py_None || t == &PyLong_Type || t == &PyFloat_Type || t == &PyUnicode_Type ||
+         t == &PyBytes_Type || t == &PyBool_Type || t == &PyList_Type || t == &PyDict_Type ||
+         t == &PyTuple_Type;
+}
+
+// Calls a host method; what it raises is reported (no request is dropped).
+void call_host(PyObject* method, std::initializer_list<PyObject*> args) {
+  PyRef tuple = PyRef::steal(PyTuple_New(static_cast<Py_ssize_t>(args.size())));
+  if (tuple) {
+    Py_ssize_t i = 0;
+    for (PyObject* a : args) {
+      Py_INCREF(a);
+      PyTuple_SET_ITEM(tuple.get(), i++, a);
+    }
+    PyRef done = PyRef::steal(PyObject_Call(method, tuple.get(), nullptr));
+    if (done) return;
+  }
+  PyErr_WriteUnraisable(method);
+}
+
+// The exception being raised, normalised and cleared.
+PyRef fetch_exception() {
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (value && tb) PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  return PyRef::steal(value);
+}
+
+// The function of a task naming an attribute of an imported module (the
+// common case), or null (no error set): the host looks it up itself, with
+// the namespaces, dotted names and imports that takes.
+PyRef quick_function(PyObject* ns, PyObject* module, PyObject* function) {
+  if (ns != Py_None || PyUnicode_FindChar(function, '.', 0, PY_SSIZE_T_MAX, 1) != -1) return {};
+  PyObject* mod = PyDict_GetItemWithError(PyImport_GetModuleDict(), module);
+  if (!mod) {
+    PyErr_Clear();
+    return {};
+  }
+  PyRef fn = PyRef::steal(PyObject_GetAttr(mod, function));
+  if (!fn) PyErr_Clear();
+  return fn;
+}
+
+// Runs a task here when its function is found at once: its plain result is
+// framed without going through Python code. False when the host must run it.
+bool run_task_here(LoopInbox& inbox, const Request& r, PyObject* reqid, const Host& host) {
+  PyRef ns, module, function, args, kwargs;
+  try {
+    const TermTypes& types = Runtime::instance().types();
+    MsgpackReader in(r.body());
+    ns = decode_term(in, types);
+    if (ns) module = py_str(in.str());
+    if (module) function = py_str(in.str());
+    if (function) args = decode_args(in, types);
+    if (args) kwargs = decode_kwargs(in, types);
+  } catch (const MsgpackError&) {
+    PyErr_Clear();
+    return false;
+  }
+  if (!kwargs || !PyTuple_Check(args.get())) {
+    PyErr_Clear();
+    return false;  // the host's take path reports it
+  }
+  PyRef fn = quick_function(ns.get(), module.get(), function.get());
+  if (!fn) return false;
+  inbox.counts().submitted++;
+  PyRef result = PyRef::steal(
+      PyObject_Call(fn.get(), args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
+  if (!result) {
+    PyRef exc = fetch_exception();
+    call_host(host.fail, {reqid, exc ? exc.get() : Py_None});
+  } else if (!plain_result(result.get())) {
+    call_host(host.started, {reqid, result.get()});
+  } else {
+    inbox.counts().completed++;
+    if (reqid == Py_None) return true;
+    std::string_view id;
+    if (!reqid_bytes(reqid, id)) {
+      PyErr_Clear();
+      return true;
+    }
+    std::string& out = inbox.out();
+    size_t start = out.size();
+    out.append(kHeaderRoom, '\0');
+    MsgpackWriter w = messages::reply_ok(out, id);
+    if (encode_term(w, result.get(), Runtime::instance().types())) {
+      seal(out, start);
+    } else {  // no Erlang term for the value
+      out.resize(start);
+      PyRef exc = fetch_exception();
+      call_host(host.fail, {reqid, exc ? exc.get() : Py_None, Py_False});
+    }
+  }
+  return true;
+}
+
+// Whether the asyncio loop has callbacks ready to run (they go first).
+bool loop_busy(PyObject* loop) {
+  PyRef ready = PyRef::steal(PyObject_GetAttrString(loop, "_ready"));
+  int busy = ready ? PyObject_IsTrue(ready.get()) : 1;
+  if (busy < 0 || !ready) PyErr_Clear();
+  return busy != 0;
+}
+
+// pump(loop, (asyncio_loop, handle, started, fail)) -> bool: runs what the
+// inbox holds, in arrival order. A task calling a function of an imported
+// module runs here and its plain result is framed here; every other request
+// goes to the host. The replies leave in one write per round; then, with
+// nothing else ready on the loop, the loop spins for the caller's next
+// request (GIL released) and takes it in the same call, a few rounds at most.
+// True when requests were still coming (the caller runs pump() again after
+// the loop's other work).
+PyObject* pump(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 4) {
+    PyErr_SetString(PyExc_TypeError, "pump(loop, (asyncio_loop, handle, started, fail))");
+    return nullptr;
+  }
+  LoopInbox* inbox = inbox_arg(args[0]);
+  if (!inbox) return nullptr;
+  PyObject* const* h = &PyTuple_GET_ITEM(args[1], 0);
+  const Host host{h[0], h[1], h[2], h[3]};
+  const unsigned us = Runtime::instance().loops().spin_us();
+  std::vector<Request> batch;
+  for (int round = 0; round < kPumpRounds; ++round) {
+    inbox->take(batch);
+    for (const Request& r : batch) {
+      PyRef reqid = reqid_of(r);
+      if (!reqid) {
+        PyErr_WriteUnraisable(args[0]);
+        continue;
+      }
+      if (r.type == protocol::kLoopTask && run_task_here(*inbox, r, reqid.get(), host)) continue;
+      PyRef item = item_of(r, reqid.get());
+      if (item) {
+        call_host(host.handle, {item.get()});
+      } else {
+        PyErr_WriteUnraisable(args[0]);
+      }
+    }
+    bool answered = !inbox->out().empty();
+    inbox->flush();
+    if (!answered || us == 0 || loop_busy(host.loop)) Py_RETURN_FALSE;
+    bool got;
+    Py_BEGIN_ALLOW_THREADS got = inbox->spin(us);
+    Py_END_ALLOW_THREADS if (!got) Py_RETURN_FALSE;
+  }
+  Py_RETURN_TRUE;
+}
+
+// counts(loop) -> (submitted, completed): the tasks pump() ran itself.
+PyObject* counts(PyObject*, PyObject* arg) {
+  LoopInbox* inbox = inbox_arg(arg);
+  if (!inbox) return nullptr;
+  const LoopInbox::Counts& c = inbox->counts();
+  return Py_BuildValue("(KK)", static_cast<unsigned long long>(c.submitted),
+                       static_cast<unsigned long long>(c.completed));
+}
+
+// spins(loop) -> (spins, hits): the loop's waits for a next request, and
+// those that caught one.
+PyObject* spins(PyObject*, PyObject* arg) {
+  LoopInbox* inbox = inbox_arg(arg);
+  if (!inbox) return nullptr;
+  const LoopInbox::Counts& c = inbox->counts();
+  return Py_BuildValue("(KK)", static_cast<unsigned long long>(c.spins),
+                       static_cast<unsigned long long>(c.spin_hits));
+}
+
 PyMethodDef kMethods[] = {
-    {"take", take, METH_O, "take(loop): the requests queued for the loop, as tuples."},
+    {"pump", fastcall(pump), METH_FASTCALL,
+     "pump(loop, (asyncio_loop, handle, started, fail)): run the queued requests."},
+    {"counts", counts, METH_O, "counts(loop): (submitted, completed) of tasks pump() ran."},
     {"reply", fastcall(reply), METH_FASTCALL, "reply(loop, reqid, value): frame a result."},
     {"reply_error", fastcall(reply_error), METH_FASTCALL,
      "reply_error(loop, reqid, class, message, traceback): frame an error."},
-    {"flush", flush, METH_O, "flush(loop): send the framed replies."},
+    {"flush", flush, METH_O, "flush(loop): send the framed replies; False if none."},
+    {"spins", spins, METH_O, "spins(loop): (spins, hits) of the loop's waits for requests."},
     {"spin", spin, METH_O, "spin(loop): wait briefly for the next request; True if queued."},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -35,10 +35,10 @@ void LoopInbox::post(Request&& request) {
   }
 }
 
-const std::vector<Request>& LoopInbox::take() {
-  taken_.clear();
+void LoopInbox::take(std::vector<Request>& batch) {
+  batch.clear();
   std::lock_guard lk(mu_);
-  taken_.swap(queue_);
+  batch.swap(queue_);
   queued_.store(false, std::memory_order_relaxed);
   if (signalled_) {
     uint64_t count;
@@ -46,13 +46,16 @@ const std::vector<Request>& LoopInbox::take() {
     (void)n;  // EAGAIN: the loop woke for this inbox before the write landed
     signalled_ = false;
   }
-  return taken_;
 }
 
 bool LoopInbox::spin(unsigned us) {
+  ++counts_.spins;
   {
     std::lock_guard lk(mu_);
-    if (!queue_.empty()) return true;
+    if (!queue_.empty()) {
+      ++counts_.spin_hits;
+      return true;
+    }
     if (policy_.skip()) return false;
     spinning_ = true;
   }
@@ -63,13 +66,15 @@ bool LoopInbox::spin(unsigned us) {
   spinning_ = false;
   bool got = !queue_.empty();
   policy_.record(got);
+  if (got) ++counts_.spin_hits;
   return got;
 }
 
-void LoopInbox::flush() {
-  if (out_.empty()) return;
+bool LoopInbox::flush() {
+  if (out_.empty()) return false;
   Runtime::instance().sink().send_framed(out_);
   out_.clear();
+  return true;
 }
 
 namespace {

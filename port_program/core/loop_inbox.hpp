@@ -31,9 +31,9 @@ class LoopInbox {
   int fd() const { return fd_; }
   // Reading thread: queues a request and wakes the loop if it may be asleep.
   void post(Request&& request);
-  // Loop thread: everything queued so far (in arrival order), valid until the
-  // next take.
-  const std::vector<Request>& take();
+  // Loop thread: everything queued so far (in arrival order), into `batch`
+  // (its previous contents are dropped).
+  void take(std::vector<Request>& batch);
 
   // Loop thread, GIL released: waits up to `us` microseconds, without
   // sleeping, for a request; true if one is queued. A loop that just answered
@@ -51,19 +51,30 @@ class LoopInbox {
 
   // Loop thread, GIL held: replies are framed into `out` and leave with flush().
   std::string& out() { return out_; }
-  void flush();
+  // Sends the framed replies in one write; false if there were none.
+  bool flush();
+
+  // Loop thread: the tasks the loop ran without its host's Python code, and
+  // its spins (those that caught a request).
+  struct Counts {
+    uint64_t submitted = 0;
+    uint64_t completed = 0;
+    uint64_t spins = 0;
+    uint64_t spin_hits = 0;
+  };
+  Counts& counts() { return counts_; }
 
  private:
   const uint32_t id_;
   int fd_ = -1;
   std::mutex mu_;
   std::vector<Request> queue_;
-  std::vector<Request> taken_;       // the loop thread's
   bool signalled_ = false;           // the eventfd holds a wake-up not yet taken
   bool spinning_ = false;            // the loop waits in spin(): post() need not wake it
   SpinPolicy policy_;                // used by the loop's thread only
   std::atomic<bool> queued_{false};  // queue_ is not empty (read without the lock)
   std::string out_;                  // framed replies ({packet,4} prefixes included)
+  Counts counts_;                    // the loop thread's
 };
 
 // The loops of this port program, made on first use. Loop IDs are small ints.

@@ -40,7 +40,6 @@ _TASK, _EXEC, _EVAL, _FORGET, _CANCEL = (
 _Coroutine = types.CoroutineType
 # Results that are never awaitable: no inspect.isawaitable() (an ABC check) for them.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), list, dict, tuple})
-_SPIN_ROUNDS = 16  # requests one drain() takes after spinning, before the loop runs again
 
 # The host of the loop running on this thread, by loop (for stats()).
 _hosts: dict[asyncio.AbstractEventLoop, "_Host"] = {}
@@ -52,40 +51,26 @@ class _Host:
         self.loop = loop
         self.tasks: dict[bytes, asyncio.Task[Any]] = {}  # by request ID: to cancel
         self.namespaces: dict[Any, dict[str, Any]] = {}  # by caller pid
-        self.flush_pending = False
-        self.draining = False  # in drain(): it flushes when done
+        self.draining = False  # in drain(): pump() flushes what it answers
         self.submitted = 0
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
-        self.spins = 0  # waits for the next request after answering
-        self.spin_hits = 0  # ... that saw one come
+        self._calls = (loop, self.handle, self.started, self.fail)  # for pump()
 
     # Replies -----------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Sends the framed replies (scheduled by the first of a loop iteration)."""
-        if self.flush_pending and self._flush_and_spin():
-            self.drain()
-
-    def _flush_and_spin(self) -> bool:
-        """Sends the framed replies; then, with nothing else to run, waits
-        briefly for the caller's next request. True if one came."""
-        self.flush_pending = False
-        _erlang_loop_host.flush(self.id)
-        if getattr(self.loop, "_ready", True):
-            return False
-        self.spins += 1
-        if _erlang_loop_host.spin(self.id):
-            self.spin_hits += 1
-            return True
-        return False
+        """Sends the framed replies (scheduled by the first since the last
+        flush); then, with nothing else to run, waits briefly for the
+        caller's next request and runs it."""
+        if _erlang_loop_host.flush(self.id) and not getattr(self.loop, "_ready", True):
+            if _erlang_loop_host.spin(self.id):
+                self.drain()
 
     def _framed(self, first: bool) -> None:
-        if first and not self.flush_pending:
-            self.flush_pending = True
-            if not self.draining:  # drain() flushes what it answered itself
-                self.loop.call_soon(self._flush)
+        if first and not self.draining:  # pump() flushes what drain() answers
+            self.loop.call_soon(self._flush)
 
     def ok(self, reqid: bytes | None, value: Any) -> None:
         self.completed += 1
@@ -108,43 +93,43 @@ class _Host:
     # Requests ----------------------------------------------------------------
 
     def drain(self) -> None:
-        """Runs what the inbox holds; replies of plain functions leave at once
-        (no loop iteration in between), and a request that comes while the
-        loop spins after them is taken in the same call (a few times: timers
-        and I/O of the loop are not held up for long)."""
-        for _ in range(_SPIN_ROUNDS):
-            self.draining = True
-            try:
-                self._take()
-            finally:
-                self.draining = False
-            if not (self.flush_pending and self._flush_and_spin()):
-                return
-        self.loop.call_soon(self.drain)  # more came: in the next iteration
+        """Runs what the inbox holds (``_erlang_loop_host.pump``): a task
+        calling a function of an imported module runs in the port program's
+        C code, which frames its plain result; the rest comes back here
+        (handle, started, fail). Replies leave at once, and a request that
+        comes while the loop spins after them is taken in the same call (a
+        few times: timers and I/O of the loop are not held up for long)."""
+        self.draining = True
+        try:
+            more = _erlang_loop_host.pump(self.id, self._calls)
+        finally:
+            self.draining = False
+        if more:
+            self.loop.call_soon(self.drain)
 
-    def _take(self) -> None:
-        for item in _erlang_loop_host.take(self.id):
-            kind = item[0]
-            try:
-                if kind == _TASK:
-                    self.start(item[1], item[2], item[3], item[4], item[5], item[6])
-                elif kind == _CANCEL:
-                    task = self.tasks.pop(item[1], None)
-                    if task is not None:
-                        self.cancelled += 1
-                        task.cancel()
-                elif kind == _EXEC:
-                    exec(item[3], self.namespace(item[2]))
-                    self.ok(item[1], None)
-                elif kind == _EVAL:
-                    self.ok(item[1], self.eval(item[2], item[3]))
-                elif kind == _FORGET:
-                    self.namespaces.pop(item[2], None)
-                else:  # a request the port program could not read
-                    self.failed += 1
-                    self._framed(_erlang_loop_host.reply_error(self.id, item[1], item[2], item[3], ""))
-            except BaseException as exc:
-                self.fail(item[1], exc)
+    def handle(self, item: tuple[Any, ...]) -> None:
+        """One request of the inbox that pump() did not run itself."""
+        kind = item[0]
+        try:
+            if kind == _TASK:
+                self.start(item[1], item[2], item[3], item[4], item[5], item[6])
+            elif kind == _CANCEL:
+                task = self.tasks.pop(item[1], None)
+                if task is not None:
+                    self.cancelled += 1
+                    task.cancel()
+            elif kind == _EXEC:
+                exec(item[3], self.namespace(item[2]))
+                self.ok(item[1], None)
+            elif kind == _EVAL:
+                self.ok(item[1], self.eval(item[2], item[3]))
+            elif kind == _FORGET:
+                self.namespaces.pop(item[2], None)
+            else:  # a request the port program could not read
+                self.failed += 1
+                self._framed(_erlang_loop_host.reply_error(self.id, item[1], item[2], item[3], ""))
+        except BaseException as exc:
+            self.fail(item[1], exc)
 
     def namespace(self, owner: Any) -> dict[str, Any]:
         ns = self.namespaces.get(owner)
@@ -187,16 +172,23 @@ class _Host:
               args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
         self.submitted += 1
         fn = self.lookup(owner, module, function)
-        result = fn(*args, **kwargs) if kwargs else fn(*args)
-        kind = type(result)
-        if kind in _PLAIN:
-            self.ok(reqid, result)
-        elif kind is _Coroutine or inspect.isawaitable(result):
-            task = self.loop.create_task(self.finish(reqid, result))
-            if reqid is not None:
-                self.tasks[reqid] = task
-        else:
-            self.ok(reqid, result)
+        self.started(reqid, fn(*args, **kwargs) if kwargs else fn(*args))
+
+    def started(self, reqid: bytes | None, result: Any) -> None:
+        """A task's function returned ``result``: its value, or an awaitable
+        that becomes an asyncio task of the loop."""
+        try:
+            kind = type(result)
+            if kind in _PLAIN:
+                self.ok(reqid, result)
+            elif kind is _Coroutine or inspect.isawaitable(result):
+                task = self.loop.create_task(self.finish(reqid, result))
+                if reqid is not None:
+                    self.tasks[reqid] = task
+            else:
+                self.ok(reqid, result)
+        except BaseException as exc:
+            self.fail(reqid, exc)
 
     async def finish(self, reqid: bytes | None, awaitable: Any) -> None:
         try:
@@ -229,13 +221,15 @@ def stats() -> dict[Any, int]:
     host = _hosts[asyncio.get_running_loop()]
     from ._types import Atom
 
+    submitted, completed = _erlang_loop_host.counts(host.id)
+    spins, spin_hits = _erlang_loop_host.spins(host.id)
     return {
         Atom("running"): len(host.tasks),
-        Atom("submitted"): host.submitted,
-        Atom("completed"): host.completed,
+        Atom("submitted"): host.submitted + submitted,
+        Atom("completed"): host.completed + completed,
         Atom("failed"): host.failed,
         Atom("cancelled"): host.cancelled,
         Atom("namespaces"): len(host.namespaces),
-        Atom("spins"): host.spins,
-        Atom("spin_hits"): host.spin_hits,
+        Atom("spins"): spins,
+        Atom("spin_hits"): spin_hits,
     }

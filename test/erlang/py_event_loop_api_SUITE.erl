@@ -16,6 +16,7 @@
          pool_get_loop_affinity/1, pool_api/1, pool_stats/1, pool_all_loops/1,
          pool_parallel_processing/1, pool_size_from_env/1, pool_loops_in_several_ports/1,
          ordered_per_process/1, plain_and_coroutine_functions/1,
+         plain_functions_answered_by_the_port_program/1,
          async_call_await/1, async_call_kwargs/1, async_gather_in_order/1,
          async_gather_error/1, py_await_on_async_ref/1,
          ns_exec_create_task/1, ns_state_persists/1, ns_eval/1, ns_isolated/1,
@@ -42,7 +43,8 @@ groups() ->
                  seed_thread_safety_from_callback]},
      {pool, [], [pool_get_loop_affinity, pool_api, pool_stats, pool_all_loops,
                  pool_parallel_processing, pool_loops_in_several_ports, ordered_per_process,
-                 plain_and_coroutine_functions, loop_is_erlang_event_loop, pool_size_from_env]},
+                 plain_and_coroutine_functions, plain_functions_answered_by_the_port_program,
+                 loop_is_erlang_event_loop, pool_size_from_env]},
      {async, [], [async_call_await, async_call_kwargs, async_gather_in_order,
                   async_gather_error, py_await_on_async_ref]},
      {namespaces, [], [ns_exec_create_task, ns_state_persists, ns_eval, ns_isolated,
@@ -93,6 +95,15 @@ async def guarded_sleep(pid, seconds):
 
 def plain(x):
     return x + 1
+
+def plain_kw(x, scale=1):
+    return [x * scale, (x, None), {'s': scale}, 'ok', b'b', 1.5, True]
+
+def plain_unencodable():
+    return [1, {2}]
+
+def plain_raises(msg):
+    raise KeyError(msg)
 
 def slow_plain(seconds):
     import time
@@ -302,6 +313,30 @@ plain_and_coroutine_functions(_Config) ->
     {ok, x} = py_event_loop_pool:run(asyncio, sleep, [0, x]),
     {ok, <<"a-b">>} = py_event_loop_pool:run(<<"builtins">>, <<"str.join">>, [<<"-">>, [<<"a">>, <<"b">>]]),
     {ok, <<"/a/b">>} = py_event_loop_pool:run(os, 'path.join', [<<"/a">>, <<"b">>]).
+
+%% A plain function of an imported module is called, and its plain result
+%% framed, by the port program's C code (_erlang_loop_host.pump): the same
+%% results, errors and counters as through the loop host's Python.
+plain_functions_answered_by_the_port_program(_Config) ->
+    Loop = {py_loop, 1},
+    #{submitted := S0, completed := C0, failed := F0} = loop_stats(Loop),
+    {ok, [6, {3, none}, #{<<"s">> := 2}, <<"ok">>, <<"b">>, 1.5, true]} =
+        py_event_loop:run(el_helpers, plain_kw, [3], #{kwargs => #{scale => 2}}),
+    {error, {'KeyError', <<"'gone'">>}} = py_event_loop:run(el_helpers, plain_raises, [<<"gone">>]),
+    ?assertNotEqual(nomatch, binary:match(py:last_traceback(), <<"plain_raises">>)),
+    {error, {'TypeError', Msg}} = py_event_loop:run(el_helpers, plain_unencodable, []),
+    ?assertNotEqual(nomatch, binary:match(Msg, <<"set">>)),
+    ok = py_event_loop:spawn_task(Loop, el_helpers, plain, [1]),
+    Refs = [py_event_loop:create_task(el_helpers, plain, [I]) || I <- lists:seq(1, 100)],
+    Expected = [{ok, I + 1} || I <- lists:seq(1, 100)],
+    Expected = [py_event_loop:await(R) || R <- Refs],
+    %% a stats task counts as submitted while it runs, completed after
+    #{submitted := S1, completed := C1, failed := F1, running := 0} = loop_stats(Loop),
+    {105, 104, 1} = {S1 - S0, C1 - C0, F1 - F0}.
+
+loop_stats(Loop) ->
+    {ok, Stats} = py_event_loop:run_on(Loop, 'erlang._loop_host', stats, [], #{}),
+    Stats.
 
 %% The loops are ErlangEventLoops (erlang._loop_host.new_loop).
 loop_is_erlang_event_loop(_Config) ->
