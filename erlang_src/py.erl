@@ -181,7 +181,10 @@ await(Ref) ->
 
 -spec await(reference(), timeout()) -> result().
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
-    py_request:wait(Ref, Timeout);
+    case get({'$py_task', Ref}) of
+        undefined -> py_request:wait(Ref, Timeout);
+        _ -> py_event_loop:await(Ref, Timeout)  % a task of async_call
+    end;
 await(Ref, Timeout) when is_reference(Ref) ->
     {error, {badarg, {timeout, Timeout}}};
 await(Ref, _Timeout) ->

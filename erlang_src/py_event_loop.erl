@@ -46,6 +46,10 @@
 -define(KEEP_MS, 300000).
 -define(BATCH_MAX, 256). % tasks per write: the loop starts on the first while more come
 -define(BATCH_BYTES, 1 bsl 20).  % bytes per write at most (or half of max_frame)
+%% The calling process's tasks on one loop owner share one monitor of it
+%% (see task_ref/1): {Owner, Mon, Outstanding}, or {dead, Mon, Reason,
+%% Outstanding} once that owner died, until its tasks have been awaited.
+-define(SHARED, '$py_tasks').
 
 %% @doc The event loop of this module (the first of py_event_loop_pool's).
 -spec get_loop() -> {ok, loop()} | {error, term()}.
@@ -110,20 +114,24 @@ await(Ref) ->
 %% on timeout the task is cancelled.
 -spec await(reference(), timeout()) -> {ok, term()} | {error, term()}.
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
+    %% what a task of this process left there: see task_ref/2
     case get({'$py_task', Ref}) of
-        {_Port, Mon} -> await_batched(Ref, Mon, Timeout);
+        {_Port, Mon} when is_reference(Mon) -> await_batched(Ref, Mon, Timeout);
+        Port when is_port(Port) -> await_shared(Ref, Timeout);
+        {_Port, own} -> await_own(Ref, Timeout);
         undefined ->
             case kept(Ref) of
                 true -> await_kept(Ref, Timeout);
                 false -> await_own(Ref, Timeout)
-            end;
-        _Port -> await_own(Ref, Timeout)
+            end
     end;
 await(Ref, Timeout) when is_reference(Ref) ->
     {error, {badarg, {timeout, Timeout}}};
 await(Ref, _Timeout) ->
     {error, {badarg, Ref}}.
 
+%% A task with a monitor of its own (task_ref/2), one that failed before it
+%% was sent, or no task of this process.
 await_own(Ref, Timeout) ->
     case py_request:wait(Ref, Timeout) of
         {error, timeout} = Error ->
@@ -133,6 +141,93 @@ await_own(Ref, Timeout) ->
             erase({'$py_task', Ref}),
             Result
     end.
+
+%% A task under the monitor its process's tasks share (task_ref/2): a
+%% burst of thousands does not send the owner a monitor and a demonitor each.
+await_shared(Ref, Timeout) ->
+    case get(?SHARED) of
+        {Owner, Mon, N} ->
+            receive
+                {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
+                    erase({'$py_task', Ref}),
+                    shared_done(),
+                    py_request:result(Tag, Payload);
+                {'DOWN', Mon, process, Owner, Reason} ->
+                    %% Its replies sent before it died are here already: the
+                    %% other tasks still awaited take theirs, or fail too.
+                    erase({'$py_task', Ref}),
+                    shared_died(Mon, Reason, N - 1),
+                    py_request:died(Reason)
+            after Timeout ->
+                erlang:unalias(Ref),
+                %% a reply sent before the alias was deactivated may already be here
+                receive {Ref, _, _} -> ok after 0 -> ok end,
+                cancel_task(Ref),
+                shared_done(),
+                {error, timeout}
+            end;
+        {dead, Mon, Reason, N} ->
+            erase({'$py_task', Ref}),
+            shared_died(Mon, Reason, N - 1),
+            receive
+                {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error -> py_request:result(Tag, Payload)
+            after 0 -> py_request:died(Reason)
+            end
+    end.
+
+%% The request ID of a new task of this process on loop `Port' of owner
+%% `Owner', which await/2 and cancel_task/1 find in the process dictionary
+%% under {'$py_task', Ref} (the loop's port, a port being no heap term).
+%% A process's tasks on one owner share one monitor of it, taken with the
+%% first and dropped with the last awaited (a process that calls in a loop
+%% takes one per task, as py:call does). A task on another owner, or one
+%% created while the death of the last owner is being reported, gets a
+%% monitor of its own: {Port, own}.
+task_ref(Port, Owner) ->
+    case get(?SHARED) of
+        {Owner, Mon, N} ->
+            put(?SHARED, {Owner, Mon, N + 1}),
+            shared_ref(Port);
+        undefined ->
+            put(?SHARED, {Owner, erlang:monitor(process, Owner), 1}),
+            shared_ref(Port);
+        _ ->
+            own_ref(Port, Owner)
+    end.
+
+shared_ref(Port) ->
+    Ref = erlang:alias([reply]),
+    put({'$py_task', Ref}, Port),
+    Ref.
+
+own_ref(Port, Owner) ->
+    Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
+    put({'$py_task', Ref}, {Port, own}),
+    Ref.
+
+%% A task that could not be written after all.
+task_unsent(Ref) ->
+    case erase({'$py_task', Ref}) of
+        {_Port, own} -> erlang:demonitor(Ref, [flush]);
+        _Port -> erlang:unalias(Ref), shared_done()
+    end.
+
+%% A task under the shared monitor is done with.
+shared_done() ->
+    case get(?SHARED) of
+        {Owner, Mon, N} when N > 1 ->
+            put(?SHARED, {Owner, Mon, N - 1});
+        {_Owner, Mon, _} ->
+            erlang:demonitor(Mon, [flush]),
+            erase(?SHARED);
+        _ ->
+            ok
+    end.
+
+shared_died(_Mon, _Reason, N) when N =< 0 ->
+    erase(?SHARED);
+shared_died(Mon, Reason, N) ->
+    put(?SHARED, {dead, Mon, Reason, N}).
 
 %% A task of a batch (create_tasks): its request ID is an alias of its own,
 %% and one monitor of the port owner serves the whole batch. Its 'DOWN' is
@@ -258,24 +353,27 @@ run_on(_Loop, _Module, _Function, _Args, Opts) ->
 -spec create_task_on(loop(), name(), name(), list(), map()) -> reference().
 create_task_on(Loop, Module, Function, Args, Kwargs) ->
     case node(group_leader()) =:= node() of
-        true -> send_task(Loop, Module, Function, Args, Kwargs);
+        true -> send_task(Loop, Module, Function, Args, Kwargs, shared);
         false -> gen_server:call(?MODULE, {create_task, Loop, Module, Function, Args, Kwargs},
                                  infinity)
     end.
 
-send_task(Loop, Module, Function, Args, Kwargs) ->
+%% `Monitor': `shared' for the caller's own tasks (task_ref/2), `own' for
+%% the server's (it tells a task's 'DOWN' by its reference).
+send_task(Loop, Module, Function, Args, Kwargs, Monitor) ->
     case task_parts(Module, Function, Args, Kwargs) of
         {ok, M, F, Ns} ->
             case route(Loop) of
                 {ok, Port, Owner} ->
-                    Ref = erlang:monitor(process, Owner, [{alias, reply_demonitor}]),
+                    Ref = case Monitor of
+                              shared -> task_ref(Port, Owner);
+                              own -> own_ref(Port, Owner)
+                          end,
                     try py_request_write(Port, [?PY_MSG_LOOP_TASK, Ref, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
-                        true ->
-                            put({'$py_task', Ref}, Port),
-                            Ref
+                        true -> Ref
                     catch
                         error:badarg ->
-                            erlang:demonitor(Ref, [flush]),
+                            task_unsent(Ref),
                             py_request:failed({python_died, port_closed})
                     end;
                 {error, Reason} ->
@@ -429,7 +527,7 @@ init([]) ->
 handle_call({create_task, Loop, Module, Function, Args, Kwargs}, _From,
             #state{kept = Kept} = State) ->
     %% the reply comes to this process, which keeps it for await/2
-    Ref = send_task(Loop, Module, Function, Args, Kwargs),
+    Ref = send_task(Loop, Module, Function, Args, Kwargs, own),
     ets:insert(?KEPT, {Ref}),
     {reply, Ref, State#state{kept = Kept#{Ref => pending}}};
 handle_call({await, Ref, Timeout}, From, #state{kept = Kept} = State) ->
@@ -511,11 +609,10 @@ forget(Ref, #state{kept = Kept} = State) ->
     State#state{kept = maps:remove(Ref, Kept)}.
 
 cancel_task(Ref) ->
-    case get({'$py_task', Ref}) of
+    case erase({'$py_task', Ref}) of
         undefined -> ok;
         Task ->
-            Port = case Task of {P, _Mon} -> P; P -> P end,
-            erase({'$py_task', Ref}),
+            Port = case Task of {P, _} -> P; P -> P end,
             py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref)
     end.
 

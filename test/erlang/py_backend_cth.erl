@@ -44,6 +44,7 @@ suite_skip(py_startup_SUITE) ->
 suite_skip(_) -> false.
 
 case_skip(py_event_loop_api_SUITE, port_death_python_died_then_restarted) -> ?CRASH;
+case_skip(py_event_loop_api_SUITE, port_death_with_many_tasks_in_flight) -> ?CRASH;
 case_skip(py_event_loop_api_SUITE, create_tasks_port_died) -> ?CRASH;
 case_skip(py_nodes_SUITE, remote_crash_restarts_in_pool) -> ?CRASH;
 case_skip(py_stream_SUITE, port_death_is_an_error_event) -> ?CRASH;

@@ -24,6 +24,7 @@
          error_coroutine_raises/1, error_missing_module/1, error_missing_function/1,
          error_unencodable_result/1, error_badarg/1,
          timeout_cancels_task/1, no_late_message_after_timeout/1,
+         port_death_with_many_tasks_in_flight/1,
          port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
          many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1,
          create_tasks_in_order/1, create_tasks_errors/1, create_tasks_timeout_cancels/1,
@@ -51,7 +52,8 @@ groups() ->
                        ns_freed_on_exit, loop_form_create_task]},
      {errors, [], [error_coroutine_raises, error_missing_module, error_missing_function,
                    error_unencodable_result, error_badarg, timeout_cancels_task,
-                   no_late_message_after_timeout, port_death_python_died_then_restarted]},
+                   no_late_message_after_timeout, port_death_python_died_then_restarted,
+                   port_death_with_many_tasks_in_flight]},
      {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
                   rpc_tasks_on_peer]},
      {batch, [], [create_tasks_in_order, create_tasks_errors, create_tasks_timeout_cancels,
@@ -588,10 +590,53 @@ port_death_python_died_then_restarted(_Config) ->
 %% scale
 %%====================================================================
 
+%% A process's tasks on one loop share one monitor of its port owner: when
+%% the port program dies, each task still running fails at once, those that
+%% finished keep their results, tasks created meanwhile run on the new port
+%% program, and the process is left with no monitor and no message.
+port_death_with_many_tasks_in_flight(_Config) ->
+    {ok, Loop} = py_event_loop:get_loop(),
+    {ok, _, Owner, _} = py_context:lookup(py_pool:context(py_event_loops, 1)),
+    Done = [py_event_loop:create_task(el_helpers, plain, [I]) || I <- lists:seq(1, 20)],
+    Sleeping = [py_event_loop:create_task(asyncio, sleep, [30]) || _ <- lists:seq(1, 50)],
+    %% the plain tasks' replies are here before the port program dies
+    {ok, 2} = py_event_loop:await(hd(Done)),
+    [{links, Links}] = [process_info(Owner, links)],
+    [OsPort] = [P || P <- Links, is_port(P)],
+    {os_pid, OsPid} = erlang:port_info(OsPort, os_pid),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    py_test_util:wait_until(fun() -> not is_process_alive(Owner) end, 20000),
+    py_test_util:wait_until(
+      fun() ->
+              case py_context:lookup(py_pool:context(py_event_loops, 1)) of
+                  {ok, _, New, _} when New =/= Owner -> true;
+                  _ -> false
+              end
+      end, 20000),
+    define_helpers(),
+    %% a task created before the dead owner's tasks are all awaited
+    After = py_event_loop:create_task(el_helpers, plain, [100]),
+    T0 = erlang:monotonic_time(millisecond),
+    Expected = [{ok, I + 1} || I <- lists:seq(2, 20)],
+    Expected = [py_event_loop:await(R) || R <- tl(Done)],
+    [{error, {python_died, _}} = py_event_loop:await(R, 20000) || R <- Sleeping],
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 2000),
+    {ok, 101} = py_event_loop:await(After),
+    %% and later tasks share a monitor of the new owner again
+    Refs = [py_event_loop:create_task(el_helpers, plain, [I]) || I <- lists:seq(1, 100)],
+    {monitors, [_]} = process_info(self(), monitors),
+    [{ok, _} = py_event_loop:await(R) || R <- Refs],
+    {ok, 4} = py_event_loop:run_on(Loop, el_helpers, plain, [3], #{}),
+    {monitors, []} = process_info(self(), monitors),
+    {messages, []} = process_info(self(), messages).
+
 many_sleeps_concurrently(_Config) ->
     Refs = [py_event_loop_pool:create_task(asyncio, sleep, [0.01, I]) || I <- lists:seq(1, 10000)],
+    {monitors, [_]} = process_info(self(), monitors),  % one for all
     Results = [py_event_loop_pool:await(R, 60000) || R <- Refs],
-    ?assertEqual([{ok, I} || I <- lists:seq(1, 10000)], Results).
+    ?assertEqual([{ok, I} || I <- lists:seq(1, 10000)], Results),
+    {monitors, []} = process_info(self(), monitors),
+    {messages, []} = process_info(self(), messages).
 
 many_processes_concurrently(_Config) ->
     Parent = self(),
