@@ -7,6 +7,7 @@
 %%   same seconds are comparable), median us;
 %% - fire-and-collect: one process creates 10,000 trivial coroutine tasks, then
 %%   awaits them all: tasks/s (median of rounds);
+%% - the same with one scheduler online (set for that row only);
 %% - the same with create_tasks (a batch: one port_command per 256 tasks);
 %% - 50 processes each create and collect 2,000 tasks at once: tasks/s (one
 %%   by one, and with create_tasks);
@@ -41,6 +42,15 @@ main([EchoPort | _]) ->
     Fire = median([fire_and_collect() || _ <- lists:seq(1, ?ROUNDS)]),
     row("fire-and-collect, 10,000 coroutines from one process (target >= 150k)",
         io_lib:format("~s tasks/s", [k(Fire)])),
+    %% The same with one scheduler online: on 2 vCPUs the BEAM's share of a
+    %% task (submit, the owner's forward, await) then runs on one scheduler
+    %% and the loop's thread has the other CPU (bench/README.md, "Session 8").
+    Online = erlang:system_info(schedulers_online),
+    erlang:system_flag(schedulers_online, 1),
+    Fire1 = median([fire_and_collect() || _ <- lists:seq(1, ?ROUNDS)]),
+    erlang:system_flag(schedulers_online, Online),
+    row("the same with one scheduler online (schedulers_online 1)",
+        io_lib:format("~s tasks/s", [k(Fire1)])),
     FireB = median([fire_and_collect_batch() || _ <- lists:seq(1, ?ROUNDS)]),
     row("fire-and-collect, the same with create_tasks (one write per 256)",
         io_lib:format("~s tasks/s", [k(FireB)])),
