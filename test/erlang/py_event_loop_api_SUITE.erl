@@ -15,6 +15,7 @@
          seed_thread_safety_from_callback/1,
          pool_get_loop_affinity/1, pool_api/1, pool_stats/1, pool_all_loops/1,
          pool_parallel_processing/1, pool_size_from_env/1, pool_loops_in_several_ports/1,
+         tasks_on_several_loops_from_one_process/1,
          ordered_per_process/1, plain_and_coroutine_functions/1,
          plain_functions_answered_by_the_port_program/1,
          async_call_await/1, async_call_kwargs/1, async_gather_in_order/1,
@@ -44,6 +45,7 @@ groups() ->
                  seed_thread_safety_from_callback]},
      {pool, [], [pool_get_loop_affinity, pool_api, pool_stats, pool_all_loops,
                  pool_parallel_processing, pool_loops_in_several_ports, ordered_per_process,
+                 tasks_on_several_loops_from_one_process,
                  plain_and_coroutine_functions, plain_functions_answered_by_the_port_program,
                  loop_is_erlang_event_loop, pool_size_from_env]},
      {async, [], [async_call_await, async_call_kwargs, async_gather_in_order,
@@ -301,6 +303,22 @@ pool_loops_in_several_ports(_Config) ->
                 Pid
             end || L <- py_event_loop_pool:get_all_loops()],
     ?assertEqual(length(Pids), length(lists:usort(Pids))).
+
+%% One process's tasks on every loop at once, interleaved, awaited in any
+%% order and with timeouts: the tasks on the first loop's owner share a
+%% monitor, the others get one each; all come back and none is left.
+tasks_on_several_loops_from_one_process(_Config) ->
+    Loops = py_event_loop_pool:get_all_loops(),
+    Tasks = [{L, I, begin {ok, R} = py_event_loop:create_task(L, el_helpers, plain, [I]), R end}
+             || I <- lists:seq(1, 60), L <- Loops],
+    Slow = [begin {ok, R} = py_event_loop:create_task(L, asyncio, sleep, [30]), R end || L <- Loops],
+    [{error, timeout} = py_event_loop:await(R, 10) || R <- Slow],
+    Expected = [{ok, I + 1} || {_, I, _} <- lists:reverse(Tasks)],
+    Expected = [py_event_loop:await(R) || {_, _, R} <- lists:reverse(Tasks)],
+    {ok, 42} = py:await(py:async_call(el_helpers, plain, [41])),
+    {monitors, []} = process_info(self(), monitors),
+    {messages, []} = process_info(self(), messages),
+    [] = [K || {{'$py_task', _} = K, _} <- get()].
 
 ordered_per_process(_Config) ->
     Refs = [py_event_loop_pool:create_task(el_helpers, record, [I]) || I <- lists:seq(1, 200)],
