@@ -237,7 +237,12 @@ PyRef fetch_exception() {
 // common case), or null (no error set): the host looks it up itself, with
 // the namespaces, dotted names and imports that takes.
 PyRef quick_function(PyObject* ns, PyObject* module, PyObject* function) {
-  if (ns != Py_None || PyUnicode_FindChar(function, '.', 0, PY_SSIZE_T_MAX, 1) != -1) return {};
+  if (ns != Py_None) return {};
+  Py_ssize_t dot = PyUnicode_FindChar(function, '.', 0, PY_SSIZE_T_MAX, 1);
+  if (dot != -1) {
+    if (dot == -2) PyErr_Clear();
+    return {};
+  }
   PyObject* mod = PyDict_GetItemWithError(PyImport_GetModuleDict(), module);
   if (!mod) {
     PyErr_Clear();
