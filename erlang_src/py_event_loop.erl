@@ -159,10 +159,7 @@ await_shared(Ref, Timeout) ->
                     shared_died(Mon, Reason, N - 1),
                     py_request:died(Reason)
             after Timeout ->
-                erlang:unalias(Ref),
-                %% a reply sent before the alias was deactivated may already be here
-                receive {Ref, _, _} -> ok after 0 -> ok end,
-                cancel_task(Ref),
+                give_up(Ref),
                 shared_done(),
                 {error, timeout}
             end;
@@ -247,13 +244,18 @@ await_batched(Ref, Mon, Timeout) ->
             end,
             py_request:died(Reason)
     after Timeout ->
-        erlang:unalias(Ref),
-        %% a reply sent before the alias was deactivated may already be here
-        receive {Ref, _, _} -> ok after 0 -> ok end,
-        cancel_task(Ref),
+        give_up(Ref),
         _ = batch_done(Ref, Mon),
         {error, timeout}
     end.
+
+%% Its caller gave up on task `Ref' (an alias): no late reply, and the
+%% loop cancels it.
+give_up(Ref) ->
+    erlang:unalias(Ref),
+    %% a reply sent before the alias was deactivated may already be here
+    receive {Ref, _, _} -> ok after 0 -> ok end,
+    cancel_task(Ref).
 
 %% One task of batch `Mon' is done with: the monitor goes with the last.
 batch_done(Ref, Mon) ->

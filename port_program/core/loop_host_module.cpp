@@ -359,34 +359,26 @@ PyObject* pump(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_TRUE;
 }
 
-// counts(loop) -> (submitted, completed): the tasks pump() ran itself.
+// counts(loop) -> (submitted, completed, spins, spin_hits): the tasks pump()
+// ran itself, and the loop's waits for a next request (those that caught one).
 PyObject* counts(PyObject*, PyObject* arg) {
   LoopInbox* inbox = inbox_arg(arg);
   if (!inbox) return nullptr;
   const LoopInbox::Counts& c = inbox->counts();
-  return Py_BuildValue("(KK)", static_cast<unsigned long long>(c.submitted),
-                       static_cast<unsigned long long>(c.completed));
-}
-
-// spins(loop) -> (spins, hits): the loop's waits for a next request, and
-// those that caught one.
-PyObject* spins(PyObject*, PyObject* arg) {
-  LoopInbox* inbox = inbox_arg(arg);
-  if (!inbox) return nullptr;
-  const LoopInbox::Counts& c = inbox->counts();
-  return Py_BuildValue("(KK)", static_cast<unsigned long long>(c.spins),
-                       static_cast<unsigned long long>(c.spin_hits));
+  using ull = unsigned long long;
+  return Py_BuildValue("(KKKK)", static_cast<ull>(c.submitted), static_cast<ull>(c.completed),
+                       static_cast<ull>(c.spins), static_cast<ull>(c.spin_hits));
 }
 
 PyMethodDef kMethods[] = {
     {"pump", fastcall(pump), METH_FASTCALL,
      "pump(loop, (asyncio_loop, handle, started, fail)): run the queued requests."},
-    {"counts", counts, METH_O, "counts(loop): (submitted, completed) of tasks pump() ran."},
+    {"counts", counts, METH_O,
+     "counts(loop): (submitted, completed, spins, spin_hits) of pump()'s tasks and spins."},
     {"reply", fastcall(reply), METH_FASTCALL, "reply(loop, reqid, value): frame a result."},
     {"reply_error", fastcall(reply_error), METH_FASTCALL,
      "reply_error(loop, reqid, class, message, traceback): frame an error."},
     {"flush", flush, METH_O, "flush(loop): send the framed replies; False if none."},
-    {"spins", spins, METH_O, "spins(loop): (spins, hits) of the loop's waits for requests."},
     {"spin", spin, METH_O, "spin(loop): wait briefly for the next request; True if queued."},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -221,8 +221,7 @@ def stats() -> dict[Any, int]:
     host = _hosts[asyncio.get_running_loop()]
     from ._types import Atom
 
-    submitted, completed = _erlang_loop_host.counts(host.id)
-    spins, spin_hits = _erlang_loop_host.spins(host.id)
+    submitted, completed, spins, spin_hits = _erlang_loop_host.counts(host.id)
     return {
         Atom("running"): len(host.tasks),
         Atom("submitted"): host.submitted + submitted,
