@@ -194,7 +194,7 @@ PyObject* spin(PyObject*, PyObject* arg) {
 // The host's methods pump() hands requests to: (loop, handle, started, fail).
 struct Host {
   PyObject* loop;
-  PyObject* handle;   // handle(item): any request, as take()'s tuple
+  PyObject* handle;   // handle(item): any other request, as a tuple (decode_item)
   PyObject* started;  // started(reqid, result): a task whose result is not plain
   PyObject* fail;     // fail(reqid, exc[, count]): a task that raised
 };
@@ -271,7 +271,7 @@ bool run_task_here(LoopInbox& inbox, const Request& r, PyObject* reqid, const Ho
   }
   if (!kwargs || !PyTuple_Check(args.get())) {
     PyErr_Clear();
-    return false;  // the host's take path reports it
+    return false;  // handle() gets it, and reports what cannot be read
   }
   PyRef fn = quick_function(ns.get(), module.get(), function.get());
   if (!fn) return false;
