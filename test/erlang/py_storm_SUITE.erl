@@ -714,7 +714,10 @@ no_leaks(Before, Deadline) ->
             ct:pal("resources before ~p~nafter ~p", [Before, Now]);
         _ ->
             case now_ms() > Deadline of
-                true -> ct:fail({leaked, Leaks});
+                true ->
+                    ct:pal("ports now: ~p", [[{P, erlang:port_info(P, name), erlang:port_info(P, connected)}
+                                               || P <- erlang:ports()]]),
+                    ct:fail({leaked, Leaks});
                 false -> receive after 50 -> ok end, no_leaks(Before, Deadline)
             end
     end.
