@@ -689,11 +689,14 @@ rounds(N, Fun) ->
 %% What a storm must give back: port program processes of this VM, ports,
 %% the VM's file descriptors, rows of the application's ETS tables, atoms.
 resources() ->
-    %% every port program of the pools is up (named) before it is counted
+    %% every port program of the pools is up (named) before it is counted,
+    %% and no port program's Erlang port is closing or opening: the OS
+    %% processes, the owners and the ports agree
     Children = py_test_util:wait_until(
                  fun() ->
                          N = length(port_program_children()),
-                         N =:= length(all_port_os_pids()) andalso N
+                         N =:= length(all_port_os_pids()) andalso
+                             N =:= length(port_program_ports()) andalso N
                  end, 10000),
     #{children => Children,
       ports => length(erlang:ports()),
@@ -738,6 +741,11 @@ fd_count() ->
     length(Fds).
 
 %% Port program processes below this VM (its erl_child_setup's children).
+%% The Erlang ports of port programs.
+port_program_ports() ->
+    Program = py_config:port_program(),
+    [P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, Program}].
+
 port_program_children() ->
     Me = list_to_integer(os:getpid()),
     Procs = [{Pid, PPid, Comm} || {Pid, PPid, Comm} <- procs()],
