@@ -47,7 +47,7 @@
 -define(BATCH_MAX, 256). % tasks per write: the loop starts on the first while more come
 -define(BATCH_BYTES, 1 bsl 20).  % bytes per write at most (or half of max_frame)
 %% The calling process's tasks on one loop owner share one monitor of it
-%% (see task_ref/1): {Owner, Mon, Outstanding}, or {dead, Mon, Reason,
+%% (see task_ref/2): {Owner, Mon, Outstanding}, or {dead, Mon, Reason,
 %% Outstanding} once that owner died, until its tasks have been awaited.
 -define(SHARED, '$py_tasks').
 

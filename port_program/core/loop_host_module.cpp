@@ -172,25 +172,6 @@ PyObject* reply_error(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return PyBool_FromLong(start == 0);
 }
 
-// flush(loop) -> bool: sends the framed replies in one write; false if none.
-PyObject* flush(PyObject*, PyObject* arg) {
-  LoopInbox* inbox = inbox_arg(arg);
-  if (!inbox) return nullptr;
-  return PyBool_FromLong(inbox->flush());
-}
-
-// spin(loop) -> bool: after answering, waits briefly (GIL released) for the
-// next request; true if one is queued (then the caller drains at once).
-PyObject* spin(PyObject*, PyObject* arg) {
-  LoopInbox* inbox = inbox_arg(arg);
-  if (!inbox) return nullptr;
-  unsigned us = Runtime::instance().loops().spin_us();
-  if (us == 0) Py_RETURN_FALSE;
-  bool got;
-  Py_BEGIN_ALLOW_THREADS got = inbox->spin(us);
-  Py_END_ALLOW_THREADS return PyBool_FromLong(got);
-}
-
 // The host's methods pump() hands requests to: (loop, handle, started, fail).
 struct Host {
   PyObject* loop;
@@ -378,8 +359,6 @@ PyMethodDef kMethods[] = {
     {"reply", fastcall(reply), METH_FASTCALL, "reply(loop, reqid, value): frame a result."},
     {"reply_error", fastcall(reply_error), METH_FASTCALL,
      "reply_error(loop, reqid, class, message, traceback): frame an error."},
-    {"flush", flush, METH_O, "flush(loop): send the framed replies; False if none."},
-    {"spin", spin, METH_O, "spin(loop): wait briefly for the next request; True if queued."},
     {nullptr, nullptr, 0, nullptr},
 };
 

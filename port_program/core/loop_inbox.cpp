@@ -70,11 +70,10 @@ bool LoopInbox::spin(unsigned us) {
   return got;
 }
 
-bool LoopInbox::flush() {
-  if (out_.empty()) return false;
+void LoopInbox::flush() {
+  if (out_.empty()) return;
   Runtime::instance().sink().send_framed(out_);
   out_.clear();
-  return true;
 }
 
 namespace {

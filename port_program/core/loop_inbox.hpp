@@ -51,8 +51,8 @@ class LoopInbox {
 
   // Loop thread, GIL held: replies are framed into `out` and leave with flush().
   std::string& out() { return out_; }
-  // Sends the framed replies in one write; false if there were none.
-  bool flush();
+  // Sends the framed replies in one write.
+  void flush();
 
   // Loop thread: the tasks the loop ran without its host's Python code, and
   // its spins (those that caught a request).

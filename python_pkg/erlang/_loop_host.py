@@ -60,17 +60,11 @@ class _Host:
 
     # Replies -----------------------------------------------------------------
 
-    def _flush(self) -> None:
-        """Sends the framed replies (scheduled by the first since the last
-        flush); then, with nothing else to run, waits briefly for the
-        caller's next request and runs it."""
-        if _erlang_loop_host.flush(self.id) and not getattr(self.loop, "_ready", True):
-            if _erlang_loop_host.spin(self.id):
-                self.drain()
-
     def _framed(self, first: bool) -> None:
-        if first and not self.draining:  # pump() flushes what drain() answers
-            self.loop.call_soon(self._flush)
+        # The first reply since the last write: drain() sends it (pump()
+        # writes what is framed, then waits briefly for the next request).
+        if first and not self.draining:  # inside drain(), pump() writes it anyway
+            self.loop.call_soon(self.drain)
 
     def ok(self, reqid: bytes | None, value: Any) -> None:
         self.completed += 1
