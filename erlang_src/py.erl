@@ -232,11 +232,11 @@ unregister_pool(Target) ->
 %% py_event_loop_pool; collect the result with async_await/1,2 (or await/1,2).
 -spec async_call(name(), name(), list()) -> reference().
 async_call(Module, Function, Args) ->
-    py_event_loop_pool:create_task(Module, Function, Args, #{}).
+    py_event_loop_pool:create_marked_task(Module, Function, Args, #{}).
 
 -spec async_call(name(), name(), list(), kwargs()) -> reference().
 async_call(Module, Function, Args, Kwargs) ->
-    py_event_loop_pool:create_task(Module, Function, Args, Kwargs).
+    py_event_loop_pool:create_marked_task(Module, Function, Args, Kwargs).
 
 %% @doc The result of an async_call (default timeout: app env `call_timeout');
 %% on timeout the task is cancelled.

@@ -29,7 +29,7 @@
          create_tasks/2, await/1, await/2,
          spawn_task/3, spawn_task/4, spawn_task/5, get_loop/0, exec/1, exec/2, eval/1, eval/2]).
 %% For py_event_loop_pool and py
--export([run_on/5, create_task_on/5, create_tasks_on/2, default_timeout/0]).
+-export([run_on/5, create_task_on/5, create_task_on/6, create_tasks_on/2, default_timeout/0]).
 -export([start_link/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -type loop() :: {py_loop, pos_integer()}.
@@ -47,7 +47,7 @@
 -define(BATCH_MAX, 256). % tasks per write: the loop starts on the first while more come
 -define(BATCH_BYTES, 1 bsl 20).  % bytes per write at most (or half of max_frame)
 %% The calling process's tasks on one loop owner share one monitor of it
-%% (see task_ref/2): {Owner, Mon, Outstanding}, or {dead, Mon, Reason,
+%% (see task_ref/3): {Owner, Mon, Outstanding, Port}, or {dead, Mon, Reason,
 %% Outstanding} once that owner died, until its tasks have been awaited.
 -define(SHARED, '$py_tasks').
 
@@ -114,23 +114,32 @@ await(Ref) ->
 %% on timeout the task is cancelled.
 -spec await(reference(), timeout()) -> {ok, term()} | {error, term()}.
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
-    %% what a task of this process left there: see task_ref/2
+    %% what a task of this process left there: see task_ref/3
     case get({'$py_task', Ref}) of
         {_Port, Mon} when is_reference(Mon) -> await_batched(Ref, Mon, Timeout);
-        Port when is_port(Port) -> await_shared(Ref, Timeout);
+        Port when is_port(Port) -> await_shared(Ref, Timeout, marked);
         {_Port, own} -> await_own(Ref, Timeout);
-        undefined ->
-            case kept(Ref) of
-                true -> await_kept(Ref, Timeout);
-                false -> await_own(Ref, Timeout)
-            end
+        undefined -> await_unmarked(Ref, Timeout)
     end;
 await(Ref, Timeout) when is_reference(Ref) ->
     {error, {badarg, {timeout, Timeout}}};
 await(Ref, _Timeout) ->
     {error, {badarg, Ref}}.
 
-%% A task with a monitor of its own (task_ref/2), one that failed before it
+%% No entry: a task under the shared monitor (the common case, which keeps
+%% nothing per task), a task whose reply the server keeps, one that failed
+%% before it was sent, or no task of this process.
+await_unmarked(Ref, Timeout) ->
+    Shared = get(?SHARED) =/= undefined,
+    %% A process whose group leader is on another node has its tasks kept
+    %% by the server (create_task_on/5), and none under a shared monitor.
+    case (not Shared orelse node(group_leader()) =/= node()) andalso kept(Ref) of
+        true -> await_kept(Ref, Timeout);
+        false when Shared -> await_shared(Ref, Timeout, unmarked);
+        false -> await_own(Ref, Timeout)
+    end.
+
+%% A task with a monitor of its own (task_ref/3), one that failed before it
 %% was sent, or no task of this process.
 await_own(Ref, Timeout) ->
     case py_request:wait(Ref, Timeout) of
@@ -142,57 +151,96 @@ await_own(Ref, Timeout) ->
             Result
     end.
 
-%% A task under the monitor its process's tasks share (task_ref/2): a
-%% burst of thousands does not send the owner a monitor and a demonitor each.
-await_shared(Ref, Timeout) ->
+%% A task under the monitor its process's tasks share (task_ref/3): a
+%% burst of thousands does not send the owner a monitor and a demonitor
+%% each. `Marked': whether it has an entry (py:async_call's tasks, which
+%% py:await/2 tells from spawn_call's requests by it).
+await_shared(Ref, Timeout, Marked) ->
     case get(?SHARED) of
-        {Owner, Mon, N} ->
+        {Owner, Mon, N, Port} when is_pid(Owner) ->
             receive
                 {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
-                    erase({'$py_task', Ref}),
+                    unmark(Marked, Ref),
                     shared_done(),
                     py_request:result(Tag, Payload);
+                {Ref, failed, Reason} ->
+                    %% py_request:failed/1: no task was counted
+                    {error, Reason};
                 {'DOWN', Mon, process, Owner, Reason} ->
                     %% Its replies sent before it died are here already: the
                     %% other tasks still awaited take theirs, or fail too.
-                    erase({'$py_task', Ref}),
+                    unmark(Marked, Ref),
                     shared_died(Mon, Reason, N - 1),
                     py_request:died(Reason)
             after Timeout ->
-                give_up(Ref),
-                shared_done(),
-                {error, timeout}
+                shared_gave_up(Ref, Port, Marked)
             end;
         {dead, Mon, Reason, N} ->
-            erase({'$py_task', Ref}),
-            shared_died(Mon, Reason, N - 1),
             receive
-                {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error -> py_request:result(Tag, Payload)
-            after 0 -> py_request:died(Reason)
-            end
+                {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
+                    unmark(Marked, Ref),
+                    shared_died(Mon, Reason, N - 1),
+                    py_request:result(Tag, Payload);
+                {Ref, failed, Reason1} ->
+                    {error, Reason1}
+            after 0 ->
+                unmark(Marked, Ref),
+                shared_died(Mon, Reason, N - 1),
+                py_request:died(Reason)
+            end;
+        undefined ->
+            await_own(Ref, Timeout)
     end.
 
-%% The request ID of a new task of this process on loop `Port' of owner
-%% `Owner', which await/2 and cancel_task/1 find in the process dictionary
-%% under {'$py_task', Ref} (the loop's port, a port being no heap term).
-%% A process's tasks on one owner share one monitor of it, taken with the
-%% first and dropped with the last awaited (a process that calls in a loop
-%% takes one per task, as py:call does). A task on another owner, or one
-%% created while the death of the last owner is being reported, gets a
-%% monitor of its own: {Port, own}.
-task_ref(Port, Owner) ->
+unmark(marked, Ref) -> erase({'$py_task', Ref});
+unmark(unmarked, _Ref) -> ok.
+
+%% The caller gave up on `Ref': if it is a task still running (its alias
+%% still active), no late reply comes and the loop cancels it; a reply that
+%% came meanwhile is dropped. Either way the task is done with. A reference
+%% that is neither is no task of this process, and changes nothing.
+shared_gave_up(Ref, Port, Marked) ->
+    case erlang:unalias(Ref) of
+        true ->
+            unmark(Marked, Ref),
+            py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref),
+            shared_done();
+        false ->
+            receive
+                {Ref, Tag, _} when Tag =:= ok; Tag =:= error ->
+                    unmark(Marked, Ref),
+                    shared_done()
+            after 0 ->
+                ok
+            end
+    end,
+    {error, timeout}.
+
+%% A new task of this process on loop `Port' of owner `Owner': its request
+%% ID, a reply alias. A process's tasks on one owner share one monitor of
+%% it, taken with the first and dropped with the last awaited (a process
+%% that calls in a loop takes one per task, as py:call does), and keep
+%% nothing per task: await/2 takes a reference with no entry for one of
+%% them (?SHARED holds the owner's port for a cancel). A task on another
+%% owner, or one created while the death of the last owner is being
+%% reported, gets a monitor of its own and an entry {'$py_task', Ref} =>
+%% {Port, own}. `marked': a shared task with an entry Port, for
+%% py:async_call.
+task_ref(Port, Owner, Mark) ->
     case get(?SHARED) of
-        {Owner, Mon, N} ->
-            put(?SHARED, {Owner, Mon, N + 1}),
-            shared_ref(Port);
+        {Owner, Mon, N, Port} ->
+            put(?SHARED, {Owner, Mon, N + 1, Port}),
+            shared_ref(Port, Mark);
         undefined ->
-            put(?SHARED, {Owner, erlang:monitor(process, Owner), 1}),
-            shared_ref(Port);
+            put(?SHARED, {Owner, erlang:monitor(process, Owner), 1, Port}),
+            shared_ref(Port, Mark);
         _ ->
             own_ref(Port, Owner)
     end.
 
-shared_ref(Port) ->
+shared_ref(_Port, shared) ->
+    erlang:alias([reply]);
+shared_ref(Port, marked) ->
     Ref = erlang:alias([reply]),
     put({'$py_task', Ref}, Port),
     Ref.
@@ -206,15 +254,15 @@ own_ref(Port, Owner) ->
 task_unsent(Ref) ->
     case erase({'$py_task', Ref}) of
         {_Port, own} -> erlang:demonitor(Ref, [flush]);
-        _Port -> erlang:unalias(Ref), shared_done()
+        _SharedOrUndefined -> erlang:unalias(Ref), shared_done()
     end.
 
 %% A task under the shared monitor is done with.
 shared_done() ->
     case get(?SHARED) of
-        {Owner, Mon, N} when N > 1 ->
-            put(?SHARED, {Owner, Mon, N - 1});
-        {_Owner, Mon, _} ->
+        {Owner, Mon, N, Port} when is_pid(Owner), N > 1 ->
+            put(?SHARED, {Owner, Mon, N - 1, Port});
+        {Owner, Mon, _, _} when is_pid(Owner) ->
             erlang:demonitor(Mon, [flush]),
             erase(?SHARED);
         _ ->
@@ -354,22 +402,28 @@ run_on(_Loop, _Module, _Function, _Args, Opts) ->
 %% reference whose await returns the error.
 -spec create_task_on(loop(), name(), name(), list(), map()) -> reference().
 create_task_on(Loop, Module, Function, Args, Kwargs) ->
+    create_task_on(Loop, Module, Function, Args, Kwargs, shared).
+
+%% @doc create_task_on/5; `marked': a task that py:await/1,2 also knows as
+%% one (py:async_call's).
+-spec create_task_on(loop(), name(), name(), list(), map(), shared | marked) -> reference().
+create_task_on(Loop, Module, Function, Args, Kwargs, Mark) ->
     case node(group_leader()) =:= node() of
-        true -> send_task(Loop, Module, Function, Args, Kwargs, shared);
+        true -> send_task(Loop, Module, Function, Args, Kwargs, Mark);
         false -> gen_server:call(?MODULE, {create_task, Loop, Module, Function, Args, Kwargs},
                                  infinity)
     end.
 
-%% `Monitor': `shared' for the caller's own tasks (task_ref/2), `own' for
-%% the server's (it tells a task's 'DOWN' by its reference).
+%% `Monitor': `shared' or `marked' for the caller's own tasks (task_ref/3),
+%% `own' for the server's (it tells a task's 'DOWN' by its reference).
 send_task(Loop, Module, Function, Args, Kwargs, Monitor) ->
     case task_parts(Module, Function, Args, Kwargs) of
         {ok, M, F, Ns} ->
             case route(Loop) of
                 {ok, Port, Owner} ->
                     Ref = case Monitor of
-                              shared -> task_ref(Port, Owner);
-                              own -> own_ref(Port, Owner)
+                              own -> own_ref(Port, Owner);
+                              Mark -> task_ref(Port, Owner, Mark)
                           end,
                     try py_request_write(Port, [?PY_MSG_LOOP_TASK, Ref, ?LOOP_ID, Ns, M, F, Args, Kwargs]) of
                         true -> Ref

@@ -7,7 +7,7 @@
 
 -export([get_loop/0, run/3, run/4, create_task/3, create_task/4, create_tasks/1, await/1, await/2,
          spawn_task/3, spawn_task/4, get_stats/0, get_all_loops/0]).
--export([start_pool/0]).
+-export([start_pool/0, create_marked_task/4]).
 
 -define(POOL, py_event_loops).
 -define(SIZE_KEY, {?MODULE, size}).
@@ -39,6 +39,11 @@ create_task(Module, Function, Args) ->
 -spec create_task(name(), name(), list(), map()) -> reference().
 create_task(Module, Function, Args, Kwargs) ->
     py_event_loop:create_task_on(loop(), Module, Function, Args, Kwargs).
+
+%% @doc create_task/4 for py:async_call: py:await/1,2 also knows the task.
+-spec create_marked_task(name(), name(), list(), map()) -> reference().
+create_marked_task(Module, Function, Args, Kwargs) ->
+    py_event_loop:create_task_on(loop(), Module, Function, Args, Kwargs, marked).
 
 %% @doc As py_event_loop:create_tasks/1, on the caller's loop: several tasks
 %% in one write per 256, a reference each, in order.

@@ -25,6 +25,7 @@
          error_coroutine_raises/1, error_missing_module/1, error_missing_function/1,
          error_unencodable_result/1, error_badarg/1,
          timeout_cancels_task/1, no_late_message_after_timeout/1,
+         other_references_while_tasks_run/1,
          port_death_with_many_tasks_in_flight/1,
          port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
          many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1,
@@ -54,7 +55,8 @@ groups() ->
                        ns_freed_on_exit, loop_form_create_task]},
      {errors, [], [error_coroutine_raises, error_missing_module, error_missing_function,
                    error_unencodable_result, error_badarg, timeout_cancels_task,
-                   no_late_message_after_timeout, port_death_python_died_then_restarted,
+                   no_late_message_after_timeout, other_references_while_tasks_run,
+                   port_death_python_died_then_restarted,
                    port_death_with_many_tasks_in_flight]},
      {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
                   rpc_tasks_on_peer]},
@@ -581,6 +583,31 @@ no_late_message_after_timeout(_Config) ->
     %% ordered after the late reply on the same loop
     {ok, 2} = py_event_loop:run(el_helpers, double, [1]),
     receive Msg -> ct:fail({late_message, Msg}) after 0 -> ok end.
+
+%% A process's tasks on one loop keep nothing per task, so await/2 takes a
+%% reference it has no entry for as one of them. Other references must not
+%% disturb them: a reference of no task times out and cancels nothing, one
+%% that failed before it was sent, or was awaited already, answers at once,
+%% and the tasks still running keep the monitor they share until the last.
+other_references_while_tasks_run(_Config) ->
+    Slow = [py_event_loop:create_task(el_helpers, guarded_sleep, [self(), 0.3]) || _ <- [1, 2]],
+    Quick = py_event_loop:create_task(el_helpers, double, [4]),
+    {monitors, [_]} = process_info(self(), monitors),
+    {error, timeout} = py_event_loop:await(make_ref(), 10),
+    {error, {badarg, 1}} = py_event_loop:await(py_event_loop:create_task(1, f, [])),
+    {ok, 8} = py_event_loop:await(Quick),
+    {error, timeout} = py_event_loop:await(Quick, 10),
+    {monitors, [_]} = process_info(self(), monitors),
+    [{ok, _} = py_event_loop:await(R) || R <- Slow],
+    receive task_cancelled -> ct:fail(cancelled) after 0 -> ok end,
+    {monitors, []} = process_info(self(), monitors),
+    %% a task that times out is cancelled, and drops the monitor as the last
+    Sleeper = py_event_loop:create_task(el_helpers, guarded_sleep, [self(), 5]),
+    {error, timeout} = py_event_loop:await(Sleeper, 50),
+    receive task_cancelled -> ok after 5000 -> ct:fail(not_cancelled) end,
+    {monitors, []} = process_info(self(), monitors),
+    {messages, []} = process_info(self(), messages),
+    [] = [K || {{'$py_task', _} = K, _} <- get()].
 
 port_death_python_died_then_restarted(_Config) ->
     {ok, Loop} = py_event_loop:get_loop(),
