@@ -325,6 +325,44 @@ PyCFunction method(F f) {
 
 constexpr int kFlags = METH_METHOD | METH_FASTCALL | METH_KEYWORDS;
 
+// BaseEventLoop.create_task: tasks.Task(coro, loop=self, name=name,
+// context=context) when the loop has no task factory; the standard
+// library's method in debug mode (it trims the source traceback) and for a
+// task factory.
+PyObject* create_task(PyObject* self, PyTypeObject* cls, PyObject* const* args, size_t nargsf,
+                      PyObject* kwnames) {
+  const LoopState& st = state_of(cls);
+  if (PyVectorcall_NARGS(nargsf) != 1) {
+    PyErr_SetString(PyExc_TypeError, "create_task() takes exactly one positional argument");
+    return nullptr;
+  }
+  PyObject* name = Py_None;
+  PyObject* context = Py_None;
+  for (Py_ssize_t i = 0, n = kwnames ? PyTuple_GET_SIZE(kwnames) : 0; i < n; ++i) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+    if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+      name = args[1 + i];
+    } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+      context = args[1 + i];
+    } else {
+      PyErr_Format(PyExc_TypeError, "create_task() got an unexpected keyword argument '%U'", key);
+      return nullptr;
+    }
+  }
+  int debug = check_loop(st, self);
+  if (debug < 0) return nullptr;
+  if (debug) return base(st.base_create_task, self, args, nargsf, kwnames);
+  PyRef factory = PyRef::steal(PyObject_GetAttr(self, st.task_factory));
+  if (!factory) return nullptr;
+  if (factory.get() != Py_None) return base(st.base_create_task, self, args, nargsf, kwnames);
+  PyRef task_type = PyRef::steal(PyObject_GetAttr(st.tasks_module, st.task_type_name));
+  if (!task_type) return nullptr;
+  PyObject* call[] = {args[0], self, name, context};
+  size_t kind = (name != Py_None ? 1 : 0) | (context != Py_None ? 2 : 0);
+  if (kind == 2) call[2] = context;
+  return PyObject_Vectorcall(task_type.get(), call, 1, st.task_kwnames[kind]);
+}
+
 PyMethodDef kMethods[] = {
     {"call_soon", method(call_soon), kFlags, "BaseEventLoop.call_soon, natively."},
     {"call_soon_threadsafe", method(call_soon_threadsafe), kFlags,
@@ -338,6 +376,7 @@ PyMethodDef kMethods[] = {
     {"_run_forever_loop", method(run_forever_loop), kFlags,
      "run_forever's loop: _run_once until _stopping, natively."},
     {"create_future", method(create_future), kFlags, "BaseEventLoop.create_future, natively."},
+    {"create_task", method(create_task), kFlags, "BaseEventLoop.create_task, natively."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -59,6 +59,12 @@ int exec_module(PyObject* module) {
       !(st.base_time = attr_of("asyncio.base_events", "BaseEventLoop.time")) ||
       !(st.future_type = attr_of("asyncio.futures", "Future")) ||
       !(st.loop_kwnames = Py_BuildValue("(s)", "loop")) ||
+      !(st.tasks_module = PyImport_ImportModule("asyncio.tasks")) ||
+      !(st.base_create_task = attr_of("asyncio.base_events", "BaseEventLoop.create_task")) ||
+      !(st.task_kwnames[0] = Py_BuildValue("(s)", "loop")) ||
+      !(st.task_kwnames[1] = Py_BuildValue("(ss)", "loop", "name")) ||
+      !(st.task_kwnames[2] = Py_BuildValue("(ss)", "loop", "context")) ||
+      !(st.task_kwnames[3] = Py_BuildValue("(sss)", "loop", "name", "context")) ||
       !(st.base_run_once = attr_of("asyncio.base_events", "BaseEventLoop._run_once")) ||
       !(st.base_process_events =
             attr_of("asyncio.selector_events", "BaseSelectorEventLoop._process_events"))) {
@@ -101,6 +107,8 @@ int exec_module(PyObject* module) {
       {&st.wakeup, "wakeup"},
       {&st.due_timers, "_due_timers"},
       {&st.run_once_name, "_run_once"},
+      {&st.task_factory, "_task_factory"},
+      {&st.task_type_name, "Task"},
   };
   for (const Name& n : names) {
     if (!(*n.slot = PyUnicode_InternFromString(n.text))) return -1;
@@ -140,6 +148,8 @@ void free_module(void* module) {
       &st.base_time,
       &st.future_type,
       &st.loop_kwnames,
+      &st.tasks_module,
+      &st.base_create_task,
       &st.due_timers,
       &st.scheduled,
       &st.ready,
@@ -172,6 +182,12 @@ void free_module(void* module) {
       &st.write_to_self,
       &st.wakeup,
       &st.run_once_name,
+      &st.task_factory,
+      &st.task_kwnames[0],
+      &st.task_kwnames[1],
+      &st.task_kwnames[2],
+      &st.task_kwnames[3],
+      &st.task_type_name,
   };
   for (PyObject** p : all) Py_CLEAR(*p);
   free_transport_names(st);

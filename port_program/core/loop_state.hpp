@@ -46,16 +46,21 @@ struct LoopState {
   PyObject* base_call_at;
   PyObject* base_call_soon_threadsafe;
   PyObject* base_call_later;
-  PyObject* base_time;        // BaseEventLoop.time (time.monotonic())
-  PyObject* future_type;      // asyncio.futures.Future
-  PyObject* loop_kwnames;     // ("loop",)
-  PyObject* callback_failed;  // erlang._loop's (handle, exc) reporter
+  PyObject* base_time;         // BaseEventLoop.time (time.monotonic())
+  PyObject* future_type;       // asyncio.futures.Future
+  PyObject* loop_kwnames;      // ("loop",)
+  PyObject* tasks_module;      // asyncio.tasks (its Task, looked up per call as there)
+  PyObject* base_create_task;  // BaseEventLoop.create_task (debug mode, task factories)
+  PyObject* callback_failed;   // erlang._loop's (handle, exc) reporter
   // Interned attribute names.
   PyObject *scheduled, *ready, *stopping, *timer_cancelled_count, *cancelled, *when, *time,
       *clock_resolution, *selector, *uv, *fd_to_key, *on_signal, *select, *process_events,
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
       *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup, *due_timers,
-      *run_once_name;
+      *run_once_name, *task_factory, *task_type_name;
+  // Task's keywords after coro: ("loop",), then name and/or context as given
+  // (index: 1 for name, 2 for context).
+  PyObject* task_kwnames[4];
   TimerHeap timers;             // on a loop's _scheduled
   Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
   // The slots a new Handle/TimerHandle gets, in make_handle's order; all

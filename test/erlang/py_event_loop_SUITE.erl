@@ -18,6 +18,7 @@
          spawn_task_from_sync_code/1, spawn_task_from_async_code/1,
          debug_mode_warns_of_slow_callbacks/1, selector_errors_are_exceptions/1,
          native_run_once_keeps_the_contract/1, native_scheduling_keeps_the_contract/1,
+         native_create_task_keeps_the_contract/1,
          due_timers_keep_the_order/1, pooled_selectors_start_clean/1, read_buffers_on_demand/1,
          run_shuts_down/1,
          pending_wakeup_ends_a_wait/1, turn_after_a_sleep/1,
@@ -36,7 +37,8 @@ all() ->
      sleep_sync_and_async, sync_sleep_blocks_only_its_thread, spawn_task_from_sync_code,
      spawn_task_from_async_code, debug_mode_warns_of_slow_callbacks,
      selector_errors_are_exceptions, native_run_once_keeps_the_contract,
-     native_scheduling_keeps_the_contract, due_timers_keep_the_order,
+     native_scheduling_keeps_the_contract, native_create_task_keeps_the_contract,
+     due_timers_keep_the_order,
      pooled_selectors_start_clean, read_buffers_on_demand, run_shuts_down, pending_wakeup_ends_a_wait,
      turn_after_a_sleep, async_call_reads_input_while_waiting, idle_loop_uses_no_cpu].
 
@@ -187,6 +189,11 @@ native_scheduling_keeps_the_contract(Config) ->
     {ok, [true, true, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, <<"TypeError">>, true,
           <<"debug TypeError">>, <<"Event loop is closed">>]} =
         check(Config, native_scheduling).
+
+native_create_task_keeps_the_contract(Config) ->
+    {ok, [true, [<<"unset">>, <<"named">>, <<"in ctx">>], <<"TypeError">>,
+          [[[<<"context">>]], <<"from factory">>, <<"in ctx">>], true,
+          <<"Event loop is closed">>]} = check(Config, native_create_task).
 
 due_timers_keep_the_order(Config) ->
     %% call_later(0) skips the heap: due heap timers and due ones still run in

@@ -562,6 +562,55 @@ def native_scheduling():
     return out
 
 
+def native_create_task():
+    """create_task made natively keeps BaseEventLoop.create_task's contract:
+    names, contexts, a task factory, debug mode, a closed loop."""
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def read_var():
+        return var.get()
+
+    loop = erlang.new_event_loop()
+    out = []
+    t = loop.create_task(read_var())
+    out.append(type(t) is asyncio.Task and t.get_loop() is loop and t.get_name().startswith("Task-"))
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+    named = loop.create_task(read_var(), name="named", context=ctx)
+    loop.run_until_complete(asyncio.gather(t, named))
+    out.append([t.result(), named.get_name(), named.result()])
+    try:
+        loop.create_task(read_var(), other=1)
+    except TypeError:
+        out.append("TypeError")
+    made = []
+
+    def factory(lp, coro, **kw):
+        made.append(sorted(kw))
+        return asyncio.Task(coro, loop=lp, **kw)
+
+    loop.set_task_factory(factory)
+    by_factory = loop.create_task(read_var(), name="from factory", context=ctx)
+    loop.run_until_complete(by_factory)
+    out.append([made, by_factory.get_name(), by_factory.result()])
+    loop.set_task_factory(None)
+    loop.set_debug(True)  # the standard library's method: the source traceback is trimmed
+    debug_task = loop.create_task(read_var())
+    out.append(debug_task._source_traceback is not None)
+    loop.run_until_complete(debug_task)
+    loop.set_debug(False)
+    loop.close()
+    coro = read_var()
+    try:
+        loop.create_task(coro)
+    except RuntimeError as exc:
+        out.append(str(exc))
+    coro.close()
+    return out
+
+
 async def called_coroutine():
     """Called by py:call: run on a new ErlangEventLoop."""
     await asyncio.sleep(0.01)
