@@ -172,12 +172,16 @@ PyObject* reply_error(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return PyBool_FromLong(start == 0);
 }
 
-// The host's methods pump() hands requests to: (loop, handle, started, fail).
+// The host's methods pump() hands requests to: (loop, handle, started, fail,
+// finish, tasks, create_task).
 struct Host {
   PyObject* loop;
-  PyObject* handle;   // handle(item): any other request, as a tuple (decode_item)
-  PyObject* started;  // started(reqid, result): a task whose result is not plain
-  PyObject* fail;     // fail(reqid, exc[, count]): a task that raised
+  PyObject* handle;       // handle(item): any other request, as a tuple (decode_item)
+  PyObject* started;      // started(reqid, result): a task whose result is not plain
+  PyObject* fail;         // fail(reqid, exc[, count]): a task that raised
+  PyObject* finish;       // finish(reqid, coro): the coroutine an asyncio task runs
+  PyObject* tasks;        // dict: the running tasks by request ID (to cancel)
+  PyObject* create_task;  // loop.create_task
 };
 
 // Results that are never awaitable (exact types): the task is done.
@@ -234,6 +238,22 @@ PyRef quick_function(PyObject* ns, PyObject* module, PyObject* function) {
   return fn;
 }
 
+// A task whose function returned a coroutine: an asyncio task of the loop
+// runs host.finish(reqid, coro), as started() would make it.
+void start_coroutine(const Host& host, PyObject* reqid, PyObject* coro) {
+  PyObject* finish_args[] = {reqid, coro};
+  PyRef wrapper = PyRef::steal(PyObject_Vectorcall(host.finish, finish_args, 2, nullptr));
+  PyRef task =
+      wrapper ? PyRef::steal(PyObject_CallOneArg(host.create_task, wrapper.get())) : PyRef();
+  if (task && (reqid == Py_None || PyDict_SetItem(host.tasks, reqid, task.get()) == 0)) return;
+  PyRef exc = fetch_exception();
+  if (wrapper && !task) {  // never to run: no "never awaited" warning
+    PyRef closed = PyRef::steal(PyObject_CallMethod(wrapper.get(), "close", nullptr));
+    if (!closed) PyErr_Clear();
+  }
+  call_host(host.fail, {reqid, exc ? exc.get() : Py_None});
+}
+
 // Runs a task here when its function is found at once: its plain result is
 // framed without going through Python code. False when the host must run it.
 bool run_task_here(LoopInbox& inbox, const Request& r, PyObject* reqid, const Host& host) {
@@ -262,6 +282,8 @@ bool run_task_here(LoopInbox& inbox, const Request& r, PyObject* reqid, const Ho
   if (!result) {
     PyRef exc = fetch_exception();
     call_host(host.fail, {reqid, exc ? exc.get() : Py_None});
+  } else if (PyCoro_CheckExact(result.get())) {
+    start_coroutine(host, reqid, result.get());
   } else if (!plain_result(result.get())) {
     call_host(host.started, {reqid, result.get()});
   } else {
@@ -295,7 +317,8 @@ bool loop_busy(PyObject* loop) {
   return busy != 0;
 }
 
-// pump(loop, (asyncio_loop, handle, started, fail)) -> bool: runs what the
+// pump(loop, (asyncio_loop, handle, started, fail, finish, tasks, create_task))
+// -> bool: runs what the
 // inbox holds, in arrival order. A task calling a function of an imported
 // module runs here and its plain result is framed here; every other request
 // goes to the host. The replies leave in one write per round; then, with
@@ -304,14 +327,17 @@ bool loop_busy(PyObject* loop) {
 // True when requests were still coming (the caller runs pump() again after
 // the loop's other work).
 PyObject* pump(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 2 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 4) {
-    PyErr_SetString(PyExc_TypeError, "pump(loop, (asyncio_loop, handle, started, fail))");
+  if (nargs != 2 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 7 ||
+      !PyDict_Check(PyTuple_GET_ITEM(args[1], 5))) {
+    PyErr_SetString(PyExc_TypeError,
+                    "pump(loop, (asyncio_loop, handle, started, fail, finish, tasks, "
+                    "create_task))");
     return nullptr;
   }
   LoopInbox* inbox = inbox_arg(args[0]);
   if (!inbox) return nullptr;
   PyObject* const* h = &PyTuple_GET_ITEM(args[1], 0);
-  const Host host{h[0], h[1], h[2], h[3]};
+  const Host host{h[0], h[1], h[2], h[3], h[4], h[5], h[6]};
   const unsigned us = Runtime::instance().loops().spin_us();
   std::vector<Request> batch;
   for (int round = 0; round < kPumpRounds; ++round) {
@@ -353,7 +379,8 @@ PyObject* counts(PyObject*, PyObject* arg) {
 
 PyMethodDef kMethods[] = {
     {"pump", fastcall(pump), METH_FASTCALL,
-     "pump(loop, (asyncio_loop, handle, started, fail)): run the queued requests."},
+     "pump(loop, (asyncio_loop, handle, started, fail, finish, tasks, create_task)): run "
+     "the queued requests."},
     {"counts", counts, METH_O,
      "counts(loop): (submitted, completed, spins, spin_hits) of pump()'s tasks and spins."},
     {"reply", fastcall(reply), METH_FASTCALL, "reply(loop, reqid, value): frame a result."},

@@ -56,7 +56,9 @@ class _Host:
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
-        self._calls = (loop, self.handle, self.started, self.fail)  # for pump()
+        # for pump(): it starts a coroutine's task itself, as started() does
+        self._calls = (loop, self.handle, self.started, self.fail, self.finish, self.tasks,
+                       loop.create_task)
 
     # Replies -----------------------------------------------------------------
 
@@ -194,9 +196,18 @@ class _Host:
                 self.tasks.pop(reqid, None)
             self.fail(reqid, exc)
             return
-        if reqid is not None:
-            self.tasks.pop(reqid, None)
-        self.ok(reqid, value)
+        # ok() and _framed(), inline: this is every coroutine task's last step
+        self.completed += 1
+        if reqid is None:
+            return
+        self.tasks.pop(reqid, None)
+        try:
+            first = _erlang_loop_host.reply(self.id, reqid, value)
+        except BaseException as exc:  # no Erlang term for the value
+            self.fail(reqid, exc, count=False)
+            return
+        if first and not self.draining:
+            self.loop.call_soon(self.drain)
 
 
 def serve(loop_id: int, fd: int) -> None:
