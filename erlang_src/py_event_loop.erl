@@ -465,31 +465,38 @@ send_tasks(Loop, Tasks) ->
     case route(Loop) of
         {ok, Port, Owner} ->
             Limit = max(1, min(?BATCH_BYTES, py_config:max_frame() div 2)),
-            %% One monitor of the owner for the batch (await_batched/3).
-            Mon = erlang:monitor(process, Owner),
-            put({'$py_batch', Mon}, 0),
-            Refs = send_all(Port, Mon, Limit, Tasks, {[], 0, 0}, []),
-            case get({'$py_batch', Mon}) of
-                0 -> erase({'$py_batch', Mon}), erlang:demonitor(Mon, [flush]);
-                _ -> ok
-            end,
-            Refs;
+            case get(?SHARED) of
+                Shared when Shared =:= undefined; element(1, Shared) =:= Owner ->
+                    %% under the monitor of the process's other tasks (task_ref/3)
+                    send_all(Port, {shared, Owner}, Limit, Tasks, {[], 0, 0}, []);
+                _ ->
+                    %% One monitor of the owner for the batch (await_batched/3).
+                    Mon = erlang:monitor(process, Owner),
+                    put({'$py_batch', Mon}, 0),
+                    Refs = send_all(Port, Mon, Limit, Tasks, {[], 0, 0}, []),
+                    case get({'$py_batch', Mon}) of
+                        0 -> erase({'$py_batch', Mon}), erlang:demonitor(Mon, [flush]);
+                        _ -> ok
+                    end,
+                    Refs
+            end;
         {error, Reason} ->
             [py_request:failed(Reason) || _ <- Tasks]
     end.
 
 %% Writes are of at most ?BATCH_MAX tasks and `Limit' bytes (within the port
 %% program's max_frame); a bigger task goes alone, as a frame of its own, so
-%% that a task over max_frame gets its own error. `Pending': {Frames (newest
-%% first, with their references), count, bytes}; `Acc': every reference so
-%% far, newest first.
-send_all(Port, _Mon, _Limit, [], Pending, Acc) ->
-    _ = write_pending(Port, Pending),
+%% that a task over max_frame gets its own error. `Batch': {shared, Owner}
+%% (the tasks count under the process's shared monitor) or the batch's own
+%% monitor. `Pending': {Frames (newest first, with their references), count,
+%% bytes}; `Acc': every reference so far, newest first.
+send_all(Port, Batch, _Limit, [], Pending, Acc) ->
+    _ = write_pending(Port, Batch, Pending),
     lists:reverse(Acc);
-send_all(Port, Mon, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
-    case encode_task(Port, Mon, Task) of
+send_all(Port, Batch, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
+    case encode_task(Port, Batch, Task) of
         {Ref, none} ->
-            send_all(Port, Mon, Limit, Rest, Pending, [Ref | Acc]);
+            send_all(Port, Batch, Limit, Rest, Pending, [Ref | Acc]);
         {Ref, Frame} ->
             Size = iolist_size(Frame),
             {Now, Next} =
@@ -499,9 +506,9 @@ send_all(Port, Mon, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
                         {[{[{Ref, Frame} | Frames], N + 1, Bytes + Size}], {[], 0, 0}};
                     true -> {[], {[{Ref, Frame} | Frames], N + 1, Bytes + Size}}
                 end,
-            case write_each(Port, Now) of
+            case write_each(Port, Batch, Now) of
                 true ->
-                    send_all(Port, Mon, Limit, Rest, Next, [Ref | Acc]);
+                    send_all(Port, Batch, Limit, Rest, Next, [Ref | Acc]);
                 false ->
                     %% the port program died: what was not written fails at once
                     lists:reverse([Ref | Acc],
@@ -509,43 +516,46 @@ send_all(Port, Mon, Limit, [Task | Rest], {Frames, N, Bytes} = Pending, Acc) ->
             end
     end.
 
-write_each(_Port, []) ->
+write_each(_Port, _Batch, []) ->
     true;
-write_each(Port, [P | Ps]) ->
-    case write_pending(Port, P) of
-        true -> write_each(Port, Ps);
-        false -> lists:foreach(fun fail_pending/1, Ps), false
+write_each(Port, Batch, [P | Ps]) ->
+    case write_pending(Port, Batch, P) of
+        true -> write_each(Port, Batch, Ps);
+        false -> lists:foreach(fun(Q) -> fail_pending(Batch, Q) end, Ps), false
     end.
 
 %% One write; false (and each of its tasks failed) if the port is closed.
-write_pending(_Port, {[], 0, _}) ->
+write_pending(_Port, _Batch, {[], 0, _}) ->
     true;
-write_pending(Port, {Frames, N, _}) ->
+write_pending(Port, Batch, {Frames, N, _} = Pending) ->
     Data = case Frames of
                [{_, Frame}] -> Frame;  % alone: a frame of its own
                _ -> [16#92, ?PY_MSG_BATCH, array_header(N) | lists:reverse([F || {_, F} <- Frames])]
            end,
     try erlang:port_command(Port, Data)
     catch
-        error:badarg -> fail_pending({Frames, N, 0}), false
+        error:badarg -> fail_pending(Batch, Pending), false
     end.
 
-%% Its tasks stay in the batch: await gets the failure.
-fail_pending({Frames, _, _}) ->
+%% Await gets the failure. A task of a batch with its own monitor stays in
+%% it; one under the shared monitor no longer counts there.
+fail_pending(Batch, {Frames, _, _}) ->
     [begin
          erlang:unalias(Ref),
-         self() ! {Ref, failed, {python_died, port_closed}}
+         self() ! {Ref, failed, {python_died, port_closed}},
+         case Batch of
+             {shared, _} -> shared_done();
+             _ -> ok
+         end
      end || {Ref, _} <- Frames],
     ok.
 
-encode_task(Port, Mon, Task) ->
+encode_task(Port, Batch, Task) ->
     case task_mfa(Task) of
         {ok, M0, F0, A, K} ->
             case task_parts(M0, F0, A, K) of
                 {ok, M, F, Ns} ->
-                    Ref = erlang:alias([reply]),
-                    put({'$py_task', Ref}, {Port, Mon}),
-                    put({'$py_batch', Mon}, get({'$py_batch', Mon}) + 1),
+                    Ref = batch_ref(Port, Batch),
                     {Ref, py_msgpack:encode([48, Ref, ?LOOP_ID, Ns, M, F, A, K])};
                 {error, Reason} ->
                     {py_request:failed(Reason), none}
@@ -553,6 +563,14 @@ encode_task(Port, Mon, Task) ->
         {error, Reason} ->
             {py_request:failed(Reason), none}
     end.
+
+batch_ref(Port, {shared, Owner}) ->
+    task_ref(Port, Owner, shared);
+batch_ref(Port, Mon) ->
+    Ref = erlang:alias([reply]),
+    put({'$py_task', Ref}, {Port, Mon}),
+    put({'$py_batch', Mon}, get({'$py_batch', Mon}) + 1),
+    Ref.
 
 array_header(N) when N < 16 -> 16#90 + N;
 array_header(N) when N < 16#10000 -> <<16#dc, N:16>>.

@@ -25,7 +25,7 @@
          error_coroutine_raises/1, error_missing_module/1, error_missing_function/1,
          error_unencodable_result/1, error_badarg/1,
          timeout_cancels_task/1, no_late_message_after_timeout/1,
-         other_references_while_tasks_run/1,
+         other_references_while_tasks_run/1, create_tasks_beside_tasks_on_another_loop/1,
          port_death_with_many_tasks_in_flight/1,
          port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
          many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1,
@@ -61,6 +61,7 @@ groups() ->
      {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
                   rpc_tasks_on_peer]},
      {batch, [], [create_tasks_in_order, create_tasks_errors, create_tasks_timeout_cancels,
+                  create_tasks_beside_tasks_on_another_loop,
                   create_tasks_split_by_size, create_tasks_bypass_the_owner,
                   create_tasks_port_died]}].
 
@@ -769,10 +770,31 @@ create_tasks_in_order(_Config) ->
     [Bad] = py_event_loop_pool:create_tasks([not_a_task]),  % no task sent: no monitor kept
     {error, {badarg, not_a_task}} = py_event_loop_pool:await(Bad),
     receive Msg -> ct:fail({stray_message, Msg}) after 100 -> ok end,
-    %% a batch shares one monitor of its port's owner: gone with its last task
+    %% a batch's tasks share the process's monitor of their port's owner:
+    %% gone with the last task
     {monitors, Monitors} = process_info(self(), monitors),
     ?assertEqual(lists:sort(Monitors0), lists:sort(Monitors)),
     [] = [K || {{'$py_batch', _} = K, _} <- get()].
+
+%% A batch on another loop than the process's running tasks gets a monitor
+%% of its own; both are gone with their last tasks.
+create_tasks_beside_tasks_on_another_loop(_Config) ->
+    case py_event_loop_pool:get_all_loops() of
+        [L1, L2 | _] ->
+            {ok, Slow} = py_event_loop:create_task(L1, el_helpers, guarded_sleep, [self(), 0.2]),
+            {ok, Refs} = py_event_loop:create_tasks(L2, [{el_helpers, plain, [I]}
+                                                         || I <- lists:seq(1, 50)]),
+            {monitors, [_, _]} = process_info(self(), monitors),
+            Expected = [{ok, I + 1} || I <- lists:seq(1, 50)],
+            Expected = [py_event_loop:await(R) || R <- Refs],
+            {monitors, [_]} = process_info(self(), monitors),
+            {ok, <<"slept">>} = py_event_loop:await(Slow),
+            {monitors, []} = process_info(self(), monitors),
+            {messages, []} = process_info(self(), messages),
+            [] = [K || {{Tag, _} = K, _} <- get(), Tag =:= '$py_task' orelse Tag =:= '$py_batch'];
+        _ ->
+            {skip, "one loop"}
+    end.
 
 %% On the linked-in driver, the replies to a batch go straight to the
 %% caller, as a single task's do: no driver port's owner (traced) receives
