@@ -7,7 +7,8 @@
 %%   same seconds are comparable), median us;
 %% - fire-and-collect: one process creates 10,000 trivial coroutine tasks, then
 %%   awaits them all: tasks/s (median of rounds);
-%% - the same with one scheduler online (set for that row only);
+%% - the same with one scheduler online (set for that row only), and with
+%%   the collecting process's heap presized (min_heap_size);
 %% - the same with create_tasks (a batch: one port_command per 256 tasks);
 %% - 50 processes each create and collect 2,000 tasks at once: tasks/s (one
 %%   by one, and with create_tasks);
@@ -18,6 +19,8 @@
 
 -define(BLOCK, 500).
 -define(ROUNDS, 5).
+-define(FIRE_ROUNDS, 15).  % a round is about 70 ms, and rounds vary by +-20%
+-define(CPU_ROUNDS, 5).    % /proc's CPU times tick every 10 ms
 -define(TASKS, 10000).
 -define(PROCS, 50).
 -define(PER_PROC, 2000).
@@ -39,7 +42,7 @@ main([EchoPort | _]) ->
                        {task_coro, "create_task + await of the same coroutine function"}]],
     row("create_task + await / py:call, plain function (target <= 1.2)",
         io_lib:format("~.2f", [maps:get(task_plain, RT) / maps:get(call_plain, RT)])),
-    Fire = median([fire_and_collect() || _ <- lists:seq(1, ?ROUNDS)]),
+    Fire = median([fire_and_collect() || _ <- lists:seq(1, ?FIRE_ROUNDS)]),
     row("fire-and-collect, 10,000 coroutines from one process (target >= 150k)",
         io_lib:format("~s tasks/s", [k(Fire)])),
     %% The same with one scheduler online: on 2 vCPUs the BEAM's share of a
@@ -47,11 +50,19 @@ main([EchoPort | _]) ->
     %% and the loop's thread has the other CPU (bench/README.md, "Session 8").
     Online = erlang:system_info(schedulers_online),
     erlang:system_flag(schedulers_online, 1),
-    Fire1 = median([fire_and_collect() || _ <- lists:seq(1, ?ROUNDS)]),
+    Fire1 = median([fire_and_collect() || _ <- lists:seq(1, ?FIRE_ROUNDS)]),
     erlang:system_flag(schedulers_online, Online),
     row("the same with one scheduler online (schedulers_online 1)",
         io_lib:format("~s tasks/s", [k(Fire1)])),
-    FireB = median([fire_and_collect_batch() || _ <- lists:seq(1, ?ROUNDS)]),
+    %% The same in a process whose heap is made big enough at once: its
+    %% 10,000 references and replies otherwise grow it in steps, each new
+    %% heap in fresh pages (about 14.5 us each on these VMs), and past
+    %% 128k words every collection runs on a dirty scheduler.
+    FireH = median([in_process(fun fire_and_collect/0, [{min_heap_size, 2000000}])
+                    || _ <- lists:seq(1, ?FIRE_ROUNDS)]),
+    row("the same in a process spawned with {min_heap_size, 2000000}",
+        io_lib:format("~s tasks/s", [k(FireH)])),
+    FireB = median([fire_and_collect_batch() || _ <- lists:seq(1, ?FIRE_ROUNDS)]),
     row("fire-and-collect, the same with create_tasks (one write per 256)",
         io_lib:format("~s tasks/s", [k(FireB)])),
     row("CPU per fire-and-collect task: BEAM / loop's port program",
@@ -125,7 +136,8 @@ timed(F, N) ->
 %% CPU time (user + system) per task of one fire-and-collect round, of the
 %% BEAM and of the port program of the caller's loop: what a task costs
 %% whatever else the machine runs.
-cpu_per_task(Round) ->
+cpu_per_task(Round0) ->
+    Round = fun() -> [Round0() || _ <- lists:seq(1, ?CPU_ROUNDS)] end,
     {ok, {py_loop, Slot}} = py_event_loop_pool:get_loop(),
     Ctx = py_pool:context(py_event_loops, Slot),
     {ok, _, Owner, _} = py_context:lookup(Ctx),
@@ -135,12 +147,12 @@ cpu_per_task(Round) ->
             B0 = cpu_us(BeamOs), P0 = cpu_us(PortOs),
             Round(),
             B1 = cpu_us(BeamOs), P1 = cpu_us(PortOs),
-            {(B1 - B0) / ?TASKS, (P1 - P0) / ?TASKS};
+            {(B1 - B0) / (?CPU_ROUNDS * ?TASKS), (P1 - P0) / (?CPU_ROUNDS * ?TASKS)};
         _ ->
             %% the linked-in driver: Python runs inside the VM
             B0 = cpu_us(BeamOs),
             Round(),
-            {(cpu_us(BeamOs) - B0) / ?TASKS, in_vm}
+            {(cpu_us(BeamOs) - B0) / (?CPU_ROUNDS * ?TASKS), in_vm}
     end.
 
 cpu_cell({Beam, in_vm}) -> io_lib:format("~.1f us (the driver: Python in the VM)", [Beam]);
@@ -153,6 +165,13 @@ cpu_us(OsPid) ->
     %% utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm
     Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
     Ticks * 1000000 div 100.  % USER_HZ is 100 on Linux
+
+%% F's result, run in a new process spawned with Opts.
+in_process(F, Opts) ->
+    Self = self(),
+    {Pid, Mon} = spawn_opt(fun() -> Self ! {self(), F()} end, [monitor | Opts]),
+    receive {Pid, Result} -> ok end,
+    receive {'DOWN', Mon, process, Pid, _} -> Result end.
 
 %% tasks/s
 fire_and_collect() ->
