@@ -318,9 +318,9 @@ bool loop_busy(PyObject* loop) {
 }
 
 // pump(loop, (asyncio_loop, handle, started, fail, finish, tasks, create_task))
-// -> bool: runs what the
-// inbox holds, in arrival order. A task calling a function of an imported
-// module runs here and its plain result is framed here; every other request
+// -> bool: runs what the inbox holds, in arrival order. A task calling a
+// function of an imported module runs here: its plain result is framed here,
+// a coroutine it returns becomes an asyncio task here; every other request
 // goes to the host. The replies leave in one write per round; then, with
 // nothing else ready on the loop, the loop spins for the caller's next
 // request (GIL released) and takes it in the same call, a few rounds at most.
