@@ -111,7 +111,11 @@ await(Ref) ->
     await(Ref, ?DEFAULT_TIMEOUT).
 
 %% @doc The result of a task, waiting at most `Timeout' ms (or `infinity');
-%% on timeout the task is cancelled.
+%% on timeout the task is cancelled. `Ref' is a reference create_task/3,4,5
+%% or create_tasks/1,2 gave the calling process (or, for a task kept by the
+%% server, any process of this node); a reference of no task gives
+%% `{error, timeout}' after `Timeout'. `py:spawn_call/3' references go to
+%% `py:await/1,2'.
 -spec await(reference(), timeout()) -> {ok, term()} | {error, term()}.
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
     %% what a task of this process left there: see task_ref/3
