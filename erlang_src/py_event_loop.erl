@@ -47,8 +47,10 @@
 -define(BATCH_MAX, 256). % tasks per write: the loop starts on the first while more come
 -define(BATCH_BYTES, 1 bsl 20).  % bytes per write at most (or half of max_frame)
 %% The calling process's tasks on one loop owner share one monitor of it
-%% (see task_ref/3): {Owner, Mon, Outstanding, Port}, or {dead, Mon, Reason,
-%% Outstanding} once that owner died, until its tasks have been awaited.
+%% (see task_ref/3): {Owner, Mon, Outstanding, Port, Unalias}, or {dead,
+%% Mon, Reason, Outstanding} once that owner died, until its tasks have been
+%% awaited. Unalias: the replies come to the pid, not through the alias (the
+%% linked-in driver's), which await/2 then deactivates itself.
 -define(SHARED, '$py_tasks').
 
 %% @doc The event loop of this module (the first of py_event_loop_pool's).
@@ -120,7 +122,7 @@ await(Ref) ->
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
     %% what a task of this process left there: see task_ref/3
     case get({'$py_task', Ref}) of
-        {_Port, Mon} when is_reference(Mon) -> await_batched(Ref, Mon, Timeout);
+        {Port, Mon} when is_reference(Mon) -> await_batched(Ref, Port, Mon, Timeout);
         Port when is_port(Port) -> await_shared(Ref, Timeout, marked);
         {_Port, own} -> await_own(Ref, Timeout);
         undefined -> await_unmarked(Ref, Timeout)
@@ -161,9 +163,10 @@ await_own(Ref, Timeout) ->
 %% py:await/2 tells from spawn_call's requests by it).
 await_shared(Ref, Timeout, Marked) ->
     case get(?SHARED) of
-        {Owner, Mon, N, Port} when is_pid(Owner) ->
+        {Owner, Mon, N, Port, Unalias} ->
             receive
                 {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
+                    Unalias andalso erlang:unalias(Ref),
                     unmark(Marked, Ref),
                     shared_done(),
                     py_request:result(Tag, Payload);
@@ -182,6 +185,7 @@ await_shared(Ref, Timeout, Marked) ->
         {dead, Mon, Reason, N} ->
             receive
                 {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
+                    erlang:unalias(Ref),  % in case it came to the pid
                     unmark(Marked, Ref),
                     shared_died(Mon, Reason, N - 1),
                     py_request:result(Tag, Payload);
@@ -232,11 +236,12 @@ shared_gave_up(Ref, Port, Marked) ->
 %% py:async_call.
 task_ref(Port, Owner, Mark) ->
     case get(?SHARED) of
-        {Owner, Mon, N, Port} ->
-            put(?SHARED, {Owner, Mon, N + 1, Port}),
+        {Owner, Mon, N, Port, Unalias} ->
+            put(?SHARED, {Owner, Mon, N + 1, Port, Unalias}),
             shared_ref(Port, Mark);
         undefined ->
-            put(?SHARED, {Owner, erlang:monitor(process, Owner), 1, Port}),
+            Mon = erlang:monitor(process, Owner),
+            put(?SHARED, {Owner, Mon, 1, Port, py_driver:is_driver(Port)}),
             shared_ref(Port, Mark);
         _ ->
             own_ref(Port, Owner)
@@ -264,9 +269,9 @@ task_unsent(Ref) ->
 %% A task under the shared monitor is done with.
 shared_done() ->
     case get(?SHARED) of
-        {Owner, Mon, N, Port} when is_pid(Owner), N > 1 ->
-            put(?SHARED, {Owner, Mon, N - 1, Port});
-        {Owner, Mon, _, _} when is_pid(Owner) ->
+        {Owner, Mon, N, Port, Unalias} when N > 1 ->
+            put(?SHARED, {Owner, Mon, N - 1, Port, Unalias});
+        {_Owner, Mon, _, _, _} ->
             erlang:demonitor(Mon, [flush]),
             erase(?SHARED);
         _ ->
@@ -278,12 +283,15 @@ shared_died(_Mon, _Reason, N) when N =< 0 ->
 shared_died(Mon, Reason, N) ->
     put(?SHARED, {dead, Mon, Reason, N}).
 
-%% A task of a batch (create_tasks): its request ID is an alias of its own,
-%% and one monitor of the port owner serves the whole batch. Its 'DOWN' is
-%% posted again for the batch's other tasks, but by the last one.
-await_batched(Ref, Mon, Timeout) ->
+%% A task of a batch with a monitor of its own (create_tasks beside tasks on
+%% another owner): its request ID is an alias of its own, and one monitor of
+%% the port owner serves the whole batch. Its 'DOWN' is posted again for the
+%% batch's other tasks, but by the last one.
+await_batched(Ref, Port, Mon, Timeout) ->
     receive
         {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
+            %% the linked-in driver replies to the pid: the alias is still on
+            py_driver:is_driver(Port) andalso erlang:unalias(Ref),
             _ = batch_done(Ref, Mon),
             py_request:result(Tag, Payload);
         {Ref, failed, Reason} ->
@@ -474,7 +482,7 @@ send_tasks(Loop, Tasks) ->
                     %% under the monitor of the process's other tasks (task_ref/3)
                     send_all(Port, {shared, Owner}, Limit, Tasks, {[], 0, 0}, []);
                 _ ->
-                    %% One monitor of the owner for the batch (await_batched/3).
+                    %% One monitor of the owner for the batch (await_batched/4).
                     Mon = erlang:monitor(process, Owner),
                     put({'$py_batch', Mon}, 0),
                     Refs = send_all(Port, Mon, Limit, Tasks, {[], 0, 0}, []),

@@ -26,6 +26,7 @@
          error_unencodable_result/1, error_badarg/1,
          timeout_cancels_task/1, no_late_message_after_timeout/1,
          other_references_while_tasks_run/1, create_tasks_beside_tasks_on_another_loop/1,
+         awaited_tasks_leave_no_alias/1,
          port_death_with_many_tasks_in_flight/1,
          port_death_python_died_then_restarted/1, many_sleeps_concurrently/1,
          many_processes_concurrently/1, rpc_run_on_node/1, rpc_tasks_on_peer/1,
@@ -61,7 +62,7 @@ groups() ->
      {scale, [], [many_sleeps_concurrently, many_processes_concurrently, rpc_run_on_node,
                   rpc_tasks_on_peer]},
      {batch, [], [create_tasks_in_order, create_tasks_errors, create_tasks_timeout_cancels,
-                  create_tasks_beside_tasks_on_another_loop,
+                  create_tasks_beside_tasks_on_another_loop, awaited_tasks_leave_no_alias,
                   create_tasks_split_by_size, create_tasks_bypass_the_owner,
                   create_tasks_port_died]}].
 
@@ -795,6 +796,28 @@ create_tasks_beside_tasks_on_another_loop(_Config) ->
         _ ->
             {skip, "one loop"}
     end.
+
+%% A task's alias ends with its await, whoever delivered the reply (a port
+%% owner sends it through the alias; the linked-in driver, to the pid):
+%% single tasks, a batch under the shared monitor, one with its own.
+awaited_tasks_leave_no_alias(_Config) ->
+    Single = [py_event_loop_pool:create_task(el_helpers, plain, [I]) || I <- lists:seq(1, 20)]
+        ++ [py_event_loop_pool:create_task(asyncio, sleep, [0, I]) || I <- lists:seq(1, 20)],
+    Batch = py_event_loop_pool:create_tasks([{el_helpers, plain, [I]} || I <- lists:seq(1, 20)]),
+    Others = case py_event_loop_pool:get_all_loops() of
+                 [L1, L2 | _] ->
+                     {ok, R} = py_event_loop:create_task(L1, el_helpers, plain, [0]),
+                     {ok, Rs} = py_event_loop:create_tasks(L2, [{el_helpers, plain, [I]}
+                                                                || I <- lists:seq(1, 20)]),
+                     [R | Rs];
+                 _ ->
+                     []
+             end,
+    All = Single ++ Batch ++ Others,
+    [{ok, _} = py_event_loop:await(R) || R <- All],
+    [] = [R || R <- All, erlang:unalias(R)],
+    {monitors, []} = process_info(self(), monitors),
+    {messages, []} = process_info(self(), messages).
 
 %% On the linked-in driver, the replies to a batch go straight to the
 %% caller, as a single task's do: no driver port's owner (traced) receives
