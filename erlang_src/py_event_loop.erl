@@ -241,10 +241,23 @@ task_ref(Port, Owner, Mark) ->
             shared_ref(Port, Mark);
         undefined ->
             Mon = erlang:monitor(process, Owner),
-            put(?SHARED, {Owner, Mon, 1, Port, py_driver:is_driver(Port)}),
+            put(?SHARED, {Owner, Mon, 1, Port, replies_to_pid(Port)}),
             shared_ref(Port, Mark);
         _ ->
             own_ref(Port, Owner)
+    end.
+
+%% Whether the replies of `Port' come to the pid rather than through the
+%% alias (the linked-in driver's): asked once per port, as port_info/2
+%% builds the port's name.
+replies_to_pid(Port) ->
+    case get({'$py_drv_port', Port}) of
+        undefined ->
+            Driver = py_driver:is_driver(Port),
+            put({'$py_drv_port', Port}, Driver),
+            Driver;
+        Driver ->
+            Driver
     end.
 
 shared_ref(_Port, shared) ->
@@ -291,7 +304,7 @@ await_batched(Ref, Port, Mon, Timeout) ->
     receive
         {Ref, Tag, Payload} when Tag =:= ok; Tag =:= error ->
             %% the linked-in driver replies to the pid: the alias is still on
-            py_driver:is_driver(Port) andalso erlang:unalias(Ref),
+            replies_to_pid(Port) andalso erlang:unalias(Ref),
             _ = batch_done(Ref, Mon),
             py_request:result(Tag, Payload);
         {Ref, failed, Reason} ->
