@@ -176,6 +176,7 @@ await_shared(Ref, Timeout, Marked) ->
                 {'DOWN', Mon, process, Owner, Reason} ->
                     %% Its replies sent before it died are here already: the
                     %% other tasks still awaited take theirs, or fail too.
+                    erlang:unalias(Ref),
                     unmark(Marked, Ref),
                     shared_died(Mon, Reason, N - 1),
                     py_request:died(Reason)
@@ -192,6 +193,7 @@ await_shared(Ref, Timeout, Marked) ->
                 {Ref, failed, Reason1} ->
                     {error, Reason1}
             after 0 ->
+                erlang:unalias(Ref),
                 unmark(Marked, Ref),
                 shared_died(Mon, Reason, N - 1),
                 py_request:died(Reason)

@@ -668,6 +668,7 @@ port_death_with_many_tasks_in_flight(_Config) ->
     Expected = [py_event_loop:await(R) || R <- tl(Done)],
     [{error, {python_died, _}} = py_event_loop:await(R, 20000) || R <- Sleeping],
     ?assert(erlang:monotonic_time(millisecond) - T0 < 2000),
+    [] = [R || R <- Done ++ Sleeping, erlang:unalias(R)],  % no alias left behind
     {ok, 101} = py_event_loop:await(After),
     %% and later tasks share a monitor of the new owner again
     Refs = [py_event_loop:create_task(el_helpers, plain, [I]) || I <- lists:seq(1, 100)],
