@@ -357,10 +357,8 @@ PyObject* create_task(PyObject* self, PyTypeObject* cls, PyObject* const* args, 
   if (factory.get() != Py_None) return base(st.base_create_task, self, args, nargsf, kwnames);
   PyRef task_type = PyRef::steal(PyObject_GetAttr(st.tasks_module, st.task_type_name));
   if (!task_type) return nullptr;
-  PyObject* call[] = {args[0], self, name, context};
-  size_t kind = (name != Py_None ? 1 : 0) | (context != Py_None ? 2 : 0);
-  if (kind == 2) call[2] = context;
-  return PyObject_Vectorcall(task_type.get(), call, 1, st.task_kwnames[kind]);
+  PyObject* call[] = {args[0], self, name, context};  // as the standard library passes them
+  return PyObject_Vectorcall(task_type.get(), call, 1, st.task_kwnames);
 }
 
 PyMethodDef kMethods[] = {

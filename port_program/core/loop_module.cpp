@@ -61,10 +61,7 @@ int exec_module(PyObject* module) {
       !(st.loop_kwnames = Py_BuildValue("(s)", "loop")) ||
       !(st.tasks_module = PyImport_ImportModule("asyncio.tasks")) ||
       !(st.base_create_task = attr_of("asyncio.base_events", "BaseEventLoop.create_task")) ||
-      !(st.task_kwnames[0] = Py_BuildValue("(s)", "loop")) ||
-      !(st.task_kwnames[1] = Py_BuildValue("(ss)", "loop", "name")) ||
-      !(st.task_kwnames[2] = Py_BuildValue("(ss)", "loop", "context")) ||
-      !(st.task_kwnames[3] = Py_BuildValue("(sss)", "loop", "name", "context")) ||
+      !(st.task_kwnames = Py_BuildValue("(sss)", "loop", "name", "context")) ||
       !(st.base_run_once = attr_of("asyncio.base_events", "BaseEventLoop._run_once")) ||
       !(st.base_process_events =
             attr_of("asyncio.selector_events", "BaseSelectorEventLoop._process_events"))) {
@@ -183,10 +180,7 @@ void free_module(void* module) {
       &st.wakeup,
       &st.run_once_name,
       &st.task_factory,
-      &st.task_kwnames[0],
-      &st.task_kwnames[1],
-      &st.task_kwnames[2],
-      &st.task_kwnames[3],
+      &st.task_kwnames,
       &st.task_type_name,
   };
   for (PyObject** p : all) Py_CLEAR(*p);

@@ -58,9 +58,7 @@ struct LoopState {
       *remove_reader, *remove_writer, *run, *context, *callback, *args, *popleft, *append, *debug,
       *purge_timers, *closed, *loop, *repr, *source_traceback, *write_to_self, *wakeup, *due_timers,
       *run_once_name, *task_factory, *task_type_name;
-  // Task's keywords after coro: ("loop",), then name and/or context as given
-  // (index: 1 for name, 2 for context).
-  PyObject* task_kwnames[4];
+  PyObject* task_kwnames;       // ("loop", "name", "context"): Task's keywords after coro
   TimerHeap timers;             // on a loop's _scheduled
   Py_ssize_t cancelled_offset;  // Handle's _cancelled slot, or -1
   // The slots a new Handle/TimerHandle gets, in make_handle's order; all
