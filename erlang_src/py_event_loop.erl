@@ -213,7 +213,7 @@ shared_gave_up(Ref, Port, Marked) ->
     case erlang:unalias(Ref) of
         true ->
             unmark(Marked, Ref),
-            py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref),
+            cancel_on(Port, Ref),
             shared_done();
         false ->
             receive
@@ -713,9 +713,12 @@ cancel_task(Ref) ->
     case erase({'$py_task', Ref}) of
         undefined -> ok;
         Task ->
-            Port = case Task of {P, _} -> P; P -> P end,
-            py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref)
+            cancel_on(case Task of {P, _} -> P; P -> P end, Ref)
     end.
+
+%% The loop of `Port' cancels task `Ref'; its reply, if already here, is dropped.
+cancel_on(Port, Ref) ->
+    py_request:cancel(Port, py_msgpack:encode([?PY_MSG_LOOP_CANCEL, Ref, ?LOOP_ID]), Ref).
 
 %%% Internal
 
