@@ -134,9 +134,14 @@ bool Context::try_pop_nestable(Request& out) {
   std::lock_guard lk(mu_);
   auto it = find_nestable_locked();
   if (it == queue_.end()) return false;
+  pop_locked(it, out);
+  return true;
+}
+
+void Context::pop_locked(std::deque<Request>::iterator it, Request& out) {
   out = std::move(*it);
   queue_.erase(it);
-  return true;
+  if (out.is_request()) running_.push_back(out.reqid());
 }
 
 void Context::post_callback_reply(uint64_t id, CallbackReply reply) {
@@ -169,8 +174,7 @@ bool Context::withdraw(std::string_view reqid) {
 bool Context::try_pop(Request& out) {
   std::lock_guard lk(mu_);
   if (queue_.empty()) return false;
-  out = std::move(queue_.front());
-  queue_.pop_front();
+  pop_locked(queue_.begin(), out);
   return true;
 }
 
@@ -188,8 +192,7 @@ bool Context::wait_pop(Request& out, bool nested) {
   }
   auto it = next();
   if (it == queue_.end()) return false;
-  out = std::move(*it);
-  queue_.erase(it);
+  pop_locked(it, out);
   return true;
 }
 
@@ -223,7 +226,7 @@ void Context::take(Request& item) {
     case protocol::kExec:
     case protocol::kRefOp: {
       active_.push_back({item.reqid()});
-      std::string outer = enter_request(item.reqid());
+      std::string outer = set_interruptible(item.reqid());
       execute(item);
       leave_request(outer);
       clear_interrupt();

@@ -107,6 +107,9 @@ class Context {
   // or an erlang.async_call of this executor that is pending).
   bool nestable(const Request& item) const;
   std::deque<Request>::iterator find_nestable_locked() REQUIRES(mu_);
+  // Moves *it to out. A request counts as running from here, under the lock
+  // that took it off the queue, so watch_end() never finds it in neither.
+  void pop_locked(std::deque<Request>::iterator it, Request& out) REQUIRES(mu_);
   void take(Request& item);  // a request, a callback reply or a cancellation
   void stop_watching();
   void execute(const Request& request);
@@ -117,9 +120,8 @@ class Context {
   bool reply_ref(const Request& request, PyRef result);
   // The request whose Python code runs now (interrupt()); returns the previous.
   std::string set_interruptible(std::string_view reqid);
-  // Executor thread: a request starts (it is running and interruptible) or
-  // ends (the previous one is interruptible again; its watches are replied).
-  std::string enter_request(std::string_view reqid);
+  // Executor thread: a request ends (`outer`, the one it ran in, is
+  // interruptible again; its watches are replied).
   void leave_request(std::string_view outer);
   void clear_interrupt();  // GIL held: an interrupt that came too late is dropped
   PyObject* module(std::string_view name);

@@ -41,14 +41,6 @@ std::string Context::set_interruptible(std::string_view reqid) {
   return previous;
 }
 
-std::string Context::enter_request(std::string_view reqid) {
-  std::lock_guard lk(mu_);
-  running_.push_back(reqid);
-  std::string previous = std::move(interruptible_);
-  interruptible_.assign(reqid);
-  return previous;
-}
-
 void Context::leave_request(std::string_view outer) {
   std::vector<std::string> ended;
   {
