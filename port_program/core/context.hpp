@@ -108,7 +108,7 @@ class Context {
   bool nestable(const Request& item) const;
   std::deque<Request>::iterator find_nestable_locked() REQUIRES(mu_);
   // Moves *it to out. A request counts as running from here, under the lock
-  // that took it off the queue, so watch_end() never finds it in neither.
+  // that took it off the queue: watch_end() always finds it queued or running.
   void pop_locked(std::deque<Request>::iterator it, Request& out) REQUIRES(mu_);
   void take(Request& item);  // a request, a callback reply or a cancellation
   void stop_watching();
